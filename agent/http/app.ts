@@ -1,0 +1,32 @@
+/**
+ * createApp(agent) → a Hono app. Thin: handlers read the agent and shared state; only
+ * main.ts listens on a port. Tests call `app.request()`.
+ */
+import { Hono } from "hono";
+import type { Agent } from "../agent.js";
+import { jsonError } from "./errors.js";
+import { healthRoutes } from "./health.js";
+import { workerRoutes } from "./worker.js";
+
+export function createApp(agent: Agent): Hono {
+  const app = new Hono();
+  const startedAt = agent.clock.now();
+
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    const route = c.req.routePath || "unmatched";
+    agent.metrics.httpRequests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    agent.metrics.httpSeconds.observe({ route }, (performance.now() - t0) / 1000);
+  });
+
+  app.route("/", workerRoutes(agent));
+  app.route("/", healthRoutes(agent, startedAt));
+
+  app.notFound((c) => jsonError(c, 404, `No route ${c.req.method} ${c.req.path}`));
+  app.onError((err, c) => {
+    agent.logger.error({ err, category: "ERROR", path: c.req.path }, "request failed");
+    return jsonError(c, 500, "Internal error; see the agent's log");
+  });
+  return app;
+}

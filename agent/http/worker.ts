@@ -1,0 +1,91 @@
+/**
+ * The worker-facing API (for the fingerv7 process beside this agent).
+ *
+ * GET /v1/assignment[?version=V&wait=S]
+ *   → { instance_id, mode, epoch, version, lease_ms, leader, streams: [{ id, url, name, metadata }] }
+ *   With `version` and `wait`, long-polls until the version differs or S seconds pass
+ *   (capped at a third of the lease so the worker always renews in time).
+ *   The worker MUST stop every stream when `lease_ms` runs out without a new answer,
+ *   counting from when it SENT the request.
+ * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }] }
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { presentId } from "../../shared/catalog.js";
+import type { Agent } from "../agent.js";
+import { describeIssues, jsonError, readJson } from "./errors.js";
+
+const assignmentQuery = z.object({
+  version: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  wait: z.coerce.number().min(0).max(300).optional(),
+});
+
+const reportBody = z.object({
+  processed_count: z.number().int().min(0).optional(),
+  error_count: z.number().int().min(0).optional(),
+  streams: z
+    .array(
+      z.object({
+        id: z.union([z.string().min(1).max(256), z.number().int()]),
+        status: z.string().min(1).max(64),
+        error: z.string().max(2000).optional(),
+      }),
+    )
+    .max(100_000)
+    .optional(),
+});
+
+export function workerRoutes(agent: Agent): Hono {
+  const app = new Hono();
+
+  app.get("/v1/assignment", async (c) => {
+    const parsed = assignmentQuery.safeParse(c.req.query());
+    if (!parsed.success) return jsonError(c, 400, `Bad query: ${describeIssues(parsed.error.issues)}`);
+    const { version, wait } = parsed.data;
+    const heldBefore = agent.serving.held().length;
+    if (version !== undefined) {
+      // The request itself proves the worker applied `version`: older offers are released.
+      agent.serving.confirm(version);
+      agent.afterFetch(heldBefore);
+      if (wait !== undefined && wait > 0) {
+        const cap = Math.max(100, Math.floor(agent.config.workerLeaseMs / 3));
+        await agent.serving.waitForChange(version, Math.min(wait * 1000, cap), c.req.raw.signal);
+      }
+    }
+    return c.json(assignmentBody(agent));
+  });
+
+  app.post("/v1/report", async (c) => {
+    const body = await readJson(c);
+    if (body === undefined) return jsonError(c, 400, "Body must be JSON: { processed_count, error_count, streams: [{ id, status, error? }] }");
+    const parsed = reportBody.safeParse(body);
+    if (!parsed.success) return jsonError(c, 400, `Bad report: ${describeIssues(parsed.error.issues)}`);
+    const r = parsed.data;
+    agent.noteReport(
+      {
+        processed: r.processed_count,
+        errors: r.error_count,
+        streams: r.streams?.map((s) => ({ id: String(s.id), status: s.status, error: s.error })),
+      },
+      "v1",
+    );
+    return c.json({ ok: true, instance_id: agent.id });
+  });
+
+  return app;
+}
+
+export function assignmentBody(agent: Agent) {
+  const offer = agent.serving.offer();
+  const leader = agent.leaderInfo;
+  agent.metrics.streamsServed.set(offer.streams.length);
+  return {
+    instance_id: agent.id,
+    mode: agent.mode,
+    epoch: leader?.epoch ?? agent.ownAssignment?.epoch ?? 0,
+    version: offer.version,
+    lease_ms: offer.leaseMs,
+    leader: leader?.id ?? null,
+    streams: offer.streams.map((s) => ({ id: presentId(s.id), url: s.url, name: s.name, metadata: s.metadata })),
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * Leader election in the shape of client-go's leaderelection: two states (follower,
+ * leader), one core step (`tryAcquireOrRenew`), and loops around it.
+ *
+ * Safety model, stated plainly: this elector does NOT fence. It makes it very likely that
+ * one agent leads at a time and that a leader stops acting before its lease can have
+ * expired, judged by its own monotonic clock. A leader that was paused longer than the
+ * TTL can still wake up believing it leads for a moment; the fencing epoch in Postgres
+ * (leader/store.ts) is what makes its writes fail.
+ *
+ * Timing (all on the injected clock, never on timestamps written by others):
+ * - a successful attempt started at t0 makes the lease valid until t0 + ttl − drift;
+ * - the leader renews every `renewIntervalMs` and steps down at validUntil − margin if
+ *   renewals keep failing (margin = one renew interval), so its work is aborted before
+ *   the lease can have expired in Redis;
+ * - followers try every `retryIntervalMs`.
+ */
+import type { Clock } from "../shared/clock.js";
+import { isAbortError } from "../shared/clock.js";
+import type { Logger } from "../shared/logger.js";
+import { driftMs, type Lease } from "./lease.js";
+
+export interface ElectorOptions {
+  readonly id: string;
+  readonly lease: Lease;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** LEADER_LEASE_TTL in ms. */
+  readonly ttlMs: number;
+  /** How often the leader extends; must leave several renewals per TTL. */
+  readonly renewIntervalMs: number;
+  /** How often a follower tries to acquire. */
+  readonly retryIntervalMs: number;
+  /** Runs while leading; `signal` aborts the moment leadership is lost or the elector closes. */
+  readonly onStartedLeading: (signal: AbortSignal) => void;
+  readonly onStoppedLeading?: (reason: string) => void;
+}
+
+export type ElectorState = "follower" | "leader";
+
+export class Elector {
+  private state: ElectorState = "follower";
+  private validUntil = 0;
+  private lastRenewAt = 0;
+  private leading: AbortController | undefined;
+  private readonly closing = new AbortController();
+  private loop: Promise<void> | undefined;
+  private watchdog: Promise<void> | undefined;
+  private watchdogAbort: AbortController | undefined;
+  elections = 0;
+
+  constructor(private readonly o: ElectorOptions) {
+    if (o.renewIntervalMs * 2 > o.ttlMs) {
+      throw new Error(`renew interval ${o.renewIntervalMs} ms must be at most half the lease TTL ${o.ttlMs} ms`);
+    }
+  }
+
+  /** True only while the lease is held AND cannot have expired by our own clock. */
+  isLeader(): boolean {
+    return this.state === "leader" && this.o.clock.now() < this.validUntil - this.margin();
+  }
+
+  get currentState(): ElectorState {
+    return this.state;
+  }
+
+  /** client-go's health check: unhealthy when we think we lead but have not renewed in time. */
+  healthy(): boolean {
+    if (this.state !== "leader") return true;
+    return this.o.clock.now() - this.lastRenewAt <= this.o.ttlMs - this.margin();
+  }
+
+  /** Milliseconds of lease left by our own clock (0 when not leading). */
+  remainingMs(): number {
+    return this.state === "leader" ? Math.max(0, this.validUntil - this.o.clock.now()) : 0;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  /** Stops trying, stops leading and releases the lease. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.closing.signal.aborted) this.closing.abort();
+    await this.loop;
+    this.stopLeading("closing");
+    await this.o.lease.release();
+  }
+
+  /** Gives up leadership now (SIGTERM, operator), releasing the lease for a fast handover. */
+  async resign(): Promise<void> {
+    if (this.state !== "leader") return;
+    this.stopLeading("resigned");
+    await this.o.lease.release();
+  }
+
+  private margin(): number {
+    return this.o.renewIntervalMs;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.closing.signal;
+    while (!signal.aborted) {
+      await this.tryAcquireOrRenew();
+      try {
+        await this.o.clock.sleep(this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs, signal);
+      } catch (err) {
+        if (!isAbortError(err)) throw err;
+      }
+    }
+  }
+
+  /** The one core step. Returns whether we lead after it. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    // 1. Note the time BEFORE talking to Redis: the lease runs from when we asked, not
+    //    from when the answer arrived.
+    const started = this.o.clock.now();
+    const wasLeader = this.state === "leader";
+    // 2. Extend what we hold, or try to take it.
+    const ok = wasLeader ? await this.o.lease.tryExtend(this.o.ttlMs) : await this.o.lease.tryAcquire(this.o.ttlMs);
+    if (this.closing.signal.aborted) return false;
+    if (!ok) {
+      // 3. A failed extend means the lease is lost or unconfirmable: step down now rather
+      //    than act on a lease we cannot prove.
+      if (wasLeader) {
+        this.stopLeading("renewal failed");
+        await this.o.lease.release();
+      }
+      return false;
+    }
+    // 4. Success: the lease is ours until started + ttl − drift, by our clock.
+    this.validUntil = started + this.o.ttlMs - driftMs(this.o.ttlMs);
+    this.lastRenewAt = started;
+    if (this.validUntil - this.margin() <= this.o.clock.now()) {
+      // The answer came so late the lease is already (nearly) gone: do not lead on it.
+      if (wasLeader) this.stopLeading("renewal too slow");
+      await this.o.lease.release();
+      return false;
+    }
+    if (!wasLeader) this.startLeading();
+    this.armWatchdog();
+    return true;
+  }
+
+  private startLeading(): void {
+    this.state = "leader";
+    this.elections++;
+    this.leading = new AbortController();
+    this.o.logger.info({ category: "INSTANCE", event: "leader.started" }, "became leader");
+    try {
+      this.o.onStartedLeading(this.leading.signal);
+    } catch (err) {
+      this.o.logger.error({ err, category: "ERROR" }, "leader start hook failed");
+      this.stopLeading("start hook failed");
+    }
+  }
+
+  private stopLeading(reason: string): void {
+    this.watchdogAbort?.abort();
+    if (this.state !== "leader") return;
+    this.state = "follower";
+    this.validUntil = 0;
+    this.leading?.abort();
+    this.leading = undefined;
+    this.o.logger.info({ category: "INSTANCE", event: "leader.stopped", reason }, "stopped leading");
+    this.o.onStoppedLeading?.(reason);
+  }
+
+  /** Aborts leadership at validUntil − margin unless a renewal re-arms it first. */
+  private armWatchdog(): void {
+    this.watchdogAbort?.abort();
+    const ctl = new AbortController();
+    this.watchdogAbort = ctl;
+    const wait = this.validUntil - this.margin() - this.o.clock.now();
+    this.watchdog = this.o.clock.sleep(wait, ctl.signal).then(
+      () => {
+        if (this.watchdogAbort === ctl && this.state === "leader") this.stopLeading("lease deadline passed");
+      },
+      () => {
+        // Re-armed or closed: nothing to do.
+      },
+    );
+  }
+}

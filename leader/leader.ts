@@ -1,0 +1,322 @@
+/**
+ * The leader loop: runs only while this agent holds the lease, and stops the moment the
+ * AbortSignal says leadership is gone.
+ *
+ * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog
+ * (cached); plan (pure); write the difference in ONE fenced transaction; publish the new
+ * versions and nudge the agents. A deposed leader's transaction fails on the epoch.
+ */
+import type { Redis } from "ioredis";
+import type { CatalogCache } from "../shared/catalog-cache.js";
+import type { Clock } from "../shared/clock.js";
+import { isAbortError } from "../shared/clock.js";
+import type { Config } from "../shared/config.js";
+import { PUBLISH_LEADER_LUA, PUBLISH_MODE_LUA, PUBLISH_VERSIONS_LUA } from "../shared/heartbeat-script.js";
+import type { Keys } from "../shared/keys.js";
+import type { Logger } from "../shared/logger.js";
+import type { MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { Metrics } from "../shared/metrics.js";
+import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
+import type { MoveReason } from "./assignor.js";
+import { plan, type Plan } from "./plan.js";
+import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
+
+export interface LeaderDeps {
+  readonly id: string;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly redis: Redis;
+  readonly keys: Keys;
+  readonly tracker: MembershipTracker;
+  readonly store: LeaderStore;
+  readonly catalog: CatalogCache;
+  readonly metrics: Metrics;
+  /** The elector's view: false as soon as the lease may be gone. */
+  readonly isLeader: () => boolean;
+  readonly leaseToken: () => string | undefined;
+  /** Called when Postgres says another leader has a newer epoch. */
+  readonly onFenced: () => void;
+  readonly requireWorker: boolean;
+}
+
+export interface LeaderStatus {
+  readonly epoch: number | undefined;
+  readonly ready: boolean;
+  readonly lastTickAt: number | undefined;
+  readonly lastError: string | undefined;
+  readonly lastRebalance: { readonly at: string; readonly reason: string; readonly moved: number } | undefined;
+  readonly unassigned: readonly StreamId[];
+  readonly waiting: number;
+  readonly lastPlan: { readonly moves: number; readonly byReason: Record<string, number> } | undefined;
+}
+
+export class LeaderLoop {
+  private epoch: number | undefined;
+  private wake: (() => void) | undefined;
+  private pending = false;
+  private lastRebalanceAt = -Infinity;
+  private lastPool = new Map<string, number>();
+  private lastUnassignedKey = "";
+  private revokedAt = new Map<StreamId, number>();
+  private lastStatsAt = -Infinity;
+  private st: {
+    lastTickAt?: number;
+    lastError?: string;
+    lastRebalance?: LeaderStatus["lastRebalance"];
+    unassigned: StreamId[];
+    waiting: number;
+    lastPlan?: LeaderStatus["lastPlan"];
+  } = { unassigned: [], waiting: 0 };
+  /** Set by POST /rebalance: the next tick rebalances whatever the imbalance. */
+  private forceNext = false;
+
+  constructor(private readonly d: LeaderDeps) {}
+
+  get status(): LeaderStatus {
+    return {
+      epoch: this.epoch,
+      ready: this.epoch !== undefined,
+      lastTickAt: this.st.lastTickAt,
+      lastError: this.st.lastError,
+      lastRebalance: this.st.lastRebalance,
+      unassigned: this.st.unassigned,
+      waiting: this.st.waiting,
+      lastPlan: this.st.lastPlan,
+    };
+  }
+
+  /** Asks for a tick as soon as possible (an ack, a join, a drain). */
+  nudge(): void {
+    this.pending = true;
+    this.wake?.();
+  }
+
+  requestRebalance(): void {
+    this.forceNext = true;
+    this.nudge();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const log = this.d.logger;
+    const tickEvery = Math.max(50, Math.round(this.d.config.heartbeatIntervalMs / 2));
+    while (!signal.aborted) {
+      try {
+        if (this.epoch === undefined) {
+          await this.publishLeader(false);
+          this.epoch = await this.d.store.bumpEpoch(this.d.id);
+          this.d.metrics.epoch.set(this.epoch);
+          this.d.metrics.elections.inc();
+          log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
+          await this.publishLeader(true);
+          this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
+        }
+        await this.tick(this.epoch, signal);
+        this.st.lastError = undefined;
+      } catch (err) {
+        if (isAbortError(err) || signal.aborted) break;
+        if (err instanceof FencedOutError) {
+          log.warn({ category: "INSTANCE", err }, "fenced out: a newer leader exists; stepping down");
+          this.d.onFenced();
+          break;
+        }
+        const msg = err instanceof Error ? err.message : String(err);
+        if (msg !== this.st.lastError) log.warn({ category: "ERROR", err }, "leader tick failed; retrying");
+        this.st.lastError = msg;
+      }
+      await this.waitForWork(tickEvery, signal);
+    }
+    this.d.metrics.isLeader.set(0);
+  }
+
+  private async waitForWork(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      // Coalesce a burst of nudges into one tick.
+      await this.d.clock.sleep(20, signal).catch(() => {});
+      return;
+    }
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.wake = () => ctl.abort();
+    try {
+      await this.d.clock.sleep(ms, ctl.signal);
+    } catch {
+      // woken early by a nudge or by leadership ending
+    } finally {
+      this.wake = undefined;
+      signal.removeEventListener("abort", onAbort);
+    }
+    this.pending = false;
+  }
+
+  private async tick(epoch: number, signal: AbortSignal): Promise<void> {
+    const t0 = this.d.clock.now();
+    const { config, store, tracker } = this.d;
+    if (!this.d.isLeader()) return;
+    this.d.metrics.isLeader.set(1);
+    await this.publishLeader(true);
+    const snap = await tracker.refresh();
+    const state = await store.load();
+    tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
+    const catalog = await this.d.catalog.get(config.catalogRefreshMs);
+    if (!catalog) throw new Error(this.d.catalog.lastError ?? "catalog not readable yet");
+    await this.publishMode(state.flag);
+    if (signal.aborted) return;
+
+    const policy = this.policy(snap);
+    const p = plan({
+      epoch,
+      flag: state.flag.mode,
+      catalog: catalog.streams,
+      rows: state.rows,
+      instances: state.instances,
+      members: snap.members,
+      policy,
+      requireWorker: this.d.requireWorker,
+    });
+    const events = this.events(p, state.rows);
+    const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
+    if (changed) {
+      // Cheap local check first; the epoch check inside the transaction is the real fence.
+      if (!this.d.isLeader()) return;
+      const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events);
+      await this.publishVersions(versions);
+      this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
+      this.account(p, state.rows);
+    }
+    if (p.result.rebalanced) {
+      this.lastRebalanceAt = this.d.clock.now();
+      const reason = p.result.moves.find((m) => m.reason === "join" || m.reason === "imbalance" || m.reason === "manual" || m.reason === "capacity")?.reason ?? "imbalance";
+      this.d.metrics.rebalances.inc({ reason });
+      this.st.lastRebalance = { at: new Date(this.d.clock.wall()).toISOString(), reason, moved: p.result.moves.length };
+    }
+    this.forceNext = false;
+    this.lastPool = new Map(p.pool.filter((m) => !m.draining).map((m) => [m.id, m.capacity]));
+    this.report(p, catalog.streams.length, state.rows.size);
+    await this.maybeSaveStats(epoch, snap);
+    this.st.lastTickAt = this.d.clock.now();
+    this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
+  }
+
+  /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */
+  private policy(snap: Snapshot) {
+    const cfg = this.d.config;
+    const now = this.d.clock.now();
+    let reason: MoveReason | undefined;
+    for (const m of snap.members.values()) {
+      if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
+      const before = this.lastPool.get(m.id);
+      if (before === undefined && this.lastPool.size > 0) reason = "join";
+      else if (before !== undefined && before !== m.hb.capacity) reason ??= "capacity";
+    }
+    const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
+    return {
+      imbalanceThreshold: cfg.imbalanceThreshold,
+      maxStreamDifference: cfg.maxStreamDifference,
+      rebalanceAllowed: cooled || reason !== undefined,
+      force: this.forceNext,
+      rebalanceReason: reason ?? "imbalance",
+    };
+  }
+
+  private events(p: Plan, rows: ReadonlyMap<StreamId, { owner: string }>): EventRow[] {
+    const out: EventRow[] = [];
+    const reasons = new Map(p.result.moves.map((m) => [m.stream, m.reason]));
+    for (const op of p.ops) {
+      if (op.op === "put" && op.from !== op.row.owner) {
+        out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: reasons.get(op.row.stream) ?? op.reason });
+      } else if (op.op === "revoke") {
+        out.push({ kind: "revoke", stream_id: op.stream, from_instance: op.owner, to_instance: op.next, reason: op.reason });
+      } else if (op.op === "delete") {
+        out.push({ kind: "unassign", stream_id: op.stream, from_instance: op.owner, reason: op.reason });
+      }
+    }
+    const key = p.result.unassigned.join(",");
+    if (key !== this.lastUnassignedKey) {
+      if (p.result.unassigned.length > 0) {
+        out.push({ kind: "unplaced", reason: "capacity", detail: { count: p.result.unassigned.length, streams: p.result.unassigned.slice(0, 100) } });
+      }
+      this.lastUnassignedKey = key;
+    }
+    void rows;
+    return out;
+  }
+
+  /** Metrics and the per-tick log line: how many moved and why. */
+  private account(p: Plan, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): void {
+    const now = this.d.clock.now();
+    const byReason: Record<string, number> = {};
+    for (const op of p.ops) {
+      if (op.op === "revoke") {
+        this.revokedAt.set(op.stream, now);
+        byReason[op.reason] = (byReason[op.reason] ?? 0) + 1;
+        this.d.metrics.moves.inc({ reason: op.reason });
+      } else if (op.op === "put" && op.from !== op.row.owner) {
+        const started = this.revokedAt.get(op.row.stream);
+        if (started !== undefined) {
+          this.d.metrics.handoffSeconds.observe((now - started) / 1000);
+          this.revokedAt.delete(op.row.stream);
+        } else {
+          byReason[op.reason] = (byReason[op.reason] ?? 0) + 1;
+          this.d.metrics.moves.inc({ reason: op.reason });
+        }
+      } else if (op.op === "delete") {
+        this.revokedAt.delete(op.stream);
+      }
+    }
+    const moved = Object.values(byReason).reduce((a, b) => a + b, 0);
+    this.st.lastPlan = { moves: moved, byReason };
+    if (moved > 0) {
+      this.d.logger.info({ category: "BALANCE", moved, byReason, waiting: p.waiting.length, unassigned: p.result.unassigned.length }, `moved ${moved} stream(s)`);
+    }
+    void rows;
+  }
+
+  private report(p: Plan, total: number, rows: number): void {
+    this.st.unassigned = p.result.unassigned;
+    this.st.waiting = p.waiting.length;
+    const m = this.d.metrics.clusterStreams;
+    m.set({ state: "total" }, total);
+    m.set({ state: "assigned" }, p.result.assignment.size);
+    m.set({ state: "unassigned" }, p.result.unassigned.length);
+    m.set({ state: "hashed" }, p.hashedOwned);
+    void rows;
+    this.d.logger.debug({ category: "BALANCE", assigned: p.result.assignment.size, unassigned: p.result.unassigned.length, waiting: p.waiting.length, ops: p.ops.length }, "leader tick");
+  }
+
+  private async maybeSaveStats(epoch: number, snap: Snapshot): Promise<void> {
+    const now = this.d.clock.now();
+    if (now - this.lastStatsAt < 10_000) return;
+    this.lastStatsAt = now;
+    const stats = [...snap.members.values()]
+      .filter((m) => m.hb && m.status !== "dead")
+      .map((m) => ({ id: m.id, processed: m.hb!.worker.processed, errors: m.hb!.worker.errors, capacity: m.hb!.capacity }));
+    await this.d.store.saveStats(epoch, stats);
+  }
+
+  private async publishLeader(ready: boolean): Promise<void> {
+    const token = this.d.leaseToken();
+    if (!token) return;
+    const info: LeaderInfo = { id: this.d.id, epoch: this.epoch ?? 0, ready };
+    await this.d.redis.eval(PUBLISH_LEADER_LUA, 2, this.d.keys.leader, this.d.keys.leaderInfo, token, JSON.stringify(info), String(this.d.config.leaderLeaseTtlMs));
+  }
+
+  private async publishVersions(versions: ReadonlyMap<string, number>): Promise<void> {
+    if (versions.size === 0) return;
+    const args: string[] = [];
+    for (const [id, v] of versions) args.push(id, String(v));
+    await this.d.redis.eval(PUBLISH_VERSIONS_LUA, 0, this.d.keys.prefix, ...args);
+  }
+
+  private async publishMode(flag: { mode: string; version: number }): Promise<void> {
+    await this.d.redis.eval(PUBLISH_MODE_LUA, 0, this.d.keys.prefix, JSON.stringify(flag));
+  }
+
+  private publish(n: Nudge): void {
+    this.d.redis.publish(this.d.keys.channel, JSON.stringify(n)).catch(() => {
+      // Nudges only speed things up; agents also poll.
+    });
+  }
+}

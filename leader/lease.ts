@@ -1,0 +1,88 @@
+/**
+ * The leadership lease behind a small interface, so the Redis library can change and a
+ * fake can stand in for unit tests.
+ *
+ * Implementation: Redlock 5.0.0-beta.2 over one or more Redis servers. We do NOT use
+ * `redlock.using()`: after a lost lock it retries `extend` in a tight loop and throws
+ * from its `finally`. Instead: `acquire([key], ttl, { retryCount: 0 })` once per attempt,
+ * and `lock = await lock.extend(ttl)` per renewal (extend returns a NEW lock).
+ * `retryCount: 0` also matters because beta.2 counts a lock's lifetime from the first
+ * attempt, so a lock won after retries may already look expired.
+ *
+ * What the lease guarantees: while Redis keeps its data and clocks run at about the same
+ * rate, at most one holder at a time. What it does NOT guarantee: that a holder which
+ * paused (GC, SIGSTOP, a slow network) knows it lost the lease. That is why every leader
+ * write is fenced by the epoch in Postgres (leader/store.ts).
+ */
+import Redlock, { type Lock } from "redlock";
+import type { Redis } from "ioredis";
+
+export interface Lease {
+  /** One attempt. True when we now hold the lease for `ttlMs`. Never throws for contention or a dead Redis. */
+  tryAcquire(ttlMs: number): Promise<boolean>;
+  /** One attempt to extend a held lease. False when it was lost or could not be confirmed. */
+  tryExtend(ttlMs: number): Promise<boolean>;
+  /** Best effort: lets the next leader in without waiting for the TTL. */
+  release(): Promise<void>;
+  /** The token of the held lease (Redlock's random value), for fenced side-writes. */
+  readonly token: string | undefined;
+}
+
+/** Redlock's default allowed clock drift: 1 % of the TTL plus 2 ms. We subtract it too. */
+export function driftMs(ttlMs: number): number {
+  return Math.round(ttlMs * 0.01) + 2;
+}
+
+export class RedlockLease implements Lease {
+  private readonly redlock: Redlock;
+  private lock: Lock | undefined;
+
+  constructor(
+    clients: readonly Redis[],
+    private readonly key: string,
+  ) {
+    this.redlock = new Redlock(clients, { retryCount: 0, retryDelay: 0, retryJitter: 0, driftFactor: 0.01 });
+    // Redlock emits "error" for per-client failures; they surface as failed attempts.
+    this.redlock.on("error", () => {});
+  }
+
+  get token(): string | undefined {
+    return this.lock?.value;
+  }
+
+  async tryAcquire(ttlMs: number): Promise<boolean> {
+    try {
+      this.lock = await this.redlock.acquire([this.key], ttlMs, { retryCount: 0 });
+      return true;
+    } catch {
+      // ExecutionError: someone else holds it, or no quorum of Redis servers answered.
+      this.lock = undefined;
+      return false;
+    }
+  }
+
+  async tryExtend(ttlMs: number): Promise<boolean> {
+    const lock = this.lock;
+    if (!lock) return false;
+    try {
+      this.lock = await lock.extend(ttlMs);
+      return true;
+    } catch {
+      // Lost (stolen or expired) or unconfirmed. extend() zeroed the old lock's
+      // expiration, so the old handle is useless; drop it.
+      this.lock = undefined;
+      return false;
+    }
+  }
+
+  async release(): Promise<void> {
+    const lock = this.lock;
+    this.lock = undefined;
+    if (!lock) return;
+    try {
+      await lock.release();
+    } catch {
+      // Not releasable (Redis down or already expired): the TTL frees it anyway.
+    }
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * From the cluster's state to the row changes of one leader tick. PURE.
+ *
+ * The handoff is break-before-make, driven by what members report holding:
+ * - a stream whose owner is alive moves by first marking its row `revoking`; the owner
+ *   stops offering it; the revocation completes when the owner's heartbeat shows a
+ *   version ≥ the revoke's version and no longer lists the stream as held;
+ * - a stream whose owner is dead (watched silent for HEARTBEAT_TIMEOUT) or left with
+ *   nothing held moves at once;
+ * - a stream is never given to a member while any other live member reports holding it.
+ */
+import { Rendezvous } from "../shared/hash.js";
+import type { MemberView } from "../shared/membership.js";
+import { hashWeight } from "../shared/membership.js";
+import type { Mode, Stream, StreamId } from "../shared/types.js";
+import { assign, type AssignMember, type AssignPolicy, type AssignResult, type MoveReason } from "./assignor.js";
+
+export interface Row {
+  readonly stream: StreamId;
+  readonly owner: string;
+  readonly state: "active" | "revoking";
+  readonly next: string | null;
+  readonly revokeVersion: number | null;
+  readonly reason: string;
+  readonly url: string;
+  readonly name: string;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+export interface InstanceRow {
+  readonly id: string;
+  readonly draining: boolean;
+  readonly version: number;
+  readonly epoch: number;
+  readonly status: string;
+}
+
+export interface PlanInput {
+  readonly epoch: number;
+  readonly flag: Mode;
+  readonly catalog: readonly Stream[];
+  readonly rows: ReadonlyMap<StreamId, Row>;
+  readonly instances: ReadonlyMap<string, InstanceRow>;
+  readonly members: ReadonlyMap<string, MemberView>;
+  readonly policy: AssignPolicy;
+  /** A member whose worker is not fetching cannot serve: treat it as unable to hold streams. */
+  readonly requireWorker: boolean;
+}
+
+export type RowOp =
+  | { readonly op: "put"; readonly row: Row; readonly bump: string; readonly reason: string; readonly from: string | null }
+  | { readonly op: "revoke"; readonly stream: StreamId; readonly owner: string; readonly next: string | null; readonly reason: string }
+  | { readonly op: "retarget"; readonly stream: StreamId; readonly next: string | null }
+  | { readonly op: "delete"; readonly stream: StreamId; readonly owner: string; readonly reason: string };
+
+export interface Plan {
+  readonly ops: RowOp[];
+  /** Members whose version must move (they get rows, lose rows, or must learn the epoch). */
+  readonly bump: Set<string>;
+  readonly result: AssignResult;
+  /** Streams that cannot move yet because another member still holds them. */
+  readonly waiting: StreamId[];
+  /** Members served by hashing (their streams are theirs by the shared hash function). */
+  readonly hashedMembers: ReadonlySet<string>;
+  readonly hashedOwned: number;
+  /** Members in the assignor's pool. */
+  readonly pool: readonly AssignMember[];
+  readonly statuses: Map<string, string>;
+}
+
+const live = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
+  !!m && !!m.hb && (m.status === "alive" || m.status === "warning");
+
+export function plan(input: PlanInput): Plan {
+  const { members, rows } = input;
+  const catalog = new Map(input.catalog.map((s) => [s.id, s]));
+
+  // 1. Who is who.
+  const hashedMembers = new Set<string>();
+  const pool: AssignMember[] = [];
+  const usable = new Set<string>();
+  for (const m of members.values()) {
+    if (!live(m)) continue;
+    const pinnedHashed = input.flag === "hashed" || m.hb.useOrchestrator === false;
+    if (pinnedHashed) {
+      hashedMembers.add(m.id);
+      continue;
+    }
+    const draining = m.hb.draining || m.hb.leaving || input.instances.get(m.id)?.draining === true;
+    const workerDown = input.requireWorker && !m.hb.worker.ok;
+    const capacity = workerDown ? 0 : Math.max(0, m.hb.capacity);
+    pool.push({ id: m.id, capacity, draining });
+    if (!draining && capacity > 0) usable.add(m.id);
+  }
+
+  // 2. What hashing members own: the same function, weights and view the agents use.
+  const hrw = hashedMembers.size > 0 ? new Rendezvous([...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m) }))) : undefined;
+  const hashedOwned = new Set<StreamId>();
+  if (hrw) {
+    for (const s of input.catalog) {
+      const o = hrw.owner(s.id);
+      if (o !== undefined && hashedMembers.has(o)) hashedOwned.add(s.id);
+    }
+  }
+  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id)).map((s) => s.id);
+
+  // 3. Who holds what right now (live members only: a dead member's lease has run out).
+  const holders = new Map<StreamId, string[]>();
+  for (const m of members.values()) {
+    if (!live(m)) continue;
+    for (const s of m.hb.held) {
+      const list = holders.get(s);
+      if (list) list.push(m.id);
+      else holders.set(s, [m.id]);
+    }
+  }
+  const heldByOther = (s: StreamId, me: string | undefined) => (holders.get(s) ?? []).some((h) => h !== me);
+  const revocationDone = (r: Row): boolean => {
+    const m = members.get(r.owner);
+    if (!live(m)) return true; // dead, or left holding nothing
+    if ((holders.get(r.stream) ?? []).includes(r.owner)) return false;
+    return r.revokeVersion === null || m.hb.version >= r.revokeVersion || hashedMembers.has(r.owner);
+  };
+
+  // 4. The assignor's view of current ownership.
+  const current = new Map<StreamId, string>();
+  const dead = new Set<string>();
+  const inPool = new Set(pool.map((m) => m.id));
+  for (const s of poolStreams) {
+    const row = rows.get(s);
+    if (row?.state === "revoking" && !revocationDone(row)) {
+      if (row.next !== null) current.set(s, row.next);
+      continue;
+    }
+    const hs = holders.get(s) ?? [];
+    if (hs.length === 1 && inPool.has(hs[0]!)) {
+      current.set(s, hs[0]!); // adopt what a member physically holds (e.g. after hashing)
+    } else if (row?.state === "active") {
+      current.set(s, row.owner);
+      if (!live(members.get(row.owner))) dead.add(row.owner);
+    }
+  }
+  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, policy: input.policy });
+  const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
+
+  // 5. The difference, as row operations.
+  const ops: RowOp[] = [];
+  const bump = new Set<string>();
+  const waiting: StreamId[] = [];
+  const put = (s: Stream, to: string, reason: string, from: string | null) => {
+    ops.push({ op: "put", row: { stream: s.id, owner: to, state: "active", next: null, revokeVersion: null, reason, url: s.url, name: s.name, metadata: s.metadata }, bump: to, reason, from });
+    bump.add(to);
+  };
+  const streamIds = new Set<StreamId>([...poolStreams, ...rows.keys()]);
+  for (const id of [...streamIds].sort()) {
+    const target = result.assignment.get(id);
+    const row = rows.get(id);
+    const stream = catalog.get(id);
+    const reason = reasons.get(id) ?? (stream ? "catalog" : "catalog");
+    if (!row) {
+      if (target === undefined || !stream) continue;
+      if (heldByOther(id, target)) waiting.push(id);
+      else put(stream, target, reason, null);
+      continue;
+    }
+    if (hashedMembers.has(row.owner)) {
+      // Hashing members serve by the hash function, not by rows: drop the row. What they
+      // physically hold still blocks anyone else (heldByOther) until they release it.
+      ops.push({ op: "delete", stream: id, owner: row.owner, reason: "hashed" });
+      bump.add(row.owner);
+      continue;
+    }
+    if (row.state === "active") {
+      if (target === row.owner) {
+        if (stream && (stream.url !== row.url || stream.name !== row.name || JSON.stringify(stream.metadata) !== JSON.stringify(row.metadata))) {
+          put(stream, row.owner, "catalog", row.owner);
+        }
+        continue;
+      }
+      if (live(members.get(row.owner))) {
+        ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason });
+        bump.add(row.owner);
+      } else if (target !== undefined && stream) {
+        if (heldByOther(id, target)) waiting.push(id);
+        else put(stream, target, reasons.get(id) ?? "failover", row.owner);
+      } else {
+        ops.push({ op: "delete", stream: id, owner: row.owner, reason });
+      }
+      continue;
+    }
+    // revoking
+    if (revocationDone(row)) {
+      if (target !== undefined && stream) {
+        if (heldByOther(id, target)) waiting.push(id);
+        else put(stream, target, row.reason, row.owner);
+      } else {
+        ops.push({ op: "delete", stream: id, owner: row.owner, reason: row.reason });
+      }
+    } else if (target === row.owner && stream) {
+      put(stream, row.owner, "handoff cancelled", row.owner); // the owner keeps it after all
+    } else if ((target ?? null) !== row.next) {
+      ops.push({ op: "retarget", stream: id, next: target ?? null });
+    } else {
+      waiting.push(id);
+    }
+  }
+
+  // 6. Members that must learn this leader's epoch before they follow it.
+  //    A member still serving by hashing (it fell back while there was no leader) is
+  //    bumped every tick until it reports orchestrated: its rows now mirror what it holds
+  //    (adoption above), so it can switch without a gap.
+  for (const m of members.values()) {
+    if (!live(m) || hashedMembers.has(m.id)) continue;
+    if ((input.instances.get(m.id)?.epoch ?? -1) !== input.epoch || m.hb.mode === "hashed") bump.add(m.id);
+  }
+
+  // 7. Status of every member, for /instances.
+  const statuses = new Map<string, string>();
+  for (const m of members.values()) {
+    const inst = input.instances.get(m.id);
+    let st: string = m.status === "alive" ? "active" : m.status === "warning" ? "warning" : m.status === "left" ? "removed" : "inactive";
+    if (live(m) && (m.hb.draining || inst?.draining)) st = "draining";
+    if (live(m) && inst && (inst.status === "inactive" || inst.status === "removed")) st = "recovering";
+    if (inst?.status === "recovering" && st === "active" && !usable.has(m.id) && !hashedMembers.has(m.id)) st = "recovering";
+    if (!inst || inst.status !== st) statuses.set(m.id, st);
+  }
+
+  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, pool, statuses };
+}

@@ -1,0 +1,210 @@
+/**
+ * The leader's writes, all FENCED by the epoch.
+ *
+ * Safety rule: every transaction that changes assignments first reads
+ * `leadership.epoch ... FOR SHARE` and aborts with FencedOutError unless it equals the
+ * epoch this leader won. A new leader's epoch bump (an UPDATE of that row) waits for
+ * such a transaction to finish, and every later one sees the new epoch: so a deposed
+ * leader's write either committed before the new leader existed, or never lands.
+ */
+import type { Sql, TxSql } from "../shared/db.js";
+import { ident, num } from "../shared/db.js";
+import type { StreamId } from "../shared/types.js";
+import type { InstanceRow, Row, RowOp } from "./plan.js";
+
+export class FencedOutError extends Error {
+  override readonly name = "FencedOutError";
+  constructor(
+    readonly mine: number,
+    readonly current: number,
+  ) {
+    super(`epoch ${mine} is no longer current (now ${current}): another leader took over`);
+  }
+}
+
+export interface LeaderState {
+  readonly rows: Map<StreamId, Row>;
+  readonly instances: Map<string, InstanceRow>;
+  readonly flag: { mode: "orchestrated" | "hashed"; version: number };
+}
+
+export interface EventRow {
+  readonly kind: string;
+  readonly stream_id?: string | null;
+  readonly from_instance?: string | null;
+  readonly to_instance?: string | null;
+  readonly reason?: string | null;
+  readonly detail?: unknown;
+}
+
+export class LeaderStore {
+  private readonly s: string;
+  constructor(
+    private readonly sql: Sql,
+    schema: string,
+  ) {
+    this.s = ident(schema);
+  }
+
+  /** Called once on winning the lease: the new fencing epoch. */
+  async bumpEpoch(leaderId: string): Promise<number> {
+    return this.sql.begin(async (tx) => {
+      const rows = await tx.unsafe(
+        `update ${this.s}.leadership set epoch = epoch + 1, leader_id = $1, elected_at = now() returning epoch`,
+        [leaderId],
+      );
+      const epoch = num(rows[0]!.epoch);
+      await tx.unsafe(`insert into ${this.s}.events (kind, to_instance, epoch, reason) values ('leader', $1, $2, 'elected')`, [leaderId, epoch]);
+      return epoch;
+    });
+  }
+
+  async load(): Promise<LeaderState> {
+    const [rows, inst, flag] = await Promise.all([
+      this.sql.unsafe(`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.s}.assignments`),
+      this.sql.unsafe(`select id, draining, version, epoch, status from ${this.s}.instances`),
+      this.sql.unsafe(`select mode, mode_version from ${this.s}.cluster`),
+    ]);
+    return {
+      rows: new Map(
+        rows.map((r) => [
+          r.stream_id as string,
+          {
+            stream: r.stream_id as string,
+            owner: r.instance_id as string,
+            state: r.state as "active" | "revoking",
+            next: (r.next_instance as string | null) ?? null,
+            revokeVersion: r.revoke_version === null ? null : num(r.revoke_version),
+            reason: r.reason as string,
+            url: r.url as string,
+            name: r.name as string,
+            metadata: (r.metadata as Record<string, unknown>) ?? {},
+          },
+        ]),
+      ),
+      instances: new Map(
+        inst.map((r) => [
+          r.id as string,
+          { id: r.id as string, draining: r.draining === true, version: num(r.version), epoch: num(r.epoch), status: r.status as string },
+        ]),
+      ),
+      flag: { mode: flag[0]!.mode as "orchestrated" | "hashed", version: num(flag[0]!.mode_version) },
+    };
+  }
+
+  /**
+   * Applies one tick's changes in one fenced transaction. Returns the new assignment
+   * version of every bumped member.
+   */
+  async apply(
+    epoch: number,
+    ops: readonly RowOp[],
+    bump: ReadonlySet<string>,
+    statuses: ReadonlyMap<string, string>,
+    events: readonly EventRow[],
+  ): Promise<Map<string, number>> {
+    return this.sql.begin(async (tx) => {
+      await this.checkEpoch(tx, epoch);
+      const versions = new Map<string, number>();
+      if (bump.size > 0) {
+        const bumped = await tx.unsafe(
+          `insert into ${this.s}.instances (id, version, epoch)
+             select id, 1, $2 from unnest($1::text[]) as id
+           on conflict (id) do update set version = ${this.s}.instances.version + 1, epoch = $2
+           returning id, version`,
+          [[...bump] as never, epoch],
+        );
+        for (const r of bumped) versions.set(r.id as string, num(r.version));
+      }
+      const puts: Record<string, unknown>[] = [];
+      const deletes: string[] = [];
+      const revokes: Record<string, unknown>[] = [];
+      const retargets: Record<string, unknown>[] = [];
+      for (const op of ops) {
+        if (op.op === "put") {
+          const r = op.row;
+          puts.push({ stream_id: r.stream, instance_id: r.owner, reason: r.reason, url: r.url, name: r.name, metadata: r.metadata });
+        } else if (op.op === "delete") {
+          deletes.push(op.stream);
+        } else if (op.op === "revoke") {
+          revokes.push({ stream_id: op.stream, next_instance: op.next, reason: op.reason, revoke_version: versions.get(op.owner) ?? null });
+        } else {
+          retargets.push({ stream_id: op.stream, next_instance: op.next });
+        }
+      }
+      if (puts.length > 0) {
+        await tx.unsafe(
+          `insert into ${this.s}.assignments (stream_id, instance_id, state, next_instance, revoke_version, reason, epoch, url, name, metadata, assigned_at, updated_at)
+             select x.stream_id, x.instance_id, 'active', null, null, x.reason, $2, x.url, x.name, coalesce(x.metadata, '{}'::jsonb), now(), now()
+               from jsonb_to_recordset($1::jsonb) as x(stream_id text, instance_id text, reason text, url text, name text, metadata jsonb)
+           on conflict (stream_id) do update set
+             instance_id = excluded.instance_id, state = 'active', next_instance = null, revoke_version = null,
+             reason = excluded.reason, epoch = excluded.epoch, url = excluded.url, name = excluded.name, metadata = excluded.metadata,
+             assigned_at = case when ${this.s}.assignments.instance_id = excluded.instance_id then ${this.s}.assignments.assigned_at else now() end,
+             updated_at = now()`,
+          [puts as never, epoch],
+        );
+      }
+      if (revokes.length > 0) {
+        await tx.unsafe(
+          `update ${this.s}.assignments a set state = 'revoking', next_instance = x.next_instance, revoke_version = x.revoke_version,
+                  reason = x.reason, epoch = $2, updated_at = now()
+             from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text, reason text, revoke_version bigint)
+            where a.stream_id = x.stream_id`,
+          [revokes as never, epoch],
+        );
+      }
+      if (retargets.length > 0) {
+        await tx.unsafe(
+          `update ${this.s}.assignments a set next_instance = x.next_instance, epoch = $2, updated_at = now()
+             from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text)
+            where a.stream_id = x.stream_id`,
+          [retargets as never, epoch],
+        );
+      }
+      if (deletes.length > 0) {
+        await tx.unsafe(`delete from ${this.s}.assignments where stream_id = any($1::text[])`, [deletes as never]);
+      }
+      if (statuses.size > 0) {
+        const list = [...statuses].map(([id, status]) => ({ id, status }));
+        await tx.unsafe(
+          `insert into ${this.s}.instances (id, status, removed_at)
+             select x.id, x.status, case when x.status = 'removed' then now() end from jsonb_to_recordset($1::jsonb) as x(id text, status text)
+           on conflict (id) do update set status = excluded.status,
+             removed_at = case when excluded.status = 'removed' then now() else null end`,
+          [list as never],
+        );
+      }
+      if (events.length > 0) {
+        await tx.unsafe(
+          `insert into ${this.s}.events (kind, stream_id, from_instance, to_instance, reason, epoch, detail)
+             select x.kind, x.stream_id, x.from_instance, x.to_instance, x.reason, $2, x.detail
+               from jsonb_to_recordset($1::jsonb) as x(kind text, stream_id text, from_instance text, to_instance text, reason text, detail jsonb)`,
+          [events as never, epoch],
+        );
+      }
+      return versions;
+    });
+  }
+
+  /** Persists heartbeat figures for /instances (not safety-relevant; fenced anyway). */
+  async saveStats(epoch: number, stats: readonly { id: string; processed: number; errors: number; capacity: number }[]): Promise<void> {
+    if (stats.length === 0) return;
+    await this.sql.begin(async (tx) => {
+      await this.checkEpoch(tx, epoch);
+      await tx.unsafe(
+        `update ${this.s}.instances i set processed_total = greatest(i.processed_total, x.processed), errors_total = greatest(i.errors_total, x.errors),
+                capacity = x.capacity, last_seen = now()
+           from jsonb_to_recordset($1::jsonb) as x(id text, processed bigint, errors bigint, capacity integer)
+          where i.id = x.id`,
+        [stats as never],
+      );
+    });
+  }
+
+  private async checkEpoch(tx: TxSql, epoch: number): Promise<void> {
+    const rows = await tx.unsafe(`select epoch from ${this.s}.leadership for share`);
+    const current = num(rows[0]!.epoch);
+    if (current !== epoch) throw new FencedOutError(epoch, current);
+  }
+}

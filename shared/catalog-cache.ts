@@ -1,0 +1,61 @@
+/**
+ * A cached copy of the catalog. A failed refresh keeps the last good copy (agents keep
+ * serving and hashing with it while Postgres is away) and remembers the error for /health.
+ */
+import type { Clock } from "./clock.js";
+import type { Sql } from "./db.js";
+import type { Logger } from "./logger.js";
+import { readCatalog, type CatalogSnapshot, type CatalogSource } from "./catalog.js";
+
+export class CatalogCache {
+  private snap: CatalogSnapshot | undefined;
+  private at = -Infinity;
+  private inflight: Promise<CatalogSnapshot | undefined> | undefined;
+  private lastSkipKey = "";
+  lastError: string | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly src: CatalogSource,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  get current(): CatalogSnapshot | undefined {
+    return this.snap;
+  }
+
+  /** The catalog, refreshed when older than `maxAgeMs`. Undefined only if it was never read. */
+  async get(maxAgeMs: number): Promise<CatalogSnapshot | undefined> {
+    if (this.snap && this.clock.now() - this.at < maxAgeMs) return this.snap;
+    return this.refresh();
+  }
+
+  refresh(): Promise<CatalogSnapshot | undefined> {
+    if (!this.inflight) {
+      this.inflight = this.load().finally(() => {
+        this.inflight = undefined;
+      });
+    }
+    return this.inflight;
+  }
+
+  private async load(): Promise<CatalogSnapshot | undefined> {
+    try {
+      const snap = await readCatalog(this.sql, this.src);
+      this.snap = snap;
+      this.at = this.clock.now();
+      this.lastError = undefined;
+      const skipKey = snap.skipped.map((s) => `${s.id}:${s.reason}`).join(",");
+      if (skipKey !== this.lastSkipKey && snap.skipped.length > 0) {
+        this.logger.warn({ category: "STREAM", skipped: snap.skipped.slice(0, 20), count: snap.skipped.length }, "catalog rows skipped");
+      }
+      this.lastSkipKey = skipKey;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (msg !== this.lastError) this.logger.warn({ category: "ERROR", err }, "catalog read failed; keeping the last good copy");
+      this.lastError = msg;
+    }
+    return this.snap;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Time, injected. Only this module touches the system clock and timers, so tests can
+ * move time forward instead of sleeping and many agents can share one process.
+ *
+ * `now()` is MONOTONIC milliseconds (it never jumps with NTP and it keeps counting while
+ * the process is stopped by SIGSTOP, which is exactly what lease arithmetic needs).
+ * `wall()` is the wall clock, for timestamps shown to people and stored in rows; never
+ * use it to decide anything about safety.
+ */
+export interface Clock {
+  now(): number;
+  wall(): number;
+  /** Resolves after `ms`, or rejects with an AbortError as soon as `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export class AbortError extends Error {
+  override readonly name = "AbortError";
+  constructor(message = "aborted", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export function isAbortError(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
+}
+
+const origin = Date.now() - performance.now();
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wall: () => origin + performance.now(),
+  sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new AbortError());
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, Math.max(0, ms));
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(new AbortError());
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  },
+};
+
+/**
+ * A clock for tests only: time moves when the test says so. Sleepers wake in deadline
+ * order as `advance()` passes their deadlines.
+ */
+export class ManualClock implements Clock {
+  private t: number;
+  private readonly wallOffset: number;
+  private sleepers: { at: number; resolve: () => void }[] = [];
+
+  constructor(start = 1_000, wallStart = Date.UTC(2026, 0, 1)) {
+    this.t = start;
+    this.wallOffset = wallStart - start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  wall(): number {
+    return this.t + this.wallOffset;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new AbortError());
+      const entry = { at: this.t + Math.max(0, ms), resolve };
+      this.sleepers.push(entry);
+      signal?.addEventListener(
+        "abort",
+        () => {
+          this.sleepers = this.sleepers.filter((s) => s !== entry);
+          reject(new AbortError());
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** Moves time forward by `ms`, waking every sleeper whose deadline has passed. */
+  async advance(ms: number): Promise<void> {
+    const target = this.t + ms;
+    for (;;) {
+      this.sleepers.sort((a, b) => a.at - b.at);
+      const next = this.sleepers[0];
+      if (!next || next.at > target) break;
+      this.sleepers.shift();
+      this.t = Math.max(this.t, next.at);
+      next.resolve();
+      // Let the woken task run before waking the next one.
+      await new Promise((r) => setImmediate(r));
+    }
+    this.t = target;
+  }
+}

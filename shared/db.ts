@@ -1,0 +1,45 @@
+/**
+ * PostgreSQL connections (porsager/postgres). Built from config; no module-level pool, so
+ * several agents can live in one process (tests, benchmarks).
+ */
+import postgres from "postgres";
+import type { Logger } from "./logger.js";
+
+export type Sql = postgres.Sql<Record<string, never>>;
+export type TxSql = postgres.TransactionSql<Record<string, never>>;
+
+export interface DbOptions {
+  readonly max?: number;
+  /** Seconds to wait for a connection before a query fails. Short: a dead Postgres must not stall the agent. */
+  readonly connectTimeout?: number;
+  readonly logger?: Logger;
+}
+
+export function connect(url: string, opts: DbOptions = {}): Sql {
+  return postgres(url, {
+    max: opts.max ?? 4,
+    connect_timeout: opts.connectTimeout ?? 3,
+    idle_timeout: 30,
+    max_lifetime: 60 * 30,
+    // int8 and numeric come back as strings otherwise; our counters fit in a double.
+    types: { bigint: postgres.BigInt },
+    transform: { undefined: null },
+    onnotice: () => {
+      // CREATE ... IF NOT EXISTS notices are expected on every start; nothing to report.
+    },
+    connection: { application_name: "fingerv7-sidecar" },
+  }) as unknown as Sql;
+}
+
+/** Quotes an identifier that was already validated (config) or read from the catalog. */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Converts int8 values (BigInt) to numbers; ours stay far below 2^53. */
+export function num(v: unknown): number {
+  if (typeof v === "bigint") return Number(v);
+  if (typeof v === "string") return Number(v);
+  if (typeof v === "number") return v;
+  return 0;
+}

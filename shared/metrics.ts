@@ -1,0 +1,51 @@
+/**
+ * Prometheus metrics: one private registry per agent (several agents may share a
+ * process in tests), default process metrics included.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly streamsServed: Gauge;
+  readonly streamsHeld: Gauge;
+  readonly clusterStreams: Gauge<"state">;
+  readonly moves: Counter<"reason">;
+  readonly rebalances: Counter<"reason">;
+  readonly elections: Counter;
+  readonly epoch: Gauge;
+  readonly isLeader: Gauge;
+  readonly heartbeats: Counter<"result">;
+  readonly handoffSeconds: Histogram;
+  readonly leaderTickSeconds: Histogram;
+  readonly httpRequests: Counter<"route" | "method" | "status">;
+  readonly httpSeconds: Histogram<"route">;
+  readonly workerReports: Counter;
+  readonly workerProcessed: Gauge;
+  readonly workerErrors: Gauge;
+  readonly mode: Gauge<"mode">;
+  readonly leaseRemaining: Gauge;
+
+  constructor(labels: { instance: string }) {
+    const r = this.registry;
+    r.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: r });
+    this.streamsServed = new Gauge({ name: "fingerv7_streams_served", help: "Streams this agent offers its worker now.", registers: [r] });
+    this.streamsHeld = new Gauge({ name: "fingerv7_streams_held", help: "Streams the worker beside this agent may be processing (under an unexpired lease).", registers: [r] });
+    this.clusterStreams = new Gauge({ name: "fingerv7_cluster_streams", help: "Cluster-wide stream counts seen by the leader, by state (assigned, unassigned, hashed, total).", labelNames: ["state"], registers: [r] });
+    this.moves = new Counter({ name: "fingerv7_moves_total", help: "Stream moves decided by the leader, by reason.", labelNames: ["reason"], registers: [r] });
+    this.rebalances = new Counter({ name: "fingerv7_rebalances_total", help: "Rebalances of live members, by trigger.", labelNames: ["reason"], registers: [r] });
+    this.elections = new Counter({ name: "fingerv7_leader_elections_total", help: "Times this agent won the leadership lease.", registers: [r] });
+    this.epoch = new Gauge({ name: "fingerv7_leader_epoch", help: "Fencing epoch of the current leader as known to this agent.", registers: [r] });
+    this.isLeader = new Gauge({ name: "fingerv7_is_leader", help: "1 while this agent leads.", registers: [r] });
+    this.heartbeats = new Counter({ name: "fingerv7_heartbeats_total", help: "Heartbeat attempts, by result (ok, failed).", labelNames: ["result"], registers: [r] });
+    this.handoffSeconds = new Histogram({ name: "fingerv7_handoff_duration_seconds", help: "From revoking a stream to its release being confirmed.", buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [r] });
+    this.leaderTickSeconds = new Histogram({ name: "fingerv7_leader_tick_duration_seconds", help: "Duration of one leader tick (read, assign, write).", buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r] });
+    this.httpRequests = new Counter({ name: "fingerv7_http_requests_total", help: "HTTP requests served.", labelNames: ["route", "method", "status"], registers: [r] });
+    this.httpSeconds = new Histogram({ name: "fingerv7_http_request_duration_seconds", help: "HTTP request duration (long-polls included).", labelNames: ["route"], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30], registers: [r] });
+    this.workerReports = new Counter({ name: "fingerv7_worker_reports_total", help: "Reports received from the worker.", registers: [r] });
+    this.workerProcessed = new Gauge({ name: "fingerv7_worker_processed", help: "Songs processed as last reported by the worker.", registers: [r] });
+    this.workerErrors = new Gauge({ name: "fingerv7_worker_errors", help: "Errors as last reported by the worker.", registers: [r] });
+    this.mode = new Gauge({ name: "fingerv7_mode", help: "1 for the mode this agent serves in.", labelNames: ["mode"], registers: [r] });
+    this.leaseRemaining = new Gauge({ name: "fingerv7_worker_lease_remaining_seconds", help: "Seconds left on the lease this agent can give its worker.", registers: [r] });
+  }
+}

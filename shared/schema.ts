@@ -1,0 +1,119 @@
+/**
+ * The orchestrator's own tables and their migrations. The only module that owns SQL DDL.
+ *
+ * Migrations are idempotent and concurrency-safe: every agent runs `migrate()` at start,
+ * and they serialize on a transaction-scoped advisory lock, so fifty agents starting at
+ * once apply each step exactly once.
+ *
+ * Tables (schema ORCHESTRATOR_SCHEMA, default "orchestrator"):
+ * - leadership: one row; `epoch` is the fencing token. Every assignment write checks it.
+ * - cluster: one row; the fleet-wide mode flag (orchestrated | hashed).
+ * - instances: one row per agent ever seen; registration data, drain flag, and the
+ *   assignment `version` the leader bumps whenever that member's rows change.
+ * - assignments: one row per assigned stream; `state` = active | revoking.
+ * - events: what moved, when, and why.
+ */
+import type { Sql, TxSql } from "./db.js";
+import { ident } from "./db.js";
+
+interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly up: (tx: TxSql, s: string) => Promise<unknown>;
+}
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: "core tables",
+    up: async (tx, s) => {
+      await tx.unsafe(`
+        create table ${s}.leadership (
+          id boolean primary key default true check (id),
+          epoch bigint not null default 0,
+          leader_id text,
+          elected_at timestamptz
+        );
+        insert into ${s}.leadership (id) values (true);
+
+        create table ${s}.cluster (
+          id boolean primary key default true check (id),
+          mode text not null default 'orchestrated' check (mode in ('orchestrated', 'hashed')),
+          mode_version bigint not null default 1,
+          updated_at timestamptz not null default now(),
+          updated_by text
+        );
+        insert into ${s}.cluster (id) values (true);
+
+        create table ${s}.instances (
+          id text primary key,
+          registered_at timestamptz not null default now(),
+          last_seen timestamptz,
+          capacity integer,
+          draining boolean not null default false,
+          drain_requested_at timestamptz,
+          status text not null default 'registered',
+          version bigint not null default 0,
+          epoch bigint not null default 0,
+          software_version text,
+          location text,
+          host text,
+          processed_total bigint not null default 0,
+          errors_total bigint not null default 0,
+          removed_at timestamptz
+        );
+
+        create table ${s}.assignments (
+          stream_id text primary key,
+          instance_id text not null,
+          state text not null default 'active' check (state in ('active', 'revoking')),
+          next_instance text,
+          revoke_version bigint,
+          reason text not null,
+          epoch bigint not null,
+          url text not null,
+          name text not null,
+          metadata jsonb not null default '{}'::jsonb,
+          assigned_at timestamptz not null default now(),
+          updated_at timestamptz not null default now()
+        );
+        create index assignments_instance on ${s}.assignments (instance_id);
+
+        create table ${s}.events (
+          id bigserial primary key,
+          at timestamptz not null default now(),
+          epoch bigint,
+          kind text not null,
+          stream_id text,
+          from_instance text,
+          to_instance text,
+          reason text,
+          detail jsonb
+        );
+        create index events_at on ${s}.events (at desc);
+      `);
+    },
+  },
+];
+
+/** Applies missing migrations. Safe to call from many agents at once. */
+export async function migrate(sql: Sql, schema: string): Promise<number[]> {
+  const s = ident(schema);
+  const applied: number[] = [];
+  await sql.begin(async (tx) => {
+    // One lock for everyone migrating this schema; released at commit.
+    await tx`select pg_advisory_xact_lock(hashtext(${"fingerv7-sidecar-migrate:" + schema}))`;
+    await tx.unsafe(`create schema if not exists ${s}`);
+    await tx.unsafe(`create table if not exists ${s}.migrations (id integer primary key, name text not null, applied_at timestamptz not null default now())`);
+    const done = new Set((await tx.unsafe(`select id from ${s}.migrations`)).map((r) => Number(r.id)));
+    for (const m of MIGRATIONS) {
+      if (done.has(m.id)) continue;
+      await m.up(tx, s);
+      await tx.unsafe(`insert into ${s}.migrations (id, name) values ($1, $2)`, [m.id, m.name]);
+      applied.push(m.id);
+    }
+  });
+  return applied;
+}
+
+export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.id;
