@@ -1,0 +1,17 @@
+import { defineConfig } from "vitest/config";
+
+// Tests talk to real PostgreSQL and Redis (see test/helpers/services.ts). Timeouts are
+// generous: CI machines are slow and busy; speed is measured by `npm run bench`, not here.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+    // Cluster tests spawn agent processes and measure failover; running them alongside
+    // other files on a 2-core machine would starve them.
+    fileParallelism: false,
+    globalSetup: ["test/helpers/global-setup.ts"],
+    reporters: ["default"],
+  },
+});
