@@ -22,7 +22,7 @@ import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
-import { HEARTBEAT_LUA } from "../shared/heartbeat-script.js";
+import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
 import type { Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
@@ -35,6 +35,7 @@ import { Elector } from "../leader/elector.js";
 import { RedlockLease } from "../leader/lease.js";
 import { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
+import { plan, type Plan } from "../leader/plan.js";
 import { newerFlag, resolveMode } from "./mode.js";
 import { reconcile } from "./reconcile.js";
 import { Serving } from "./serving.js";
@@ -514,7 +515,60 @@ export class Agent {
       case "member":
         if (this.elector.isLeader()) this.leader.nudge();
         break;
+      case "rebalance":
+        if (this.elector.isLeader()) this.leader.requestRebalance();
+        break;
     }
+  }
+
+  // ---- operator actions (any agent answers for the whole cluster) --------------------
+
+  /** Flips the cluster flag (Postgres is the record; Redis mirror and a nudge make it fast). */
+  async setMode(mode: Mode, by: string): Promise<{ mode: Mode; version: number; changed: boolean }> {
+    const r = await this.store.setMode(mode, by);
+    await this.redis.eval(PUBLISH_MODE_LUA, 0, this.keys.prefix, JSON.stringify({ mode: r.mode, version: r.version })).catch(() => {
+      // The leader re-publishes the flag from Postgres on every tick.
+    });
+    this.publish({ t: "mode", mode: r.mode });
+    this.logger.info({ category: "INSTANCE", mode: r.mode, by, changed: r.changed }, `cluster mode set to ${r.mode}`);
+    return r;
+  }
+
+  /** Operator drain/undrain of any instance. False for an unknown instance. */
+  async setDraining(id: string, draining: boolean): Promise<boolean> {
+    const ok = await this.store.setDraining(id, draining);
+    if (ok) {
+      this.publish({ t: "drain", id });
+      this.logger.info({ category: "INSTANCE", target: id, draining }, draining ? `drain requested for ${id}` : `undrain requested for ${id}`);
+    }
+    return ok;
+  }
+
+  /** Asks the leader (wherever it runs) to rebalance to the targets now. */
+  requestRebalance(): void {
+    if (this.elector.isLeader()) this.leader.requestRebalance();
+    else this.publish({ t: "rebalance" });
+  }
+
+  /**
+   * What the leader would do right now if asked to rebalance: computed from the shared
+   * state (Redis membership, Postgres rows, the catalog) on this agent, changing nothing.
+   */
+  async dryRunRebalance(): Promise<Plan> {
+    const snap = await this.tracker.refresh();
+    const state = await new LeaderStore(this.sql, this.config.schema).load();
+    const catalog = await this.catalog.get(this.config.catalogRefreshMs);
+    if (!catalog) throw new Error(this.catalog.lastError ?? "catalog not readable");
+    return plan({
+      epoch: this.leaderInfo?.epoch ?? 0,
+      flag: state.flag.mode,
+      catalog: catalog.streams,
+      rows: state.rows,
+      instances: state.instances,
+      members: snap.members,
+      policy: { imbalanceThreshold: this.config.imbalanceThreshold, maxStreamDifference: this.config.maxStreamDifference, rebalanceAllowed: true, force: true },
+      requireWorker: this.config.requireWorker,
+    });
   }
 
   /** Publishes a nudge (best effort). */

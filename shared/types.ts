@@ -67,6 +67,7 @@ export type Nudge =
   | { readonly t: "mode"; readonly mode: Mode }
   | { readonly t: "leader"; readonly id: string | null; readonly epoch: number }
   | { readonly t: "member"; readonly id: string }
-  | { readonly t: "drain"; readonly id: string };
+  | { readonly t: "drain"; readonly id: string }
+  | { readonly t: "rebalance" };
 
 export const SOFTWARE_VERSION = "0.1.0";
