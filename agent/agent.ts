@@ -97,6 +97,7 @@ export class Agent {
   private wakeHeartbeat: (() => void) | undefined;
   private wakeOwn: (() => void) | undefined;
   private leaving = false;
+  private restarting = false;
   private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
@@ -235,31 +236,40 @@ export class Agent {
   }
 
   /**
-   * Graceful exit: stop taking streams, hand off what we hold (the leader moves them, or
-   * hashing peers take them), then close. Bounded by DRAIN_TIMEOUT.
+   * Graceful exit, bounded by DRAIN_TIMEOUT.
+   * SHUTDOWN_DRAIN=true: stop taking streams and hand off what we hold (the leader moves
+   * them, or hashing peers take them), then say goodbye.
+   * SHUTDOWN_DRAIN=false (a restart): withdraw the worker and exit; the rows stay ours
+   * for HEARTBEAT_TIMEOUT, so the same INSTANCE_ID coming back moves nothing.
    */
   async shutdown(): Promise<void> {
     if (this.closed) return;
     const log = this.logger.child({ category: "INSTANCE" });
-    if (this.started && !this.leaving) {
-      this.leaving = true;
-      log.info({ held: this.serving.held().length }, "draining before exit");
-      this.wakeHeartbeat?.();
+    if (this.started && !this.leaving && !this.restarting) {
       const deadline = this.clock.now() + this.config.drainTimeoutMs;
-      const leaderOk = () => !!this.leaderInfo?.ready && this.modeNow === "orchestrated";
-      // Orchestrated: wait until the leader moved our rows away. Hashed: release at once.
-      while (this.clock.now() < deadline && !this.closing.signal.aborted) {
-        const rowsLeft = (this.own?.active.length ?? 0) + (this.own?.revoking.length ?? 0);
-        if (!leaderOk() || rowsLeft === 0) break;
-        await this.clock.sleep(50).catch(() => {});
+      if (this.config.shutdownDrain) {
+        this.leaving = true;
+        log.info({ held: this.serving.held().length }, "draining before exit");
+        this.wakeHeartbeat?.();
+        const leaderOk = () => !!this.leaderInfo?.ready && this.modeNow === "orchestrated";
+        // Orchestrated: wait until the leader moved our rows away. Hashed: release at once.
+        while (this.clock.now() < deadline && !this.closing.signal.aborted) {
+          const rowsLeft = (this.own?.active.length ?? 0) + (this.own?.revoking.length ?? 0);
+          if (!leaderOk() || rowsLeft === 0) break;
+          await this.clock.sleep(50).catch(() => {});
+        }
+      } else {
+        this.restarting = true;
+        log.info({ held: this.serving.held().length }, "exiting for a restart: keeping the membership, withdrawing the worker");
       }
       this.serving.setListed([]);
       // Wait for the worker to confirm the empty list (or for its lease to run out).
       while (this.clock.now() < deadline && this.serving.held().length > 0) {
         await this.clock.sleep(50).catch(() => {});
       }
-      await this.beat().catch(() => {}); // the goodbye: leaving, holding nothing
-      log.info({ held: this.serving.held().length }, "handed off; exiting");
+      await this.beat().catch(() => {}); // the goodbye: holding nothing
+      if (this.elector.isLeader()) await this.elector.resign();
+      log.info({ held: this.serving.held().length }, this.leaving ? "handed off; exiting" : "withdrawn; exiting");
     }
     await this.close();
   }
@@ -399,6 +409,7 @@ export class Agent {
       version: this.own?.version ?? 0,
       held: this.serving.held(now),
       leaving: this.leaving,
+      restarting: this.restarting,
       worker: this.workerHealth(now),
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),
@@ -451,7 +462,10 @@ export class Agent {
         return;
       }
     }
+    const coordinationOk = this.heartbeatOk && !!snap && now - snap.at <= 3 * this.config.heartbeatIntervalMs;
+    if (!coordinationOk) this.lastLeaderSeenAt = now; // cannot tell "no leader" from "cannot see it"
     const decision = resolveMode({
+      coordinationOk,
       now,
       current: this.modeNow,
       useOrchestrator: this.config.useOrchestrator,
@@ -470,6 +484,11 @@ export class Agent {
       this.wakeHeartbeat?.();
     }
     this.modeReason = decision.reason;
+    // While hashing for a reason that still holds, rows written now are not an invitation
+    // back: only a version written after the leader saw us want orchestration counts.
+    if (this.modeNow === "hashed" && !(this.flag?.mode !== "hashed" && this.config.useOrchestrator && this.leaderInfo?.ready)) {
+      this.versionAtHashed = this.own?.version ?? 0;
+    }
     if (this.leaving) {
       if (this.modeNow === "hashed") this.serving.setListed([]);
       else this.serving.setListed(this.serving.streams.filter((s) => this.own?.active.some((r) => r.id === s.id)));
@@ -586,14 +605,15 @@ export class Agent {
    */
   private async checkDuplicate(): Promise<void> {
     const key = this.keys.heartbeat(this.id);
-    const first = await this.redis.get(key).catch(() => null);
-    if (!first) return;
-    const a = parse<Heartbeat>(first);
-    if (!a || a.session === this.session) return;
+    const [[, raw], [, pttl]] = (await this.redis.multi().get(key).pttl(key).exec()) as [[unknown, string | null], [unknown, number]];
+    const a = parse<Heartbeat>(raw);
+    if (!a || a.session === this.session || a.leaving || a.restarting) return;
+    // Silent for more than a beat and a half: the predecessor crashed; take over.
+    if (this.config.heartbeatTimeoutMs - pttl > 1.5 * this.config.heartbeatIntervalMs) return;
     await this.clock.sleep(Math.round(this.config.heartbeatIntervalMs * 2.5));
-    const second = parse<Heartbeat>((await this.redis.get(key).catch(() => null)) ?? "");
-    if (second && second.session === a.session && second.seq !== a.seq && !second.leaving) {
-      throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${second.host}); refusing to start a second one.`);
+    const b = parse<Heartbeat>((await this.redis.get(key).catch(() => null)) ?? "");
+    if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
+      throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
     }
   }
 }

@@ -7,7 +7,8 @@
  *   rows (same epoch; and, coming back from hashing, a newer version than when it left):
  *   until then the rows could be a previous leader's and conflict with what hashing
  *   members hold;
- * - otherwise it stays in the mode it is in (no flapping on a missing read).
+ * - otherwise it stays in the mode it is in (no flapping on a missing read); in
+ *   particular nothing switches while Redis is unreachable.
  */
 import type { ClusterFlag } from "../shared/membership.js";
 import type { LeaderInfo, Mode } from "../shared/types.js";
@@ -24,6 +25,12 @@ export interface ModeInput {
   readonly own: { readonly epoch: number; readonly version: number } | undefined;
   /** The row version when this agent last switched to hashed (0 if never). */
   readonly versionAtHashed: number;
+  /**
+   * Whether this agent can see the cluster right now (Redis answers, the view is fresh).
+   * Without it no switch happens: an agent cut off from Redis cannot tell "no leader"
+   * from "I cannot see the leader", and hashing needs a fresh view anyway.
+   */
+  readonly coordinationOk: boolean;
 }
 
 export interface ModeDecision {
@@ -36,6 +43,7 @@ export function resolveMode(i: ModeInput): ModeDecision {
   const leaderSeen = !!i.leader?.ready;
   if (!i.useOrchestrator) return { mode: "hashed", reason: "USE_ORCHESTRATOR=false", leaderSeen };
   if (i.flag?.mode === "hashed") return { mode: "hashed", reason: "cluster flag is hashed", leaderSeen };
+  if (!i.coordinationOk) return { mode: i.current, reason: "cannot see the cluster (Redis unreachable); keeping the current mode", leaderSeen: false };
   if (leaderSeen) {
     const ownIsCurrent = !!i.own && i.own.epoch === i.leader!.epoch && (i.current === "orchestrated" || i.own.version > i.versionAtHashed);
     if (ownIsCurrent) return { mode: "orchestrated", reason: "following leader", leaderSeen };

@@ -193,7 +193,7 @@ export class LeaderLoop {
       this.st.lastRebalance = { at: new Date(this.d.clock.wall()).toISOString(), reason, moved: p.result.moves.length };
     }
     this.forceNext = false;
-    this.lastPool = new Map(p.pool.filter((m) => !m.draining).map((m) => [m.id, m.capacity]));
+    this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.report(p, catalog.streams.length, state.rows.size);
     await this.maybeSaveStats(epoch, snap);
     this.st.lastTickAt = this.d.clock.now();
@@ -207,9 +207,12 @@ export class LeaderLoop {
     let reason: MoveReason | undefined;
     for (const m of snap.members.values()) {
       if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
-      const before = this.lastPool.get(m.id);
-      if (before === undefined && this.lastPool.size > 0) reason = "join";
-      else if (before !== undefined && before !== m.hb.capacity) reason ??= "capacity";
+      const capacity = this.d.requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
+      if (capacity <= 0) continue;
+      const before = this.lastPool.get(m.id) ?? 0;
+      // A member that could not hold streams before (new, back, or its worker just came up) joins.
+      if (before === 0 && this.lastPool.size > 0) reason = "join";
+      else if (before !== 0 && before !== capacity) reason ??= "capacity";
     }
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
     return {

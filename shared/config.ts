@@ -58,6 +58,12 @@ export interface Config {
   readonly workerTimeoutMs: number;
   /** SIGTERM: how long to wait for the streams to be handed off before exiting anyway. */
   readonly drainTimeoutMs: number;
+  /**
+   * SIGTERM hands the streams off (true, default: no gap, they move), or only withdraws
+   * the worker and keeps the membership for a restart within HEARTBEAT_TIMEOUT (false:
+   * nothing moves, a gap of the restart's length).
+   */
+  readonly shutdownDrain: boolean;
   readonly onCoordinationLoss: CoordinationLossPolicy;
   /** Give streams only to members whose worker is fetching (a dead worker's streams move). */
   readonly requireWorker: boolean;
@@ -235,6 +241,7 @@ export function loadConfig(env: Env = {}): Config {
     catalogRefreshMs: seconds(env, ["CATALOG_REFRESH"], 5000, { min: 0.1 }),
     workerTimeoutMs: seconds(env, ["WORKER_TIMEOUT"], heartbeatTimeoutMs),
     drainTimeoutMs: seconds(env, ["DRAIN_TIMEOUT"], 3 * heartbeatTimeoutMs),
+    shutdownDrain: boolean(env, ["SHUTDOWN_DRAIN"], true),
     onCoordinationLoss: oneOf(env, ["ON_COORDINATION_LOSS"], "keep", ["keep", "stop"] as const),
     requireWorker: boolean(env, ["REQUIRE_WORKER"], true),
     host: matching(env, ["HOST", "BIND_ADDRESS"], "0.0.0.0", /^[A-Za-z0-9.:\[\]-]{1,253}$/, "an address to listen on, e.g. 0.0.0.0 or 127.0.0.1"),

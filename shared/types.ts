@@ -36,6 +36,8 @@ export interface Heartbeat {
   readonly held: readonly StreamId[];
   /** The agent is shutting down: once `held` is empty its streams may move at once. */
   readonly leaving: boolean;
+  /** The agent exits to be restarted (SHUTDOWN_DRAIN=false): it keeps its streams for HEARTBEAT_TIMEOUT. */
+  readonly restarting: boolean;
   readonly worker: WorkerHealth;
   readonly startedAt: string;
   readonly host: string;
