@@ -1,20 +1,35 @@
 /**
  * The assignor: which member serves which stream. PURE (no I/O, no clock, no randomness,
- * deterministic order), so the leader, the tests and the benchmark all run the same code.
+ * deterministic), so the leader, the tests and the benchmark all run the same code.
  *
  * Laws (each has a property test in test/unit/assignor.property.test.ts):
  * - Complete: every stream is placed while total capacity allows; what cannot be placed
- *   is returned in `unassigned`, never dropped silently.
- * - Proportional: member i's target is N·cap_i/Σcap rounded by largest remainder, never
- *   above cap_i; after a rebalance every member is exactly at its target.
- * - Sticky: a stream moves only when its owner is gone, draining, over capacity, over its
- *   target during a permitted rebalance, or the stream left the catalog.
+ *   is returned in `unassigned`, never dropped silently, and is placed as soon as room
+ *   appears.
+ * - Proportional: member i's target is its exact share N·cap_i/Σcap rounded down or up
+ *   (Σ targets = min(N, Σcap), never above cap_i). The units left after rounding down go
+ *   first to members that already hold more than their rounded-down share, so no stream
+ *   moves for the sake of rounding; then by largest remainder, then by id. After a
+ *   rebalance every member is exactly at its target.
+ * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
+ *   its owner is over target during a permitted rebalance, or when it left the catalog.
+ *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
+ *   catalog growth no old stream, and a capacity change only the excess.
  * - Hash-shaped: every free choice goes to the member weighted rendezvous hashing
- *   (shared/hash.ts, the hashing fallback's function) prefers among those with room; a
- *   member that must shed gives up first the streams hashing would give to someone else.
+ *   (shared/hash.ts, the hashed mode's function) prefers among those with room; a member
+ *   with more first-choice streams than room keeps those it prefers most; a member that
+ *   must shed gives up first the streams whose hashing owner has room for them, then
+ *   those hashing gives to someone else, then its weakest.
  * - Calm: members that are alive and not draining are rebalanced only when the caller
- *   allows it (cooldown) AND imbalance exceeds the threshold or the stream-count
- *   difference exceeds MAX_STREAM_DIFFERENCE. A settled assignment is a fixed point.
+ *   allows it (cooldown, or a member joined or changed capacity) AND, once free streams
+ *   are placed, the imbalance exceeds the threshold or a member is more than
+ *   MAX_STREAM_DIFFERENCE streams from its target (or the operator forces it). Failover,
+ *   drains, over-capacity and new streams never wait for that. A settled assignment is a
+ *   fixed point: computing again moves nothing.
+ *
+ * The result does not depend on the order of `streams` (only the order of `moves` does).
+ * Cost: a rendezvous scan (O(members)) for each stream that must be placed or that a
+ * shedding member ranks; O(streams) for everything else.
  */
 import { hashString, Rendezvous } from "../shared/hash.js";
 import type { StreamId } from "../shared/types.js";
@@ -71,14 +86,17 @@ export interface Move {
 export interface AssignResult {
   /** The new owner of every placed stream. */
   readonly assignment: Map<StreamId, string>;
+  /** One per stream that changes owner, in the order of `streams`, then streams that left. */
   readonly moves: Move[];
   /** Streams that could not be placed (total capacity too small). */
   readonly unassigned: StreamId[];
   readonly targets: Map<string, number>;
-  /** Whether a rebalance of live members happened (moves with reason join/imbalance/manual). */
+  /** Whether members were rebalanced towards their targets (moves with the rebalance reason). */
   readonly rebalanced: boolean;
-  /** Imbalance among eligible members before this step (see `measureImbalance`). */
+  /** Imbalance among eligible members once free streams are placed, before any rebalance. */
   readonly imbalanceBefore: Imbalance;
+  /** Imbalance of the result. */
+  readonly imbalanceAfter: Imbalance;
 }
 
 export interface Imbalance {
@@ -89,34 +107,54 @@ export interface Imbalance {
 }
 
 /**
- * Targets by largest remainder: Σ targets = min(N, Σcap), each ≤ cap. Ties in the
- * remainders go to members that already hold more (so a settled assignment keeps its
- * targets), then by id.
+ * Targets for `n` streams over members with `caps` (0 = not eligible) currently holding
+ * `loads`: each target is ⌊share⌋ or ⌈share⌉ of share = n·cap/Σcap, Σ = min(n, Σcap).
+ * Integer arithmetic only, so the result is exact. `order` breaks the last ties (lower
+ * first); pass positions in id order.
  */
-export function computeTargets(n: number, members: readonly AssignMember[], load: ReadonlyMap<string, number>): Map<string, number> {
-  const eligible = members.filter((m) => !m.draining && m.capacity > 0);
-  const targets = new Map<string, number>(members.map((m) => [m.id, 0]));
-  const total = eligible.reduce((s, m) => s + m.capacity, 0);
-  if (total === 0 || n === 0) return targets;
+export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLike<number>, order: ArrayLike<number>): Int32Array {
+  const m = caps.length;
+  const t = new Int32Array(m);
+  let total = 0;
+  for (let i = 0; i < m; i++) total += caps[i]!;
+  if (total <= 0 || n <= 0) return t;
   if (n >= total) {
-    for (const m of eligible) targets.set(m.id, m.capacity);
-    return targets;
+    for (let i = 0; i < m; i++) t[i] = caps[i]!;
+    return t;
   }
+  const rem = new Float64Array(m);
   let given = 0;
-  const rema: { id: string; frac: number; load: number }[] = [];
-  for (const m of eligible) {
-    const exact = (n * m.capacity) / total;
-    const base = Math.floor(exact);
-    targets.set(m.id, base);
-    given += base;
-    rema.push({ id: m.id, frac: exact - base, load: load.get(m.id) ?? 0 });
+  const open: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const c = caps[i]!;
+    if (c <= 0) continue;
+    let q = Math.floor((n * c) / total);
+    let r = n * c - q * total; // exact: n·c < 2^53
+    if (r < 0) (q--, (r += total));
+    else if (r >= total) (q++, (r -= total));
+    t[i] = q;
+    rem[i] = r;
+    given += q;
+    if (r > 0) open.push(i);
   }
-  rema.sort((a, b) => b.frac - a.frac || b.load - a.load || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  for (let k = 0; given < n && k < rema.length; k++, given++) {
-    const r = rema[k]!;
-    targets.set(r.id, targets.get(r.id)! + 1);
-  }
-  return targets;
+  // Seats for the remaining units: members already above their floor first (keeping
+  // them saves a move each), then the largest remainder, then `order`.
+  open.sort((a, b) => {
+    const ha = loads[a]! > t[a]! ? 1 : 0;
+    const hb = loads[b]! > t[b]! ? 1 : 0;
+    return hb - ha || rem[b]! - rem[a]! || order[a]! - order[b]!;
+  });
+  for (let k = 0; given < n && k < open.length; k++, given++) t[open[k]!]!++;
+  return t;
+}
+
+/** Targets as a map over `members` (draining or capacity-0 members get 0). */
+export function computeTargets(n: number, members: readonly AssignMember[], load: ReadonlyMap<string, number>): Map<string, number> {
+  const order = rankById(members.map((m) => m.id));
+  const caps = members.map((m) => (m.draining ? 0 : Math.max(0, Math.floor(m.capacity))));
+  const loads = members.map((m) => load.get(m.id) ?? 0);
+  const t = quotaTargets(n, caps, loads, order);
+  return new Map(members.map((m, i) => [m.id, t[i]!]));
 }
 
 export function measureImbalance(members: readonly AssignMember[], load: ReadonlyMap<string, number>, targets: ReadonlyMap<string, number>): Imbalance {
@@ -132,93 +170,208 @@ export function measureImbalance(members: readonly AssignMember[], load: Readonl
   return { ratio, streams };
 }
 
+const REASONS: readonly MoveReason[] = ["failover", "join", "drain", "imbalance", "catalog", "capacity", "hashed", "manual"];
+const R = Object.fromEntries(REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
+
 export function assign(input: AssignInput): AssignResult {
   const { policy } = input;
-  const streams = [...new Set(input.streams)];
+
+  // Members: the usable ones (not draining, capacity > 0) are indexed as in the hash.
   const memberById = new Map(input.members.map((m) => [m.id, m]));
-  const usable = input.members.filter((m) => !m.draining && m.capacity > 0);
-  const hrw = new Rendezvous(usable.map((m) => ({ id: m.id, weight: m.capacity })));
-  const indexOf = new Map(hrw.ids.map((id, i) => [id, i]));
+  const usable = [...memberById.values()].filter((m) => !m.draining && Math.floor(m.capacity) > 0);
+  const hrw = new Rendezvous(usable.map((m) => ({ id: m.id, weight: Math.floor(m.capacity) })));
+  const M = hrw.size;
+  const idx = new Map(hrw.ids.map((id, i) => [id, i]));
+  const cap = Int32Array.from(hrw.ids, (id) => Math.max(0, Math.floor(memberById.get(id)!.capacity)));
+  const load = new Int32Array(M);
 
-  const assignment = new Map<StreamId, string>();
-  const moves: Move[] = [];
-  const free: { id: StreamId; h: number; reason: MoveReason; from: string | null }[] = [];
-  const held = new Map<string, { id: StreamId; h: number }[]>(usable.map((m) => [m.id, []]));
-
-  // 1. Keep what may stay; free the rest with the reason it must move.
-  for (const id of streams) {
-    const owner = input.current.get(id);
-    const h = hashString(id);
-    if (owner === undefined) {
-      free.push({ id, h, reason: "catalog", from: null });
+  // Streams, by position k: id, hash, holder (member index or -1), reason and origin if free.
+  const streamSet = new Set(input.streams);
+  const ids = [...streamSet];
+  const N = ids.length;
+  const sh = new Uint32Array(N);
+  const owner = new Int32Array(N).fill(-1);
+  const moveReason = new Int8Array(N).fill(-1);
+  const from: (string | null)[] = new Array<string | null>(N).fill(null);
+  const free: number[] = [];
+  for (let k = 0; k < N; k++) {
+    const id = ids[k]!;
+    sh[k] = hashString(id);
+    const o = input.current.get(id);
+    if (o === undefined) {
+      moveReason[k] = R.catalog;
+      free.push(k);
       continue;
     }
-    const m = memberById.get(owner);
-    if (m && !m.draining && m.capacity > 0) {
-      held.get(owner)!.push({ id, h });
+    const i = idx.get(o);
+    if (i !== undefined) {
+      owner[k] = i;
+      load[i]!++;
       continue;
     }
-    const reason: MoveReason = m?.draining ? "drain" : input.hashed?.has(owner) ? "hashed" : input.dead?.has(owner) ? "failover" : m ? "capacity" : "failover";
-    free.push({ id, h, reason, from: owner });
-  }
-  const streamSet = new Set(streams);
-  for (const [id, owner] of input.current) {
-    if (!streamSet.has(id)) moves.push({ stream: id, from: owner, to: null, reason: "catalog" });
-  }
-
-  const load = new Map<string, number>([...held].map(([id, list]) => [id, list.length]));
-  const targets = computeTargets(streams.length, input.members, load);
-  const imbalanceBefore = measureImbalance(usable, load, targets);
-
-  // 2. Shedding. Over capacity: always. Over target: only in a permitted rebalance.
-  const overThreshold =
-    imbalanceBefore.ratio > policy.imbalanceThreshold || imbalanceBefore.streams > policy.maxStreamDifference;
-  const rebalance = policy.force === true || (policy.rebalanceAllowed && overThreshold);
-  const rebalanceReason: MoveReason = policy.force ? "manual" : policy.rebalanceReason ?? "imbalance";
-  let rebalanced = false;
-  for (const m of usable) {
-    const list = held.get(m.id)!;
-    const keep = rebalance ? targets.get(m.id)! : m.capacity;
-    if (list.length <= keep) continue;
-    // Give up first the streams hashing would place elsewhere, weakest affinity first.
-    const i = indexOf.get(m.id)!;
-    const ranked = list
-      .map((s) => ({ s, mine: hrw.ownerIndex(s.h) === i ? 1 : 0, score: hrw.scoreOf(s.h, i) }))
-      .sort((a, b) => b.mine - a.mine || b.score - a.score || (a.s.id < b.s.id ? -1 : 1));
-    held.set(m.id, ranked.slice(0, keep).map((r) => r.s));
-    const reason: MoveReason = list.length > m.capacity ? "capacity" : rebalanceReason;
-    for (const r of ranked.slice(keep)) free.push({ id: r.s.id, h: r.s.h, reason, from: m.id });
-    if (rebalance && list.length > targets.get(m.id)!) rebalanced = true;
-    load.set(m.id, keep);
+    const m = memberById.get(o);
+    const reason: MoveReason = m?.draining ? "drain" : input.hashed?.has(o) ? "hashed" : input.dead?.has(o) ? "failover" : m ? "capacity" : "failover";
+    moveReason[k] = R[reason];
+    from[k] = o;
+    free.push(k);
   }
 
-  // 3. Fill. Room = target (room up to capacity when nothing is over target would
-  //    break proportionality). First choice: the hashing winner if it has room.
-  const room = (i: number) => (load.get(hrw.ids[i]!) ?? 0) < (targets.get(hrw.ids[i]!) ?? 0);
-  free.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const deferred: typeof free = [];
-  const place = (f: (typeof free)[number], i: number) => {
-    const to = hrw.ids[i]!;
-    load.set(to, (load.get(to) ?? 0) + 1);
-    held.get(to)!.push({ id: f.id, h: f.h });
-    if (f.from !== to) moves.push({ stream: f.id, from: f.from, to, reason: f.reason });
+  // Streams by holder, for shedding. Built on first use: only shedding members need it.
+  // Lists may miss streams placed later; that is harmless because a member that
+  // receives streams is below its target and never sheds afterwards.
+  let byHolder: number[][] | undefined;
+  const heldBy = (i: number): number[] => {
+    if (!byHolder) {
+      byHolder = Array.from({ length: M }, () => []);
+      for (let k = 0; k < N; k++) if (owner[k]! >= 0) byHolder[owner[k]!]!.push(k);
+    }
+    return byHolder[i]!.filter((k) => owner[k] === i);
   };
-  for (const f of free) {
-    const first = hrw.ownerIndex(f.h);
-    if (first >= 0 && room(first)) place(f, first);
-    else deferred.push(f);
-  }
-  const unassigned: StreamId[] = [];
-  for (const f of deferred) {
-    const i = hrw.bestAllowed(f.h, room);
-    if (i >= 0) place(f, i);
-    else {
-      unassigned.push(f.id);
-      if (f.from !== null) moves.push({ stream: f.id, from: f.from, to: null, reason: f.reason });
-    }
+  const first = new Int32Array(N).fill(-1); // the hashing owner, computed on demand
+  const firstChoice = (k: number): number => {
+    if (first[k] === -1) first[k] = hrw.ownerIndex(sh[k]!);
+    return first[k]!;
+  };
+
+  // 1. Over capacity (capacity shrank): shed now, whatever the policy.
+  const room = new Int32Array(M);
+  for (let i = 0; i < M; i++) {
+    if (load[i]! > cap[i]!) for (const k of shed(i, load[i]! - cap[i]!)) free.push(mark(k, i, R.capacity));
   }
 
-  for (const [owner, list] of held) for (const s of list) assignment.set(s.id, owner);
-  moves.sort((a, b) => (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
-  return { assignment, moves, unassigned, targets, rebalanced, imbalanceBefore };
+  // 2. Targets, and 3. free streams to the hashing choice with room.
+  const order = rankById(hrw.ids);
+  const target = quotaTargets(N, cap, load, order);
+  for (let i = 0; i < M; i++) room[i] = Math.max(0, target[i]! - load[i]!);
+  const unplaced = place(free);
+
+  // 4. Rebalance, if permitted and needed.
+  const imbalanceBefore = imbalanceOf();
+  const over = imbalanceBefore.ratio > policy.imbalanceThreshold || imbalanceBefore.streams > policy.maxStreamDifference;
+  const rebalance = policy.force === true || (policy.rebalanceAllowed && over);
+  const rebalanceReason = R[policy.force === true ? "manual" : policy.rebalanceReason ?? "imbalance"];
+  let rebalanced = false;
+  if (rebalance) {
+    const shedding: number[] = [];
+    for (let i = 0; i < M; i++) {
+      if (load[i]! > target[i]!) for (const k of shed(i, load[i]! - target[i]!)) shedding.push(mark(k, i, rebalanceReason));
+    }
+    rebalanced = shedding.length > 0;
+    unplaced.push(...place(shedding));
+  }
+
+  // 5. The result.
+  const assignment = new Map<StreamId, string>();
+  for (let k = 0; k < N; k++) if (owner[k]! >= 0) assignment.set(ids[k]!, hrw.ids[owner[k]!]!);
+  const moves: Move[] = [];
+  for (let k = 0; k < N; k++) {
+    if (moveReason[k] === -1) continue;
+    const to = owner[k]! >= 0 ? hrw.ids[owner[k]!]! : null;
+    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: REASONS[moveReason[k]!]! });
+  }
+  for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
+  const unassigned = unplaced.sort((a, b) => a - b).map((k) => ids[k]!);
+  const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));
+  for (let i = 0; i < M; i++) targets.set(hrw.ids[i]!, target[i]!);
+  return { assignment, moves, unassigned, targets, rebalanced, imbalanceBefore, imbalanceAfter: imbalanceOf() };
+
+  /** Takes stream k from member i; it keeps its first reason if it already had one. */
+  function mark(k: number, i: number, reason: number): number {
+    owner[k] = -1;
+    load[i]!--;
+    if (moveReason[k] === -1) {
+      moveReason[k] = reason;
+      from[k] = hrw.ids[i]!;
+    }
+    return k;
+  }
+
+  /**
+   * The `count` streams member i gives up: first those whose hashing owner has room,
+   * then those hashing gives to someone else, then its weakest (lowest pair hash: for one
+   * member the score is monotone in it).
+   */
+  function shed(i: number, count: number): number[] {
+    const list = heldBy(i);
+    const rank = new Map<number, number>();
+    for (const k of list) {
+      const f = firstChoice(k);
+      rank.set(k, f !== i && room[f]! > 0 ? 0 : f !== i ? 1 : 2);
+    }
+    list.sort((a, b) => rank.get(a)! - rank.get(b)! || hrw.pairHashOf(sh[a]!, i) - hrw.pairHashOf(sh[b]!, i) || cmp(ids[a]!, ids[b]!));
+    return list.slice(0, count);
+  }
+
+  /**
+   * Places streams on members with room. Each goes to its hashing owner if that one has
+   * room; a member with more such streams than room keeps those it prefers most. The
+   * rest go, in hash order, to the member hashing prefers among those with room left.
+   * Returns the streams that found no room.
+   */
+  function place(list: readonly number[]): number[] {
+    const buckets = new Map<number, number[]>();
+    for (const k of list) {
+      const f = firstChoice(k);
+      if (f < 0) continue;
+      const b = buckets.get(f);
+      if (b) b.push(k);
+      else buckets.set(f, [k]);
+    }
+    const deferred: number[] = [];
+    for (const [i, b] of buckets) {
+      if (b.length > room[i]!) b.sort((x, y) => hrw.pairHashOf(sh[y]!, i) - hrw.pairHashOf(sh[x]!, i) || cmp(ids[x]!, ids[y]!));
+      const keep = Math.min(room[i]!, b.length);
+      for (let n = 0; n < keep; n++) put(b[n]!, i);
+      for (let n = keep; n < b.length; n++) deferred.push(b[n]!);
+    }
+    if (M === 0) return [...list];
+    const open = new Int32Array(M);
+    let count = 0;
+    for (let i = 0; i < M; i++) if (room[i]! > 0) open[count++] = i;
+    deferred.sort((x, y) => sh[x]! - sh[y]! || cmp(ids[x]!, ids[y]!));
+    const left: number[] = [];
+    for (const k of deferred) {
+      const best = hrw.bestAmong(sh[k]!, open, count);
+      if (best < 0) {
+        left.push(k);
+        continue;
+      }
+      put(k, best);
+      if (room[best] === 0) {
+        const at = open.subarray(0, count).indexOf(best);
+        open[at] = open[--count]!;
+      }
+    }
+    return left;
+  }
+
+  function put(k: number, i: number): void {
+    owner[k] = i;
+    load[i]!++;
+    room[i]!--;
+  }
+
+  function imbalanceOf(): Imbalance {
+    let ratio = 0;
+    let streams = 0;
+    for (let i = 0; i < M; i++) {
+      const d = Math.abs(load[i]! - target[i]!);
+      if (d > streams) streams = d;
+      const r = d / Math.max(target[i]!, 1);
+      if (r > ratio) ratio = r;
+    }
+    return { ratio, streams };
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Position of each id in sorted order. */
+function rankById(idList: readonly string[]): Int32Array {
+  const pos = idList.map((_, i) => i).sort((a, b) => cmp(idList[a]!, idList[b]!));
+  const rank = new Int32Array(idList.length);
+  pos.forEach((p, r) => (rank[p] = r));
+  return rank;
 }

@@ -2,10 +2,26 @@
  * Weighted rendezvous (highest random weight) hashing. PURE: no I/O, no Date, no
  * Math.random; the same inputs give the same owner on every agent and every run.
  *
- * Law (what makes it the right fallback): a stream's owner is the member with the
- * highest score  w / -ln(u(stream, member)),  u uniform in (0,1). Changing one member
- * (join, leave, weight change) moves only streams to or from that member, and each
- * member's expected share is w / Σw.
+ * Definition. For a stream hash s and a member m with weight w > 0:
+ *   h(s, m)     = fmix32(s XOR memberHash(m))                (a 32-bit pair hash)
+ *   score(s, m) = w / -ln((h + 0.5) / 2^32)
+ * The owner of s is the member with the highest score; equal scores go to the higher
+ * pair hash, then to the lower index (members sorted by id). This is the exponential
+ * race: -ln(u)/w is Exp(w), so member m wins with probability w / Σw.
+ *
+ * Law (what makes it the right fallback): a member's score for a stream depends on that
+ * stream and that member only, so adding, removing or re-weighting one member moves only
+ * streams to or from that member, and every agent that sees the same members computes
+ * the same owner.
+ *
+ * Speed (exact, never an approximation of the definition above):
+ * - all weights equal: the score is monotone in h, so the owner is the highest h and no
+ *   logarithm is taken;
+ * - mixed weights: a member can only win where its score exceeds a cut S; for each
+ *   member the largest h with score ≤ S is precomputed, so a scan compares integers and
+ *   takes a logarithm only for the few members above the cut. With S chosen so that a
+ *   handful pass on average, a scan costs about the same as in the equal-weight case. If
+ *   nobody passes, a lower cut is tried, then every member.
  *
  * The leader's assignor uses the same function for every free choice, so falling back
  * from the orchestrated assignment to pure hashing moves few streams.
@@ -31,7 +47,7 @@ export function fmix32(h: number): number {
   return h >>> 0;
 }
 
-/** The pair hash u(stream, member) as an unsigned 32-bit integer. */
+/** The pair hash h(stream, member) as an unsigned 32-bit integer. */
 export function pairHash(streamHash: number, memberHash: number): number {
   return fmix32((streamHash ^ memberHash) >>> 0);
 }
@@ -48,62 +64,88 @@ export interface HashMember {
 }
 
 /**
+ * Cuts for mixed weights: at level k the cut is S = Σw / CUT_PASSERS[k], so on average
+ * about CUT_PASSERS[k] members pass it (and P(nobody passes) ≈ e^-CUT_PASSERS[k]).
+ */
+const CUT_PASSERS = [6, 48] as const;
+const NONE = -1;
+
+/**
  * A fixed set of members, prepared for many lookups. Members are kept sorted by id so
- * ties (equal weight and equal pair hash, about 1 in 2^32) break the same way everywhere.
+ * that indexes, and so ties, are the same everywhere.
  */
 export class Rendezvous {
   readonly ids: readonly string[];
   readonly weights: Float64Array;
   private readonly memberHashes: Int32Array;
-  /** Members grouped by equal weight: within a group the highest pair hash wins, no log needed. */
-  private readonly groups: { weight: number; members: Int32Array }[];
+  private readonly uniform: boolean;
+  /** Per cut level, per member: the largest pair hash whose score is ≤ the cut. */
+  private readonly cuts: Float64Array[];
 
   constructor(members: readonly HashMember[]) {
-    const sorted = [...new Map(members.filter((m) => m.weight > 0).map((m) => [m.id, m])).values()].sort((a, b) =>
+    const sorted = [...new Map(members.filter((m) => m.weight > 0 && Number.isFinite(m.weight)).map((m) => [m.id, m])).values()].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
     );
     this.ids = sorted.map((m) => m.id);
     this.weights = Float64Array.from(sorted.map((m) => m.weight));
     this.memberHashes = Int32Array.from(sorted.map((m) => fmix32(hashString(m.id) ^ 0x5bd1e995)));
-    const byWeight = new Map<number, number[]>();
-    sorted.forEach((m, i) => {
-      const list = byWeight.get(m.weight) ?? [];
-      list.push(i);
-      byWeight.set(m.weight, list);
-    });
-    this.groups = [...byWeight.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([weight, idx]) => ({ weight, members: Int32Array.from(idx) }));
+    this.uniform = sorted.every((m) => m.weight === sorted[0]!.weight);
+    const total = sorted.reduce((s, m) => s + m.weight, 0);
+    this.cuts = this.uniform ? [] : CUT_PASSERS.map((c) => this.cutTable(total / c));
   }
 
   get size(): number {
     return this.ids.length;
   }
 
+  /** The pair hash of stream hash `streamHash` and member `index`. */
+  pairHashOf(streamHash: number, index: number): number {
+    return pairHash(streamHash, this.memberHashes[index]!);
+  }
+
+  /** The score of member `index` for a stream hash (higher = more preferred). */
+  scoreOf(streamHash: number, index: number): number {
+    return score(this.pairHashOf(streamHash, index), this.weights[index]!);
+  }
+
+  /** Whether member `a` beats member `b` for this stream (the total order of the definition). */
+  prefers(streamHash: number, a: number, b: number): boolean {
+    const ha = this.pairHashOf(streamHash, a);
+    const hb = this.pairHashOf(streamHash, b);
+    const sa = score(ha, this.weights[a]!);
+    const sb = score(hb, this.weights[b]!);
+    return sa > sb || (sa === sb && (ha > hb || (ha === hb && a < b)));
+  }
+
   /** Index (into `ids`) of the winning member for a stream hash, or -1 with no members. */
   ownerIndex(streamHash: number): number {
-    let best = -1;
-    let bestScore = -Infinity;
-    for (const g of this.groups) {
-      const ms = g.members;
-      // Highest pair hash within the group; on equal hashes the lower index (id) wins.
-      let gi = ms[0]!;
-      let gh = pairHash(streamHash, this.memberHashes[gi]!);
-      for (let k = 1; k < ms.length; k++) {
-        const i = ms[k]!;
-        const h = pairHash(streamHash, this.memberHashes[i]!);
-        if (h > gh) {
-          gh = h;
-          gi = i;
+    const n = this.ids.length;
+    if (n === 0) return NONE;
+    const mh = this.memberHashes;
+    if (this.uniform) {
+      // Equal weights: the highest pair hash has the highest score. Inlined fmix32.
+      let best = 0;
+      let bh = -1;
+      for (let i = 0; i < n; i++) {
+        let h = streamHash ^ mh[i]!;
+        h ^= h >>> 16;
+        h = Math.imul(h, 0x85ebca6b);
+        h ^= h >>> 13;
+        h = Math.imul(h, 0xc2b2ae35);
+        h ^= h >>> 16;
+        h >>>= 0;
+        if (h > bh) {
+          bh = h;
+          best = i;
         }
       }
-      const s = score(gh, g.weight);
-      if (s > bestScore || (s === bestScore && gi < best)) {
-        bestScore = s;
-        best = gi;
-      }
+      return best;
     }
-    return best;
+    for (const cut of this.cuts) {
+      const i = this.bestAboveCut(streamHash, cut, null, n);
+      if (i !== NONE) return i;
+    }
+    return this.bestScan(streamHash, null, n);
   }
 
   /** The winning member id for a stream key, or undefined with no members. */
@@ -112,26 +154,98 @@ export class Rendezvous {
     return i < 0 ? undefined : this.ids[i];
   }
 
-  /** The score of member `index` for a stream hash (higher = more preferred). */
-  scoreOf(streamHash: number, index: number): number {
-    return score(pairHash(streamHash, this.memberHashes[index]!), this.weights[index]!);
+  /**
+   * The best member among the first `count` indexes of `candidates` (any order), by the
+   * same order as `ownerIndex`. Returns -1 when there is no candidate.
+   */
+  bestAmong(streamHash: number, candidates: Int32Array, count: number): number {
+    if (count <= 0) return NONE;
+    if (count <= 8) return this.bestScan(streamHash, candidates, count);
+    if (this.uniform) return this.bestUniform(streamHash, candidates, count);
+    for (const cut of this.cuts) {
+      const i = this.bestAboveCut(streamHash, cut, candidates, count);
+      if (i !== NONE) return i;
+    }
+    return this.bestScan(streamHash, candidates, count);
   }
 
   /**
-   * The best member among those `allowed` (by index). Used by the assignor for free
-   * choices when the first choice is full. Returns -1 when nothing is allowed.
+   * The best member among those `allowed` (by index), or -1 when nothing is allowed.
+   * Prefer `bestAmong` in loops: it avoids a call per member.
    */
   bestAllowed(streamHash: number, allowed: (index: number) => boolean): number {
-    let best = -1;
-    let bestScore = -Infinity;
-    for (let i = 0; i < this.ids.length; i++) {
-      if (!allowed(i)) continue;
-      const s = this.scoreOf(streamHash, i);
-      if (s > bestScore) {
-        bestScore = s;
+    const list = new Int32Array(this.ids.length);
+    let count = 0;
+    for (let i = 0; i < this.ids.length; i++) if (allowed(i)) list[count++] = i;
+    return this.bestAmong(streamHash, list, count);
+  }
+
+  private bestUniform(streamHash: number, candidates: Int32Array, count: number): number {
+    let best = NONE;
+    let bh = -1;
+    for (let k = 0; k < count; k++) {
+      const i = candidates[k]!;
+      const h = pairHash(streamHash, this.memberHashes[i]!);
+      if (h > bh || (h === bh && i < best)) {
+        bh = h;
         best = i;
       }
     }
     return best;
+  }
+
+  /** Exact scan over members whose pair hash passes the cut; -1 if none does. */
+  private bestAboveCut(streamHash: number, cut: Float64Array, candidates: Int32Array | null, count: number): number {
+    let best = NONE;
+    let bs = 0;
+    let bh = 0;
+    for (let k = 0; k < count; k++) {
+      const i = candidates === null ? k : candidates[k]!;
+      const h = pairHash(streamHash, this.memberHashes[i]!);
+      if (h <= cut[i]!) continue;
+      const s = score(h, this.weights[i]!);
+      if (best === NONE || s > bs || (s === bs && (h > bh || (h === bh && i < best)))) {
+        best = i;
+        bs = s;
+        bh = h;
+      }
+    }
+    return best;
+  }
+
+  private bestScan(streamHash: number, candidates: Int32Array | null, count: number): number {
+    let best = NONE;
+    let bs = 0;
+    let bh = 0;
+    for (let k = 0; k < count; k++) {
+      const i = candidates === null ? k : candidates[k]!;
+      const h = pairHash(streamHash, this.memberHashes[i]!);
+      const s = score(h, this.weights[i]!);
+      if (best === NONE || s > bs || (s === bs && (h > bh || (h === bh && i < best)))) {
+        best = i;
+        bs = s;
+        bh = h;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * For cut S: per member the largest h in [-1, 2^32-1] with score(h, w) ≤ S, found from
+   * the closed form and then corrected with the score function itself, so "h > cut" is
+   * exactly "score > S" (score is non-decreasing in h).
+   */
+  private cutTable(cutScore: number): Float64Array {
+    const out = new Float64Array(this.ids.length);
+    const MAX = 4294967295;
+    for (let i = 0; i < out.length; i++) {
+      const w = this.weights[i]!;
+      let t = Math.floor(4294967296 * Math.exp(-w / cutScore) - 0.5);
+      t = Math.min(MAX, Math.max(-1, t));
+      while (t < MAX && score(t + 1, w) <= cutScore) t++;
+      while (t >= 0 && score(t, w) > cutScore) t--;
+      out[i] = t;
+    }
+    return out;
   }
 }

@@ -1,0 +1,361 @@
+/**
+ * Laws of the assignor (leader/assignor.ts), stated as fast-check properties: complete,
+ * proportional, sticky (join, leave, growth, capacity change and drain move exactly the
+ * minimum), hash-shaped, calm, a fixed point once settled, independent of input order.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { assign, quotaTargets, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../leader/assignor.js";
+import { Rendezvous } from "../../shared/hash.js";
+
+const CALM: AssignPolicy = { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: false };
+const EAGER: AssignPolicy = { imbalanceThreshold: 0, maxStreamDifference: 0, rebalanceAllowed: true };
+const FORCE: AssignPolicy = { ...CALM, force: true };
+
+const policies = fc.record({
+  imbalanceThreshold: fc.constantFrom(0, 0.15, 0.5, 10),
+  maxStreamDifference: fc.constantFrom(0, 1, 3, 1000),
+  rebalanceAllowed: fc.boolean(),
+  force: fc.boolean(),
+  rebalanceReason: fc.constantFrom("imbalance" as const, "join" as const, "capacity" as const),
+});
+
+const memberList = (min = 1) =>
+  fc.uniqueArray(
+    fc.record({ id: fc.stringMatching(/^m[0-9a-z]{1,3}$/), capacity: fc.integer({ min: 0, max: 40 }), draining: fc.boolean() }),
+    { selector: (m) => m.id, minLength: min, maxLength: 10 },
+  );
+const streamList = fc.uniqueArray(fc.integer({ min: 1, max: 5000 }).map(String), { maxLength: 250 });
+
+/** A whole input: members, streams, and a current assignment that may point anywhere. */
+const inputs = fc
+  .tuple(memberList(), streamList, policies, fc.infiniteStream(fc.integer({ min: 0, max: 100 })))
+  .map(([members, streams, policy, dice]) => {
+    const owners = [...members.map((m) => m.id), "gone-1", "gone-2"];
+    const current = new Map<string, string>();
+    const it = dice[Symbol.iterator]();
+    for (const s of streams) {
+      const d = it.next().value as number;
+      if (d < 70) current.set(s, owners[d % owners.length]!);
+    }
+    current.set("left-the-catalog", owners[0]!);
+    return { streams, members, current, dead: new Set(["gone-1"]), policy } satisfies AssignInput;
+  });
+
+const usable = (ms: readonly AssignMember[]) => ms.filter((m) => !m.draining && m.capacity > 0);
+const capOf = (ms: readonly AssignMember[]) => usable(ms).reduce((s, m) => s + m.capacity, 0);
+
+function loads(r: AssignResult): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const o of r.assignment.values()) out.set(o, (out.get(o) ?? 0) + 1);
+  return out;
+}
+
+/** The least moves that can bring `load` within the quota bounds ⌊share⌋..⌈share⌉ for n streams. */
+function minimumMoves(n: number, members: readonly AssignMember[], load: ReadonlyMap<string, number>, fixedFree = 0): number {
+  const us = usable(members);
+  const total = us.reduce((s, m) => s + m.capacity, 0);
+  let excess = 0;
+  let deficit = 0;
+  for (const m of members) {
+    const l = load.get(m.id) ?? 0;
+    if (!us.includes(m)) {
+      excess += l;
+      continue;
+    }
+    const share = Math.min(n, total) === total ? m.capacity : (n * m.capacity) / total;
+    excess += Math.max(0, l - Math.ceil(share));
+    deficit += Math.max(0, Math.floor(share) - l);
+  }
+  return Math.max(excess + fixedFree, deficit);
+}
+
+function settle(members: AssignMember[], streams: string[]): AssignResult {
+  return assign({ streams, members, current: new Map(), policy: FORCE });
+}
+
+const moved = (r: AssignResult) => r.moves.filter((m) => m.from !== null || m.to !== null);
+
+describe("assign: every input", () => {
+  it("places every stream once, within capacity, and reports what does not fit", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const r = assign(input);
+        const placed = new Set(r.assignment.keys());
+        for (const s of r.unassigned) expect(placed.has(s)).toBe(false);
+        expect(placed.size + r.unassigned.length).toBe(input.streams.length);
+        expect(r.unassigned.length).toBe(Math.max(0, input.streams.length - capOf(input.members)));
+        const l = loads(r);
+        for (const m of input.members) {
+          expect(l.get(m.id) ?? 0).toBeLessThanOrEqual(m.draining ? 0 : m.capacity);
+        }
+        for (const o of l.keys()) expect(usable(input.members).some((m) => m.id === o)).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("sets proportional targets: ⌊share⌋ or ⌈share⌉, summing to min(N, Σcap), never above capacity", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const r = assign(input);
+        const n = input.streams.length;
+        const total = capOf(input.members);
+        let sum = 0;
+        for (const m of input.members) {
+          const t = r.targets.get(m.id)!;
+          sum += t;
+          if (m.draining || m.capacity <= 0) {
+            expect(t).toBe(0);
+            continue;
+          }
+          const share = n >= total ? m.capacity : (n * m.capacity) / total;
+          expect(t).toBeGreaterThanOrEqual(Math.floor(share));
+          expect(t).toBeLessThanOrEqual(Math.min(Math.ceil(share), m.capacity));
+        }
+        expect(sum).toBe(Math.min(n, total));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("reports exactly the owner changes as moves, each with a reason that fits", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const r = assign(input);
+        const byStream = new Map(r.moves.map((m) => [m.stream, m]));
+        expect(byStream.size).toBe(r.moves.length);
+        const all = new Set([...input.streams, ...input.current.keys()]);
+        const live = new Map(usable(input.members).map((m) => [m.id, m]));
+        for (const s of all) {
+          const before = input.current.get(s) ?? null;
+          const after = r.assignment.get(s) ?? null;
+          const mv = byStream.get(s);
+          if (before === after) {
+            expect(mv).toBeUndefined();
+            continue;
+          }
+          expect(mv).toEqual({ stream: s, from: before, to: after, reason: expect.any(String) });
+          const owner = input.members.find((m) => m.id === before);
+          if (!input.streams.includes(s) || before === null) expect(mv!.reason).toBe("catalog");
+          else if (owner?.draining) expect(mv!.reason).toBe("drain");
+          else if (!owner) expect(mv!.reason).toBe("failover");
+          else if (!live.has(before)) expect(mv!.reason).toBe("capacity");
+          else expect(["capacity", "manual", input.policy.rebalanceReason]).toContain(mv!.reason);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("is calm: a stream on a live member within capacity moves only in a permitted rebalance", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const policy = { ...input.policy, force: false, rebalanceAllowed: false };
+        const r = assign({ ...input, policy });
+        expect(r.rebalanced).toBe(false);
+        const l = new Map<string, number>();
+        for (const [s, o] of input.current) if (input.streams.includes(s)) l.set(o, (l.get(o) ?? 0) + 1);
+        for (const mv of r.moves) {
+          const m = usable(input.members).find((u) => u.id === mv.from);
+          if (m && input.streams.includes(mv.stream)) {
+            expect(mv.reason).toBe("capacity");
+            expect(l.get(m.id)!).toBeGreaterThan(m.capacity);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("does not rebalance below the thresholds, and rebalances to the exact targets when forced", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const lax = assign({ ...input, policy: { imbalanceThreshold: 1e9, maxStreamDifference: 1e9, rebalanceAllowed: true } });
+        expect(lax.rebalanced).toBe(false);
+        const forced = assign({ ...input, policy: FORCE });
+        const l = loads(forced);
+        for (const m of usable(input.members)) expect(l.get(m.id) ?? 0).toBe(forced.targets.get(m.id));
+        expect(forced.imbalanceAfter).toEqual({ ratio: 0, streams: 0 });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("is a fixed point: computing again on its own result moves nothing, whatever the policy", () => {
+    fc.assert(
+      fc.property(inputs, policies, (input, again) => {
+        const r = assign(input);
+        const second = assign({ ...input, current: r.assignment });
+        expect(second.moves).toEqual([]);
+        const settled = assign({ ...input, policy: FORCE });
+        expect(assign({ ...input, current: settled.assignment, policy: again }).moves).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("does not depend on the order of streams or members", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const a = assign(input);
+        const b = assign({ ...input, streams: [...input.streams].reverse(), members: [...input.members].reverse() });
+        expect(new Map([...b.assignment].sort())).toEqual(new Map([...a.assignment].sort()));
+        expect([...b.unassigned].sort()).toEqual([...a.unassigned].sort());
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+/** A settled cluster: members with capacities, streams, the settled assignment. */
+const settledCluster = fc
+  .tuple(
+    fc.uniqueArray(fc.record({ id: fc.stringMatching(/^m[0-9a-z]{1,3}$/), capacity: fc.integer({ min: 1, max: 60 }), draining: fc.constant(false) }), {
+      selector: (m) => m.id,
+      minLength: 2,
+      maxLength: 12,
+    }),
+    fc.integer({ min: 0, max: 400 }),
+  )
+  .map(([members, n]) => {
+    const streams = Array.from({ length: n }, (_, i) => `s${i}`);
+    return { members, streams, settled: settle(members, streams) };
+  });
+
+describe("assign: the minimum moves from a settled cluster", () => {
+  it("a join moves exactly the minimum, all to the newcomer", () => {
+    fc.assert(
+      fc.property(settledCluster, fc.integer({ min: 1, max: 60 }), ({ members, streams, settled }, capacity) => {
+        fc.pre(streams.length <= capOf(members));
+        const after = [...members, { id: "newcomer", capacity, draining: false }];
+        const r = assign({ streams, members: after, current: settled.assignment, policy: { ...EAGER, rebalanceReason: "join" } });
+        const min = minimumMoves(streams.length, after, loads(settled));
+        expect(moved(r).length).toBe(min);
+        for (const mv of r.moves) expect(mv).toMatchObject({ to: "newcomer", reason: "join" });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a leave moves only the leaver's streams", () => {
+    fc.assert(
+      fc.property(settledCluster, fc.nat(), ({ members, streams, settled }, pick) => {
+        const gone = members[pick % members.length]!;
+        const had = [...settled.assignment.values()].filter((o) => o === gone.id).length;
+        const r = assign({ streams, members: members.filter((m) => m !== gone), current: settled.assignment, dead: new Set([gone.id]), policy: EAGER });
+        const lost = Math.max(0, streams.length - capOf(members.filter((m) => m !== gone)));
+        expect(r.moves.length).toBe(had);
+        for (const mv of r.moves) expect(mv).toMatchObject({ from: gone.id, reason: "failover" });
+        expect(r.unassigned.length).toBe(lost);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("catalog growth moves no old stream", () => {
+    fc.assert(
+      fc.property(settledCluster, fc.integer({ min: 1, max: 100 }), ({ members, streams, settled }, extra) => {
+        const more = [...streams, ...Array.from({ length: extra }, (_, i) => `new${i}`)];
+        const r = assign({ streams: more, members, current: settled.assignment, policy: EAGER });
+        for (const mv of r.moves) expect(mv).toMatchObject({ from: null, reason: "catalog" });
+        expect(r.moves.length).toBe(Math.min(extra, Math.max(0, capOf(members) - streams.length)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a capacity change moves exactly the minimum", () => {
+    fc.assert(
+      fc.property(settledCluster, fc.nat(), fc.integer({ min: 1, max: 60 }), ({ members, streams, settled }, pick, capacity) => {
+        const i = pick % members.length;
+        const after = members.map((m, k) => (k === i ? { ...m, capacity } : m));
+        const r = assign({ streams, members: after, current: settled.assignment, policy: { ...EAGER, rebalanceReason: "capacity" } });
+        const placeable = Math.min(streams.length, capOf(after));
+        // Streams beyond the new total capacity must leave (counted as excess); streams
+        // that could not be placed before and now can must arrive (counted as free).
+        const free = Math.max(0, placeable - settled.assignment.size);
+        expect(moved(r).length).toBe(minimumMoves(placeable, after, loads(settled), free));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a drain moves only the drained member's streams, and an undrain gives it its share back", () => {
+    fc.assert(
+      fc.property(settledCluster, fc.nat(), ({ members, streams, settled }, pick) => {
+        const i = pick % members.length;
+        const id = members[i]!.id;
+        const drained = members.map((m, k) => (k === i ? { ...m, draining: true } : m));
+        const r = assign({ streams, members: drained, current: settled.assignment, policy: CALM });
+        const had = [...settled.assignment.values()].filter((o) => o === id).length;
+        expect(r.moves.length).toBe(had);
+        for (const mv of r.moves) expect(mv).toMatchObject({ from: id, reason: "drain" });
+        expect([...r.assignment.values()]).not.toContain(id);
+        const back = assign({ streams, members, current: r.assignment, policy: { ...EAGER, rebalanceReason: "join" } });
+        const l = loads(back);
+        expect(l.get(id) ?? 0).toBe(back.targets.get(id));
+        const placeable = Math.min(streams.length, capOf(members));
+        const free = Math.max(0, placeable - r.assignment.size);
+        expect(moved(back).length).toBe(minimumMoves(placeable, members, loads(r), free));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("assign: hash-shaped", () => {
+  it("from scratch, differs from pure hashing on exactly Σ max(0, hashing share − target) streams (the least possible)", () => {
+    fc.assert(
+      fc.property(settledCluster, ({ members, streams, settled }) => {
+        const hrw = new Rendezvous(members.map((m) => ({ id: m.id, weight: m.capacity })));
+        const share = new Map<string, number>();
+        let differ = 0;
+        for (const s of streams) {
+          const o = hrw.owner(s)!;
+          share.set(o, (share.get(o) ?? 0) + 1);
+          if (settled.assignment.get(s) !== o) differ++;
+        }
+        const least = members.reduce((sum, m) => sum + Math.max(0, (share.get(m.id) ?? 0) - settled.targets.get(m.id)!), 0);
+        expect(differ).toBe(least);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("a stream placed away from its hashing owner only when that owner was full", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const r = assign(input);
+        const hrw = new Rendezvous(usable(input.members).map((m) => ({ id: m.id, weight: m.capacity })));
+        const l = loads(r);
+        for (const mv of r.moves) {
+          if (mv.to === null) continue;
+          const o = hrw.owner(mv.stream)!;
+          if (mv.to !== o) expect(l.get(o) ?? 0).toBeGreaterThanOrEqual(r.targets.get(o)!);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("quotaTargets", () => {
+  it("is largest remainder when nobody holds anything", () => {
+    expect([...quotaTargets(300, [100, 150, 50], [0, 0, 0], [0, 1, 2])]).toEqual([100, 150, 50]);
+    expect([...quotaTargets(100, [50, 50, 50], [0, 0, 0], [0, 1, 2])]).toEqual([34, 33, 33]);
+    expect([...quotaTargets(100, [50, 50, 50], [0, 0, 40], [0, 1, 2])]).toEqual([33, 33, 34]);
+    expect([...quotaTargets(500, [100, 150, 50], [0, 0, 0], [0, 1, 2])]).toEqual([100, 150, 50]);
+  });
+
+  it("rebalances the documents' example 45/25/30 of 50 each to 34/33/33 moving 11 + 8", () => {
+    const members = ["a", "b", "c"].map((id) => ({ id, capacity: 50, draining: false }));
+    const current = new Map<string, string>();
+    for (let i = 0; i < 100; i++) current.set(`s${i}`, i < 45 ? "a" : i < 70 ? "b" : "c");
+    const r = assign({ streams: [...current.keys()], members, current, policy: { ...CALM, rebalanceAllowed: true } });
+    expect(r.rebalanced).toBe(true);
+    expect(Object.fromEntries(loads(r))).toEqual({ a: 34, b: 33, c: 33 });
+    expect(r.moves.length).toBe(11);
+    expect(r.moves.filter((m) => m.to === "b").length).toBe(8);
+  });
+});
