@@ -75,6 +75,7 @@ export class Agent {
   readonly leader: LeaderLoop;
   readonly session = crypto.randomUUID();
   readonly startedAtWall: number;
+  private readonly startedAt: number;
 
   private sub: Redis | undefined;
   private lockClients: Redis[] = [];
@@ -112,6 +113,7 @@ export class Agent {
     this.metrics = new Metrics({ instance: config.instanceId });
     this.serving = new Serving(clock, config.workerLeaseMs, config.workerTimeoutMs);
     this.startedAtWall = clock.wall();
+    this.startedAt = clock.now();
     this.lastLeaderSeenAt = clock.now();
     this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: Math.max(1, Math.ceil(config.heartbeatTimeoutMs / 1000)) });
     const commandTimeoutMs = Math.max(200, Math.min(1000, Math.round(config.heartbeatIntervalMs * 0.8)));
@@ -311,8 +313,11 @@ export class Agent {
     const fetched = this.serving.workerSilentMs(now);
     const reported = this.worker.lastReportAt === undefined ? undefined : now - this.worker.lastReportAt;
     const silent = fetched === undefined ? reported : reported === undefined ? fetched : Math.min(fetched, reported);
+    // A worker that has not called yet is given WORKER_TIMEOUT from our start to appear,
+    // so a restarted agent keeps its streams while its worker reconnects.
+    const starting = silent === undefined && now - this.startedAt <= this.config.workerTimeoutMs;
     return {
-      ok: silent !== undefined && silent <= this.config.workerTimeoutMs,
+      ok: starting || (silent !== undefined && silent <= this.config.workerTimeoutMs),
       lastSeenMsAgo: silent === undefined ? null : Math.round(silent),
       processed: this.worker.processed,
       errors: this.worker.errors,
@@ -370,7 +375,6 @@ export class Agent {
         JSON.stringify(hb),
         String(this.config.heartbeatTimeoutMs),
         crypto.randomUUID(),
-        this.leaving && hb.held.length === 0 ? "1" : "0",
       )) as [number, string, string, string, string];
       const [, version, modeRaw, , leaderRaw] = reply;
       this.lastReply = { at: this.clock.now(), leader: parse<LeaderInfo>(leaderRaw), flag: parse<ClusterFlag>(modeRaw), version: Number(version) || 0 };

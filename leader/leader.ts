@@ -196,6 +196,7 @@ export class LeaderLoop {
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.report(p, catalog.streams.length, state.rows.size);
     await this.maybeSaveStats(epoch, snap);
+    await this.pruneMembers(snap, state.rows);
     this.st.lastTickAt = this.d.clock.now();
     this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
   }
@@ -297,6 +298,24 @@ export class LeaderLoop {
       .filter((m) => m.hb && m.status !== "dead")
       .map((m) => ({ id: m.id, processed: m.hb!.worker.processed, errors: m.hb!.worker.errors, capacity: m.hb!.capacity }));
     await this.d.store.saveStats(epoch, stats);
+  }
+
+  /**
+   * Forgets members gone for long (left, or dead) that own no rows, so the member set
+   * does not grow forever. Their history stays in Postgres.
+   */
+  private async pruneMembers(snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>): Promise<void> {
+    const goneForMs = Math.max(60_000, 10 * this.d.config.heartbeatTimeoutMs);
+    const owners = new Set<string>();
+    for (const r of rows.values()) {
+      owners.add(r.owner);
+      if (r.next) owners.add(r.next);
+    }
+    const prune = [...snap.members.values()].filter((m) => !m.present && (m.status === "left" || m.status === "dead") && m.silentMs > goneForMs && !owners.has(m.id));
+    if (prune.length === 0) return;
+    await this.d.redis.zrem(this.d.keys.members, ...prune.map((m) => m.id));
+    for (const m of prune) this.d.tracker.forget(m.id);
+    this.d.logger.info({ category: "INSTANCE", pruned: prune.map((m) => m.id) }, "forgot members gone for long");
   }
 
   private async publishLeader(ready: boolean): Promise<void> {

@@ -3,8 +3,9 @@
  *
  * KEYS: none (standalone Redis; keys from the prefix in ARGV[1])
  * ARGV[1] prefix, ARGV[2] instance id, ARGV[3] heartbeat JSON, ARGV[4] TTL ms,
- * ARGV[5] a fresh random incarnation id (used only if Redis has none yet),
- * ARGV[6] "1" when leaving for good (remove from the member set after this write).
+ * ARGV[5] a fresh random incarnation id (used only if Redis has none yet).
+ * The member set entry stays after a goodbye, so every tracker reads the goodbye; the
+ * leader prunes members gone for long (leader/leader.ts).
  * Returns {existed, version, mode, incarnation, leaderInfo}:
  *   existed     1 if the key was still there (0 after an expiry or a Redis restart)
  *   version     the assignment version the leader has committed for this member ("0" if none)
@@ -23,11 +24,7 @@ local key = p .. ':hb:' .. id
 local existed = redis.call('EXISTS', key)
 redis.call('SET', key, ARGV[3], 'PX', ARGV[4])
 local t = redis.call('TIME')
-if ARGV[6] == '1' then
-  redis.call('ZREM', p .. ':members', id)
-else
-  redis.call('ZADD', p .. ':members', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)
-end
+redis.call('ZADD', p .. ':members', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)
 local inc = redis.call('GET', p .. ':incarnation')
 if not inc then
   inc = ARGV[5]
