@@ -24,6 +24,28 @@ const REDACT_PATHS = [
   "req.headers.authorization",
 ];
 
+/** user:password@ inside any URL in a piece of text (error messages carry connection strings). */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*):[^\s@/]*@/gi;
+/** Bearer tokens in header values or messages. */
+const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/g;
+
+/** Hides URL passwords and bearer tokens in a string. */
+export function redactText(text: string): string {
+  return text.replace(URL_PASSWORD, "$1:***@").replace(BEARER, "$1***");
+}
+
+/** Applies redactText to every string in plain objects and arrays, a few levels deep. */
+export function redactDeep<T>(value: T, depth = 4): T {
+  if (typeof value === "string") return redactText(value) as T;
+  if (depth <= 0 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth - 1)) as T;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, depth - 1);
+  return out as T;
+}
+
 export function createLogger(opts: { level?: LogLevel; instanceId?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
     {
@@ -31,8 +53,14 @@ export function createLogger(opts: { level?: LogLevel; instanceId?: string; dest
       base: opts.instanceId ? { instance: opts.instanceId } : {},
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: "***" },
-      formatters: { level: (label) => ({ level: label }) },
-      serializers: { err: pino.stdSerializers.err },
+      formatters: { level: (label) => ({ level: label }), log: (obj) => redactDeep(obj) },
+      // The standard serializer returns a non-plain object; copy it so its strings are scrubbed.
+      serializers: { err: (e) => redactDeep({ ...pino.stdSerializers.err(e) }) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === "string" ? redactText(a) : a)) as Parameters<typeof method>);
+        },
+      },
     },
     opts.destination,
   );

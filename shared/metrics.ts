@@ -24,11 +24,16 @@ export class Metrics {
   readonly workerErrors: Gauge;
   readonly mode: Gauge<"mode">;
   readonly leaseRemaining: Gauge;
+  readonly clusterMembers: Gauge<"state">;
+  readonly adminRequests: Counter<"action" | "result">;
 
   constructor(labels: { instance: string }) {
     const r = this.registry;
     r.setDefaultLabels(labels);
     collectDefaultMetrics({ register: r });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters
+    // (promtool rejects them); the per-type gauges nodejs_active_{handles,requests,resources} remain.
+    for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) r.removeSingleMetric(name);
     this.streamsServed = new Gauge({ name: "fingerv7_streams_served", help: "Streams this agent offers its worker now.", registers: [r] });
     this.streamsHeld = new Gauge({ name: "fingerv7_streams_held", help: "Streams the worker beside this agent may be processing (under an unexpired lease).", registers: [r] });
     this.clusterStreams = new Gauge({ name: "fingerv7_cluster_streams", help: "Cluster-wide stream counts seen by the leader, by state (assigned, unassigned, hashed, total).", labelNames: ["state"], registers: [r] });
@@ -47,5 +52,7 @@ export class Metrics {
     this.workerErrors = new Gauge({ name: "fingerv7_worker_errors", help: "Errors as last reported by the worker.", registers: [r] });
     this.mode = new Gauge({ name: "fingerv7_mode", help: "1 for the mode this agent serves in.", labelNames: ["mode"], registers: [r] });
     this.leaseRemaining = new Gauge({ name: "fingerv7_worker_lease_remaining_seconds", help: "Seconds left on the lease this agent can give its worker.", registers: [r] });
+    this.clusterMembers = new Gauge({ name: "fingerv7_cluster_members", help: "Members in this agent's membership view, by state (alive, warning, dead, left).", labelNames: ["state"], registers: [r] });
+    this.adminRequests = new Counter({ name: "fingerv7_admin_requests_total", help: "Admin API calls, by action and result (ok, unauthorized, disabled, bad_request, not_found, conflict, error).", labelNames: ["action", "result"], registers: [r] });
   }
 }

@@ -4,8 +4,12 @@
  */
 import { Hono } from "hono";
 import type { Agent } from "../agent.js";
+import { adminRoutes } from "./admin.js";
+import { dashboardRoutes } from "./dashboard.js";
 import { jsonError } from "./errors.js";
 import { healthRoutes } from "./health.js";
+import { metricsRoutes } from "./metrics.js";
+import { operatorRoutes } from "./operator.js";
 import { workerRoutes } from "./worker.js";
 
 export function createApp(agent: Agent): Hono {
@@ -22,6 +26,10 @@ export function createApp(agent: Agent): Hono {
 
   app.route("/", workerRoutes(agent));
   app.route("/", healthRoutes(agent, startedAt));
+  app.route("/", operatorRoutes(agent));
+  app.route("/", adminRoutes(agent));
+  app.route("/", metricsRoutes(agent));
+  app.route("/", dashboardRoutes(agent));
 
   app.notFound((c) => jsonError(c, 404, `No route ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {

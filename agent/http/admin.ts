@@ -1,0 +1,199 @@
+/**
+ * Admin endpoints: they change the cluster, so they need `Authorization: Bearer ADMIN_TOKEN`.
+ *
+ *   POST /instances/:id/drain     stop giving the instance streams and move its streams away
+ *   POST /instances/:id/undrain   let it serve again
+ *   POST /rebalance[?dry_run=1]   rebalance to the targets now; dry run = the plan, nothing changed
+ *   PUT  /mode {"mode": "orchestrated" | "hashed", "by"?: "name"}   flip the cluster flag
+ *
+ * Rules:
+ * - No ADMIN_TOKEN configured on this agent means every admin call is REFUSED (403), never
+ *   open. A missing or wrong token is a 401. The token is compared in constant time (both
+ *   sides hashed to equal length first, then crypto.timingSafeEqual).
+ * - Authentication comes before any validation, so an unauthenticated caller learns nothing
+ *   about instances or bodies.
+ * - Bad input is a 400 with a message, an unknown instance a 404; never a 500.
+ */
+import crypto from "node:crypto";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { presentId } from "../../shared/catalog.js";
+import { redactText } from "../../shared/logger.js";
+import type { PlanBody } from "../../shared/status.js";
+import type { Plan } from "../../leader/plan.js";
+import type { Agent } from "../agent.js";
+import { describeIssues, jsonError } from "./errors.js";
+
+const digest = (s: string) => crypto.createHash("sha256").update(s, "utf8").digest();
+
+/** True when `given` equals `expected`, in time independent of where they differ. */
+export function tokenMatches(given: string, expected: string): boolean {
+  return crypto.timingSafeEqual(digest(given), digest(expected));
+}
+
+type Action = "drain" | "undrain" | "rebalance" | "dry_run" | "mode" | "unknown";
+
+function actionOf(c: Context): Action {
+  const p = c.req.path;
+  if (p.endsWith("/undrain")) return "undrain";
+  if (p.endsWith("/drain")) return "drain";
+  if (p === "/rebalance") return /^(1|true|yes)$/i.test(c.req.query("dry_run") ?? "") ? "dry_run" : "rebalance";
+  if (p === "/mode") return "mode";
+  return "unknown";
+}
+
+export function requireAdmin(agent: Agent): MiddlewareHandler {
+  const token = agent.config.adminToken;
+  return async (c, next) => {
+    const action = actionOf(c);
+    if (!token) {
+      agent.metrics.adminRequests.inc({ action, result: "disabled" });
+      return jsonError(c, 403, "Admin endpoints are disabled on this agent: no ADMIN_TOKEN is configured. Set ADMIN_TOKEN on the agent to enable them.");
+    }
+    const header = c.req.header("authorization") ?? "";
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (!m || !tokenMatches(m[1]!, token)) {
+      agent.metrics.adminRequests.inc({ action, result: "unauthorized" });
+      agent.logger.warn({ category: "INSTANCE", action, path: c.req.path, reason: m ? "wrong token" : "no bearer token" }, "admin request refused");
+      c.header("WWW-Authenticate", 'Bearer realm="fingerv7-sidecar"');
+      return jsonError(c, 401, m ? "Invalid admin token." : "Admin endpoints need the header Authorization: Bearer <ADMIN_TOKEN>.");
+    }
+    await next();
+    const s = c.res.status;
+    const result = s < 300 ? "ok" : s === 400 ? "bad_request" : s === 404 ? "not_found" : s === 409 ? "conflict" : "error";
+    agent.metrics.adminRequests.inc({ action, result });
+  };
+}
+
+/** Reads an optional JSON object body: empty → {}; anything else must be JSON. */
+async function optionalJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; message: string }> {
+  let raw: string;
+  try {
+    raw = await c.req.text();
+  } catch {
+    return { ok: false, message: "Could not read the request body." };
+  }
+  if (raw.trim() === "") return { ok: true, value: {} };
+  try {
+    return { ok: true, value: JSON.parse(raw) };
+  } catch {
+    return { ok: false, message: "Body must be JSON (or empty)." };
+  }
+}
+
+const idParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "an instance id: 1-128 letters, digits or . _ : @ -");
+const drainBody = z.object({ reason: z.string().max(200).optional() }).strict();
+const modeBody = z
+  .object({
+    mode: z.enum(["orchestrated", "hashed"], { error: 'mode must be "orchestrated" or "hashed"' }),
+    by: z.string().min(1).max(64).regex(/^[^\n\r]*$/, "one line").optional(),
+  })
+  .strict();
+const rebalanceQuery = z.object({ dry_run: z.enum(["", "0", "1", "true", "false", "yes", "no"], { error: "dry_run must be 1 or 0" }).optional() });
+const rebalanceBody = z.object({}).strict();
+
+export function planBody(p: Plan, epoch: number): PlanBody {
+  const byReason: Record<string, number> = {};
+  for (const m of p.result.moves) byReason[m.reason] = (byReason[m.reason] ?? 0) + 1;
+  const ops = { put: 0, revoke: 0, retarget: 0, delete: 0 };
+  for (const op of p.ops) ops[op.op]++;
+  const n = p.result.moves.length;
+  return {
+    dry_run: true,
+    epoch,
+    would_rebalance: p.result.rebalanced,
+    moves: p.result.moves.map((m) => ({ stream_id: presentId(m.stream), from: m.from, to: m.to, reason: m.reason })),
+    by_reason: byReason,
+    targets: Object.fromEntries([...p.result.targets].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
+    unassigned: p.result.unassigned.map(presentId),
+    waiting: p.waiting.map(presentId),
+    ops,
+    message: n === 0 ? "Nothing would move; nothing was changed." : `${n} stream move(s) would be made; nothing was changed.`,
+  };
+}
+
+export function adminRoutes(agent: Agent): Hono {
+  const app = new Hono();
+  const auth = requireAdmin(agent);
+  const failure = (c: Context, err: unknown, what: string) => {
+    agent.logger.warn({ err, category: "ERROR", path: c.req.path }, `${what} failed`);
+    return jsonError(c, 503, `${what} failed: ${redactText(err instanceof Error ? err.message : String(err))}`);
+  };
+
+  for (const draining of [true, false]) {
+    app.post(`/instances/:id/${draining ? "drain" : "undrain"}`, auth, async (c) => {
+      const id = idParam.safeParse(c.req.param("id"));
+      if (!id.success) return jsonError(c, 400, `Bad instance id: ${describeIssues(id.error.issues)}`);
+      const body = await optionalJson(c);
+      if (!body.ok) return jsonError(c, 400, body.message);
+      const parsed = drainBody.safeParse(body.value);
+      if (!parsed.success) return jsonError(c, 400, `Bad body: ${describeIssues(parsed.error.issues)}`);
+      let found: boolean;
+      try {
+        found = await agent.setDraining(id.data, draining);
+      } catch (err) {
+        return failure(c, err, draining ? "Drain" : "Undrain");
+      }
+      if (!found) return jsonError(c, 404, `Unknown instance ${id.data}`);
+      return c.json({
+        instance_id: id.data,
+        draining,
+        message: draining
+          ? `Instance ${id.data} is draining: it gets no new streams and the leader moves its streams away.`
+          : `Instance ${id.data} is no longer draining: it may be given streams again.`,
+      });
+    });
+  }
+
+  app.post("/rebalance", auth, async (c) => {
+    const q = rebalanceQuery.safeParse(c.req.query());
+    if (!q.success) return jsonError(c, 400, `Bad query: ${describeIssues(q.error.issues)}`);
+    const body = await optionalJson(c);
+    if (!body.ok) return jsonError(c, 400, body.message);
+    const parsed = rebalanceBody.safeParse(body.value);
+    if (!parsed.success) return jsonError(c, 400, `Bad body: ${describeIssues(parsed.error.issues)} (POST /rebalance takes no body)`);
+    const dryRun = /^(1|true|yes)$/.test(q.data.dry_run ?? "");
+    if (dryRun) {
+      try {
+        const p = await agent.dryRunRebalance();
+        return c.json(planBody(p, agent.leaderInfo?.epoch ?? 0));
+      } catch (err) {
+        return failure(c, err, "Dry run");
+      }
+    }
+    const leader = agent.leaderInfo;
+    let flag: { mode: string };
+    try {
+      flag = await agent.store.clusterFlag();
+    } catch (err) {
+      return failure(c, err, "Rebalance");
+    }
+    if (flag.mode === "hashed") {
+      return jsonError(c, 409, "The cluster mode is hashed: streams are placed by hashing, so there is nothing to rebalance. Switch with PUT /mode first.");
+    }
+    if (!leader) return jsonError(c, 503, "No leader is elected right now, so nobody would act on a rebalance. Try again in a few seconds.");
+    agent.requestRebalance();
+    agent.logger.info({ category: "BALANCE", leader: leader.id }, "rebalance requested by an operator");
+    return c.json({ requested: true, leader: leader.id, message: `Rebalance requested; leader ${leader.id} rebalances on its next tick.` }, 202);
+  });
+
+  app.put("/mode", auth, async (c) => {
+    const body = await optionalJson(c);
+    if (!body.ok) return jsonError(c, 400, body.message);
+    const parsed = modeBody.safeParse(body.value);
+    if (!parsed.success) return jsonError(c, 400, `Bad body: ${describeIssues(parsed.error.issues)} (expected {"mode": "orchestrated" | "hashed"})`);
+    try {
+      const r = await agent.setMode(parsed.data.mode, parsed.data.by ?? "admin-api");
+      return c.json({
+        mode: r.mode,
+        version: r.version,
+        changed: r.changed,
+        message: r.changed ? `Cluster mode set to ${r.mode} (flag version ${r.version}).` : `Cluster mode was already ${r.mode}.`,
+      });
+    } catch (err) {
+      return failure(c, err, "Setting the mode");
+    }
+  });
+
+  return app;
+}

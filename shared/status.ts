@@ -1,0 +1,419 @@
+/**
+ * Cluster-wide reads for the operator's surface (/status, /instances, /streams/status, the
+ * dashboard, fingerctl). Every agent answers for the WHOLE cluster from shared state, never
+ * from leader-only memory, so any agent's address works:
+ * - Postgres: the instances, assignments, events, cluster flag and leadership tables;
+ * - the membership tracker's snapshot: live heartbeats from Redis (capacity, held streams,
+ *   worker health, mode), as this agent observed them;
+ * - the catalog cache: the active streams.
+ *
+ * `readShared` does the I/O (one read-only transaction, one consistent snapshot);
+ * `clusterView` is PURE and joins the three sources. Response shapes are zod schemas so
+ * the server's tests and fingerctl validate exactly what travels.
+ */
+import { z } from "zod";
+import { compareIds, presentId, type CatalogSnapshot } from "./catalog.js";
+import type { Sql } from "./db.js";
+import { ident, num } from "./db.js";
+import type { MemberView, Snapshot } from "./membership.js";
+import type { LeaderInfo, Mode, StreamId } from "./types.js";
+
+// ---- what Postgres holds -------------------------------------------------------------
+
+export interface InstanceRecord {
+  readonly id: string;
+  readonly registeredAt: string | null;
+  readonly lastSeen: string | null;
+  readonly capacity: number | null;
+  readonly draining: boolean;
+  readonly status: string;
+  readonly version: number;
+  readonly software: string | null;
+  readonly location: string | null;
+  readonly host: string | null;
+  readonly processed: number;
+  readonly errors: number;
+  readonly removedAt: string | null;
+}
+
+export interface AssignmentRecord {
+  readonly stream: StreamId;
+  readonly owner: string;
+  readonly state: "active" | "revoking";
+  readonly next: string | null;
+  readonly reason: string;
+}
+
+export interface EventRecord {
+  readonly id: number;
+  readonly at: string;
+  readonly kind: string;
+  readonly stream: StreamId | null;
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly reason: string | null;
+  readonly epoch: number | null;
+  readonly detail: unknown;
+}
+
+export interface SharedRows {
+  readonly leadership: { readonly epoch: number; readonly leaderId: string | null; readonly electedAt: string | null };
+  readonly flag: { readonly mode: Mode; readonly version: number; readonly updatedAt: string | null; readonly updatedBy: string | null };
+  readonly instances: readonly InstanceRecord[];
+  readonly assignments: readonly AssignmentRecord[];
+  readonly events: readonly EventRecord[];
+  /** The last leader transaction that decided moves (revokes, failovers), by reason. */
+  readonly lastMoves: { readonly at: string; readonly epoch: number | null; readonly byReason: Readonly<Record<string, number>> } | undefined;
+}
+
+const iso = (v: unknown): string | null => (v instanceof Date ? v.toISOString() : typeof v === "string" ? new Date(v).toISOString() : null);
+const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
+
+/**
+ * Reads every orchestrator table the operator's views need, in one read-only
+ * repeatable-read transaction (so counts and lists agree with each other).
+ */
+export async function readShared(sql: Sql, schema: string, opts: { events?: number } = {}): Promise<SharedRows> {
+  const s = ident(schema);
+  const limit = Math.max(0, Math.min(1000, Math.floor(opts.events ?? 50)));
+  // A move is DECIDED by a revoke (live owner) or a failover put (dead owner); all rows of
+  // one leader transaction share its now(), so `at` groups one decision.
+  const decided = `(kind = 'revoke' or (kind = 'assign' and reason = 'failover'))`;
+  return (await sql.begin("isolation level repeatable read read only", async (tx) => {
+    const [lead, flag, inst, rows, events, moves] = await Promise.all([
+      tx.unsafe(`select epoch, leader_id, elected_at from ${s}.leadership`),
+      tx.unsafe(`select mode, mode_version, updated_at, updated_by from ${s}.cluster`),
+      tx.unsafe(
+        `select id, registered_at, last_seen, capacity, draining, status, version, software_version, location, host,
+                processed_total, errors_total, removed_at from ${s}.instances order by id`,
+      ),
+      tx.unsafe(`select stream_id, instance_id, state, next_instance, reason from ${s}.assignments`),
+      tx.unsafe(`select id, at, kind, stream_id, from_instance, to_instance, reason, epoch, detail from ${s}.events order by id desc limit ${limit}`),
+      tx.unsafe(
+        `select at, max(epoch) as epoch, coalesce(reason, 'unknown') as reason, count(*) as n from ${s}.events
+          where at = (select max(at) from ${s}.events where ${decided}) and ${decided}
+          group by at, coalesce(reason, 'unknown')`,
+      ),
+    ]);
+    const l = lead[0];
+    const f = flag[0];
+    if (!l || !f) throw new Error(`the ${schema} schema is missing its leadership or cluster row`);
+    const byReason: Record<string, number> = {};
+    for (const m of moves) byReason[String(m.reason)] = num(m.n);
+    return {
+      leadership: { epoch: num(l.epoch), leaderId: text(l.leader_id), electedAt: iso(l.elected_at) },
+      flag: { mode: f.mode as Mode, version: num(f.mode_version), updatedAt: iso(f.updated_at), updatedBy: text(f.updated_by) },
+      instances: inst.map((r) => ({
+        id: String(r.id),
+        registeredAt: iso(r.registered_at),
+        lastSeen: iso(r.last_seen),
+        capacity: r.capacity === null ? null : num(r.capacity),
+        draining: r.draining === true,
+        status: String(r.status),
+        version: num(r.version),
+        software: text(r.software_version),
+        location: text(r.location),
+        host: text(r.host),
+        processed: num(r.processed_total),
+        errors: num(r.errors_total),
+        removedAt: iso(r.removed_at),
+      })),
+      assignments: rows.map((r) => ({
+        stream: String(r.stream_id),
+        owner: String(r.instance_id),
+        state: r.state === "revoking" ? "revoking" : "active",
+        next: text(r.next_instance),
+        reason: String(r.reason),
+      })),
+      events: events.map((r) => ({
+        id: num(r.id),
+        at: iso(r.at) ?? "",
+        kind: String(r.kind),
+        stream: text(r.stream_id),
+        from: text(r.from_instance),
+        to: text(r.to_instance),
+        reason: text(r.reason),
+        epoch: r.epoch === null ? null : num(r.epoch),
+        detail: r.detail ?? null,
+      })),
+      lastMoves: moves.length > 0 ? { at: iso(moves[0]!.at) ?? "", epoch: moves[0]!.epoch === null ? null : num(moves[0]!.epoch), byReason } : undefined,
+    };
+  })) as SharedRows;
+}
+
+// ---- the joined view (PURE) ------------------------------------------------------------
+
+export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed"] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+const id = z.union([z.number(), z.string()]);
+
+export const instanceSchema = z.object({
+  instance_id: z.string(),
+  status: z.enum(INSTANCE_STATES),
+  is_leader: z.boolean(),
+  registered_at: z.string().nullable(),
+  last_heartbeat: z.string().nullable(),
+  last_heartbeat_ms_ago: z.number().nullable(),
+  max_streams: z.number(),
+  current_streams: z.number(),
+  revoking_streams: z.number(),
+  held_streams: z.number(),
+  load_percentage: z.number(),
+  processed_total: z.number(),
+  errors_total: z.number(),
+  worker: z.object({ ok: z.boolean(), last_seen_ms_ago: z.number().nullable(), kind: z.string() }).nullable(),
+  mode: z.enum(["orchestrated", "hashed"]).nullable(),
+  draining: z.boolean(),
+  version: z.string().nullable(),
+  assignment_version: z.number(),
+  location: z.string(),
+  host: z.string().nullable(),
+});
+export type InstanceView = z.infer<typeof instanceSchema>;
+
+export const eventSchema = z.object({
+  id: z.number(),
+  at: z.string(),
+  kind: z.string(),
+  stream_id: id.nullable(),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  reason: z.string().nullable(),
+  epoch: z.number().nullable(),
+  detail: z.unknown(),
+});
+export type EventView = z.infer<typeof eventSchema>;
+
+export const leaderSchema = z.object({ id: z.string(), epoch: z.number(), ready: z.boolean(), elected_at: z.string().nullable() }).nullable();
+
+export const lastRebalanceSchema = z
+  .object({ at: z.string(), reason: z.string(), moved: z.number(), by_reason: z.record(z.string(), z.number()), epoch: z.number().nullable() })
+  .nullable();
+
+export const streamTotalsSchema = z.object({
+  total: z.number(),
+  active: z.number(),
+  inactive: z.number(),
+  assigned: z.number(),
+  unassigned: z.number(),
+  revoking: z.number(),
+});
+
+export interface ClusterView {
+  readonly generatedAt: string;
+  readonly leader: z.infer<typeof leaderSchema>;
+  readonly epoch: number;
+  readonly flag: SharedRows["flag"];
+  readonly instances: InstanceView[];
+  readonly counts: Record<InstanceState | "total", number>;
+  readonly streams: z.infer<typeof streamTotalsSchema>;
+  readonly unassigned: StreamId[];
+  /** Streams each instance owns (rows; for a member serving by hashing, what it holds). */
+  readonly owned: ReadonlyMap<string, readonly StreamId[]>;
+  readonly events: EventView[];
+  readonly lastRebalance: z.infer<typeof lastRebalanceSchema>;
+  readonly catalogError: string | null;
+}
+
+export interface ViewInput {
+  readonly rows: SharedRows;
+  readonly snapshot: Snapshot | undefined;
+  readonly catalog: CatalogSnapshot | undefined;
+  readonly catalogError?: string | undefined;
+  /** The freshest leader this agent knows of (its heartbeat reply or the snapshot). */
+  readonly leader: LeaderInfo | undefined;
+  /** Wall clock, ms since the epoch, for the timestamps shown. */
+  readonly nowWall: number;
+}
+
+const isLive = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
+  !!m && !!m.hb && (m.status === "alive" || m.status === "warning");
+
+/** An instance's state from the live heartbeat when this agent sees one, else from its row. */
+export function instanceState(m: MemberView | undefined, row: InstanceRecord | undefined): InstanceState {
+  if (m?.hb) {
+    if (m.status === "left") return "removed";
+    if (m.status === "dead") return "inactive";
+    if (m.hb.draining || m.hb.leaving || row?.draining) return "draining";
+    // The leader marks a member that came back after being declared gone as recovering
+    // until it serves again; a returning member is shown that way from its row.
+    if (row && (row.status === "recovering" || row.status === "inactive" || row.status === "removed")) return "recovering";
+    return m.status === "warning" ? "warning" : "active";
+  }
+  if (!row || row.removedAt || row.status === "removed") return "removed";
+  return "inactive";
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+export function clusterView(input: ViewInput): ClusterView {
+  const { rows, snapshot, catalog } = input;
+  const members = snapshot?.members ?? new Map<string, MemberView>();
+  const rowById = new Map(rows.instances.map((r) => [r.id, r]));
+  const leader = input.leader ?? snapshot?.leader;
+
+  // Ownership: assignment rows; members serving by hashing own what they hold.
+  const owned = new Map<string, StreamId[]>();
+  const revoking = new Map<string, number>();
+  const withRow = new Set<StreamId>();
+  for (const a of rows.assignments) {
+    withRow.add(a.stream);
+    (owned.get(a.owner) ?? owned.set(a.owner, []).get(a.owner)!).push(a.stream);
+    if (a.state === "revoking") revoking.set(a.owner, (revoking.get(a.owner) ?? 0) + 1);
+  }
+  const held = new Set<StreamId>();
+  for (const m of members.values()) {
+    if (!isLive(m)) continue;
+    for (const s of m.hb.held) held.add(s);
+    if (m.hb.mode === "hashed") {
+      const mine = new Set(owned.get(m.id) ?? []);
+      for (const s of m.hb.held) mine.add(s);
+      owned.set(m.id, [...mine]);
+    }
+  }
+  for (const list of owned.values()) list.sort(compareIds);
+
+  const ids = [...new Set([...rowById.keys(), ...[...members.values()].filter((m) => m.hb).map((m) => m.id)])].sort();
+  const instances: InstanceView[] = ids.map((iid) => {
+    const m = members.get(iid);
+    const row = rowById.get(iid);
+    const hb = m?.hb;
+    const status = instanceState(m, row);
+    const capacity = hb?.capacity ?? row?.capacity ?? 0;
+    const current = owned.get(iid)?.length ?? 0;
+    const seenAgo = m?.hb ? Math.round(m.silentMs) : null;
+    return {
+      instance_id: iid,
+      status,
+      is_leader: leader?.id === iid,
+      registered_at: row?.registeredAt ?? null,
+      last_heartbeat: seenAgo !== null ? new Date(input.nowWall - seenAgo).toISOString() : (row?.lastSeen ?? null),
+      last_heartbeat_ms_ago: seenAgo,
+      max_streams: capacity,
+      current_streams: current,
+      revoking_streams: revoking.get(iid) ?? 0,
+      held_streams: isLive(m) ? m.hb.held.length : 0,
+      load_percentage: capacity > 0 ? round1((100 * current) / capacity) : 0,
+      processed_total: Math.max(hb?.worker.processed ?? 0, row?.processed ?? 0),
+      errors_total: Math.max(hb?.worker.errors ?? 0, row?.errors ?? 0),
+      worker: hb ? { ok: hb.worker.ok, last_seen_ms_ago: hb.worker.lastSeenMsAgo, kind: hb.worker.kind } : null,
+      mode: isLive(m) ? m.hb.mode : null,
+      draining: (hb?.draining ?? false) || (row?.draining ?? false),
+      version: hb?.software ?? row?.software ?? null,
+      assignment_version: row?.version ?? 0,
+      location: hb?.location ?? row?.location ?? "",
+      host: hb?.host ?? row?.host ?? null,
+    };
+  });
+
+  const counts = { total: instances.length, active: 0, warning: 0, inactive: 0, recovering: 0, draining: 0, removed: 0 };
+  for (const i of instances) counts[i.status]++;
+
+  const active = catalog?.streams.map((s) => s.id) ?? [];
+  const unassigned = active.filter((s) => !withRow.has(s) && !held.has(s));
+  const streams = {
+    total: active.length + (catalog?.inactive ?? 0),
+    active: active.length,
+    inactive: catalog?.inactive ?? 0,
+    assigned: active.length - unassigned.length,
+    unassigned: unassigned.length,
+    revoking: rows.assignments.filter((a) => a.state === "revoking").length,
+  };
+
+  const lm = rows.lastMoves;
+  const lastRebalance = lm
+    ? {
+        at: lm.at,
+        reason: Object.entries(lm.byReason).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0] ?? "unknown",
+        moved: Object.values(lm.byReason).reduce((a, b) => a + b, 0),
+        by_reason: { ...lm.byReason },
+        epoch: lm.epoch,
+      }
+    : null;
+
+  return {
+    generatedAt: new Date(input.nowWall).toISOString(),
+    leader: leader ? { id: leader.id, epoch: leader.epoch, ready: leader.ready, elected_at: rows.leadership.leaderId === leader.id ? rows.leadership.electedAt : null } : null,
+    epoch: Math.max(rows.leadership.epoch, leader?.epoch ?? 0),
+    flag: rows.flag,
+    instances,
+    counts,
+    streams,
+    unassigned,
+    owned,
+    events: rows.events.map(eventView),
+    lastRebalance,
+    catalogError: input.catalogError ?? null,
+  };
+}
+
+export function eventView(e: EventRecord): EventView {
+  return { id: e.id, at: e.at, kind: e.kind, stream_id: e.stream === null ? null : presentId(e.stream), from: e.from, to: e.to, reason: e.reason, epoch: e.epoch, detail: e.detail };
+}
+
+// ---- response shapes (the contract; fingerctl and the tests parse with these) -----------
+
+export const statusBody = z.object({
+  generated_at: z.string(),
+  answered_by: z.string(),
+  leader: leaderSchema,
+  epoch: z.number(),
+  mode: z.enum(["orchestrated", "hashed"]),
+  mode_version: z.number(),
+  mode_updated_at: z.string().nullable(),
+  mode_updated_by: z.string().nullable(),
+  instances: z.object({ total: z.number(), active: z.number(), warning: z.number(), inactive: z.number(), recovering: z.number(), draining: z.number(), removed: z.number() }),
+  streams: streamTotalsSchema,
+  last_rebalance: lastRebalanceSchema,
+  catalog_error: z.string().nullable(),
+});
+export type StatusBody = z.infer<typeof statusBody>;
+
+export const instancesBody = z.object({
+  generated_at: z.string(),
+  instances: z.array(instanceSchema),
+  summary: z.object({
+    total_instances: z.number(),
+    live_instances: z.number(),
+    total_capacity: z.number(),
+    total_assigned: z.number(),
+    average_load: z.number(),
+    system_imbalance: z.number(),
+    max_stream_difference: z.number(),
+    imbalance_threshold: z.number(),
+  }),
+});
+export type InstancesBody = z.infer<typeof instancesBody>;
+
+export const streamsStatusBody = z.object({
+  generated_at: z.string(),
+  mode: z.enum(["orchestrated", "hashed"]),
+  streams: streamTotalsSchema,
+  distribution: z.array(
+    z.object({ instance_id: z.string(), status: z.enum(INSTANCE_STATES), max_streams: z.number(), count: z.number(), streams: z.array(id) }),
+  ),
+  unassigned: z.array(id),
+  recent_changes: z.array(eventSchema),
+  catalog_error: z.string().nullable(),
+});
+export type StreamsStatusBody = z.infer<typeof streamsStatusBody>;
+
+export const errorBody = z.object({ error: z.string(), message: z.string() }).passthrough();
+
+export const modeBody = z.object({ mode: z.enum(["orchestrated", "hashed"]), version: z.number(), changed: z.boolean(), message: z.string() });
+export const drainBody = z.object({ instance_id: z.string(), draining: z.boolean(), message: z.string() });
+export const rebalanceBody = z.object({ requested: z.boolean(), leader: z.string().nullable(), message: z.string() });
+export const planBody = z.object({
+  dry_run: z.literal(true),
+  epoch: z.number(),
+  would_rebalance: z.boolean(),
+  moves: z.array(z.object({ stream_id: id, from: z.string().nullable(), to: z.string().nullable(), reason: z.string() })),
+  by_reason: z.record(z.string(), z.number()),
+  targets: z.record(z.string(), z.number()),
+  unassigned: z.array(id),
+  waiting: z.array(id),
+  ops: z.object({ put: z.number(), revoke: z.number(), retarget: z.number(), delete: z.number() }),
+  message: z.string(),
+});
+export type PlanBody = z.infer<typeof planBody>;

@@ -1,0 +1,97 @@
+/**
+ * The dashboard in a real headless browser (Debian's chromium, driven by playwright-core;
+ * .ci/tools installs it): the page renders the instances of a running cluster and updates
+ * by itself when one is drained. Screenshots are kept in test-output/ for a person to look at.
+ * A missing browser FAILS the test; it never skips.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
+import { instancesBody } from "../../shared/status.js";
+import { TOKEN, call, startAgent, waitSettled, type RunningAgent } from "../http/fixture.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const OUT = path.join(ROOT, "test-output");
+const CHROMIUM = "/usr/bin/chromium";
+const STREAMS = 30;
+
+describe("the dashboard in headless chromium", () => {
+  let db: TestDatabase;
+  const agents: RunningAgent[] = [];
+  let browser: Browser | undefined;
+  let page: Page;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: install the Debian package chromium (.ci/tools does)`);
+    }
+    mkdirSync(OUT, { recursive: true });
+    db = await createTestDatabase("dashboard");
+    await createCatalog(db.sql, STREAMS);
+    const prefix = uniqueName("dashboard");
+    for (const [id, capacity] of [["edge-1", 20], ["edge-2", 15], ["edge-3", 10]] as const) {
+      agents.push(await startAgent({ id, databaseUrl: db.url, prefix, capacity, listen: true, env: { ADMIN_TOKEN: TOKEN, LOCATION: "lab" } }));
+    }
+    await waitSettled(agents[0]!.app, STREAMS, "the cluster to settle", 3);
+    // Lean on a shared 2-core machine: one page, no GPU, no sandbox helpers.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions"] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error") problems.push(`console: ${m.text()}`);
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const a of agents) await a.close();
+    await db?.drop();
+  });
+
+  const statusOf = (id: string) => page.getAttribute(`[data-instance="${id}"]`, "data-status");
+  const countOf = (id: string) => page.textContent(`[data-instance="${id}"] .current`);
+
+  it("renders every instance with its load, state and the leader marker", async () => {
+    // Any agent serves the whole cluster's dashboard: ask a follower-or-leader, whichever is second.
+    await page.goto(`${agents[1]!.url}/`);
+    // Polling from outside the page: its CSP (rightly) forbids evaluating strings inside it.
+    await expect.poll(() => page.locator("[data-instance]").count(), { timeout: 20_000, interval: 100 }).toBe(3);
+    expect(await page.title()).toBe("fingerv7 fleet");
+    const api = instancesBody.parse((await call(agents[0]!.app, "GET", "/instances")).body);
+    for (const i of api.instances) {
+      expect(await statusOf(i.instance_id)).toBe("active");
+      expect(await countOf(i.instance_id)).toBe(String(i.current_streams));
+    }
+    expect(await page.locator("[data-leader]").count()).toBe(1);
+    const leaderId = agents[0]!.agent.leaderInfo?.id;
+    expect(await page.textContent("#leader")).toBe(leaderId);
+    expect(await page.textContent("#mode")).toBe("orchestrated");
+    expect(await page.textContent("#unassigned-count")).toBe("0");
+    expect(await page.locator("#map span").count()).toBe(STREAMS);
+    expect(await page.locator("#moves li.move").count()).toBeGreaterThan(0);
+    await page.waitForSelector("#live.on", { timeout: 10_000 });
+    await page.screenshot({ path: path.join(OUT, "dashboard.png"), fullPage: true });
+  });
+
+  it("updates by itself when an instance is drained (no reload)", async () => {
+    const before = Number(await page.getAttribute("body", "data-seq"));
+    const res = await fetch(`${agents[2]!.url}/instances/edge-2/drain`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    await expect.poll(async () => `${await statusOf("edge-2")} ${await countOf("edge-2")}`, { timeout: 30_000, interval: 100 }).toBe("draining 0");
+    expect(Number(await page.getAttribute("body", "data-seq"))).toBeGreaterThan(before);
+    // 30 streams, 30 places left (20 + 10): everything is served again by the other two.
+    await expect.poll(async () => `${await page.textContent("#unassigned-count")} ${await page.textContent("#draining-count")}`, { timeout: 30_000, interval: 100 }).toBe("0 1");
+    expect(await page.locator('#moves li.move[data-kind="drain"]').count()).toBe(1);
+    expect(await page.locator("#moves .reason.drain").count()).toBeGreaterThan(0);
+    await page.screenshot({ path: path.join(OUT, "dashboard-drained.png"), fullPage: true });
+    expect(existsSync(path.join(OUT, "dashboard-drained.png"))).toBe(true);
+  });
+
+  it("ran without a script error or a blocked resource", () => {
+    expect(problems).toEqual([]);
+  });
+});
