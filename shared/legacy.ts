@@ -1,0 +1,73 @@
+/**
+ * Legacy members: fingerv7 instances still on the old static hashing (no sidecar).
+ *
+ * A legacy instance with SERVER_ID s (1..TOTAL_SERVERS) processes every stream whose
+ * id k satisfies  int(k) % TOTAL_SERVERS == s − 1  and upserts a row into
+ * `server_heartbeats (server_id, last_heartbeat, ...)` about every 60 s.
+ *
+ * With LEGACY_TOTAL_SERVERS set, every server_id with a row fresher than
+ * LEGACY_HEARTBEAT_TIMEOUT that is NOT also a live sidecar member is a legacy member:
+ * its streams are fixed by that rule, nobody else is given them, and the rest is
+ * assigned as usual. When it goes silent, or comes back with a sidecar (same id), its
+ * streams join the orchestrated pool. So a fleet migrates one instance at a time with
+ * every stream owned exactly once.
+ */
+import type { Sql } from "./db.js";
+import { ident } from "./db.js";
+import type { Stream, StreamId } from "./types.js";
+
+export interface LegacyMember {
+  readonly id: string;
+  readonly lastHeartbeat: string;
+  readonly ageMs: number;
+  readonly status: string | null;
+  readonly ip: string | null;
+}
+
+/** Fresh rows of the legacy heartbeat table; [] when the table does not exist. */
+export async function readLegacyMembers(sql: Sql, table: string, timeoutMs: number): Promise<LegacyMember[]> {
+  try {
+    const rows = await sql.unsafe(
+      `select server_id::text as id, last_heartbeat, status::text as status, ip_address::text as ip,
+              (extract(epoch from (now() - last_heartbeat)) * 1000)::float8 as age_ms
+         from ${ident(table)}
+        where last_heartbeat > now() - make_interval(secs => $1)`,
+      [timeoutMs / 1000],
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      lastHeartbeat: new Date(r.last_heartbeat as string).toISOString(),
+      ageMs: Math.max(0, Number(r.age_ms)),
+      status: (r.status as string | null) ?? null,
+      ip: (r.ip as string | null) ?? null,
+    }));
+  } catch (err) {
+    if ((err as { code?: string }).code === "42P01") return []; // no legacy table: no legacy members
+    throw err;
+  }
+}
+
+/** The legacy owner (a SERVER_ID, as text) of a stream id, or undefined for non-integer ids. */
+export function legacyServerFor(id: StreamId, totalServers: number): string | undefined {
+  if (!/^-?\d{1,15}$/.test(id)) return undefined;
+  const k = Number(id);
+  // Python's % is never negative for a positive divisor; match it.
+  const r = ((k % totalServers) + totalServers) % totalServers;
+  return String(r + 1);
+}
+
+/**
+ * Streams owned by live legacy members. `sidecars` are ids of live sidecar members: a
+ * legacy id that is also a live sidecar has migrated and owns nothing by the old rule.
+ */
+export function legacyOwned(catalog: readonly Stream[], legacy: readonly LegacyMember[], totalServers: number | undefined, sidecars: ReadonlySet<string>): Map<StreamId, string> {
+  const out = new Map<StreamId, string>();
+  if (!totalServers) return out;
+  const live = new Set(legacy.map((m) => m.id).filter((id) => !sidecars.has(id)));
+  if (live.size === 0) return out;
+  for (const s of catalog) {
+    const owner = legacyServerFor(s.id, totalServers);
+    if (owner !== undefined && live.has(owner)) out.set(s.id, owner);
+  }
+  return out;
+}
