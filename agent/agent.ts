@@ -24,6 +24,7 @@ import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
 import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
+import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
@@ -99,6 +100,7 @@ export class Agent {
   private wakeOwn: (() => void) | undefined;
   private leaving = false;
   private restarting = false;
+  private legacyMembers: LegacyMember[] = [];
   private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
@@ -437,9 +439,19 @@ export class Agent {
   }
 
   private async refreshCatalog(): Promise<void> {
-    // Hashing needs the catalog; orchestrated agents keep a copy for a fallback.
+    // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
     await this.catalog.get(this.modeNow === "hashed" ? this.config.catalogRefreshMs : 6 * this.config.catalogRefreshMs);
+    if (this.config.legacyTotalServers) {
+      this.legacyMembers = await readLegacyMembers(this.sql, this.config.legacyHeartbeatsTable, this.config.legacyHeartbeatTimeoutMs);
+    }
     if (this.modeNow === "hashed") this.afterChange();
+  }
+
+  /** Legacy members' streams, as this agent last read them (hashing leaves them alone). */
+  private legacyView(snap: Snapshot | undefined): Map<string, string> | undefined {
+    if (!this.config.legacyTotalServers || this.legacyMembers.length === 0 || !this.catalog.current) return undefined;
+    const sidecars = new Set([...(snap?.members.values() ?? [])].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
+    return legacyOwned(this.catalog.current.streams, this.legacyMembers, this.config.legacyTotalServers, sidecars);
   }
 
   private requireResync(now: number, why: string): void {
@@ -505,6 +517,7 @@ export class Agent {
       listed: this.serving.streams,
       rows: this.own?.active,
       catalog: this.catalog.current?.streams,
+      legacy: this.legacyView(snap),
       snapshot: snap,
       hashSettleMs: this.config.hashSettleMs,
       maxViewAgeMs: 3 * this.config.heartbeatIntervalMs,

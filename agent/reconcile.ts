@@ -21,6 +21,8 @@ export interface ReconcileInput {
   readonly rows: readonly Stream[] | undefined;
   /** Hashed: the cached catalog. */
   readonly catalog: readonly Stream[] | undefined;
+  /** Hashed: streams of live legacy members, which hashing must leave alone. */
+  readonly legacy?: ReadonlyMap<StreamId, string>;
   readonly snapshot: Snapshot | undefined;
   readonly hashSettleMs: number;
   /** A view older than this is too stale to acquire from. */
@@ -42,7 +44,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
     desired = i.rows;
   } else {
     if (!i.catalog || !i.snapshot) return { streams: [], blocked: [] };
-    desired = hashedShare(i.me, i.catalog, i.snapshot);
+    desired = hashedShare(i.me, i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog, i.snapshot);
     mayAcquire &&= i.now - i.snapshot.viewGrewAt >= i.hashSettleMs;
   }
   const others = i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>();

@@ -16,7 +16,8 @@ import type { Keys } from "../shared/keys.js";
 import type { Logger } from "../shared/logger.js";
 import type { MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
-import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
+import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
+import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
 import type { MoveReason } from "./assignor.js";
 import { plan, type Plan } from "./plan.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
@@ -60,6 +61,7 @@ export class LeaderLoop {
   private lastUnassignedKey = "";
   private revokedAt = new Map<StreamId, number>();
   private lastStatsAt = -Infinity;
+  private legacyIds: string[] = [];
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -165,8 +167,10 @@ export class LeaderLoop {
     await this.publishMode(state.flag);
     if (signal.aborted) return;
 
+    const legacy = await this.legacyOwned(catalog.streams, snap);
     const policy = this.policy(snap);
     const p = plan({
+      legacy,
       epoch,
       flag: state.flag.mode,
       catalog: catalog.streams,
@@ -199,6 +203,17 @@ export class LeaderLoop {
     await this.pruneMembers(snap, state.rows);
     this.st.lastTickAt = this.d.clock.now();
     this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
+  }
+
+  /** Streams of live legacy members (LEGACY_TOTAL_SERVERS set), by the old static rule. */
+  private async legacyOwned(catalog: readonly Stream[], snap: Snapshot): Promise<Map<StreamId, string>> {
+    const total = this.d.config.legacyTotalServers;
+    if (!total) return new Map();
+    const members = await readLegacyMembers(this.d.store.sql, this.d.config.legacyHeartbeatsTable, this.d.config.legacyHeartbeatTimeoutMs);
+    const sidecars = new Set([...snap.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
+    const owned = legacyOwned(catalog, members, total, sidecars);
+    this.legacyIds = [...new Set(owned.values())].sort();
+    return owned;
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */
@@ -286,6 +301,7 @@ export class LeaderLoop {
     m.set({ state: "assigned" }, p.result.assignment.size);
     m.set({ state: "unassigned" }, p.result.unassigned.length);
     m.set({ state: "hashed" }, p.hashedOwned);
+    m.set({ state: "legacy" }, p.legacyOwned);
     void rows;
     this.d.logger.debug({ category: "BALANCE", assigned: p.result.assignment.size, unassigned: p.result.unassigned.length, waiting: p.waiting.length, ops: p.ops.length }, "leader tick");
   }

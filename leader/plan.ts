@@ -45,6 +45,8 @@ export interface PlanInput {
   readonly policy: AssignPolicy;
   /** A member whose worker is not fetching cannot serve: treat it as unable to hold streams. */
   readonly requireWorker: boolean;
+  /** Streams owned by live legacy members (no sidecar): never given to anyone else. */
+  readonly legacy?: ReadonlyMap<StreamId, string>;
 }
 
 export type RowOp =
@@ -63,6 +65,8 @@ export interface Plan {
   /** Members served by hashing (their streams are theirs by the shared hash function). */
   readonly hashedMembers: ReadonlySet<string>;
   readonly hashedOwned: number;
+  /** Streams left to legacy members by the old static rule. */
+  readonly legacyOwned: number;
   /** Members in the assignor's pool. */
   readonly pool: readonly AssignMember[];
   readonly statuses: Map<string, string>;
@@ -102,7 +106,8 @@ export function plan(input: PlanInput): Plan {
       if (o !== undefined && hashedMembers.has(o)) hashedOwned.add(s.id);
     }
   }
-  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id)).map((s) => s.id);
+  const legacy = input.legacy ?? new Map<StreamId, string>();
+  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id)).map((s) => s.id);
 
   // 3. Who holds what right now (live members only: a dead member's lease has run out).
   const holders = new Map<StreamId, string[]>();
@@ -114,7 +119,7 @@ export function plan(input: PlanInput): Plan {
       else holders.set(s, [m.id]);
     }
   }
-  const heldByOther = (s: StreamId, me: string | undefined) => (holders.get(s) ?? []).some((h) => h !== me);
+  const heldByOther = (s: StreamId, me: string | undefined) => legacy.has(s) || (holders.get(s) ?? []).some((h) => h !== me);
   const revocationDone = (r: Row): boolean => {
     const m = members.get(r.owner);
     if (!live(m)) return true; // dead, or left holding nothing
@@ -156,7 +161,7 @@ export function plan(input: PlanInput): Plan {
     const target = result.assignment.get(id);
     const row = rows.get(id);
     const stream = catalog.get(id);
-    const reason = reasons.get(id) ?? (stream ? "catalog" : "catalog");
+    const reason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) continue;
       if (heldByOther(id, target)) waiting.push(id);
@@ -225,5 +230,5 @@ export function plan(input: PlanInput): Plan {
     if (!inst || inst.status !== st) statuses.set(m.id, st);
   }
 
-  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, pool, statuses };
+  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses };
 }

@@ -40,7 +40,7 @@ export interface EventRow {
 export class LeaderStore {
   private readonly s: string;
   constructor(
-    private readonly sql: Sql,
+    readonly sql: Sql,
     schema: string,
   ) {
     this.s = ident(schema);
