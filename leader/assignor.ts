@@ -106,13 +106,25 @@ export interface Imbalance {
   readonly streams: number;
 }
 
+/** Optional tie-breaks for the seats of `quotaTargets`; neither changes how many streams move. */
+export interface SeatHints {
+  /** Per member: free streams whose hashing owner it is. A member offered more of them
+   *  than its rounded-down share leaves room for takes a seat before other receivers. */
+  readonly wanted?: ArrayLike<number>;
+  /** Per member: 1 if it holds a stream whose hashing owner has room. Among members
+   *  above their rounded-down share these take a seat last, so they shed that stream. */
+  readonly reluctant?: ArrayLike<number>;
+}
+
 /**
  * Targets for `n` streams over members with `caps` (0 = not eligible) currently holding
  * `loads`: each target is ⌊share⌋ or ⌈share⌉ of share = n·cap/Σcap, Σ = min(n, Σcap).
- * Integer arithmetic only, so the result is exact. `order` breaks the last ties (lower
- * first); pass positions in id order.
+ * Integer arithmetic only, so the result is exact. The units left after rounding down
+ * ("seats") go first to members holding more than ⌊share⌋ (each such seat saves a move),
+ * then to members hashing would give more free streams than ⌊share⌋ leaves room for, then
+ * by largest remainder; `order` breaks the last ties (pass positions in id order).
  */
-export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLike<number>, order: ArrayLike<number>): Int32Array {
+export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLike<number>, order: ArrayLike<number>, hints: SeatHints = {}): Int32Array {
   const m = caps.length;
   const t = new Int32Array(m);
   let total = 0;
@@ -123,6 +135,7 @@ export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLik
     return t;
   }
   const rem = new Float64Array(m);
+  const tier = new Int8Array(m);
   let given = 0;
   const open: number[] = [];
   for (let i = 0; i < m; i++) {
@@ -135,15 +148,12 @@ export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLik
     t[i] = q;
     rem[i] = r;
     given += q;
-    if (r > 0) open.push(i);
+    if (r === 0) continue;
+    open.push(i);
+    if (loads[i]! > q) tier[i] = hints.reluctant?.[i] ? 1 : 0;
+    else tier[i] = (hints.wanted?.[i] ?? 0) > q - loads[i]! ? 2 : 3;
   }
-  // Seats for the remaining units: members already above their floor first (keeping
-  // them saves a move each), then the largest remainder, then `order`.
-  open.sort((a, b) => {
-    const ha = loads[a]! > t[a]! ? 1 : 0;
-    const hb = loads[b]! > t[b]! ? 1 : 0;
-    return hb - ha || rem[b]! - rem[a]! || order[a]! - order[b]!;
-  });
+  open.sort((a, b) => tier[a]! - tier[b]! || rem[b]! - rem[a]! || order[a]! - order[b]!);
   for (let k = 0; given < n && k < open.length; k++, given++) t[open[k]!]!++;
   return t;
 }
@@ -176,27 +186,32 @@ const R = Object.fromEntries(REASONS.map((r, i) => [r, i])) as Record<MoveReason
 export function assign(input: AssignInput): AssignResult {
   const { policy } = input;
 
-  // Members: the usable ones (not draining, capacity > 0) are indexed as in the hash.
+  // Members: the usable ones (not draining, capacity ≥ 1) are indexed as in the hash.
   const memberById = new Map(input.members.map((m) => [m.id, m]));
   const usable = [...memberById.values()].filter((m) => !m.draining && Math.floor(m.capacity) > 0);
   const hrw = new Rendezvous(usable.map((m) => ({ id: m.id, weight: Math.floor(m.capacity) })));
   const M = hrw.size;
   const idx = new Map(hrw.ids.map((id, i) => [id, i]));
-  const cap = Int32Array.from(hrw.ids, (id) => Math.max(0, Math.floor(memberById.get(id)!.capacity)));
+  const cap = Int32Array.from(hrw.ids, (id) => Math.floor(memberById.get(id)!.capacity));
   const load = new Int32Array(M);
+  const room = new Int32Array(M);
 
-  // Streams, by position k: id, hash, holder (member index or -1), reason and origin if free.
+  // Streams, by position k: id, holder (member index or -1), and, once it must move, the
+  // reason and the previous owner. Hashes and hashing owners are computed on demand.
   const streamSet = new Set(input.streams);
   const ids = [...streamSet];
   const N = ids.length;
-  const sh = new Uint32Array(N);
   const owner = new Int32Array(N).fill(-1);
   const moveReason = new Int8Array(N).fill(-1);
   const from: (string | null)[] = new Array<string | null>(N).fill(null);
+  const sh = new Float64Array(N).fill(-1);
+  const first = new Int32Array(N).fill(-2);
+  const hashOf = (k: number): number => (sh[k]! >= 0 ? sh[k]! : (sh[k] = hashString(ids[k]!)));
+  const firstChoice = (k: number): number => (first[k]! !== -2 ? first[k]! : (first[k] = hrw.ownerIndex(hashOf(k))));
+
   const free: number[] = [];
   for (let k = 0; k < N; k++) {
     const id = ids[k]!;
-    sh[k] = hashString(id);
     const o = input.current.get(id);
     if (o === undefined) {
       moveReason[k] = R.catalog;
@@ -227,21 +242,23 @@ export function assign(input: AssignInput): AssignResult {
     }
     return byHolder[i]!.filter((k) => owner[k] === i);
   };
-  const first = new Int32Array(N).fill(-1); // the hashing owner, computed on demand
-  const firstChoice = (k: number): number => {
-    if (first[k] === -1) first[k] = hrw.ownerIndex(sh[k]!);
-    return first[k]!;
-  };
 
   // 1. Over capacity (capacity shrank): shed now, whatever the policy.
-  const room = new Int32Array(M);
   for (let i = 0; i < M; i++) {
     if (load[i]! > cap[i]!) for (const k of shed(i, load[i]! - cap[i]!)) free.push(mark(k, i, R.capacity));
   }
 
-  // 2. Targets, and 3. free streams to the hashing choice with room.
-  const order = rankById(hrw.ids);
-  const target = quotaTargets(N, cap, load, order);
+  // 2. Targets. Free streams tell which members hashing favours for the seats.
+  const wanted = new Int32Array(M);
+  for (const k of free) {
+    const f = firstChoice(k);
+    if (f >= 0) wanted[f]!++;
+  }
+  const order = Int32Array.from(hrw.ids, (_, i) => i); // hrw.ids is sorted by id
+  const loadBefore = load.slice();
+  let target = quotaTargets(N, cap, loadBefore, order, { wanted });
+
+  // 3. Free streams to the hashing choice with room.
   for (let i = 0; i < M; i++) room[i] = Math.max(0, target[i]! - load[i]!);
   const unplaced = place(free);
 
@@ -252,6 +269,12 @@ export function assign(input: AssignInput): AssignResult {
   const rebalanceReason = R[policy.force === true ? "manual" : policy.rebalanceReason ?? "imbalance"];
   let rebalanced = false;
   if (rebalance) {
+    // Reseat among members above their rounded-down share so that those holding a
+    // stream hashing gives to a member with room are the ones that shed. Only those
+    // members' targets change, and only between ⌊share⌋ and ⌈share⌉: neither the number
+    // of moves nor anyone's room changes.
+    const reluctant = holdersOfWantedStreams();
+    if (reluctant) target = quotaTargets(N, cap, loadBefore, order, { wanted, reluctant });
     const shedding: number[] = [];
     for (let i = 0; i < M; i++) {
       if (load[i]! > target[i]!) for (const k of shed(i, load[i]! - target[i]!)) shedding.push(mark(k, i, rebalanceReason));
@@ -293,13 +316,39 @@ export function assign(input: AssignInput): AssignResult {
    */
   function shed(i: number, count: number): number[] {
     const list = heldBy(i);
-    const rank = new Map<number, number>();
-    for (const k of list) {
+    const key = new Float64Array(list.length);
+    for (let x = 0; x < list.length; x++) {
+      const k = list[x]!;
       const f = firstChoice(k);
-      rank.set(k, f !== i && room[f]! > 0 ? 0 : f !== i ? 1 : 2);
+      const rank = f !== i && room[f]! > 0 ? 0 : f !== i ? 1 : 2;
+      key[x] = rank * 4294967296 + hrw.pairHashOf(hashOf(k), i);
     }
-    list.sort((a, b) => rank.get(a)! - rank.get(b)! || hrw.pairHashOf(sh[a]!, i) - hrw.pairHashOf(sh[b]!, i) || cmp(ids[a]!, ids[b]!));
-    return list.slice(0, count);
+    const pos = Array.from(list, (_, x) => x).sort((a, b) => key[a]! - key[b]! || cmp(ids[list[a]!]!, ids[list[b]!]!));
+    return pos.slice(0, count).map((x) => list[x]!);
+  }
+
+  /**
+   * Per member, 1 if it holds a stream whose hashing owner is another member with room.
+   * Found with the hash's O(1) cut filter per stream and member with room, then an exact
+   * check; skipped (undefined) when many members have room, where the scan would cost
+   * more than it saves.
+   */
+  function holdersOfWantedStreams(): Int8Array | undefined {
+    const needy: number[] = [];
+    for (let i = 0; i < M; i++) if (room[i]! > 0) needy.push(i);
+    if (needy.length === 0 || needy.length > 8) return undefined;
+    const out = new Int8Array(M);
+    for (let k = 0; k < N; k++) {
+      const o = owner[k]!;
+      if (o < 0 || out[o]) continue;
+      for (const j of needy) {
+        if (hrw.passesCut(hashOf(k), j) && firstChoice(k) === j) {
+          out[o] = 1;
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -309,29 +358,34 @@ export function assign(input: AssignInput): AssignResult {
    * Returns the streams that found no room.
    */
   function place(list: readonly number[]): number[] {
+    if (M === 0) return [...list];
     const buckets = new Map<number, number[]>();
     for (const k of list) {
       const f = firstChoice(k);
-      if (f < 0) continue;
       const b = buckets.get(f);
       if (b) b.push(k);
       else buckets.set(f, [k]);
     }
     const deferred: number[] = [];
     for (const [i, b] of buckets) {
-      if (b.length > room[i]!) b.sort((x, y) => hrw.pairHashOf(sh[y]!, i) - hrw.pairHashOf(sh[x]!, i) || cmp(ids[x]!, ids[y]!));
-      const keep = Math.min(room[i]!, b.length);
-      for (let n = 0; n < keep; n++) put(b[n]!, i);
-      for (let n = keep; n < b.length; n++) deferred.push(b[n]!);
+      let mine = b;
+      if (b.length > room[i]!) {
+        const key = Float64Array.from(b, (k) => hrw.pairHashOf(hashOf(k), i));
+        mine = Array.from(b, (_, x) => x)
+          .sort((x, y) => key[y]! - key[x]! || cmp(ids[b[x]!]!, ids[b[y]!]!))
+          .map((x) => b[x]!);
+      }
+      const keep = Math.min(room[i]!, mine.length);
+      for (let n = 0; n < keep; n++) put(mine[n]!, i);
+      for (let n = keep; n < mine.length; n++) deferred.push(mine[n]!);
     }
-    if (M === 0) return [...list];
     const open = new Int32Array(M);
     let count = 0;
     for (let i = 0; i < M; i++) if (room[i]! > 0) open[count++] = i;
-    deferred.sort((x, y) => sh[x]! - sh[y]! || cmp(ids[x]!, ids[y]!));
+    deferred.sort((x, y) => hashOf(x) - hashOf(y) || cmp(ids[x]!, ids[y]!));
     const left: number[] = [];
     for (const k of deferred) {
-      const best = hrw.bestAmong(sh[k]!, open, count);
+      const best = hrw.bestAmong(hashOf(k), open, count);
       if (best < 0) {
         left.push(k);
         continue;

@@ -81,6 +81,8 @@ export class Rendezvous {
   private readonly uniform: boolean;
   /** Per cut level, per member: the largest pair hash whose score is ≤ the cut. */
   private readonly cuts: Float64Array[];
+  /** The first cut (computed for equal weights too; see `passesCut`). */
+  private readonly firstCut: Float64Array;
 
   constructor(members: readonly HashMember[]) {
     const sorted = [...new Map(members.filter((m) => m.weight > 0 && Number.isFinite(m.weight)).map((m) => [m.id, m])).values()].sort((a, b) =>
@@ -91,7 +93,8 @@ export class Rendezvous {
     this.memberHashes = Int32Array.from(sorted.map((m) => fmix32(hashString(m.id) ^ 0x5bd1e995)));
     this.uniform = sorted.every((m) => m.weight === sorted[0]!.weight);
     const total = sorted.reduce((s, m) => s + m.weight, 0);
-    this.cuts = this.uniform ? [] : CUT_PASSERS.map((c) => this.cutTable(total / c));
+    this.firstCut = this.cutTable(total / CUT_PASSERS[0]);
+    this.cuts = this.uniform ? [] : [this.firstCut, ...CUT_PASSERS.slice(1).map((c) => this.cutTable(total / c))];
   }
 
   get size(): number {
@@ -106,6 +109,15 @@ export class Rendezvous {
   /** The score of member `index` for a stream hash (higher = more preferred). */
   scoreOf(streamHash: number, index: number): number {
     return score(this.pairHashOf(streamHash, index), this.weights[index]!);
+  }
+
+  /**
+   * A cheap filter for "could member `index` own this stream": false means its score is
+   * below the first cut, where it can win only if every member is (about 1 stream in
+   * 400). O(1); confirm with `ownerIndex` when exactness matters.
+   */
+  passesCut(streamHash: number, index: number): boolean {
+    return this.pairHashOf(streamHash, index) > this.firstCut[index]!;
   }
 
   /** Whether member `a` beats member `b` for this stream (the total order of the definition). */
