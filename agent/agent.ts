@@ -101,6 +101,8 @@ export class Agent {
   private leaving = false;
   private restarting = false;
   private legacyMembers: LegacyMember[] = [];
+  /** Streams the worker gave up; forgotten once they are no longer ours. */
+  private readonly released = new Set<string>();
   private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
@@ -304,6 +306,21 @@ export class Agent {
     this.metrics.workerErrors.set(this.worker.errors);
   }
 
+  /**
+   * The worker gave streams up (legacy POST /streams/release): stop offering them, tell
+   * the leader in the next heartbeat (sent now) so it moves them at once. Returns the ids
+   * that were ours.
+   */
+  releaseStreams(ids: readonly string[]): string[] {
+    const mine = new Set(this.serving.streams.map((s) => s.id));
+    const released = ids.filter((id) => mine.has(id) || this.own?.active.some((r) => r.id === id));
+    for (const id of released) this.released.add(id);
+    this.serving.released(released);
+    this.afterChange();
+    this.wakeHeartbeat?.();
+    return released;
+  }
+
   /** The held set shrank (the worker confirmed a version): tell the leader now, not at the next beat. */
   afterFetch(heldBefore: number): void {
     if (this.serving.held().length < heldBefore) {
@@ -416,6 +433,7 @@ export class Agent {
       held: this.serving.held(now),
       leaving: this.leaving,
       restarting: this.restarting,
+      released: [...this.released],
       worker: this.workerHealth(now),
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),
@@ -510,6 +528,8 @@ export class Agent {
       else this.serving.setListed(this.serving.streams.filter((s) => this.own?.active.some((r) => r.id === s.id)));
       return;
     }
+    // Forget releases the leader has acted on (the stream is no longer in our rows).
+    for (const id of this.released) if (!this.own?.active.some((r) => r.id === id)) this.released.delete(id);
     const next = reconcile({
       me: this.id,
       now,
@@ -523,7 +543,8 @@ export class Agent {
       maxViewAgeMs: 3 * this.config.heartbeatIntervalMs,
     });
     const before = this.serving.streams.length;
-    if (this.serving.setListed(next.streams)) {
+    const offered = this.released.size > 0 ? next.streams.filter((s) => !this.released.has(s.id)) : next.streams;
+    if (this.serving.setListed(offered)) {
       this.logger.debug({ category: "STREAM", before, after: next.streams.length, blocked: next.blocked.length }, "offer changed");
       this.wakeHeartbeat?.();
     }

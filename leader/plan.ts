@@ -145,7 +145,17 @@ export function plan(input: PlanInput): Plan {
       if (!live(members.get(row.owner))) dead.add(row.owner);
     }
   }
+  // Streams a worker gave up (POST /streams/release) are free, and not given back to it.
+  const refused = new Map<StreamId, string>();
+  for (const m of members.values()) {
+    if (!live(m)) continue;
+    for (const s of m.hb.released ?? []) {
+      refused.set(s, m.id);
+      if (current.get(s) === m.id) current.delete(s);
+    }
+  }
   const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, policy: input.policy });
+  if (refused.size > 0) redirectRefused(result, refused, pool);
   const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 
   // 5. The difference, as row operations.
@@ -231,4 +241,34 @@ export function plan(input: PlanInput): Plan {
   }
 
   return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses };
+}
+
+/**
+ * A stream the assignor placed on the member that refused it goes to the usable member
+ * with the most room instead (or stays unassigned if there is none).
+ */
+function redirectRefused(result: AssignResult, refused: ReadonlyMap<StreamId, string>, pool: readonly AssignMember[]): void {
+  const load = new Map<string, number>();
+  for (const owner of result.assignment.values()) load.set(owner, (load.get(owner) ?? 0) + 1);
+  for (const [s, who] of refused) {
+    if (result.assignment.get(s) !== who) continue;
+    let best: AssignMember | undefined;
+    let bestRoom = 0;
+    for (const m of pool) {
+      if (m.id === who || m.draining) continue;
+      const room = m.capacity - (load.get(m.id) ?? 0);
+      if (room > bestRoom || (room === bestRoom && best && m.id < best.id)) {
+        best = m;
+        bestRoom = room;
+      }
+    }
+    load.set(who, (load.get(who) ?? 1) - 1);
+    if (best && bestRoom > 0) {
+      result.assignment.set(s, best.id);
+      load.set(best.id, (load.get(best.id) ?? 0) + 1);
+    } else {
+      result.assignment.delete(s);
+      result.unassigned.push(s);
+    }
+  }
 }

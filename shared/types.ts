@@ -38,6 +38,8 @@ export interface Heartbeat {
   readonly leaving: boolean;
   /** The agent exits to be restarted (SHUTDOWN_DRAIN=false): it keeps its streams for HEARTBEAT_TIMEOUT. */
   readonly restarting: boolean;
+  /** Streams the worker gave up (POST /streams/release): move them elsewhere now. */
+  readonly released?: readonly StreamId[];
   readonly worker: WorkerHealth;
   readonly startedAt: string;
   readonly host: string;
