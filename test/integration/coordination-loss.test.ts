@@ -1,0 +1,66 @@
+/**
+ * ON_COORDINATION_LOSS with in-process agents and a private Redis that we stop:
+ * "keep" keeps the worker on its last assignment (lease still renewed), "stop" lets the
+ * lease run out (the worker stops); both serve again when Redis is back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../agent/agent.js";
+import { assignmentBody } from "../../agent/http/worker.js";
+import { systemClock } from "../../shared/clock.js";
+import { loadConfig } from "../../shared/config.js";
+import { silentLogger } from "../../shared/logger.js";
+import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
+import { PrivateRedis } from "../helpers/private-servers.js";
+import { createCatalog, createTestDatabase, type TestDatabase } from "../helpers/services.js";
+
+describe("ON_COORDINATION_LOSS", { timeout: 90_000 }, () => {
+  let db: TestDatabase;
+  let redis: PrivateRedis;
+  const agents: Agent[] = [];
+
+  function agent(id: string, policy: "keep" | "stop"): Agent {
+    const a = new Agent({
+      config: loadConfig({ ...FAST_TIMINGS, INSTANCE_ID: id, DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_KEY_PREFIX: "loss", ON_COORDINATION_LOSS: policy, REQUIRE_WORKER: "false", MAX_STREAMS: "20" }),
+      clock: systemClock,
+      logger: silentLogger(),
+    });
+    agents.push(a);
+    return a;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase("coordloss");
+    await createCatalog(db.sql, 20);
+    redis = await PrivateRedis.start();
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(agents.map((a) => a.close()));
+    await redis?.stop();
+    await db?.drop();
+  });
+
+  it("keep serves through a Redis outage; stop withdraws after the lease and resumes afterwards", async () => {
+    const keep = agent("keep-1", "keep");
+    const stop = agent("stop-1", "stop");
+    await Promise.all([keep.start(), stop.start()]);
+    const offered = (a: Agent) => assignmentBody(a).streams.length;
+    await waitFor(() => offered(keep) > 0 && offered(stop) > 0 && offered(keep) + offered(stop) === 20, 30_000, "both agents to serve");
+    const keepBefore = offered(keep);
+
+    await redis.down();
+    const lease = Number(FAST_TIMINGS.WORKER_LEASE) * 1000;
+    await new Promise((r) => setTimeout(r, 2 * lease + 500));
+    const k = assignmentBody(keep);
+    const s = assignmentBody(stop);
+    expect(k.streams.length).toBe(keepBefore);
+    expect(k.lease_ms).toBeGreaterThan(0);
+    expect(s.streams).toEqual([]);
+    expect(s.lease_ms).toBe(0);
+    expect(keep.heartbeatHealthy).toBe(false);
+
+    await redis.up();
+    await waitFor(() => offered(stop) > 0 && offered(keep) + offered(stop) === 20, 30_000, "the stop agent to serve again");
+    expect(assignmentBody(stop).lease_ms).toBeGreaterThan(0);
+  });
+});
