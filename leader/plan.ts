@@ -211,7 +211,7 @@ export function plan(input: PlanInput): Plan {
       } else {
         ops.push({ op: "delete", stream: id, owner: row.owner, reason: row.reason });
       }
-    } else if (target === row.owner && stream) {
+    } else if (target === row.owner && stream && !heldByOther(id, row.owner)) {
       put(stream, row.owner, "handoff cancelled", row.owner); // the owner keeps it after all
     } else if ((target ?? null) !== row.next) {
       ops.push({ op: "retarget", stream: id, next: target ?? null });
