@@ -62,6 +62,7 @@ export class LeaderLoop {
   private revokedAt = new Map<StreamId, number>();
   private lastStatsAt = -Infinity;
   private legacyIds: string[] = [];
+  private lastEventPruneAt = -Infinity;
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -201,6 +202,7 @@ export class LeaderLoop {
     this.report(p, catalog.streams.length, state.rows.size);
     await this.maybeSaveStats(epoch, snap);
     await this.pruneMembers(snap, state.rows);
+    await this.maybePruneEvents();
     this.st.lastTickAt = this.d.clock.now();
     this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
   }
@@ -240,12 +242,15 @@ export class LeaderLoop {
     };
   }
 
-  private events(p: Plan, rows: ReadonlyMap<StreamId, { owner: string }>): EventRow[] {
+  private events(p: Plan, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): EventRow[] {
     const out: EventRow[] = [];
     const reasons = new Map(p.result.moves.map((m) => [m.stream, m.reason]));
     for (const op of p.ops) {
       if (op.op === "put" && op.from !== op.row.owner) {
-        out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: reasons.get(op.row.stream) ?? op.reason });
+        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …): at
+        // that point the assignor sees the stream as free and would call it "catalog".
+        const handoff = rows.get(op.row.stream)?.state === "revoking";
+        out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: handoff ? op.reason : (reasons.get(op.row.stream) ?? op.reason) });
       } else if (op.op === "revoke") {
         out.push({ kind: "revoke", stream_id: op.stream, from_instance: op.owner, to_instance: op.next, reason: op.reason });
       } else if (op.op === "delete") {
@@ -259,7 +264,6 @@ export class LeaderLoop {
       }
       this.lastUnassignedKey = key;
     }
-    void rows;
     return out;
   }
 
@@ -332,6 +336,14 @@ export class LeaderLoop {
     await this.d.redis.zrem(this.d.keys.members, ...prune.map((m) => m.id));
     for (const m of prune) this.d.tracker.forget(m.id);
     this.d.logger.info({ category: "INSTANCE", pruned: prune.map((m) => m.id) }, "forgot members gone for long");
+  }
+
+  private async maybePruneEvents(): Promise<void> {
+    const now = this.d.clock.now();
+    if (now - this.lastEventPruneAt < 10 * 60_000) return;
+    this.lastEventPruneAt = now;
+    const n = await this.d.store.pruneEvents(this.d.config.eventRetentionMs);
+    if (n > 0) this.d.logger.info({ category: "PERF", deleted: n }, "pruned old events");
   }
 
   private async publishLeader(ready: boolean): Promise<void> {

@@ -202,6 +202,12 @@ export class LeaderStore {
     });
   }
 
+  /** Deletes events older than the retention. Returns how many went. */
+  async pruneEvents(retentionMs: number): Promise<number> {
+    const rows = await this.sql.unsafe(`delete from ${this.s}.events where at < now() - make_interval(secs => $1) returning 1`, [retentionMs / 1000]);
+    return rows.length;
+  }
+
   private async checkEpoch(tx: TxSql, epoch: number): Promise<void> {
     const rows = await tx.unsafe(`select epoch from ${this.s}.leadership for share`);
     const current = num(rows[0]!.epoch);

@@ -76,6 +76,8 @@ export interface Config {
   readonly legacyTotalServers: number | undefined;
   readonly legacyHeartbeatTimeoutMs: number;
   readonly legacyHeartbeatsTable: string;
+  /** How long the events table keeps what moved and why. */
+  readonly eventRetentionMs: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -252,6 +254,7 @@ export function loadConfig(env: Env = {}): Config {
     legacyTotalServers,
     legacyHeartbeatTimeoutMs: seconds(env, ["LEGACY_HEARTBEAT_TIMEOUT"], 180_000),
     legacyHeartbeatsTable: matching(env, ["LEGACY_HEARTBEATS_TABLE"], "server_heartbeats", IDENT, "a table name of letters, digits and _"),
+    eventRetentionMs: seconds(env, ["EVENT_RETENTION"], 7 * 86_400_000, { min: 60, max: 366 * 86_400 }),
   };
   checkAcross(config);
   return Object.freeze(config);
