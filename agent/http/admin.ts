@@ -16,6 +16,7 @@
  */
 import crypto from "node:crypto";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
 import { redactText } from "../../shared/logger.js";
@@ -112,16 +113,20 @@ export function planBody(p: Plan, epoch: number): PlanBody {
   };
 }
 
+/** Admin bodies are a few bytes; refuse anything large before reading it. */
+const ADMIN_BODY_LIMIT = 16 * 1024;
+
 export function adminRoutes(agent: Agent): Hono {
   const app = new Hono();
   const auth = requireAdmin(agent);
+  const limit = bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: (c) => jsonError(c, 413, `Body too large (over ${ADMIN_BODY_LIMIT} bytes).`) });
   const failure = (c: Context, err: unknown, what: string) => {
     agent.logger.warn({ err, category: "ERROR", path: c.req.path }, `${what} failed`);
     return jsonError(c, 503, `${what} failed: ${redactText(err instanceof Error ? err.message : String(err))}`);
   };
 
   for (const draining of [true, false]) {
-    app.post(`/instances/:id/${draining ? "drain" : "undrain"}`, auth, async (c) => {
+    app.post(`/instances/:id/${draining ? "drain" : "undrain"}`, auth, limit, async (c) => {
       const id = idParam.safeParse(c.req.param("id"));
       if (!id.success) return jsonError(c, 400, `Bad instance id: ${describeIssues(id.error.issues)}`);
       const body = await optionalJson(c);
@@ -145,7 +150,7 @@ export function adminRoutes(agent: Agent): Hono {
     });
   }
 
-  app.post("/rebalance", auth, async (c) => {
+  app.post("/rebalance", auth, limit, async (c) => {
     const q = rebalanceQuery.safeParse(c.req.query());
     if (!q.success) return jsonError(c, 400, `Bad query: ${describeIssues(q.error.issues)}`);
     const body = await optionalJson(c);
@@ -177,7 +182,7 @@ export function adminRoutes(agent: Agent): Hono {
     return c.json({ requested: true, leader: leader.id, message: `Rebalance requested; leader ${leader.id} rebalances on its next tick.` }, 202);
   });
 
-  app.put("/mode", auth, async (c) => {
+  app.put("/mode", auth, limit, async (c) => {
     const body = await optionalJson(c);
     if (!body.ok) return jsonError(c, 400, body.message);
     const parsed = modeBody.safeParse(body.value);

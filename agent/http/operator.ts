@@ -18,6 +18,7 @@ import {
   clusterView,
   readShared,
   type ClusterView,
+  type SharedRows,
   type InstancesBody,
   type StatusBody,
   type StreamsStatusBody,
@@ -26,13 +27,29 @@ import { computeTargets, measureImbalance, type AssignMember } from "../../leade
 import type { Agent } from "../agent.js";
 import { describeIssues, jsonError } from "./errors.js";
 
+/**
+ * Concurrent operator reads share one query in flight (per agent and events limit): the
+ * agent's small Postgres pool also carries its own assignment reads and the leader's
+ * fenced writes, and a burst of status calls must not queue in front of them.
+ */
+const inflight = new WeakMap<Agent, Map<number, Promise<SharedRows>>>();
+
+function sharedRows(agent: Agent, events: number): Promise<SharedRows> {
+  let byLimit = inflight.get(agent);
+  if (!byLimit) inflight.set(agent, (byLimit = new Map()));
+  let p = byLimit.get(events);
+  if (!p) {
+    const map = byLimit;
+    p = readShared(agent.sql, agent.config.schema, { events }).finally(() => map.delete(events));
+    map.set(events, p);
+  }
+  return p;
+}
+
 /** Reads the shared state and joins it. Throws when Postgres (or, with no view yet, Redis) is unreachable. */
 export async function loadView(agent: Agent, opts: { events?: number } = {}): Promise<ClusterView> {
   const snapshot = agent.tracker.latest ?? (await agent.tracker.refresh());
-  const [rows, catalog] = await Promise.all([
-    readShared(agent.sql, agent.config.schema, opts),
-    agent.catalog.get(agent.config.catalogRefreshMs),
-  ]);
+  const [rows, catalog] = await Promise.all([sharedRows(agent, opts.events ?? 50), agent.catalog.get(agent.config.catalogRefreshMs)]);
   return clusterView({ rows, snapshot, catalog, catalogError: agent.catalog.lastError, leader: agent.leaderInfo, nowWall: agent.clock.wall() });
 }
 
@@ -106,18 +123,22 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
 const limitQuery = z.object({ limit: z.coerce.number().int().min(0).max(1000).optional() });
 const idParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "an instance id: 1-128 letters, digits or . _ : @ -");
 
-async function answer(c: Context, agent: Agent, build: () => Promise<unknown>) {
-  try {
-    return c.json(await build());
-  } catch (err) {
-    const msg = redactText(err instanceof Error ? err.message : String(err));
-    agent.logger.warn({ err, category: "ERROR", path: c.req.path }, "status read failed");
-    return jsonError(c, 503, `Cannot read the cluster state: ${msg}`);
-  }
-}
-
 export function operatorRoutes(agent: Agent): Hono {
   const app = new Hono();
+  let lastFailure: string | undefined;
+  const answer = async (c: Context, _agent: Agent, build: () => Promise<unknown>) => {
+    try {
+      const body = await build();
+      lastFailure = undefined;
+      return c.json(body);
+    } catch (err) {
+      const msg = redactText(err instanceof Error ? err.message : String(err));
+      // Once per distinct failure: a monitor polling /status during an outage must not flood the log.
+      if (msg !== lastFailure) agent.logger.warn({ err, category: "ERROR", path: c.req.path }, "cluster state read failed");
+      lastFailure = msg;
+      return jsonError(c, 503, `Cannot read the cluster state: ${msg}`);
+    }
+  };
 
   app.get("/status", async (c) => {
     return answer(c, agent, async () => statusBody(agent, await loadView(agent, { events: 0 })));

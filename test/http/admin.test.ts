@@ -124,6 +124,9 @@ describe("admin endpoints", () => {
       expect(r.status, JSON.stringify(opts)).toBe(400);
       expect(errorBody.parse(r.body).message).toBeTruthy();
     }
+    const huge = await call(a1.app, "PUT", "/mode", { token: TOKEN, raw: JSON.stringify({ mode: "hashed", by: "x".repeat(20_000) }) });
+    expect(huge.status).toBe(413);
+    expect(errorBody.parse(huge.body).message).toMatch(/too large/);
     const h = await call(a1.app, "PUT", "/mode", { token: TOKEN, body: { mode: "hashed", by: "test" } });
     expect(h.status).toBe(200);
     expect(modeBody.parse(h.body)).toMatchObject({ mode: "hashed", changed: true });

@@ -134,6 +134,10 @@ describe("operator endpoints", () => {
     expect(st.unassigned).toHaveLength(10);
     expect(st.recent_changes.some((e) => e.kind === "drain" && e.from === "a2")).toBe(true);
     expect(st.recent_changes.some((e) => e.kind === "revoke" && e.reason === "drain")).toBe(true);
+    // A completed handoff is reported with the reason it started for.
+    const handedOff = st.recent_changes.filter((e) => e.kind === "assign" && e.from === "a2");
+    expect(handedOff.length).toBeGreaterThan(0);
+    for (const e of handedOff) expect(e.reason).toBe("drain");
 
     expect(await a1.agent.setDraining("a2", false)).toBe(true);
     await waitSettled(a1.app, STREAMS, "a2 to serve again after the undrain");
