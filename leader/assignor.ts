@@ -73,6 +73,12 @@ export interface AssignInput {
   readonly dead?: ReadonlySet<string>;
   /** Owners serving in hashed mode (their streams move with reason "hashed"). */
   readonly hashed?: ReadonlySet<string>;
+  /**
+   * The leader's rows. Only rows in handoff (`revoking`) of streams absent from `current`
+   * are read: such a stream's handoff has completed, and its placement is reported as a
+   * move from the row's owner with the row's reason (e.g. "drain"), not as a new stream.
+   */
+  readonly previous?: ReadonlyMap<StreamId, { readonly owner: string; readonly reason: string; readonly state: string }>;
   readonly policy: AssignPolicy;
 }
 
@@ -182,6 +188,7 @@ export function measureImbalance(members: readonly AssignMember[], load: Readonl
 
 const REASONS: readonly MoveReason[] = ["failover", "join", "drain", "imbalance", "catalog", "capacity", "hashed", "manual"];
 const R = Object.fromEntries(REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
+const isReason = (r: string): r is MoveReason => Object.hasOwn(R, r);
 
 export function assign(input: AssignInput): AssignResult {
   const { policy } = input;
@@ -214,7 +221,10 @@ export function assign(input: AssignInput): AssignResult {
     const id = ids[k]!;
     const o = input.current.get(id);
     if (o === undefined) {
-      moveReason[k] = R.catalog;
+      const row = input.previous?.get(id);
+      const handoff = row?.state === "revoking";
+      moveReason[k] = handoff && isReason(row.reason) ? R[row.reason] : R.catalog;
+      from[k] = handoff ? row.owner : null;
       free.push(k);
       continue;
     }

@@ -154,7 +154,7 @@ export function plan(input: PlanInput): Plan {
       if (current.get(s) === m.id) current.delete(s);
     }
   }
-  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, policy: input.policy });
+  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, policy: input.policy });
   if (refused.size > 0) redirectRefused(result, refused, pool);
   const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 

@@ -357,6 +357,23 @@ describe("assign: hash-shaped", () => {
   });
 });
 
+describe("assign: handoffs", () => {
+  it("reports a stream whose handoff completed as a move from the row's owner, with the row's reason", () => {
+    const members = [{ id: "a", capacity: 5, draining: false }, { id: "b", capacity: 5, draining: true }];
+    const previous = new Map([
+      ["s1", { owner: "b", reason: "drain", state: "revoking" }],
+      ["s2", { owner: "b", reason: "handoff cancelled", state: "revoking" }],
+      ["s3", { owner: "a", reason: "catalog", state: "active" }],
+    ]);
+    const r = assign({ streams: ["s1", "s2", "s3"], members, current: new Map(), previous, policy: CALM });
+    expect(r.moves).toEqual([
+      { stream: "s1", from: "b", to: "a", reason: "drain" },
+      { stream: "s2", from: "b", to: "a", reason: "catalog" },
+      { stream: "s3", from: null, to: "a", reason: "catalog" },
+    ]);
+  });
+});
+
 describe("quotaTargets", () => {
   it("is largest remainder when nobody holds anything", () => {
     expect([...quotaTargets(300, [100, 150, 50], [0, 0, 0], [0, 1, 2])]).toEqual([100, 150, 50]);
