@@ -102,6 +102,11 @@ export class LeaderLoop {
 
   async run(signal: AbortSignal): Promise<void> {
     const log = this.d.logger;
+    // A new term: a new epoch must be won; nothing observed in an earlier term carries over.
+    this.epoch = undefined;
+    this.lastPool = new Map();
+    this.revokedAt.clear();
+    this.forceNext = false;
     const tickEvery = Math.max(50, Math.round(this.d.config.heartbeatIntervalMs / 2));
     while (!signal.aborted) {
       try {
