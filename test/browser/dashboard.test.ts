@@ -61,11 +61,17 @@ describe("the dashboard in headless chromium", () => {
     // Polling from outside the page: its CSP (rightly) forbids evaluating strings inside it.
     await expect.poll(() => page.locator("[data-instance]").count(), { timeout: 20_000, interval: 100 }).toBe(3);
     expect(await page.title()).toBe("fingerv7 fleet");
-    const api = instancesBody.parse((await call(agents[0]!.app, "GET", "/instances")).body);
-    for (const i of api.instances) {
-      expect(await statusOf(i.instance_id)).toBe("active");
-      expect(await countOf(i.instance_id)).toBe(String(i.current_streams));
-    }
+    // The page shows what the API says (it may lag the API by one push while a join settles).
+    const mismatch = async () => {
+      const api = instancesBody.parse((await call(agents[0]!.app, "GET", "/instances")).body);
+      const wrong: string[] = [];
+      for (const i of api.instances) {
+        const shown = `${await statusOf(i.instance_id)} ${await countOf(i.instance_id)}`;
+        if (shown !== `active ${i.current_streams}`) wrong.push(`${i.instance_id}: page "${shown}", API "active ${i.current_streams}"`);
+      }
+      return wrong;
+    };
+    await expect.poll(mismatch, { timeout: 20_000, interval: 200 }).toEqual([]);
     expect(await page.locator("[data-leader]").count()).toBe(1);
     const leaderId = agents[0]!.agent.leaderInfo?.id;
     expect(await page.textContent("#leader")).toBe(leaderId);
