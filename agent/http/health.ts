@@ -7,6 +7,7 @@ import { Hono } from "hono";
 import { redactUrl } from "../../shared/config.js";
 import { SOFTWARE_VERSION } from "../../shared/types.js";
 import type { Agent } from "../agent.js";
+import { loadView } from "./operator.js";
 
 async function probe(fn: () => Promise<unknown>, timeoutMs: number): Promise<{ ok: boolean; response_ms: number; error?: string }> {
   const t0 = performance.now();
@@ -26,6 +27,16 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
     const electorHealthy = agent.elector.healthy();
     const worker = agent.workerHealth();
     const healthy = postgres.ok && redis.ok && electorHealthy && agent.heartbeatHealthy;
+    // The cluster at a glance (instances by state, streams assigned/unassigned), when readable.
+    let cluster: Record<string, unknown> | null = null;
+    if (postgres.ok) {
+      try {
+        const v = await loadView(agent, { events: 1 });
+        cluster = { instances: v.counts, streams: v.streams };
+      } catch {
+        cluster = null; // the dependency probes above already say what is wrong
+      }
+    }
     const body = {
       status: healthy ? "healthy" : "unhealthy",
       instance_id: agent.id,
@@ -40,6 +51,7 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
       heartbeat: { ok: agent.heartbeatHealthy, error: agent.heartbeatError ?? null },
       dependencies: { postgres, redis },
       worker: { ok: worker.ok, last_seen_ms_ago: worker.lastSeenMsAgo, kind: worker.kind },
+      cluster,
       streams: { served: agent.serving.streams.length, held: agent.serving.held().length, lease_ms: Math.max(0, Math.round(agent.serving.leaseDeadline - agent.clock.now())) },
     };
     return c.json(body, healthy ? 200 : 503);
