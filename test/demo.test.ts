@@ -7,7 +7,7 @@
  *   keys are gone afterwards (it never touches anything else);
  * - with nothing to use: one clear message saying what to install.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,6 +93,22 @@ describe("npm run demo", () => {
     expect(h.leader).toMatch(/^demo-[123]$/);
     expect(h.mode).toBe("orchestrated");
     expect(leftovers(runId, tempDirs).length).toBeGreaterThanOrEqual(3);
+    const page = await fetch(`${dashboard}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+
+    // The hint the demo prints: drain an agent with fingerctl and watch its streams move.
+    const hint = /(ADMIN_TOKEN=\S+) npx fingerctl --url (\S+) drain (demo-\d)/.exec(run.out)!;
+    expect(hint[2]).toBe(dashboard);
+    const drained = hint[3]!;
+    const ctl = spawnSync("npx", ["fingerctl", "--url", hint[2]!, "drain", drained], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: hint[1]!.split("=")[1] }, encoding: "utf8", timeout: 60_000 });
+    expect(ctl.status, ctl.stdout + ctl.stderr).toBe(0);
+    const mark = run.out.length;
+    const drainedLine = new RegExp(`served ${CATALOG}/${CATALOG} · overlaps 0 · .*${drained}\\*? 0/`);
+    await waitFor(() => drainedLine.test(run.out.slice(mark)), 30_000, `${drained}'s streams to move`, 200).catch((err: Error) => {
+      throw new Error(`${err.message}\n${run.out.slice(mark)}`);
+    });
+    expect(run.out.slice(mark)).not.toMatch(/overlaps [1-9]/);
 
     ctrlC(run);
     const exit = await run.exited;

@@ -31,7 +31,7 @@ import { statusLine, type AgentSample } from "./demo-status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** Capacities of the demo agents, in order: different on purpose (proportional shares). */
-export const DEMO_CAPACITIES = [20, 15, 10, 12, 8, 16, 6, 14, 10] as const;
+export const DEMO_CAPACITIES = [24, 20, 16, 12, 8, 18, 6, 14, 10] as const;
 export const DEMO_ADMIN_TOKEN = "demo-admin-token";
 /** Agent settings for the demo: defaults, except a short drain so Ctrl-C is quick. */
 const DEMO_SETTINGS: Record<string, string> = {
@@ -198,8 +198,9 @@ async function main(): Promise<number> {
     const first = agents[0]!;
     say("");
     say(`Dashboard:  ${first.url}/   (every agent serves it: ${agents.slice(1).map((a) => `:${a.port}`).join(", ")})`);
-    say(`Cluster:    curl ${first.url}/status    ·    curl ${first.url}/instances    ·    curl ${first.url}/metrics`);
-    say(`Admin:      Authorization: Bearer ${DEMO_ADMIN_TOKEN}   (PUT /mode, POST /instances/ID/drain, POST /rebalance)`);
+    say(`Try:        npx fingerctl --url ${first.url} status        (also: instances, streams)`);
+    say(`            ADMIN_TOKEN=${DEMO_ADMIN_TOKEN} npx fingerctl --url ${first.url} drain ${agents[1]!.id}   (then: undrain, mode hashed, mode orchestrated)`);
+    say(`Metrics:    ${first.url}/metrics`);
     say("Stop:       Ctrl-C");
     say("");
 
