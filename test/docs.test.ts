@@ -1,0 +1,192 @@
+/**
+ * README.md and docs/migration.md stay true to the code:
+ * - the settings table lists exactly the settings loadConfig reads (names and aliases),
+ *   and setting any documented default explicitly changes nothing;
+ * - every endpoint the README lists is a route of the agent's HTTP app;
+ * - every command the README gives is one a test or .ci/run exercises (this file runs
+ *   `npm run agent` itself);
+ * - the migration guide's SQL for announcing a legacy instance makes it a legacy member.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../shared/config.js";
+import { readLegacyMembers } from "../shared/legacy.js";
+import { TOKEN, startAgent, type RunningAgent } from "./http/fixture.js";
+import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "./helpers/services.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const read = (f: string) => fs.readFileSync(path.join(ROOT, f), "utf8");
+const README = read("README.md");
+
+function section(doc: string, heading: string): string {
+  const start = doc.indexOf(`\n## ${heading}\n`);
+  expect(start, `section "${heading}"`).toBeGreaterThanOrEqual(0);
+  const next = doc.indexOf("\n## ", start + 4);
+  return doc.slice(start, next < 0 ? undefined : next);
+}
+
+/** Table rows of a markdown section: cells, trimmed. */
+function rows(text: string): string[][] {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith("| ") && !l.startsWith("| ---"))
+    .map((l) => l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+}
+
+const codeNames = (cell: string) => [...cell.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!);
+
+/** The names loadConfig reads, recorded through a Proxy. */
+function settingsRead(env: Record<string, string> = {}): Set<string> {
+  const seen = new Set<string>();
+  loadConfig(
+    new Proxy(env, {
+      get(target, key) {
+        if (typeof key === "string") seen.add(key);
+        return target[key as string];
+      },
+    }),
+  );
+  return seen;
+}
+
+describe("README: settings", () => {
+  const table = rows(section(README, "Settings")).slice(1);
+
+  it("lists every setting loadConfig reads, with its aliases, and nothing else", () => {
+    const documented = new Set(table.flatMap((r) => [...codeNames(r[0]!), ...codeNames(r[1]!)]));
+    expect([...settingsRead()].sort()).toEqual([...documented].sort());
+  });
+
+  it("documents defaults that loadConfig really uses", () => {
+    const base = loadConfig({ INSTANCE_ID: "x" });
+    let checked = 0;
+    for (const r of table) {
+      const name = codeNames(r[0]!)[0]!;
+      const cell = r[2]!.replace(/`/g, "");
+      const value = /(?:^|=\s*)([\w.:/-]+)$/.exec(cell)?.[1];
+      if (!value || /^(the|none|unset|empty)$/.test(value) || /[A-Z]_/.test(value)) continue;
+      expect(loadConfig({ INSTANCE_ID: "x", [name]: value }), `${name}=${value}`).toEqual(base);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(25);
+  });
+});
+
+describe("README: commands", () => {
+  /** Every command the README gives, and the proof that something runs it. */
+  const EXERCISED: [RegExp, string, string[]][] = [
+    [/^npm ci$/, ".ci/run", ["npm ci"]],
+    [/^npm test$/, ".ci/run", ["npm test"]],
+    [/^npm run demo$/, "test/demo.test.ts", ['["run", "demo"']],
+    [/^npm run build$/, "test/compose.test.ts", ['["run", "build"']],
+    [/^node dist\/agent\/main\.js$/, "test/compose.test.ts", ['"agent", "main.js"']],
+    [/^npm run agent$/, "test/docs.test.ts", ['["run", "agent"]']],
+    [/^npx fingerctl (status|instances|streams)$/, "test/cli/fingerctl.test.ts", ["bin/fingerctl.js", '"status"', '"instances"', '"streams"']],
+    [/^npx fingerctl (drain|undrain) ID$/, "test/cli/fingerctl.test.ts", ['"drain"', '"undrain"']],
+    [/^npx fingerctl mode (hashed|orchestrated)$/, "test/cli/fingerctl.test.ts", ['"mode"', '"hashed"', '"orchestrated"']],
+    [/^npx fingerctl rebalance( --dry-run)?$/, "test/cli/fingerctl.test.ts", ['"rebalance"', '"--dry-run"']],
+    [/^ADMIN_TOKEN=demo-admin-token npx fingerctl --url http:\/\/127\.0\.0\.1:8001 drain demo-2$/, "test/demo.test.ts", ['["fingerctl", "--url"', '"drain"']],
+    [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['"-m", "unittest", "discover", "-s", "clients/python"']],
+    [/^apt-get install postgresql redis-server$/, ".ci/run", ["apt_install postgresql", "apt_install redis-server"]],
+    // No Docker engine in CI: the files these run are checked by test/compose.test.ts.
+    [/^docker build -t fingerv7-sidecar \.$/, "test/compose.test.ts", ['read("Dockerfile")']],
+    [/^docker compose up( --build)?$/, "test/compose.test.ts", ['read("docker-compose.yml")']],
+  ];
+  const COMMAND = /^(npm|npx|node|python3|docker|apt-get|ADMIN_TOKEN=)/;
+
+  function commands(doc: string): string[] {
+    const found: string[] = [];
+    for (const block of doc.matchAll(/```sh\n([\s\S]*?)```/g)) found.push(...block[1]!.split("\n"));
+    const prose = doc.replace(/```[\s\S]*?```/g, "");
+    for (const span of prose.matchAll(/`([^`]+)`/g)) found.push(span[1]!.replace(/\s+/g, " "));
+    return found
+      .flatMap((c) => c.split(" && "))
+      .map((c) => c.trim())
+      .filter((c) => COMMAND.test(c) && c.includes(" ")); // a program's bare name is not a command
+  }
+
+  it("gives only commands that a test or .ci/run exercises", () => {
+    const given = commands(README);
+    expect(given).toContain("npm ci");
+    expect(given).toContain("npm test");
+    expect(given).toContain("npm run demo");
+    for (const cmd of given) {
+      const hit = EXERCISED.find(([re]) => re.test(cmd));
+      expect(hit, `README command not exercised anywhere: ${cmd}`).toBeDefined();
+      const source = read(hit![1]);
+      for (const evidence of hit![2]) expect(source, `${hit![1]} runs ${cmd}`).toContain(evidence);
+    }
+  });
+
+  it("npm run agent: a bad setting stops it at start with one line naming the setting (exit 2)", () => {
+    const run = spawnSync("npm", ["run", "agent"], { cwd: ROOT, env: { ...process.env, PORT: "not-a-port" }, encoding: "utf8", timeout: 60_000 });
+    expect(run.status).toBe(2);
+    expect(run.stderr.split("\n").filter((l) => l.startsWith("fingerv7-sidecar:"))).toEqual(['fingerv7-sidecar: Invalid setting PORT="not-a-port": expected a whole number between 0 and 65535.']);
+  });
+
+  it("keeps the sections that are filled in from elsewhere", () => {
+    expect(README).toMatch(/\n## Safety model\n/);
+    expect(README).toMatch(/\n## Benchmarks\n/);
+    expect(README).toContain("](docs/migration.md)");
+  });
+});
+
+describe("README: HTTP API", () => {
+  let db: TestDatabase;
+  let agent: RunningAgent;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("docs");
+    await createCatalog(db.sql, 4);
+    agent = await startAgent({ id: "docs-1", databaseUrl: db.url, prefix: uniqueName("docs"), env: { ADMIN_TOKEN: TOKEN } });
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    await db?.drop();
+  });
+
+  it("lists only routes the agent serves", async () => {
+    const calls = rows(section(README, "HTTP API"))
+      .map((r) => /^`(GET|POST|PUT) ([^`\s[?]+)/.exec(r[0]!))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ method: m[1]!, path: m[2]!.replace(/:id/g, "docs-1") }));
+    expect(calls.length).toBeGreaterThanOrEqual(14);
+    for (const { method, path: p } of calls) {
+      const ctl = new AbortController();
+      const res = await agent.app.request(p, { method, signal: ctl.signal });
+      const body = res.headers.get("content-type")?.includes("json") ? ((await res.json()) as { message?: string }) : {};
+      ctl.abort(); // the event stream would go on
+      await res.body?.cancel().catch(() => {});
+      expect(res.status === 404 && String(body.message).startsWith("No route"), `${method} ${p} is not a route`).toBe(false);
+    }
+  });
+});
+
+describe("docs/migration.md", () => {
+  it("announces a legacy instance with SQL that makes it a legacy member", async () => {
+    const guide = read("docs/migration.md");
+    const stmt = /`(insert into server_heartbeats[^`]+)`/.exec(guide)![1]!.replace(/'k'/g, "'3'");
+    const db = await createTestDatabase("migration");
+    try {
+      await db.sql.unsafe("create table server_heartbeats (server_id varchar primary key, last_heartbeat timestamptz, status varchar, ip_address varchar, info jsonb)");
+      await db.sql.unsafe(stmt);
+      await db.sql.unsafe(stmt); // twice: it is an upsert
+      const members = await readLegacyMembers(db.sql as never, "server_heartbeats", 180_000);
+      expect(members.map((m) => m.id)).toEqual(["3"]);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it("uses only settings the agents accept", () => {
+    const guide = read("docs/migration.md");
+    const env = Object.fromEntries([...guide.matchAll(/^([A-Z][A-Z0-9_]+)=(\S+)/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(env).length).toBeGreaterThanOrEqual(5);
+    const accepted = settingsRead();
+    for (const key of Object.keys(env)) expect(accepted.has(key), `${key} is a setting`).toBe(true);
+  });
+});
