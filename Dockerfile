@@ -43,6 +43,8 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# fingerctl inside the container: docker compose exec agent-1 node bin/fingerctl.js status
+COPY bin ./bin
 # Files stay owned by root (read-only for the agent); it runs as the official node
 # image's unprivileged user (uid 1000).
 USER node

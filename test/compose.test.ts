@@ -145,7 +145,7 @@ describe("Dockerfile", () => {
     expect(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)).toBe('CMD ["node", "dist/agent/main.js"]');
     expect(final.lines.find((l) => /^HEALTHCHECK\s/i.test(l))).toContain("/health");
     // The final image carries no dev dependencies and no sources.
-    for (const copy of final.lines.filter((l) => /^COPY\s/i.test(l))) expect(copy).toMatch(/^COPY (--from=(deps|build) |package\.json )/);
+    for (const copy of final.lines.filter((l) => /^COPY\s/i.test(l))) expect(copy).toMatch(/^COPY (--from=(deps|build) |package\.json |bin )/);
     expect(stages.find((s) => s.name === "deps")!.lines.join("\n")).toContain("npm ci --omit=dev");
   });
 
@@ -214,6 +214,13 @@ describe("Dockerfile", () => {
       expect(cmd).toBe("node");
       const probe = spawnSync(process.execPath, hcArgs, { env: { PATH: env.PATH, PORT: String(port) }, encoding: "utf8", timeout: 10_000 });
       expect(probe.status, probe.stderr).toBe(0);
+
+      // fingerctl as the image has it: bin/ beside dist/, no TypeScript sources, no tsx.
+      fs.mkdirSync(path.join(out, "bin"));
+      fs.copyFileSync(path.join(ROOT, "bin", "fingerctl.js"), path.join(out, "bin", "fingerctl.js"));
+      const ctl = spawnSync(process.execPath, [path.join(out, "bin", "fingerctl.js"), "--url", `http://127.0.0.1:${port}`, "status"], { env: { PATH: env.PATH }, encoding: "utf8", timeout: 30_000 });
+      expect(ctl.status, ctl.stdout + ctl.stderr).toBe(0);
+      expect(ctl.stdout).toMatch(/^Cluster, as seen by agent-1/);
 
       const worker = spawn(process.execPath, [path.join(out, "dist-sim", "tools", "sim-worker-main.js")], {
         cwd: ROOT,
