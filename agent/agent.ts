@@ -206,7 +206,8 @@ export class Agent {
 
   /** Capacity announced to the cluster: a legacy worker's declared capacity wins while it is alive. */
   get capacity(): number {
-    return this.worker.capacityOverride ?? this.config.maxStreams;
+    const declared = this.worker.capacityOverride;
+    return declared !== undefined && this.workerHealth().ok ? declared : this.config.maxStreams;
   }
 
   async start(): Promise<void> {
@@ -528,8 +529,9 @@ export class Agent {
       else this.serving.setListed(this.serving.streams.filter((s) => this.own?.active.some((r) => r.id === s.id)));
       return;
     }
-    // Forget releases the leader has acted on (the stream is no longer in our rows).
-    for (const id of this.released) if (!this.own?.active.some((r) => r.id === id)) this.released.delete(id);
+    // Forget releases the leader has acted on (the stream is no longer in our rows). A row
+    // still revoking from us is not done: forgetting now would let the leader give it back.
+    for (const id of this.released) if (!this.own?.active.some((r) => r.id === id) && !this.own?.revoking.includes(id)) this.released.delete(id);
     const next = reconcile({
       me: this.id,
       now,

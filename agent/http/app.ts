@@ -8,6 +8,7 @@ import { adminRoutes } from "./admin.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { jsonError } from "./errors.js";
 import { healthRoutes } from "./health.js";
+import { legacyRoutes } from "./legacy.js";
 import { metricsRoutes } from "./metrics.js";
 import { operatorRoutes } from "./operator.js";
 import { workerRoutes } from "./worker.js";
@@ -25,6 +26,7 @@ export function createApp(agent: Agent): Hono {
   });
 
   app.route("/", workerRoutes(agent));
+  app.route("/", legacyRoutes(agent));
   app.route("/", healthRoutes(agent, startedAt));
   app.route("/", operatorRoutes(agent));
   app.route("/", adminRoutes(agent));
