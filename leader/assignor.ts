@@ -206,20 +206,30 @@ export function assign(input: AssignInput): AssignResult {
   // Streams, by position k: id, holder (member index or -1), and, once it must move, the
   // reason and the previous owner. Hashes and hashing owners are computed on demand.
   const streamSet = new Set(input.streams);
-  const ids = [...streamSet];
+  const ids = streamSet.size === input.streams.length ? input.streams : [...streamSet];
   const N = ids.length;
   const owner = new Int32Array(N).fill(-1);
   const moveReason = new Int8Array(N).fill(-1);
   const from: (string | null)[] = new Array<string | null>(N).fill(null);
   const sh = new Float64Array(N).fill(-1);
   const first = new Int32Array(N).fill(-2);
+  const byId = (a: number, b: number): number => cmp(ids[a]!, ids[b]!);
   const hashOf = (k: number): number => (sh[k]! >= 0 ? sh[k]! : (sh[k] = hashString(ids[k]!)));
   const firstChoice = (k: number): number => (first[k]! !== -2 ? first[k]! : (first[k] = hrw.ownerIndex(hashOf(k))));
+  /** The hashing owners of many streams in one batch (the hash's SIMD path). */
+  const prefetch = (list: readonly number[]): void => {
+    const todo = list.filter((k) => first[k] === -2);
+    if (todo.length === 0) return;
+    const owners = hrw.ownerIndexes(Float64Array.from(todo, hashOf));
+    for (let x = 0; x < todo.length; x++) first[todo[x]!] = owners[x]!;
+  };
 
   const free: number[] = [];
+  let known = 0; // streams found in `current`: if all its keys are, no stream left the catalog
   for (let k = 0; k < N; k++) {
     const id = ids[k]!;
     const o = input.current.get(id);
+    if (o !== undefined) known++;
     if (o === undefined) {
       const row = input.previous?.get(id);
       const handoff = row?.state === "revoking";
@@ -260,6 +270,7 @@ export function assign(input: AssignInput): AssignResult {
 
   // 2. Targets. Free streams tell which members hashing favours for the seats.
   const wanted = new Int32Array(M);
+  prefetch(free);
   for (const k of free) {
     const f = firstChoice(k);
     if (f >= 0) wanted[f]!++;
@@ -302,7 +313,9 @@ export function assign(input: AssignInput): AssignResult {
     const to = owner[k]! >= 0 ? hrw.ids[owner[k]!]! : null;
     if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: REASONS[moveReason[k]!]! });
   }
-  for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
+  if (known < input.current.size) {
+    for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
+  }
   const unassigned = unplaced.sort((a, b) => a - b).map((k) => ids[k]!);
   const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));
   for (let i = 0; i < M; i++) targets.set(hrw.ids[i]!, target[i]!);
@@ -320,21 +333,25 @@ export function assign(input: AssignInput): AssignResult {
   }
 
   /**
-   * The `count` streams member i gives up: first those whose hashing owner has room,
-   * then those hashing gives to someone else, then its weakest (lowest pair hash: for one
-   * member the score is monotone in it).
+   * The `count` streams member i gives up: first those whose hashing owner is a member
+   * with room (they land on their first choice), then its weakest (lowest pair hash: for
+   * one member the score is monotone in it), which are mostly streams hashing gives to
+   * someone else. Exact owners are computed only for streams that pass the hash's cut
+   * filter for a member with room, unless many members have room.
    */
   function shed(i: number, count: number): number[] {
     const list = heldBy(i);
+    const needy: number[] = [];
+    for (let j = 0; j < M; j++) if (room[j]! > 0 && j !== i) needy.push(j);
+    if (needy.length > 32) prefetch(list);
+    else prefetch(list.filter((k) => needy.some((j) => hrw.passesCut(hashOf(k), j))));
     const key = new Float64Array(list.length);
     for (let x = 0; x < list.length; x++) {
       const k = list[x]!;
-      const f = firstChoice(k);
-      const rank = f !== i && room[f]! > 0 ? 0 : f !== i ? 1 : 2;
-      key[x] = rank * 4294967296 + hrw.pairHashOf(hashOf(k), i);
+      const f = first[k]!;
+      key[x] = (f >= 0 && f !== i && room[f]! > 0 ? 0 : 4294967296) + hrw.pairHashOf(hashOf(k), i);
     }
-    const pos = Array.from(list, (_, x) => x).sort((a, b) => key[a]! - key[b]! || cmp(ids[list[a]!]!, ids[list[b]!]!));
-    return pos.slice(0, count).map((x) => list[x]!);
+    return smallest(list, key, count, byId);
   }
 
   /**
@@ -369,32 +386,37 @@ export function assign(input: AssignInput): AssignResult {
    */
   function place(list: readonly number[]): number[] {
     if (M === 0) return [...list];
-    const buckets = new Map<number, number[]>();
-    for (const k of list) {
-      const f = firstChoice(k);
-      const b = buckets.get(f);
-      if (b) b.push(k);
-      else buckets.set(f, [k]);
-    }
+    prefetch(list);
+    // Group by hashing owner (a counting sort).
+    const start = new Int32Array(M + 1);
+    for (const k of list) start[first[k]! + 1]!++;
+    for (let i = 0; i < M; i++) start[i + 1]! += start[i]!;
+    const grouped = new Array<number>(list.length);
+    const next = start.slice(0, M);
+    for (const k of list) grouped[next[first[k]!]!++] = k;
     const deferred: number[] = [];
-    for (const [i, b] of buckets) {
-      let mine = b;
-      if (b.length > room[i]!) {
-        const key = Float64Array.from(b, (k) => hrw.pairHashOf(hashOf(k), i));
-        mine = Array.from(b, (_, x) => x)
-          .sort((x, y) => key[y]! - key[x]! || cmp(ids[b[x]!]!, ids[b[y]!]!))
-          .map((x) => b[x]!);
+    for (let i = 0; i < M; i++) {
+      const a = start[i]!;
+      const b = start[i + 1]!;
+      if (a === b) continue;
+      const mine = grouped.slice(a, b);
+      const excess = b - a - room[i]!;
+      if (excess <= 0) {
+        for (const k of mine) put(k, i);
+        continue;
       }
-      const keep = Math.min(room[i]!, mine.length);
-      for (let n = 0; n < keep; n++) put(mine[n]!, i);
-      for (let n = keep; n < mine.length; n++) deferred.push(mine[n]!);
+      // It keeps the streams it prefers most (highest pair hash, then lowest id).
+      const weakest = smallest(mine, Float64Array.from(mine, (k) => hrw.pairHashOf(hashOf(k), i)), excess, (x, y) => byId(y, x));
+      for (const k of weakest) owner[k] = -2; // marks them, just for the loop below
+      for (const k of mine) if (owner[k] !== -2) put(k, i);
+      for (const k of weakest) owner[k] = -1;
+      deferred.push(...weakest);
     }
     const open = new Int32Array(M);
     let count = 0;
     for (let i = 0; i < M; i++) if (room[i]! > 0) open[count++] = i;
-    deferred.sort((x, y) => hashOf(x) - hashOf(y) || cmp(ids[x]!, ids[y]!));
     const left: number[] = [];
-    for (const k of deferred) {
+    for (const k of sortByKey(deferred, Float64Array.from(deferred, hashOf), byId)) {
       const best = hrw.bestAmong(hashOf(k), open, count);
       if (best < 0) {
         left.push(k);
@@ -426,6 +448,51 @@ export function assign(input: AssignInput): AssignResult {
     }
     return { ratio, streams };
   }
+}
+
+/**
+ * `items` ordered by `keys` (non-negative integers, one per item, ascending), equal keys
+ * by `tie`. Packs key and position into one double and sorts natively: several times
+ * faster than a comparator sort for the large lists a placement from scratch sorts.
+ */
+function sortByKey(items: readonly number[], keys: Float64Array, tie: (a: number, b: number) => number): number[] {
+  const n = items.length;
+  let max = 0;
+  for (let x = 0; x < n; x++) if (keys[x]! > max) max = keys[x]!;
+  const scale = 2 ** Math.ceil(Math.log2(n + 1));
+  if ((max + 1) * scale > Number.MAX_SAFE_INTEGER) {
+    const pos = Array.from(items, (_, x) => x).sort((a, b) => keys[a]! - keys[b]! || tie(items[a]!, items[b]!));
+    return pos.map((x) => items[x]!);
+  }
+  const packed = new Float64Array(n);
+  for (let x = 0; x < n; x++) packed[x] = keys[x]! * scale + x;
+  packed.sort();
+  const out = new Array<number>(n);
+  for (let x = 0; x < n; x++) out[x] = items[packed[x]! % scale]!;
+  for (let a = 0; a < n; ) {
+    const k = Math.floor(packed[a]! / scale);
+    let b = a + 1;
+    while (b < n && Math.floor(packed[b]! / scale) === k) b++;
+    if (b - a > 1) out.splice(a, b - a, ...out.slice(a, b).sort(tie));
+    a = b;
+  }
+  return out;
+}
+
+/** The `count` items with the smallest keys, in key order (equal keys by `tie`). */
+function smallest(items: readonly number[], keys: Float64Array, count: number, tie: (a: number, b: number) => number): number[] {
+  if (count <= 0) return [];
+  if (count >= items.length || count * 8 > items.length) return sortByKey(items, keys, tie).slice(0, count);
+  const bound = keys.slice().sort()[count - 1]!;
+  const below: number[] = [];
+  const belowKeys: number[] = [];
+  for (let x = 0; x < items.length; x++) {
+    if (keys[x]! <= bound) {
+      below.push(items[x]!);
+      belowKeys.push(keys[x]!);
+    }
+  }
+  return sortByKey(below, Float64Array.from(belowKeys), tie).slice(0, count);
 }
 
 function cmp(a: string, b: string): number {

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hashString, pairHash, Rendezvous, score, type HashMember } from "../../shared/hash.js";
+import { hashString, pairHash, Rendezvous, score, simdKernelAvailable, type HashMember } from "../../shared/hash.js";
 
 /** The definition, written the slow way: highest score, then higher pair hash, then lower index. */
 function reference(r: Rendezvous, streamHash: number, allowed: (i: number) => boolean = () => true): number {
@@ -62,6 +62,25 @@ describe("Rendezvous", () => {
           for (const h of hs) expect(r.ownerIndex(h)).toBe(reference(r, h));
         }),
         { numRuns: 60 },
+      );
+    }
+  });
+
+  it("answers batches (the SIMD kernel) exactly as one stream at a time", () => {
+    expect(simdKernelAvailable()).toBe(true);
+    for (const weights of [fc.constant(100), fc.integer({ min: 1, max: 1000 }), fc.double({ min: 0.001, max: 1e6, noNaN: true })]) {
+      fc.assert(
+        fc.property(
+          fc.uniqueArray(fc.record({ id: memberId, weight: weights }), { selector: (m) => m.id, minLength: 16, maxLength: 300 }),
+          fc.integer({ min: 0, max: 0xffffffff }),
+          (ms, seed) => {
+            const r = new Rendezvous(ms);
+            const hs = Uint32Array.from({ length: Math.ceil(60_000 / r.size) + 7 }, (_, k) => hashString(`${seed}/${k}`));
+            const batch = r.ownerIndexes(hs);
+            hs.forEach((h, k) => expect(batch[k]).toBe(reference(r, h)));
+          },
+        ),
+        { numRuns: 15 },
       );
     }
   });

@@ -1,0 +1,193 @@
+/**
+ * The SIMD scan kernel behind Rendezvous.ownerIndexes (shared/hash.ts): WebAssembly that
+ * computes four pair hashes per instruction and reports, per stream, which members score
+ * above a cut. PURE: no imports, no I/O; its only state is its own memory, written and read
+ * within one synchronous call. Where WebAssembly SIMD is missing, `scanKernel()` is null and
+ * the hash uses its plain scan, which gives the same answers.
+ *
+ * The bytes are KERNEL_WAT (below) assembled by wabt's `wat2wasm` 1.0.32; to change the
+ * kernel, edit the text, re-assemble, and paste the base64 of the output.
+ */
+/** At most this many members above the cut are reported per stream (about 6 on average). */
+export const KERNEL_PASSERS = 16;
+
+/** The little of the WebAssembly API this module uses (the DOM typings are not loaded). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> };
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+export interface Kernel {
+  readonly memory: WasmMemory;
+  /** passers(streams, n, members, cuts, m, out, cap): byte offsets and counts, see KERNEL_WAT. */
+  readonly passers: (streams: number, n: number, members: number, cuts: number, m: number, out: number, cap: number) => void;
+}
+
+let kernel: Kernel | null | undefined;
+
+/** The kernel, compiled once per process (pure code: no imports, its own memory); null if unavailable. */
+export function scanKernel(): Kernel | null {
+  if (kernel !== undefined) return kernel;
+  kernel = null;
+  try {
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+    const bytes = Uint8Array.from(atob(KERNEL_BASE64), (c) => c.charCodeAt(0));
+    if (wasm && wasm.validate(bytes)) {
+      const exports = new wasm.Instance(new wasm.Module(bytes), {}).exports;
+      kernel = { memory: exports.memory as WasmMemory, passers: exports.passers as Kernel["passers"] };
+    }
+  } catch {
+    // No WebAssembly SIMD here: the plain scan gives the same answers, only slower.
+  }
+  return kernel;
+}
+
+/** Whether `ownerIndexes` runs the SIMD kernel on this runtime (for the benchmark's report). */
+export function simdKernelAvailable(): boolean {
+  return scanKernel() !== null;
+}
+
+/** KERNEL_WAT assembled by wabt's wat2wasm (1.0.32). */
+const KERNEL_BASE64 =
+  "AGFzbQEAAAABCwFgB39/f39/f38AAwIBAAUDAQABBxQCBm1lbW9yeQIAB3Bhc3NlcnMAAAqNBwGKBwQCfwN7B38EeyAEQXxxIQ0CQANAIAcgAU8NASAAIAdBAnRqKAIAIQggCP0RIQlBACEOIAUgByAGQQFqbEECdGohD0EAIQwCQANAIAxBCGogDUsNASAJIAIgDEECdGr9AAQA/VEhEyATIBNBEP2tAf1RIRMgE/0Ma8rrhWvK64VryuuFa8rrhf21ASETIBMgE0EN/a0B/VEhEyAT/Qw1rrLCNa6ywjWussI1rrLC/bUBIRMgEyATQRD9rQH9USETIBMgAyAMQQJ0av0ABAD9PCEVIAkgAiAMQQJ0av0ABBD9USEUIBQgFEEQ/a0B/VEhFCAU/QxryuuFa8rrhWvK64VryuuF/bUBIRQgFCAUQQ39rQH9USEUIBT9DDWussI1rrLCNa6ywjWussL9tQEhFCAUIBRBEP2tAf1RIRQgFCADIAxBAnRq/QAEEP08IRYgFSAW/VD9UwRAIBX9UwRAIBX9pAEhEEEAIREDQCAQQQEgEXRxBEAgDiAGSQRAIA8gDkEBakECdGogDEEAaiARajYCAAsgDkEBaiEOCyARQQFqIREgEUEESQ0ACwsgFv1TBEAgFv2kASEQQQAhEQNAIBBBASARdHEEQCAOIAZJBEAgDyAOQQFqQQJ0aiAMQQRqIBFqNgIACyAOQQFqIQ4LIBFBAWohESARQQRJDQALCwsgDEEIaiEMDAALCwJAA0AgDCANTw0BIAkgAiAMQQJ0av0ABAD9USEKIAogCkEQ/a0B/VEhCiAK/QxryuuFa8rrhWvK64VryuuF/bUBIQogCiAKQQ39rQH9USEKIAr9DDWussI1rrLCNa6ywjWussL9tQEhCiAKIApBEP2tAf1RIQogCiADIAxBAnRq/QAEAP08IQsgC/1TBEAgC/2kASEQQQAhEQNAIBBBASARdHEEQCAOIAZJBEAgDyAOQQFqQQJ0aiAMIBFqNgIACyAOQQFqIQ4LIBFBAWohESARQQRJDQALCyAMQQRqIQwMAAsLAkADQCAMIARPDQEgCCACIAxBAnRqKAIAcyESIBIgEkEQdnMhEiASQeuUr694bCESIBIgEkENdnMhEiASQbXcypV8bCESIBIgEkEQdnMhEiASIAMgDEECdGooAgBLBEAgDiAGSQRAIA8gDkEBakECdGogDDYCAAsgDkEBaiEOCyAMQQFqIQwMAAsLIA8gDjYCACAHQQFqIQcMAAsLCw==";
+
+/**
+ * The kernel's source, WebAssembly text. For each stream hash s = streams[k], every member
+ * i with fmix32(s XOR members[i]) >u cuts[i] is a passer; out[k·(cap+1)] receives their
+ * number and the first `cap` indexes follow. Eight members per step (two SIMD vectors,
+ * one branch), then four, then the last m mod 4 one at a time.
+ */
+export const KERNEL_WAT = `
+(module
+  (memory (export "memory") 1)
+  ;; passers(streams, n, members, cuts, m, out, cap)
+  ;; For each stream hash s = streams[k]: every member i with fmix32(s ^ members[i]) >u cuts[i]
+  ;; is a passer. out[k*(cap+1)] = number of passers; the first \`cap\` indexes follow.
+  (func (export "passers") (param $streams i32) (param $n i32) (param $members i32) (param $cuts i32)
+        (param $m i32) (param $out i32) (param $cap i32)
+    (local $k i32) (local $s i32) (local $sv v128) (local $x v128) (local $mask v128)
+    (local $j i32) (local $m4 i32) (local $count i32) (local $base i32) (local $bits i32)
+    (local $lane i32) (local $h i32) (local $x0 v128) (local $x1 v128) (local $m0 v128) (local $m1 v128)
+    (local.set $m4 (i32.and (local.get $m) (i32.const -4)))
+    (block $done
+      (loop $streams_loop
+        (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $s (i32.load (i32.add (local.get $streams) (i32.shl (local.get $k) (i32.const 2)))))
+        (local.set $sv (i32x4.splat (local.get $s)))
+        (local.set $count (i32.const 0))
+        (local.set $base (i32.add (local.get $out)
+          (i32.shl (i32.mul (local.get $k) (i32.add (local.get $cap) (i32.const 1))) (i32.const 2))))
+        (local.set $j (i32.const 0))
+        (block $udone
+          (loop $uloop
+            (br_if $udone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $m4)))
+            (local.set $x0 (v128.xor (local.get $sv)
+              (v128.load offset=0 (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
+            (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 13))))
+            (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
+            (local.set $m0 (i32x4.gt_u (local.get $x0)
+              (v128.load offset=0 (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x1 (v128.xor (local.get $sv)
+              (v128.load offset=16 (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
+            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 13))))
+            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
+            (local.set $m1 (i32x4.gt_u (local.get $x1)
+              (v128.load offset=16 (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
+            (if (v128.any_true (v128.or (local.get $m0) (local.get $m1)))
+              (then
+            (if (v128.any_true (local.get $m0))
+              (then
+                (local.set $bits (i32x4.bitmask (local.get $m0)))
+                (local.set $lane (i32.const 0))
+                (loop $lanes0
+                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
+                    (then
+                      (if (i32.lt_u (local.get $count) (local.get $cap))
+                        (then (i32.store
+                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                          (i32.add (i32.add (local.get $j) (i32.const 0)) (local.get $lane)))))
+                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
+                  (br_if $lanes0 (i32.lt_u (local.get $lane) (i32.const 4))))))
+            (if (v128.any_true (local.get $m1))
+              (then
+                (local.set $bits (i32x4.bitmask (local.get $m1)))
+                (local.set $lane (i32.const 0))
+                (loop $lanes1
+                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
+                    (then
+                      (if (i32.lt_u (local.get $count) (local.get $cap))
+                        (then (i32.store
+                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                          (i32.add (i32.add (local.get $j) (i32.const 4)) (local.get $lane)))))
+                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
+                  (br_if $lanes1 (i32.lt_u (local.get $lane) (i32.const 4))))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
+            (br $uloop)))
+        (block $vdone
+          (loop $vloop
+            (br_if $vdone (i32.ge_u (local.get $j) (local.get $m4)))
+            (local.set $x (v128.xor (local.get $sv)
+              (v128.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+            (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 13))))
+            (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
+            (local.set $mask (i32x4.gt_u (local.get $x)
+              (v128.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
+            (if (v128.any_true (local.get $mask))
+              (then
+                (local.set $bits (i32x4.bitmask (local.get $mask)))
+                (local.set $lane (i32.const 0))
+                (loop $lanes
+                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
+                    (then
+                      (if (i32.lt_u (local.get $count) (local.get $cap))
+                        (then (i32.store
+                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                          (i32.add (local.get $j) (local.get $lane)))))
+                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
+                  (br_if $lanes (i32.lt_u (local.get $lane) (i32.const 4))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $vloop)))
+        ;; the last m % 4 members, one at a time
+        (block $sdone
+          (loop $sloop
+            (br_if $sdone (i32.ge_u (local.get $j) (local.get $m)))
+            (local.set $h (i32.xor (local.get $s)
+              (i32.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $h (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 16))))
+            (local.set $h (i32.mul (local.get $h) (i32.const 0x85ebca6b)))
+            (local.set $h (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 13))))
+            (local.set $h (i32.mul (local.get $h) (i32.const 0xc2b2ae35)))
+            (local.set $h (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 16))))
+            (if (i32.gt_u (local.get $h)
+                  (i32.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2)))))
+              (then
+                (if (i32.lt_u (local.get $count) (local.get $cap))
+                  (then (i32.store
+                    (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                    (local.get $j))))
+                (local.set $count (i32.add (local.get $count) (i32.const 1)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $sloop)))
+        (i32.store (local.get $base) (local.get $count))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $streams_loop)))
+  )
+)
+`;
