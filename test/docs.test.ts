@@ -57,7 +57,11 @@ describe("README: settings", () => {
 
   it("lists every setting loadConfig reads, with its aliases, and nothing else", () => {
     const documented = new Set(table.flatMap((r) => [...codeNames(r[0]!), ...codeNames(r[1]!)]));
-    expect([...settingsRead()].sort()).toEqual([...documented].sort());
+    const read = settingsRead();
+    const missing = [...read].filter((n) => !documented.has(n));
+    const stale = [...documented].filter((n) => !read.has(n));
+    expect(missing, "settings read by shared/config.ts but missing from the README's settings table (add a row: name, aliases, default, meaning)").toEqual([]);
+    expect(stale, "settings in the README's table that shared/config.ts does not read").toEqual([]);
   });
 
   it("documents defaults that loadConfig really uses", () => {
@@ -72,6 +76,16 @@ describe("README: settings", () => {
       checked++;
     }
     expect(checked).toBeGreaterThan(25);
+  });
+});
+
+describe("README: metrics", () => {
+  it("lists every metric the agent exports, and only those", () => {
+    const sources = ["shared/metrics.ts", ...fs.readdirSync(path.join(ROOT, "agent/http")).map((f) => `agent/http/${f}`)].filter((f) => f.endsWith(".ts"));
+    const exported = new Set(sources.flatMap((f) => [...read(f).matchAll(/name: "(fingerv7_\w+)"/g)].map((m) => m[1]!)));
+    const documented = new Set([...section(README, "Metrics").matchAll(/`(fingerv7_\w+)/g)].map((m) => m[1]!));
+    expect([...exported].filter((n) => !documented.has(n)), "metrics exported but missing from the README's metrics table").toEqual([]);
+    expect([...documented].filter((n) => !exported.has(n)), "metrics in the README that nothing exports").toEqual([]);
   });
 });
 
