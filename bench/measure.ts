@@ -155,7 +155,12 @@ export function hashedSwitch(a: ReadonlyMap<string, string>, c: Cluster): number
   return c.streams.length === 0 ? 0 : differ / c.streams.length;
 }
 
-/** The least that fraction can be for a placement at the quota targets: Σ max(0, hashing share − target) / N. */
+/**
+ * The least that fraction can be for any placement within the quota bounds: members
+ * hashing gives more than ⌊share⌋ keep up to ⌈share⌉ when a rounding unit is theirs, and
+ * everything above goes elsewhere. Σ max(0, hashing share − ⌊share⌋) minus the rounding
+ * units that can go to such members, over N.
+ */
 export function hashedSwitchFloor(c: Cluster): number {
   const hrw = new Rendezvous(c.members.map((m) => ({ id: m.id, weight: m.capacity })));
   const got = new Map<string, number>();
@@ -163,10 +168,21 @@ export function hashedSwitchFloor(c: Cluster): number {
     const o = hrw.owner(s)!;
     got.set(o, (got.get(o) ?? 0) + 1);
   }
-  const t = idealLoads(c);
+  const total = c.members.reduce((s, m) => s + m.capacity, 0);
+  const n = c.streams.length;
+  if (n === 0) return 0;
   let over = 0;
-  for (const m of c.members) over += Math.max(0, (got.get(m.id) ?? 0) - t.get(m.id)!);
-  return c.streams.length === 0 ? 0 : over / c.streams.length;
+  let seats = Math.min(n, total);
+  let wantSeat = 0;
+  for (const m of c.members) {
+    const exact = share(m, Math.min(n, total), total);
+    const floor = Math.floor(exact);
+    seats -= floor;
+    const g = got.get(m.id) ?? 0;
+    over += Math.max(0, g - floor);
+    if (g > floor && floor < exact) wantSeat++;
+  }
+  return (over - Math.min(seats, wantSeat)) / n;
 }
 
 /** Places from scratch, then lets the strategy settle (up to 3 more rounds with nothing changed). */

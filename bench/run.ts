@@ -7,7 +7,8 @@
  * that move when the cluster falls back from the orchestrated assignment to pure hashing;
  * compute time (median of several runs). --quick runs a reduced set (well under a
  * minute); --json writes every number to a file (default bench/results/latest.json);
- * --md prints the tables as markdown (for docs/benchmarks.md).
+ * --md prints the tables as markdown (for docs/benchmarks.md); --only movement,hashed,timing
+ * runs just those parts.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -31,10 +32,11 @@ import {
   type EventKind,
   type Profile,
 } from "./measure.js";
+import { simdKernelAvailable } from "../shared/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 
 const { values } = parseArgs({
-  options: { quick: { type: "boolean", default: false }, json: { type: "string" }, md: { type: "boolean", default: false } },
+  options: { quick: { type: "boolean", default: false }, json: { type: "string" }, md: { type: "boolean", default: false }, only: { type: "string" } },
   allowPositionals: false,
   strict: false,
 });
@@ -42,6 +44,8 @@ const { values } = parseArgs({
 const jsonArg = values.json as string | boolean | undefined;
 const quick = values.quick === true;
 const md = values.md === true;
+/** --only movement,hashed,timing: run just these parts. */
+const only = new Set(typeof values.only === "string" ? values.only.split(",") : ["movement", "hashed", "timing"]);
 const started = performance.now();
 
 // ---------------------------------------------------------------- formatting
@@ -200,7 +204,7 @@ function hashedFallback(sizes: readonly [number, number][], churnEvents: number)
     "Orchestrated → hashed: streams that move when the leader is lost (mixed capacities)",
     ["streams × members", "per member", "fresh", "least possible", "≈ 0.4/√per-member", `after ${churnEvents} events`, "least then"],
     out.map((r) => [`${r.streams.toLocaleString("en")} × ${r.members}`, r.perMember, pct(r.fresh), pct(r.floor), pct(r.approx), pct(r.afterChurn), pct(r.floorAfterChurn)]),
-    "least possible = Σ max(0, hashing share − target) / N: hashing's own binomial spread, which no balanced assignment can avoid.",
+    "least possible: hashing's own binomial spread, which no placement within ±1 of the targets can avoid (members hashing gives more than ⌈share⌉ must give the rest away).",
   );
   return out;
 }
@@ -262,23 +266,25 @@ function timing(grid: readonly [number, number][], runs: number, strategies: rea
 // ---------------------------------------------------------------- main
 
 const cpu = os.cpus()[0]?.model ?? "unknown";
-console.log(`fingerv7 sidecar assignor benchmark${quick ? " (quick)" : ""}: node ${process.version}, ${os.cpus().length} × ${cpu}, load average ${os.loadavg()[0]!.toFixed(2)}`);
+console.log(
+  `fingerv7 sidecar assignor benchmark${quick ? " (quick)" : ""}: node ${process.version}, ${os.cpus().length} × ${cpu}, ` +
+    `load average ${os.loadavg()[0]!.toFixed(2)}, SIMD hash kernel ${simdKernelAvailable() ? "on" : "off"}`,
+);
 
 const movementSizes: [number, number, Profile][] = quick
   ? [[10_000, 100, "mixed"]]
   : [[1_000, 10, "mixed"], [10_000, 100, "mixed"], [10_000, 100, "uniform"], [100_000, 1_000, "mixed"]];
-const moveResults = movementSizes.map(([n, m, p]) => ({ streams: n, members: m, profile: p, results: movement(n, m, p) }));
+const moveResults = !only.has("movement") ? [] : movementSizes.map(([n, m, p]) => ({ streams: n, members: m, profile: p, results: movement(n, m, p) }));
 
 const switchSizes: [number, number][] = quick
   ? [[500, 100], [2_000, 100], [10_000, 100]]
   : [[200, 100], [500, 100], [1_000, 100], [2_000, 100], [5_000, 100], [10_000, 100], [100_000, 100], [100_000, 1_000]];
-const switchResults = hashedFallback(switchSizes, quick ? 10 : 30);
+const switchResults = only.has("hashed") ? hashedFallback(switchSizes, quick ? 10 : 30) : [];
 
 const grid: [number, number][] = [1_000, 10_000, 100_000].flatMap((n) => [10, 100, 1_000].map((m) => [n, m] as [number, number]));
-const timingResults = [
-  ...timing(grid, quick ? 3 : 7, STRATEGIES, ["mixed"]),
-  ...timing(quick ? [[100_000, 1_000]] : grid, quick ? 3 : 7, [assignor], ["uniform"]),
-];
+const timingResults = !only.has("timing")
+  ? []
+  : [...timing(grid, quick ? 3 : 7, STRATEGIES, ["mixed"]), ...timing(quick ? [[100_000, 1_000]] : grid, quick ? 3 : 7, [assignor], ["uniform"])];
 
 const seconds = (performance.now() - started) / 1000;
 console.log(`\ndone in ${seconds.toFixed(1)} s`);
@@ -289,7 +295,7 @@ if (jsonArg !== undefined) {
   const report = {
     generatedAt: new Date().toISOString(),
     quick,
-    machine: { node: process.version, cpus: os.cpus().length, cpu, loadAverage: os.loadavg() },
+    machine: { node: process.version, cpus: os.cpus().length, cpu, loadAverage: os.loadavg(), simdKernel: simdKernelAvailable() },
     policy: LEADER_POLICY,
     targets: { movesRatio: 1.01, maxDeviation: 1, hashedSwitch: 0.1, ms100kx1000: 100 },
     movement: moveResults,

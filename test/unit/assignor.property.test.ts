@@ -382,6 +382,17 @@ describe("quotaTargets", () => {
     expect([...quotaTargets(500, [100, 150, 50], [0, 0, 0], [0, 1, 2])]).toEqual([100, 150, 50]);
   });
 
+  it("fails over the documents' example: 47 streams of a dead member go 24 → A, 23 → B, nothing else moves", () => {
+    const members = ["A", "B"].map((id) => ({ id, capacity: 100, draining: false }));
+    const current = new Map<string, string>();
+    for (let i = 0; i < 141; i++) current.set(`s${i}`, i < 47 ? "A" : i < 94 ? "B" : "C");
+    const r = assign({ streams: [...current.keys()], members, current, dead: new Set(["C"]), policy: CALM });
+    expect(r.moves.length).toBe(47);
+    for (const m of r.moves) expect(m).toMatchObject({ from: "C", reason: "failover" });
+    expect(r.moves.filter((m) => m.to === "A").length + r.moves.filter((m) => m.to === "B").length).toBe(47);
+    expect(new Set([r.moves.filter((m) => m.to === "A").length, r.moves.filter((m) => m.to === "B").length])).toEqual(new Set([24, 23]));
+  });
+
   it("rebalances the documents' example 45/25/30 of 50 each to 34/33/33 moving 11 + 8", () => {
     const members = ["a", "b", "c"].map((id) => ({ id, capacity: 50, draining: false }));
     const current = new Map<string, string>();
