@@ -152,17 +152,24 @@ function stateOf(agent: Agent): LegacyState {
   return s;
 }
 
+/** Registered once per registry (an agent may build its app more than once). */
 function legacyMetrics(r: Registry): LegacyMetrics {
-  const gauge = (name: string, help: string) => (r.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [r] });
+  const existing = <T>(name: string) => r.getSingleMetric(name) as T | undefined;
   return {
-    cpu: gauge("fingerv7_worker_cpu_percent", "CPU use the worker reported in its last heartbeat (older worker API)."),
-    memory: gauge("fingerv7_worker_memory_percent", "Memory use the worker reported in its last heartbeat (older worker API)."),
-    load: gauge("fingerv7_worker_current_load", "Streams the worker said it was processing in its last heartbeat (older worker API)."),
+    cpu:
+      existing<Gauge>("fingerv7_worker_cpu_percent") ??
+      new Gauge({ name: "fingerv7_worker_cpu_percent", help: "CPU use the worker reported in its last heartbeat (older worker API).", registers: [r] }),
+    memory:
+      existing<Gauge>("fingerv7_worker_memory_percent") ??
+      new Gauge({ name: "fingerv7_worker_memory_percent", help: "Memory use the worker reported in its last heartbeat (older worker API).", registers: [r] }),
+    load:
+      existing<Gauge>("fingerv7_worker_current_load") ??
+      new Gauge({ name: "fingerv7_worker_current_load", help: "Streams the worker said it was processing in its last heartbeat (older worker API).", registers: [r] }),
     updates:
-      (r.getSingleMetric("fingerv7_worker_stream_updates_total") as Counter<"status"> | undefined) ??
+      existing<Counter<"status">>("fingerv7_worker_stream_updates_total") ??
       new Counter({ name: "fingerv7_worker_stream_updates_total", help: "Stream status updates from the worker (POST /api/streams/update), by status.", labelNames: ["status"], registers: [r] }),
     conflicts:
-      (r.getSingleMetric("fingerv7_worker_id_conflicts_total") as Counter | undefined) ??
+      existing<Counter>("fingerv7_worker_id_conflicts_total") ??
       new Counter({ name: "fingerv7_worker_id_conflicts_total", help: "Calls refused because they named a worker other than the one this sidecar serves.", registers: [r] }),
   };
 }
