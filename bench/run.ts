@@ -35,17 +35,20 @@ import {
 import { simdKernelAvailable } from "../shared/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 
+const DEFAULT_JSON = path.join("bench", "results", "latest.json");
+
+// `--json` may stand alone or take a file: give it the default when no file follows.
+const argv = process.argv.slice(2).flatMap((a, i, all) => (a === "--json" && (all[i + 1] === undefined || all[i + 1]!.startsWith("--")) ? ["--json", DEFAULT_JSON] : [a]));
 const { values } = parseArgs({
+  args: argv,
   options: { quick: { type: "boolean", default: false }, json: { type: "string" }, md: { type: "boolean", default: false }, only: { type: "string" } },
   allowPositionals: false,
-  strict: false,
 });
-// `--json` alone parses as true under strict: false.
-const jsonArg = values.json as string | boolean | undefined;
+const jsonFile = values.json;
 const quick = values.quick === true;
 const md = values.md === true;
 /** --only movement,hashed,timing: run just these parts. */
-const only = new Set(typeof values.only === "string" ? values.only.split(",") : ["movement", "hashed", "timing"]);
+const only = new Set(values.only !== undefined ? values.only.split(",") : ["movement", "hashed", "timing"]);
 const started = performance.now();
 
 // ---------------------------------------------------------------- formatting
@@ -289,8 +292,8 @@ const timingResults = !only.has("timing")
 const seconds = (performance.now() - started) / 1000;
 console.log(`\ndone in ${seconds.toFixed(1)} s`);
 
-if (jsonArg !== undefined) {
-  const file = typeof jsonArg === "string" && jsonArg.length > 0 ? jsonArg : path.join("bench", "results", "latest.json");
+if (jsonFile !== undefined) {
+  const file = jsonFile;
   mkdirSync(path.dirname(file), { recursive: true });
   const report = {
     generatedAt: new Date().toISOString(),

@@ -351,7 +351,7 @@ export function assign(input: AssignInput): AssignResult {
       const f = first[k]!;
       key[x] = (f >= 0 && f !== i && room[f]! > 0 ? 0 : 4294967296) + hrw.pairHashOf(hashOf(k), i);
     }
-    return smallest(list, key, count, byId);
+    return weakest(list, key, count, byId);
   }
 
   /**
@@ -406,11 +406,11 @@ export function assign(input: AssignInput): AssignResult {
         continue;
       }
       // It keeps the streams it prefers most (highest pair hash, then lowest id).
-      const weakest = smallest(mine, Float64Array.from(mine, (k) => hrw.pairHashOf(hashOf(k), i)), excess, (x, y) => byId(y, x));
-      for (const k of weakest) owner[k] = -2; // marks them, just for the loop below
+      const gone = weakest(mine, Float64Array.from(mine, (k) => hrw.pairHashOf(hashOf(k), i)), excess, (x, y) => byId(y, x));
+      for (const k of gone) owner[k] = -2; // marks them, just for the loop below
       for (const k of mine) if (owner[k] !== -2) put(k, i);
-      for (const k of weakest) owner[k] = -1;
-      deferred.push(...weakest);
+      for (const k of gone) owner[k] = -1;
+      deferred.push(...gone);
     }
     const open = new Int32Array(M);
     let count = 0;
@@ -479,20 +479,23 @@ function sortByKey(items: readonly number[], keys: Float64Array, tie: (a: number
   return out;
 }
 
-/** The `count` items with the smallest keys, in key order (equal keys by `tie`). */
-function smallest(items: readonly number[], keys: Float64Array, count: number, tie: (a: number, b: number) => number): number[] {
+/**
+ * The `count` items with the smallest keys, in no particular order; among equal keys at
+ * the boundary, those first by `tie`. One native sort of the keys, one pass.
+ */
+function weakest(items: readonly number[], keys: Float64Array, count: number, tie: (a: number, b: number) => number): number[] {
   if (count <= 0) return [];
-  if (count >= items.length || count * 8 > items.length) return sortByKey(items, keys, tie).slice(0, count);
+  if (count >= items.length) return [...items];
   const bound = keys.slice().sort()[count - 1]!;
-  const below: number[] = [];
-  const belowKeys: number[] = [];
+  const out: number[] = [];
+  const atBound: number[] = [];
   for (let x = 0; x < items.length; x++) {
-    if (keys[x]! <= bound) {
-      below.push(items[x]!);
-      belowKeys.push(keys[x]!);
-    }
+    if (keys[x]! < bound) out.push(items[x]!);
+    else if (keys[x] === bound) atBound.push(items[x]!);
   }
-  return sortByKey(below, Float64Array.from(belowKeys), tie).slice(0, count);
+  if (atBound.length > 1) atBound.sort(tie);
+  for (let x = 0; out.length < count; x++) out.push(atBound[x]!);
+  return out;
 }
 
 function cmp(a: string, b: string): number {
