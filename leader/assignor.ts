@@ -14,12 +14,17 @@
  * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
  *   its owner is over target during a permitted rebalance, or when it left the catalog.
  *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
- *   catalog growth no old stream, and a capacity change only the excess.
+ *   catalog growth no old stream, and a capacity change only the excess: in each case
+ *   the fewest moves that end within the targets. (Rarely, when a large member's share
+ *   crosses an integer before a small member's remainder does, no balanced placement
+ *   keeps every old stream; then one more unit moves, still the fewest possible.)
  * - Hash-shaped: every free choice goes to the member weighted rendezvous hashing
  *   (shared/hash.ts, the hashed mode's function) prefers among those with room; a member
  *   with more first-choice streams than room keeps those it prefers most; a member that
- *   must shed gives up first the streams whose hashing owner has room for them, then
- *   those hashing gives to someone else, then its weakest.
+ *   must shed gives up first the streams whose hashing owner has room for them, then its
+ *   weakest (mostly streams hashing gives to someone else). Rounding units go to members
+ *   hashing favours (see quotaTargets), which makes a placement from scratch differ from
+ *   pure hashing on the fewest streams any balanced placement can.
  * - Calm: members that are alive and not draining are rebalanced only when the caller
  *   allows it (cooldown, or a member joined or changed capacity) AND, once free streams
  *   are placed, the imbalance exceeds the threshold or a member is more than
@@ -28,8 +33,9 @@
  *   fixed point: computing again moves nothing.
  *
  * The result does not depend on the order of `streams` (only the order of `moves` does).
- * Cost: a rendezvous scan (O(members)) for each stream that must be placed or that a
- * shedding member ranks; O(streams) for everything else.
+ * Cost: a rendezvous scan (O(members), batched through the hash's SIMD kernel) for each
+ * stream that must be placed, and for the few streams a shedding member might give to a
+ * member with room; O(streams) map work for everything else.
  */
 import { hashString, Rendezvous } from "../shared/hash.js";
 import type { StreamId } from "../shared/types.js";
