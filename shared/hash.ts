@@ -67,6 +67,16 @@ export function score(h: number, weight: number): number {
   return weight / -Math.log((h + 0.5) / 4294967296);
 }
 
+/**
+ * Whether (h, w) scores strictly below (bh, bw) without computing either score: the score
+ * grows with the weight and strictly with the pair hash (consecutive hashes change −ln(u)
+ * by far more than a rounding step), so a lower hash with no higher weight cannot win or
+ * tie. Saves most logarithms.
+ */
+function dominated(h: number, w: number, bh: number, bw: number): boolean {
+  return h < bh && w <= bw;
+}
+
 export interface HashMember {
   readonly id: string;
   /** Relative capacity; members with weight ≤ 0 never win. */
@@ -220,6 +230,7 @@ export class Rendezvous {
         for (let q = 1; q <= count; q++) {
           const i = res[base + q]!;
           const h = pairHash(sh, mh[i]!);
+          if (best >= 0 && dominated(h, w[i]!, bh, w[best]!)) continue;
           const s = this.uniform ? 0 : score(h, w[i]!);
           if (best < 0 || s > bs || (s === bs && (h > bh || (h === bh && i < best)))) {
             best = i;
@@ -288,6 +299,7 @@ export class Rendezvous {
       const i = candidates === null ? k : candidates[k]!;
       const h = pairHash(streamHash, this.memberHashes[i]!);
       if (h <= cut[i]!) continue;
+      if (best !== NONE && dominated(h, this.weights[i]!, bh, this.weights[best]!)) continue;
       const s = score(h, this.weights[i]!);
       if (best === NONE || s > bs || (s === bs && (h > bh || (h === bh && i < best)))) {
         best = i;
