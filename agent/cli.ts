@@ -197,7 +197,7 @@ export function formatStatus(s: StatusBody): string {
     ["leader", s.leader ? `${s.leader.id} (epoch ${s.leader.epoch}${s.leader.ready ? "" : ", starting"})` : `none (last epoch ${s.epoch})`],
     ["mode", `${s.mode} (flag version ${s.mode_version}${s.mode_updated_by ? `, set by ${s.mode_updated_by}` : ""}${s.mode_updated_at ? ` at ${time(s.mode_updated_at)}` : ""})`],
     ["instances", `${c.total} total${states.length ? `: ${states.join(", ")}` : ""}`],
-    ["streams", `${s.streams.active} active: ${s.streams.assigned} assigned, ${s.streams.unassigned} unassigned, ${s.streams.revoking} in handoff (${s.streams.inactive} inactive in the catalog)`],
+    ["streams", `${s.streams.active} active: ${s.streams.assigned} assigned, ${s.streams.unassigned} unassigned, ${s.streams.revoking} in handoff${s.streams.legacy ? `, ${s.streams.legacy} on legacy instances` : ""} (${s.streams.inactive} inactive in the catalog)`],
     ["last moves", lr ? `${time(lr.at)}: ${lr.moved} stream(s), ${Object.entries(lr.by_reason).map(([r, n]) => `${r} ${n}`).join(", ")}` : "none yet"],
   ];
   if (s.catalog_error) lines.push(["catalog", `ERROR ${s.catalog_error}`]);
@@ -230,7 +230,7 @@ export function formatInstances(b: InstancesBody): string {
 
 export function formatStreams(b: StreamsStatusBody): string {
   const t = b.streams;
-  let out = `Streams: ${t.active} active, ${t.assigned} assigned, ${t.unassigned} unassigned, ${t.revoking} in handoff (mode ${b.mode})\n\n`;
+  let out = `Streams: ${t.active} active, ${t.assigned} assigned, ${t.unassigned} unassigned, ${t.revoking} in handoff${t.legacy ? `, ${t.legacy} on legacy instances` : ""} (mode ${b.mode})\n\n`;
   out += b.distribution.length ? table(["INSTANCE", "STATUS", "COUNT", "CAPACITY", "STREAMS"], b.distribution.map((d) => [d.instance_id, d.status, d.count, d.max_streams, ids(d.streams)])) : "No instance serves streams.\n";
   out += `\nUnassigned: ${b.unassigned.length ? ids(b.unassigned, 40) : "none"}\n`;
   if (b.catalog_error) out += `Catalog: ERROR ${b.catalog_error}\n`;

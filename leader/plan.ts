@@ -13,7 +13,7 @@ import { Rendezvous } from "../shared/hash.js";
 import type { MemberView } from "../shared/membership.js";
 import { hashWeight } from "../shared/membership.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
-import { assign, type AssignMember, type AssignPolicy, type AssignResult, type MoveReason } from "./assignor.js";
+import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
 
 export interface Row {
   readonly stream: StreamId;
@@ -156,7 +156,8 @@ export function plan(input: PlanInput): Plan {
   }
   const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, policy: input.policy });
   if (refused.size > 0) redirectRefused(result, refused, pool);
-  const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
+  const reasons = new Map<StreamId, string>(result.moves.map((m) => [m.stream, m.reason]));
+  for (const s of refused.keys()) reasons.set(s, "released");
 
   // 5. The difference, as row operations.
   const ops: RowOp[] = [];

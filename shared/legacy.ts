@@ -47,10 +47,17 @@ export async function readLegacyMembers(sql: Sql, table: string, timeoutMs: numb
   }
 }
 
-/** The legacy owner (a SERVER_ID, as text) of a stream id, or undefined for non-integer ids. */
+/**
+ * The legacy owner (a SERVER_ID, as text) of a stream id, or undefined when Python's
+ * int() would refuse the id. Accepts what int() accepts: surrounding whitespace, a sign,
+ * and single underscores between digits ("+5", " 7 ", "1_000").
+ */
 export function legacyServerFor(id: StreamId, totalServers: number): string | undefined {
-  if (!/^-?\d{1,15}$/.test(id)) return undefined;
-  const k = Number(id);
+  const m = /^\s*([+-]?)(\d+(?:_\d+)*)\s*$/.exec(id);
+  if (!m) return undefined;
+  const digits = m[2]!.replace(/_/g, "");
+  if (digits.length > 15) return undefined;
+  const k = Number(digits) * (m[1] === "-" ? -1 : 1);
   // Python's % is never negative for a positive divisor; match it.
   const r = ((k % totalServers) + totalServers) % totalServers;
   return String(r + 1);

@@ -14,6 +14,7 @@
 import { z } from "zod";
 import { compareIds, presentId, type CatalogSnapshot } from "./catalog.js";
 import type { Sql } from "./db.js";
+import type { LegacyMember } from "./legacy.js";
 import { ident, num } from "./db.js";
 import type { MemberView, Snapshot } from "./membership.js";
 import type { LeaderInfo, Mode, StreamId } from "./types.js";
@@ -143,7 +144,7 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
 
 // ---- the joined view (PURE) ------------------------------------------------------------
 
-export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed"] as const;
+export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed", "legacy"] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 
 const id = z.union([z.number(), z.string()]);
@@ -198,6 +199,8 @@ export const streamTotalsSchema = z.object({
   assigned: z.number(),
   unassigned: z.number(),
   revoking: z.number(),
+  /** Streams left to legacy members (fingerv7 without a sidecar) by the old static rule. */
+  legacy: z.number(),
 });
 
 export interface ClusterView {
@@ -225,6 +228,8 @@ export interface ViewInput {
   readonly leader: LeaderInfo | undefined;
   /** Wall clock, ms since the epoch, for the timestamps shown. */
   readonly nowWall: number;
+  /** Live legacy members and the streams they own by the old static rule. */
+  readonly legacy?: { readonly members: readonly LegacyMember[]; readonly owned: ReadonlyMap<StreamId, string> };
 }
 
 const isLive = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
@@ -272,14 +277,19 @@ export function clusterView(input: ViewInput): ClusterView {
       owned.set(m.id, [...mine]);
     }
   }
+  const legacyOwned = input.legacy?.owned ?? new Map<StreamId, string>();
+  const legacyIds = new Set(legacyOwned.values());
+  for (const [s, lid] of legacyOwned) (owned.get(lid) ?? owned.set(lid, []).get(lid)!).push(s);
+  const legacyById = new Map((input.legacy?.members ?? []).map((m) => [m.id, m]));
   for (const list of owned.values()) list.sort(compareIds);
 
-  const ids = [...new Set([...rowById.keys(), ...[...members.values()].filter((m) => m.hb).map((m) => m.id)])].sort();
+  const ids = [...new Set([...rowById.keys(), ...[...members.values()].filter((m) => m.hb).map((m) => m.id), ...legacyIds])].sort();
   const instances: InstanceView[] = ids.map((iid) => {
     const m = members.get(iid);
     const row = rowById.get(iid);
     const hb = m?.hb;
-    const status = instanceState(m, row);
+    const lm = legacyIds.has(iid) ? legacyById.get(iid) : undefined;
+    const status: InstanceState = lm ? "legacy" : instanceState(m, row);
     const capacity = hb?.capacity ?? row?.capacity ?? 0;
     const current = owned.get(iid)?.length ?? 0;
     const seenAgo = m?.hb ? Math.round(m.silentMs) : null;
@@ -288,8 +298,8 @@ export function clusterView(input: ViewInput): ClusterView {
       status,
       is_leader: leader?.id === iid,
       registered_at: row?.registeredAt ?? null,
-      last_heartbeat: seenAgo !== null ? new Date(input.nowWall - seenAgo).toISOString() : (row?.lastSeen ?? null),
-      last_heartbeat_ms_ago: seenAgo,
+      last_heartbeat: lm ? lm.lastHeartbeat : seenAgo !== null ? new Date(input.nowWall - seenAgo).toISOString() : (row?.lastSeen ?? null),
+      last_heartbeat_ms_ago: lm ? Math.round(lm.ageMs) : seenAgo,
       max_streams: capacity,
       current_streams: current,
       revoking_streams: revoking.get(iid) ?? 0,
@@ -307,11 +317,11 @@ export function clusterView(input: ViewInput): ClusterView {
     };
   });
 
-  const counts = { total: instances.length, active: 0, warning: 0, inactive: 0, recovering: 0, draining: 0, removed: 0 };
+  const counts = { total: instances.length, active: 0, warning: 0, inactive: 0, recovering: 0, draining: 0, removed: 0, legacy: 0 };
   for (const i of instances) counts[i.status]++;
 
   const active = catalog?.streams.map((s) => s.id) ?? [];
-  const unassigned = active.filter((s) => !withRow.has(s) && !held.has(s));
+  const unassigned = active.filter((s) => !withRow.has(s) && !held.has(s) && !legacyOwned.has(s));
   const streams = {
     total: active.length + (catalog?.inactive ?? 0),
     active: active.length,
@@ -319,6 +329,7 @@ export function clusterView(input: ViewInput): ClusterView {
     assigned: active.length - unassigned.length,
     unassigned: unassigned.length,
     revoking: rows.assignments.filter((a) => a.state === "revoking").length,
+    legacy: legacyOwned.size,
   };
 
   const lm = rows.lastMoves;

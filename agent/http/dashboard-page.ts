@@ -39,6 +39,7 @@ section h2 { font-size:13px; color:var(--dim); text-transform:uppercase; letter-
 .state.active { background:#173826; color:var(--ok); } .state.warning { background:#3d2f12; color:var(--warn); }
 .state.draining { background:#3d2f12; color:var(--warn); } .state.recovering { background:#13304d; color:var(--info); }
 .state.inactive, .state.removed { background:#3a1d1d; color:var(--bad); }
+.state.legacy { background:#2a2540; color:#b9a7ff; } .card.legacy { border-style:dashed; }
 .bar { height:12px; background:#0b1015; border:1px solid var(--line); border-radius:6px; margin:9px 0 4px; overflow:hidden; display:flex; }
 .bar .fill { background:var(--c, var(--info)); height:100%; transition:width .4s; }
 .bar .rev { background:repeating-linear-gradient(45deg, var(--warn) 0 4px, transparent 4px 8px); height:100%; }
@@ -69,7 +70,7 @@ section h2 { font-size:13px; color:var(--dim); text-transform:uppercase; letter-
 export const SCRIPT = `
 (function () {
   "use strict";
-  var STATES = ["active", "warning", "recovering", "draining", "inactive", "removed"];
+  var STATES = ["active", "warning", "recovering", "draining", "legacy", "inactive", "removed"];
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
     var n = document.createElement(tag);
@@ -130,6 +131,7 @@ export const SCRIPT = `
     t.appendChild(tile("late / inactive", s.instances.warning + " / " + s.instances.inactive, s.instances.inactive > 0, "inactive-count"));
     t.appendChild(tile("streams assigned", s.streams.assigned + " / " + s.streams.active, false, "assigned-count"));
     t.appendChild(tile("unassigned", s.streams.unassigned, s.streams.unassigned > 0, "unassigned-count"));
+    if (s.streams.legacy > 0) t.appendChild(tile("legacy (" + s.instances.legacy + " without sidecar)", s.streams.legacy, false, "legacy-count"));
     t.appendChild(tile("imbalance (limit " + inst.summary.imbalance_threshold + ")", inst.summary.system_imbalance.toFixed(2), inst.summary.system_imbalance > inst.summary.imbalance_threshold, "imbalance"));
     var lr = s.last_rebalance;
     t.appendChild(tile(lr ? "last moves: " + clock(lr.at) : "last moves", lr ? lr.moved + " · " + lr.reason : "none", false, "last-rebalance"));

@@ -245,6 +245,18 @@ describe("legacy-aware migration", { timeout: 150_000 }, () => {
   it("migrates a first instance (the pilot): it serves exactly what its legacy process did", async () => {
     await migrate("1");
     await settle("migrated 1");
+    // The operator's views show the legacy members and what they own, not "unassigned".
+    const url = cluster.get("1").url;
+    const ruleOf = (ids: string[]) => catalog.filter((s) => ids.includes(legacyServerFor(s, TOTAL_SERVERS)!)).length;
+    await waitFor(async () => {
+      const v = (await (await fetch(`${url}/streams/status`)).json()) as { streams: { legacy: number; unassigned: number } };
+      return v.streams.legacy === ruleOf(["2", "3"]) && v.streams.unassigned === 0;
+    }, 30_000, "/streams/status to count the legacy streams");
+    const inst = (await (await fetch(`${url}/instances`)).json()) as { instances: { instance_id: string; status: string; current_streams: number }[] };
+    const byId = new Map(inst.instances.map((i) => [i.instance_id, i]));
+    expect(byId.get("2")?.status).toBe("legacy");
+    expect(byId.get("3")?.status).toBe("legacy");
+    expect(byId.get("2")?.current_streams).toBe(ruleOf(["2"]));
     expect([...(cluster.get("1").worker?.serving ?? [])].sort()).toEqual(catalog.filter((s) => Number(s) % TOTAL_SERVERS === 0).sort());
   });
 

@@ -46,7 +46,7 @@ describe("operator endpoints", () => {
     expect(s1.epoch).toBeGreaterThan(0);
     expect(s1.mode).toBe("orchestrated");
     expect(s1.instances).toMatchObject({ total: 2, active: 2, draining: 0, inactive: 0 });
-    expect(s1.streams).toEqual({ total: STREAMS + 1, active: STREAMS, inactive: 1, assigned: STREAMS, unassigned: 0, revoking: 0 });
+    expect(s1.streams).toEqual({ total: STREAMS + 1, active: STREAMS, inactive: 1, assigned: STREAMS, unassigned: 0, revoking: 0, legacy: 0 });
     expect(s2.streams).toEqual(s1.streams);
     expect(s1.catalog_error).toBeNull();
   });
