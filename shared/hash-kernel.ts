@@ -6,7 +6,7 @@
  * the hash uses its plain scan, which gives the same answers.
  *
  * The bytes are KERNEL_WAT (below) assembled by wabt's `wat2wasm` 1.0.32; to change the
- * kernel, edit the text, re-assemble, and paste the base64 of the output.
+ * kernel, edit the text and run `npx tsx bench/check-kernel.ts`, which prints the new bytes.
  */
 /** At most this many members above the cut are reported per stream (about 6 on average). */
 export const KERNEL_PASSERS = 16;
@@ -53,8 +53,8 @@ export function simdKernelAvailable(): boolean {
 }
 
 /** KERNEL_WAT assembled by wabt's wat2wasm (1.0.32). */
-const KERNEL_BASE64 =
-  "AGFzbQEAAAABCwFgB39/f39/f38AAwIBAAUDAQABBxQCBm1lbW9yeQIAB3Bhc3NlcnMAAAqNBwGKBwQCfwN7B38EeyAEQXxxIQ0CQANAIAcgAU8NASAAIAdBAnRqKAIAIQggCP0RIQlBACEOIAUgByAGQQFqbEECdGohD0EAIQwCQANAIAxBCGogDUsNASAJIAIgDEECdGr9AAQA/VEhEyATIBNBEP2tAf1RIRMgE/0Ma8rrhWvK64VryuuFa8rrhf21ASETIBMgE0EN/a0B/VEhEyAT/Qw1rrLCNa6ywjWussI1rrLC/bUBIRMgEyATQRD9rQH9USETIBMgAyAMQQJ0av0ABAD9PCEVIAkgAiAMQQJ0av0ABBD9USEUIBQgFEEQ/a0B/VEhFCAU/QxryuuFa8rrhWvK64VryuuF/bUBIRQgFCAUQQ39rQH9USEUIBT9DDWussI1rrLCNa6ywjWussL9tQEhFCAUIBRBEP2tAf1RIRQgFCADIAxBAnRq/QAEEP08IRYgFSAW/VD9UwRAIBX9UwRAIBX9pAEhEEEAIREDQCAQQQEgEXRxBEAgDiAGSQRAIA8gDkEBakECdGogDEEAaiARajYCAAsgDkEBaiEOCyARQQFqIREgEUEESQ0ACwsgFv1TBEAgFv2kASEQQQAhEQNAIBBBASARdHEEQCAOIAZJBEAgDyAOQQFqQQJ0aiAMQQRqIBFqNgIACyAOQQFqIQ4LIBFBAWohESARQQRJDQALCwsgDEEIaiEMDAALCwJAA0AgDCANTw0BIAkgAiAMQQJ0av0ABAD9USEKIAogCkEQ/a0B/VEhCiAK/QxryuuFa8rrhWvK64VryuuF/bUBIQogCiAKQQ39rQH9USEKIAr9DDWussI1rrLCNa6ywjWussL9tQEhCiAKIApBEP2tAf1RIQogCiADIAxBAnRq/QAEAP08IQsgC/1TBEAgC/2kASEQQQAhEQNAIBBBASARdHEEQCAOIAZJBEAgDyAOQQFqQQJ0aiAMIBFqNgIACyAOQQFqIQ4LIBFBAWohESARQQRJDQALCyAMQQRqIQwMAAsLAkADQCAMIARPDQEgCCACIAxBAnRqKAIAcyESIBIgEkEQdnMhEiASQeuUr694bCESIBIgEkENdnMhEiASQbXcypV8bCESIBIgEkEQdnMhEiASIAMgDEECdGooAgBLBEAgDiAGSQRAIA8gDkEBakECdGogDDYCAAsgDkEBaiEOCyAMQQFqIQwMAAsLIA8gDjYCACAHQQFqIQcMAAsLCw==";
+export const KERNEL_BASE64 =
+  "AGFzbQEAAAABCwFgB39/f39/f38AAwIBAAUDAQABBxQCBm1lbW9yeQIAB3Bhc3NlcnMAAArvBgHsBgQCfwN7B38EeyAEQXxxIQ0CQANAIAcgAU8NASAAIAdBAnRqKAIAIQggCP0RIQlBACEOIAUgByAGQQFqbEECdGohD0EAIQwCQANAIAxBCGogDUsNASAJIAIgDEECdGr9AAQA/VEhEyATIBNBEP2tAf1RIRMgE/0Ma8rrhWvK64VryuuFa8rrhf21ASETIBMgE0EN/a0B/VEhEyAT/Qw1rrLCNa6ywjWussI1rrLC/bUBIRMgEyATQRD9rQH9USETIBMgAyAMQQJ0av0ABAD9PCEVIAkgAiAMQQJ0av0ABBD9USEUIBQgFEEQ/a0B/VEhFCAU/QxryuuFa8rrhWvK64VryuuF/bUBIRQgFCAUQQ39rQH9USEUIBT9DDWussI1rrLCNa6ywjWussL9tQEhFCAUIBRBEP2tAf1RIRQgFCADIAxBAnRq/QAEEP08IRYgFSAW/VD9UwRAIBX9UwRAIBX9pAEhEANAIBBoIREgDiAGSQRAIA8gDkEBakECdGogDEEAaiARajYCAAsgDkEBaiEOIBAgEEEBa3EhECAQDQALCyAW/VMEQCAW/aQBIRADQCAQaCERIA4gBkkEQCAPIA5BAWpBAnRqIAxBBGogEWo2AgALIA5BAWohDiAQIBBBAWtxIRAgEA0ACwsLIAxBCGohDAwACwsCQANAIAwgDU8NASAJIAIgDEECdGr9AAQA/VEhCiAKIApBEP2tAf1RIQogCv0Ma8rrhWvK64VryuuFa8rrhf21ASEKIAogCkEN/a0B/VEhCiAK/Qw1rrLCNa6ywjWussI1rrLC/bUBIQogCiAKQRD9rQH9USEKIAogAyAMQQJ0av0ABAD9PCELIAv9UwRAIAv9pAEhEANAIBBoIREgDiAGSQRAIA8gDkEBakECdGogDCARajYCAAsgDkEBaiEOIBAgEEEBa3EhECAQDQALCyAMQQRqIQwMAAsLAkADQCAMIARPDQEgCCACIAxBAnRqKAIAcyESIBIgEkEQdnMhEiASQeuUr694bCESIBIgEkENdnMhEiASQbXcypV8bCESIBIgEkEQdnMhEiASIAMgDEECdGooAgBLBEAgDiAGSQRAIA8gDkEBakECdGogDDYCAAsgDkEBaiEOCyAMQQFqIQwMAAsLIA8gDjYCACAHQQFqIQcMAAsLCw==";
 
 /**
  * The kernel's source, WebAssembly text. For each stream hash s = streams[k], every member
@@ -109,31 +109,27 @@ export const KERNEL_WAT = `
             (if (v128.any_true (local.get $m0))
               (then
                 (local.set $bits (i32x4.bitmask (local.get $m0)))
-                (local.set $lane (i32.const 0))
                 (loop $lanes0
-                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
-                    (then
-                      (if (i32.lt_u (local.get $count) (local.get $cap))
-                        (then (i32.store
-                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                          (i32.add (i32.add (local.get $j) (i32.const 0)) (local.get $lane)))))
-                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
-                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
-                  (br_if $lanes0 (i32.lt_u (local.get $lane) (i32.const 4))))))
+                  (local.set $lane (i32.ctz (local.get $bits)))
+                  (if (i32.lt_u (local.get $count) (local.get $cap))
+                    (then (i32.store
+                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                      (i32.add (i32.add (local.get $j) (i32.const 0)) (local.get $lane)))))
+                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
+                  (br_if $lanes0 (local.get $bits)))))
             (if (v128.any_true (local.get $m1))
               (then
                 (local.set $bits (i32x4.bitmask (local.get $m1)))
-                (local.set $lane (i32.const 0))
                 (loop $lanes1
-                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
-                    (then
-                      (if (i32.lt_u (local.get $count) (local.get $cap))
-                        (then (i32.store
-                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                          (i32.add (i32.add (local.get $j) (i32.const 4)) (local.get $lane)))))
-                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
-                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
-                  (br_if $lanes1 (i32.lt_u (local.get $lane) (i32.const 4))))))))
+                  (local.set $lane (i32.ctz (local.get $bits)))
+                  (if (i32.lt_u (local.get $count) (local.get $cap))
+                    (then (i32.store
+                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                      (i32.add (i32.add (local.get $j) (i32.const 4)) (local.get $lane)))))
+                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
+                  (br_if $lanes1 (local.get $bits)))))))
             (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $uloop)))
         (block $vdone
@@ -151,17 +147,15 @@ export const KERNEL_WAT = `
             (if (v128.any_true (local.get $mask))
               (then
                 (local.set $bits (i32x4.bitmask (local.get $mask)))
-                (local.set $lane (i32.const 0))
                 (loop $lanes
-                  (if (i32.and (local.get $bits) (i32.shl (i32.const 1) (local.get $lane)))
-                    (then
-                      (if (i32.lt_u (local.get $count) (local.get $cap))
-                        (then (i32.store
-                          (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                          (i32.add (local.get $j) (local.get $lane)))))
-                      (local.set $count (i32.add (local.get $count) (i32.const 1)))))
-                  (local.set $lane (i32.add (local.get $lane) (i32.const 1)))
-                  (br_if $lanes (i32.lt_u (local.get $lane) (i32.const 4))))))
+                  (local.set $lane (i32.ctz (local.get $bits)))
+                  (if (i32.lt_u (local.get $count) (local.get $cap))
+                    (then (i32.store
+                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                      (i32.add (local.get $j) (local.get $lane)))))
+                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
+                  (br_if $lanes (local.get $bits)))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $vloop)))
         ;; the last m % 4 members, one at a time
