@@ -54,114 +54,102 @@ export function simdKernelAvailable(): boolean {
 
 /** KERNEL_WAT assembled by wabt's wat2wasm (1.0.32). */
 export const KERNEL_BASE64 =
-  "AGFzbQEAAAABCwFgB39/f39/f38AAwIBAAUDAQABBxQCBm1lbW9yeQIAB3Bhc3NlcnMAAArvBgHsBgQCfwN7B38EeyAEQXxxIQ0CQANAIAcgAU8NASAAIAdBAnRqKAIAIQggCP0RIQlBACEOIAUgByAGQQFqbEECdGohD0EAIQwCQANAIAxBCGogDUsNASAJIAIgDEECdGr9AAQA/VEhEyATIBNBEP2tAf1RIRMgE/0Ma8rrhWvK64VryuuFa8rrhf21ASETIBMgE0EN/a0B/VEhEyAT/Qw1rrLCNa6ywjWussI1rrLC/bUBIRMgEyATQRD9rQH9USETIBMgAyAMQQJ0av0ABAD9PCEVIAkgAiAMQQJ0av0ABBD9USEUIBQgFEEQ/a0B/VEhFCAU/QxryuuFa8rrhWvK64VryuuF/bUBIRQgFCAUQQ39rQH9USEUIBT9DDWussI1rrLCNa6ywjWussL9tQEhFCAUIBRBEP2tAf1RIRQgFCADIAxBAnRq/QAEEP08IRYgFSAW/VD9UwRAIBX9UwRAIBX9pAEhEANAIBBoIREgDiAGSQRAIA8gDkEBakECdGogDEEAaiARajYCAAsgDkEBaiEOIBAgEEEBa3EhECAQDQALCyAW/VMEQCAW/aQBIRADQCAQaCERIA4gBkkEQCAPIA5BAWpBAnRqIAxBBGogEWo2AgALIA5BAWohDiAQIBBBAWtxIRAgEA0ACwsLIAxBCGohDAwACwsCQANAIAwgDU8NASAJIAIgDEECdGr9AAQA/VEhCiAKIApBEP2tAf1RIQogCv0Ma8rrhWvK64VryuuFa8rrhf21ASEKIAogCkEN/a0B/VEhCiAK/Qw1rrLCNa6ywjWussI1rrLC/bUBIQogCiAKQRD9rQH9USEKIAogAyAMQQJ0av0ABAD9PCELIAv9UwRAIAv9pAEhEANAIBBoIREgDiAGSQRAIA8gDkEBakECdGogDCARajYCAAsgDkEBaiEOIBAgEEEBa3EhECAQDQALCyAMQQRqIQwMAAsLAkADQCAMIARPDQEgCCACIAxBAnRqKAIAcyESIBIgEkEQdnMhEiASQeuUr694bCESIBIgEkENdnMhEiASQbXcypV8bCESIBIgEkEQdnMhEiASIAMgDEECdGooAgBLBEAgDiAGSQRAIA8gDkEBakECdGogDDYCAAsgDkEBaiEOCyAMQQFqIQwMAAsLIA8gDjYCACAHQQFqIQcMAAsLCw==";
+  "AGFzbQEAAAABCwFgB39/f39/f38AAwIBAAUDAQABBxQCBm1lbW9yeQIAB3Bhc3NlcnMAAAqOBgGLBgQCfwF7B38EeyAEQXhxIQsgBEF8cSEMAkADQCAHIAFPDQEgACAHQQJ0aigCACEIIAj9ESEJIAUgByAGQQFqbEECdGohDUEAIQ5BACEKAkADQCAKIAtPDQEgCSACIApBAnRq/QAEAP1RIREgCSACIApBAnRq/QAEEP1RIRIgESARQRD9rQH9USERIBIgEkEQ/a0B/VEhEiAR/QxryuuFa8rrhWvK64VryuuF/bUBIREgEv0Ma8rrhWvK64VryuuFa8rrhf21ASESIBEgEUEN/a0B/VEhESASIBJBDf2tAf1RIRIgEf0MNa6ywjWussI1rrLCNa6ywv21ASERIBL9DDWussI1rrLCNa6ywjWussL9tQEhEiARIBFBEP2tAf1RIREgEiASQRD9rQH9USESIBEgAyAKQQJ0av0ABAD9PCETIBIgAyAKQQJ0av0ABBD9PCEUIBMgFP1Q/VMEQCAT/aQBIBT9pAFBBHRyIQ8DQCAOIAZJBEAgDSAOQQJ0aiAKIA9oajYCBAsgDkEBaiEOIA8gD0EBa3EhDyAPDQALCyAKQQhqIQoMAAsLIAogDEkEQCAJIAIgCkECdGr9AAQA/VEhESARIBFBEP2tAf1RIREgEf0Ma8rrhWvK64VryuuFa8rrhf21ASERIBEgEUEN/a0B/VEhESAR/Qw1rrLCNa6ywjWussI1rrLC/bUBIREgESARQRD9rQH9USERIBEgAyAKQQJ0av0ABAD9PP2kASEPAkAgD0UNAANAIA4gBkkEQCANIA5BAnRqIAogD2hqNgIECyAOQQFqIQ4gDyAPQQFrcSEPIA8NAAsLIApBBGohCgsCQANAIAogBE8NASAIIAIgCkECdGooAgBzIRAgECAQQRB2cyEQIBBB65Svr3hsIRAgECAQQQ12cyEQIBBBtdzKlXxsIRAgECAQQRB2cyEQIBAgAyAKQQJ0aigCAEsEQCAOIAZJBEAgDSAOQQJ0aiAKNgIECyAOQQFqIQ4LIApBAWohCgwACwsgDSAONgIAIAdBAWohBwwACwsL";
 
 /**
  * The kernel's source, WebAssembly text. For each stream hash s = streams[k], every member
  * i with fmix32(s XOR members[i]) >u cuts[i] is a passer; out[k·(cap+1)] receives their
  * number and the first `cap` indexes follow. Eight members per step (two SIMD vectors,
- * one branch), then four, then the last m mod 4 one at a time.
+ * one branch, passers found by counting trailing zeros of the lane mask), then four,
+ * then the last m mod 4 one at a time.
  */
-export const KERNEL_WAT = `
-(module
+export const KERNEL_WAT = `(module
   (memory (export "memory") 1)
+
   ;; passers(streams, n, members, cuts, m, out, cap)
-  ;; For each stream hash s = streams[k]: every member i with fmix32(s ^ members[i]) >u cuts[i]
-  ;; is a passer. out[k*(cap+1)] = number of passers; the first \`cap\` indexes follow.
-  (func (export "passers") (param $streams i32) (param $n i32) (param $members i32) (param $cuts i32)
-        (param $m i32) (param $out i32) (param $cap i32)
-    (local $k i32) (local $s i32) (local $sv v128) (local $x v128) (local $mask v128)
-    (local $j i32) (local $m4 i32) (local $count i32) (local $base i32) (local $bits i32)
-    (local $lane i32) (local $h i32) (local $x0 v128) (local $x1 v128) (local $m0 v128) (local $m1 v128)
+  ;;   streams: n stream hashes (u32); members: m member hashes; cuts: m cuts (u32)
+  ;;   out: n records of cap + 1 slots: [number of passers, first \`cap\` passer indexes]
+  ;; Member i passes for stream s when fmix32(s ^ members[i]) >u cuts[i].
+  (func (export "passers")
+    (param $streams i32) (param $n i32) (param $members i32) (param $cuts i32)
+    (param $m i32) (param $out i32) (param $cap i32)
+    (local $k i32) (local $s i32) (local $sv v128) (local $j i32) (local $m8 i32) (local $m4 i32)
+    (local $rec i32) (local $count i32) (local $bits i32) (local $h i32)
+    (local $x0 v128) (local $x1 v128) (local $p0 v128) (local $p1 v128)
+    (local.set $m8 (i32.and (local.get $m) (i32.const -8)))
     (local.set $m4 (i32.and (local.get $m) (i32.const -4)))
     (block $done
-      (loop $streams_loop
+      (loop $each_stream
         (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
         (local.set $s (i32.load (i32.add (local.get $streams) (i32.shl (local.get $k) (i32.const 2)))))
         (local.set $sv (i32x4.splat (local.get $s)))
-        (local.set $count (i32.const 0))
-        (local.set $base (i32.add (local.get $out)
+        (local.set $rec (i32.add (local.get $out)
           (i32.shl (i32.mul (local.get $k) (i32.add (local.get $cap) (i32.const 1))) (i32.const 2))))
+        (local.set $count (i32.const 0))
         (local.set $j (i32.const 0))
-        (block $udone
-          (loop $uloop
-            (br_if $udone (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $m4)))
+        ;; eight members per step: two vectors of four pair hashes, one branch
+        (block $done8
+          (loop $by8
+            (br_if $done8 (i32.ge_u (local.get $j) (local.get $m8)))
             (local.set $x0 (v128.xor (local.get $sv)
-              (v128.load offset=0 (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+              (v128.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x1 (v128.xor (local.get $sv)
+              (v128.load offset=16 (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
+            (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 13))))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 13))))
+            (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+            (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
+            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
+            (local.set $p0 (i32x4.gt_u (local.get $x0)
+              (v128.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $p1 (i32x4.gt_u (local.get $x1)
+              (v128.load offset=16 (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
+            (if (v128.any_true (v128.or (local.get $p0) (local.get $p1)))
+              (then
+                (local.set $bits (i32.or (i32x4.bitmask (local.get $p0))
+                                         (i32.shl (i32x4.bitmask (local.get $p1)) (i32.const 4))))
+                (loop $record8
+                  (if (i32.lt_u (local.get $count) (local.get $cap))
+                    (then (i32.store offset=4
+                      (i32.add (local.get $rec) (i32.shl (local.get $count) (i32.const 2)))
+                      (i32.add (local.get $j) (i32.ctz (local.get $bits))))))
+                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
+                  (br_if $record8 (local.get $bits)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
+            (br $by8)))
+        ;; then four
+        (if (i32.lt_u (local.get $j) (local.get $m4))
+          (then
+            (local.set $x0 (v128.xor (local.get $sv)
+              (v128.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
             (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
             (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 13))))
             (local.set $x0 (i32x4.mul (local.get $x0) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
             (local.set $x0 (v128.xor (local.get $x0) (i32x4.shr_u (local.get $x0) (i32.const 16))))
-            (local.set $m0 (i32x4.gt_u (local.get $x0)
-              (v128.load offset=0 (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $x1 (v128.xor (local.get $sv)
-              (v128.load offset=16 (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
-            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
-            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 13))))
-            (local.set $x1 (i32x4.mul (local.get $x1) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
-            (local.set $x1 (v128.xor (local.get $x1) (i32x4.shr_u (local.get $x1) (i32.const 16))))
-            (local.set $m1 (i32x4.gt_u (local.get $x1)
-              (v128.load offset=16 (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
-            (if (v128.any_true (v128.or (local.get $m0) (local.get $m1)))
-              (then
-            (if (v128.any_true (local.get $m0))
-              (then
-                (local.set $bits (i32x4.bitmask (local.get $m0)))
-                (loop $lanes0
-                  (local.set $lane (i32.ctz (local.get $bits)))
-                  (if (i32.lt_u (local.get $count) (local.get $cap))
-                    (then (i32.store
-                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                      (i32.add (i32.add (local.get $j) (i32.const 0)) (local.get $lane)))))
-                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
-                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
-                  (br_if $lanes0 (local.get $bits)))))
-            (if (v128.any_true (local.get $m1))
-              (then
-                (local.set $bits (i32x4.bitmask (local.get $m1)))
-                (loop $lanes1
-                  (local.set $lane (i32.ctz (local.get $bits)))
-                  (if (i32.lt_u (local.get $count) (local.get $cap))
-                    (then (i32.store
-                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                      (i32.add (i32.add (local.get $j) (i32.const 4)) (local.get $lane)))))
-                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
-                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
-                  (br_if $lanes1 (local.get $bits)))))))
-            (local.set $j (i32.add (local.get $j) (i32.const 8)))
-            (br $uloop)))
-        (block $vdone
-          (loop $vloop
-            (br_if $vdone (i32.ge_u (local.get $j) (local.get $m4)))
-            (local.set $x (v128.xor (local.get $sv)
-              (v128.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
-            (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
-            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 13))))
-            (local.set $x (i32x4.mul (local.get $x) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
-            (local.set $x (v128.xor (local.get $x) (i32x4.shr_u (local.get $x) (i32.const 16))))
-            (local.set $mask (i32x4.gt_u (local.get $x)
-              (v128.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2))))))
-            (if (v128.any_true (local.get $mask))
-              (then
-                (local.set $bits (i32x4.bitmask (local.get $mask)))
-                (loop $lanes
-                  (local.set $lane (i32.ctz (local.get $bits)))
-                  (if (i32.lt_u (local.get $count) (local.get $cap))
-                    (then (i32.store
-                      (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
-                      (i32.add (local.get $j) (local.get $lane)))))
-                  (local.set $count (i32.add (local.get $count) (i32.const 1)))
-                  (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
-                  (br_if $lanes (local.get $bits)))))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $vloop)))
-        ;; the last m % 4 members, one at a time
-        (block $sdone
-          (loop $sloop
-            (br_if $sdone (i32.ge_u (local.get $j) (local.get $m)))
+            (local.set $bits (i32x4.bitmask (i32x4.gt_u (local.get $x0)
+              (v128.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2)))))))
+            (block $none4
+              (br_if $none4 (i32.eqz (local.get $bits)))
+              (loop $record4
+                (if (i32.lt_u (local.get $count) (local.get $cap))
+                  (then (i32.store offset=4
+                    (i32.add (local.get $rec) (i32.shl (local.get $count) (i32.const 2)))
+                    (i32.add (local.get $j) (i32.ctz (local.get $bits))))))
+                (local.set $count (i32.add (local.get $count) (i32.const 1)))
+                (local.set $bits (i32.and (local.get $bits) (i32.sub (local.get $bits) (i32.const 1))))
+                (br_if $record4 (local.get $bits))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))))
+        ;; then the last m mod 4, one at a time
+        (block $done1
+          (loop $by1
+            (br_if $done1 (i32.ge_u (local.get $j) (local.get $m)))
             (local.set $h (i32.xor (local.get $s)
               (i32.load (i32.add (local.get $members) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $h (i32.xor (local.get $h) (i32.shr_u (local.get $h) (i32.const 16))))
@@ -173,15 +161,13 @@ export const KERNEL_WAT = `
                   (i32.load (i32.add (local.get $cuts) (i32.shl (local.get $j) (i32.const 2)))))
               (then
                 (if (i32.lt_u (local.get $count) (local.get $cap))
-                  (then (i32.store
-                    (i32.add (local.get $base) (i32.shl (i32.add (local.get $count) (i32.const 1)) (i32.const 2)))
+                  (then (i32.store offset=4
+                    (i32.add (local.get $rec) (i32.shl (local.get $count) (i32.const 2)))
                     (local.get $j))))
                 (local.set $count (i32.add (local.get $count) (i32.const 1)))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $sloop)))
-        (i32.store (local.get $base) (local.get $count))
+            (br $by1)))
+        (i32.store (local.get $rec) (local.get $count))
         (local.set $k (i32.add (local.get $k) (i32.const 1)))
-        (br $streams_loop)))
-  )
-)
+        (br $each_stream)))))
 `;
