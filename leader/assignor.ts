@@ -226,7 +226,9 @@ export function assign(input: AssignInput): AssignResult {
   const prefetch = (list: readonly number[]): void => {
     const todo = list.filter((k) => first[k] === -2);
     if (todo.length === 0) return;
-    const owners = hrw.ownerIndexes(Float64Array.from(todo, hashOf));
+    const hashes = new Float64Array(todo.length);
+    for (let x = 0; x < todo.length; x++) hashes[x] = hashOf(todo[x]!);
+    const owners = hrw.ownerIndexes(hashes);
     for (let x = 0; x < todo.length; x++) first[todo[x]!] = owners[x]!;
   };
 
