@@ -68,6 +68,7 @@ export class Agent {
   readonly metrics: Metrics;
   readonly serving: Serving;
   readonly sql: Sql;
+  readonly opsSql: Sql;
   readonly redis: Redis;
   readonly store: Store;
   readonly tracker: MembershipTracker;
@@ -103,6 +104,8 @@ export class Agent {
   private legacyMembers: LegacyMember[] = [];
   /** Streams the worker gave up; forgotten once they are no longer ours. */
   private readonly released = new Set<string>();
+  private viewRefreshPending = false;
+  private lastViewRefreshAt = -Infinity;
   private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
@@ -120,6 +123,10 @@ export class Agent {
     this.startedAt = clock.now();
     this.lastLeaderSeenAt = clock.now();
     this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: Math.max(1, Math.ceil(config.heartbeatTimeoutMs / 1000)) });
+    // Operator reads and health probes get their own small pool: a burst of /health or
+    // /status calls while PostgreSQL is away must never queue in front of the leader's
+    // epoch bump or the agent's own assignment reads.
+    this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
     const commandTimeoutMs = Math.max(200, Math.min(1000, Math.round(config.heartbeatIntervalMs * 0.8)));
     this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs });
     this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs }))];
@@ -291,7 +298,7 @@ export class Agent {
     await Promise.allSettled(this.loops);
     if (this.sub) await closeRedis(this.sub);
     for (const c of this.lockClients) await closeRedis(c);
-    await this.sql.end({ timeout: 2 }).catch(() => {});
+    await Promise.all([this.sql.end({ timeout: 2 }).catch(() => {}), this.opsSql.end({ timeout: 2 }).catch(() => {})]);
   }
 
   /** Called by the HTTP layer whenever the worker reports. */
@@ -425,6 +432,7 @@ export class Agent {
     return {
       id: this.id,
       seq: ++this.seq,
+      ttlMs: this.config.heartbeatTimeoutMs,
       session: this.session,
       capacity: this.capacity,
       draining: this.own?.draining ?? false,
@@ -552,6 +560,29 @@ export class Agent {
     }
     this.metrics.streamsServed.set(this.serving.streams.length);
     for (const m of ["orchestrated", "hashed"] as const) this.metrics.mode.set({ mode: m }, m === this.modeNow ? 1 : 0);
+    // Wanted streams still held elsewhere: the holder may have let go since our last read
+    // of the membership (a handoff in progress). Look again now instead of at the next tick.
+    if (next.blocked.length > 0 && snap && now - snap.at > 50) this.refreshViewSoon();
+  }
+
+  /** One extra membership read, at most every 100 ms, followed by a recomputation. */
+  private refreshViewSoon(): void {
+    if (this.viewRefreshPending || this.closed) return;
+    this.viewRefreshPending = true;
+    void this.clock
+      .sleep(Math.max(0, 100 - (this.clock.now() - this.lastViewRefreshAt)), this.closing.signal)
+      .then(() => this.tracker.refresh())
+      .then(
+        () => {
+          this.lastViewRefreshAt = this.clock.now();
+          this.viewRefreshPending = false;
+          this.afterChange();
+        },
+        () => {
+          // Redis unreachable or closing: the regular tracker loop carries on.
+          this.viewRefreshPending = false;
+        },
+      );
   }
 
   private onNudge(message: string): void {

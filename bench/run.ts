@@ -7,8 +7,9 @@
  * that move when the cluster falls back from the orchestrated assignment to pure hashing;
  * compute time (median of several runs). --quick runs a reduced set (well under a
  * minute); --json writes every number to a file (default bench/results/latest.json);
- * --md prints the tables as markdown (for docs/benchmarks.md); --only movement,hashed,timing
- * runs just those parts.
+ * --md prints the tables as markdown (for the README); --only movement,hashed,timing,failover
+ * runs just those parts. The full run also measures failover with real agent processes
+ * (bench/failover.ts, about two minutes); --quick leaves it out.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -34,6 +35,7 @@ import {
 } from "./measure.js";
 import { simdKernelAvailable } from "../shared/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
+import { runFailover } from "./failover.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
@@ -48,7 +50,7 @@ const jsonFile = values.json;
 const quick = values.quick === true;
 const md = values.md === true;
 /** --only movement,hashed,timing: run just these parts. */
-const only = new Set(values.only !== undefined ? values.only.split(",") : ["movement", "hashed", "timing"]);
+const only = new Set(values.only !== undefined ? values.only.split(",") : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"]);
 const started = performance.now();
 
 // ---------------------------------------------------------------- formatting
@@ -289,6 +291,20 @@ const timingResults = !only.has("timing")
   ? []
   : [...timing(grid, quick ? 3 : 7, STRATEGIES, ["mixed"]), ...timing(quick ? [[100_000, 1_000]] : grid, quick ? 3 : 7, [assignor], ["uniform"])];
 
+// ---------------------------------------------------------------- 4. failover (real processes)
+
+const failoverResults = !only.has("failover")
+  ? []
+  : await runFailover({ log: (line) => console.log(`  ${line}`) }).then((rows) => {
+      table(
+        "Failover with the default timings (3 agent processes, 90 streams, a worker beside each)",
+        ["failure", "streams", "longest unserved", "overlap samples", "note"],
+        rows.map((r) => [r.scenario, r.affected, `${r.longestUnservedS.toFixed(2)} s`, r.overlapSamples, r.note]),
+        "longest unserved = the longest any stream had no worker, sampled every 20 ms; overlap samples must be 0.",
+      );
+      return rows;
+    });
+
 const seconds = (performance.now() - started) / 1000;
 console.log(`\ndone in ${seconds.toFixed(1)} s`);
 
@@ -304,6 +320,7 @@ if (jsonFile !== undefined) {
     movement: moveResults,
     hashedSwitch: switchResults,
     timing: timingResults,
+    failover: failoverResults,
     seconds,
   };
   writeFileSync(file, JSON.stringify(report, null, 2));

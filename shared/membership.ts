@@ -54,16 +54,18 @@ export interface Snapshot {
 /**
  * One round trip that reads everything the tracker needs, atomically.
  * KEYS: none (standalone Redis; keys are built from the prefix in ARGV[1]).
- * ARGV[1] = key prefix. Returns {incarnation|false, leaderInfo|false, mode|false, ids[], payloads[]}.
+ * ARGV[1] = key prefix. Returns {incarnation|'', leaderInfo|'', mode|'', ids[], payloads[], pttls[]}.
  */
 const SNAPSHOT_LUA = `
 local p = ARGV[1]
 local ids = redis.call('ZRANGE', p .. ':members', 0, -1)
 local payloads = {}
+local ttls = {}
 for i, id in ipairs(ids) do
   payloads[i] = redis.call('GET', p .. ':hb:' .. id) or ''
+  ttls[i] = redis.call('PTTL', p .. ':hb:' .. id)
 end
-return {redis.call('GET', p .. ':incarnation') or '', redis.call('GET', p .. ':leader:info') or '', redis.call('GET', p .. ':mode') or '', ids, payloads}
+return {redis.call('GET', p .. ':incarnation') or '', redis.call('GET', p .. ':leader:info') or '', redis.call('GET', p .. ':mode') or '', ids, payloads, ttls}
 `;
 
 interface Entry {
@@ -128,7 +130,7 @@ export class MembershipTracker {
 
   private async read(): Promise<Snapshot> {
     const started = this.o.clock.now();
-    let raw: [string, string, string, string[], string[]];
+    let raw: [string, string, string, string[], string[], number[]];
     try {
       raw = (await this.o.redis.eval(SNAPSHOT_LUA, 0, this.o.keys.prefix)) as typeof raw;
     } catch (err) {
@@ -136,7 +138,7 @@ export class MembershipTracker {
       throw err;
     }
     const now = this.o.clock.now();
-    const [inc, leaderRaw, modeRaw, ids, payloads] = raw;
+    const [inc, leaderRaw, modeRaw, ids, payloads, ttls] = raw;
     const gap = this.lastReadAt === undefined || started - this.lastReadAt > this.o.maxGapMs;
     const newIncarnation = (inc || undefined) !== this.incarnation;
     const restart = gap || newIncarnation;
@@ -154,7 +156,13 @@ export class MembershipTracker {
         return;
       }
       if (hb && mark !== entry.mark) {
-        entry.progressAt = now;
+        // Progress happened when the key was written, not when we read it: Redis measured
+        // the key's age (TTL − PTTL) on its own clock. Dating it back makes every tracker
+        // agree on when a member went silent, within one read.
+        const pttl = Number(ttls?.[i] ?? -1);
+        const ttl = typeof hb.ttlMs === "number" ? hb.ttlMs : 0; // the writer's own TTL
+        const age = pttl > 0 && ttl > 0 ? Math.min(ttl, Math.max(0, ttl - pttl)) : 0;
+        entry.progressAt = Math.max(entry.progressAt, now - age);
         entry.mark = mark;
       }
       if (hb) entry.hb = hb;

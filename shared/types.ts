@@ -23,6 +23,8 @@ export interface Heartbeat {
   readonly id: string;
   /** Increases with every heartbeat; progress of `seq` is what proves the agent alive. */
   readonly seq: number;
+  /** The TTL this heartbeat was written with (its HEARTBEAT_TIMEOUT), so readers can date it from its PTTL. */
+  readonly ttlMs?: number;
   /** Random per process start: a restart with the same id shows as a new session. */
   readonly session: string;
   readonly capacity: number;

@@ -19,10 +19,19 @@ async function probe(fn: () => Promise<unknown>, timeoutMs: number): Promise<{ o
   }
 }
 
+type ProbeResult = Awaited<ReturnType<typeof probe>>;
+
 export function healthRoutes(agent: Agent, startedAt: number): Hono {
   const app = new Hono();
+  // One probe of each dependency at a time, shared by concurrent /health calls: a health
+  // checker polling hard while PostgreSQL is down must not pile queries up.
+  let inflight: Promise<[ProbeResult, ProbeResult]> | undefined;
+  const probes = () =>
+    (inflight ??= Promise.all([probe(() => agent.opsSql`select 1`, 1500), probe(() => agent.redis.ping(), 1500)]).finally(() => {
+      inflight = undefined;
+    }));
   app.get("/health", async (c) => {
-    const [postgres, redis] = await Promise.all([probe(() => agent.sql`select 1`, 1500), probe(() => agent.redis.ping(), 1500)]);
+    const [postgres, redis] = await probes();
     const leader = agent.leaderInfo;
     const electorHealthy = agent.elector.healthy();
     const worker = agent.workerHealth();

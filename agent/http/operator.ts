@@ -41,7 +41,7 @@ function sharedRows(agent: Agent, events: number): Promise<SharedRows> {
   let p = byLimit.get(events);
   if (!p) {
     const map = byLimit;
-    p = readShared(agent.sql, agent.config.schema, { events }).finally(() => map.delete(events));
+    p = readShared(agent.opsSql, agent.config.schema, { events }).finally(() => map.delete(events));
     map.set(events, p);
   }
   return p;
@@ -53,7 +53,7 @@ export async function loadView(agent: Agent, opts: { events?: number } = {}): Pr
   const [rows, catalog] = await Promise.all([sharedRows(agent, opts.events ?? 50), agent.catalog.get(agent.config.catalogRefreshMs)]);
   let legacy: { members: LegacyMember[]; owned: Map<string, string> } | undefined;
   if (agent.config.legacyTotalServers && catalog) {
-    const members = await readLegacyMembers(agent.sql, agent.config.legacyHeartbeatsTable, agent.config.legacyHeartbeatTimeoutMs);
+    const members = await readLegacyMembers(agent.opsSql, agent.config.legacyHeartbeatsTable, agent.config.legacyHeartbeatTimeoutMs);
     const sidecars = new Set([...snapshot.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
     legacy = { members, owned: legacyOwned(catalog.streams, members, agent.config.legacyTotalServers, sidecars) };
   }

@@ -69,9 +69,17 @@ describe("chaos", { timeout: 120_000 }, () => {
     }, 90_000, what, 50);
   }
 
+  /** A leader that has won its epoch (ready), with every agent following it. */
   async function leader(): Promise<string> {
     let id: string | null = null;
-    await waitFor(async () => (id = await cluster.leader()) !== null, 30_000, "a leader");
+    await waitFor(async () => {
+      const live = IDS.filter((a) => cluster.get(a).proc.exitCode === null && cluster.get(a).proc.signalCode === null);
+      const views = await Promise.all(live.map(async (a) => (await cluster.status(a, "/status")) as { leader: { id: string; ready: boolean } | null }));
+      const modes = await Promise.all(live.map(async (a) => (await cluster.status(a)).mode));
+      const l = views[0]?.leader;
+      id = l?.ready && views.every((v) => v.leader?.id === l.id) && modes.every((m) => m === "orchestrated") ? l.id : null;
+      return id !== null;
+    }, 60_000, "a ready leader followed by every agent", 100);
     return id!;
   }
 
@@ -85,6 +93,7 @@ describe("chaos", { timeout: 120_000 }, () => {
   }
 
   it("kill -9 of a follower: its streams are served again within the bound", async () => {
+    await stable("a stable first assignment");
     const victim = follower(await leader());
     const orphaned = cluster.get(victim).worker!.serving.size;
     cluster.observer.resetGaps();
@@ -146,20 +155,31 @@ describe("chaos", { timeout: 120_000 }, () => {
   });
 
   it("PostgreSQL stopped and restarted: agents keep serving, the leader recovers without a restart", async () => {
+    const l = await leader();
+    await stable("settled before the PostgreSQL outage");
     cluster.observer.resetGaps();
     const before = new Map(cluster.observer.served());
     await pg.down();
+    // Operators' health checks keep polling during the outage; they must not slow recovery.
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        await Promise.all(IDS.map((id) => fetch(`${cluster.get(id).url}/health`).catch(() => undefined)));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     await new Promise((r) => setTimeout(r, TIMEOUT_MS + 1000));
     const during = cluster.observer.unserved().length;
-    const l = await leader();
     const health = await cluster.status(l);
     expect((health.dependencies as { postgres: { ok: boolean } }).postgres.ok).toBe(false);
     await pg.up();
     await waitFor(async () => ((await cluster.status(l)).dependencies as { postgres: { ok: boolean } }).postgres.ok, 30_000, "the leader to see PostgreSQL again");
+    polling = false;
+    await poller;
     // The leader writes again: kill a follower and watch it fail over.
     const victim = follower(l);
     await cluster.kill9(victim);
-    const t = await settle("failover after PostgreSQL came back");
+    const t = await failover(victim, "failover after PostgreSQL came back");
     note(`PostgreSQL outage ${(TIMEOUT_MS + 1000) / 1000} s: ${during} unserved, longest gap ${(cluster.observer.maxGapMs() / 1000).toFixed(2)} s; failover afterwards ${(t / 1000).toFixed(2)} s`);
     expect(during).toBe(0);
     expect(before.size).toBe(STREAMS);
@@ -169,6 +189,7 @@ describe("chaos", { timeout: 120_000 }, () => {
   });
 
   it("a rolling restart (SIGTERM, SHUTDOWN_DRAIN=false, same INSTANCE_ID) moves nothing", async () => {
+    await leader();
     await stable("a stable assignment before the rolling restart");
     const owner = new Map(cluster.observer.served());
     cluster.observer.resetGaps();
@@ -177,7 +198,14 @@ describe("chaos", { timeout: 120_000 }, () => {
       a.proc.kill("SIGTERM");
       await a.exited;
       await cluster.restart(id);
-      await waitFor(() => [...owner].filter(([, w]) => w === id).every(([s]) => cluster.get(id).worker!.serving.has(s)), 60_000, `${id} to serve its streams again`);
+      try {
+        await waitFor(() => [...owner].filter(([, w]) => w === id).every(([s]) => cluster.get(id).worker!.serving.has(s)), 60_000, `${id} to serve its streams again`);
+      } catch (err) {
+        const want = [...owner].filter(([, w]) => w === id).map(([s]) => s);
+        console.log(`wanted ${want.join(",")}; serving ${[...cluster.get(id).worker!.serving].join(",")}; others: ${[...cluster.observer.served()].filter(([s]) => want.includes(s)).map(([s, w]) => `${s}@${w}`).join(" ")}`);
+        for (const a of IDS) console.log(`--- ${a}\n${cluster.logs(a).split("\n").slice(-30).join("\n")}`);
+        throw err;
+      }
     }
     const after = cluster.observer.served();
     const moved = [...owner].filter(([s, w]) => after.get(s) !== w).length;
