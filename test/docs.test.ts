@@ -96,6 +96,7 @@ describe("README: commands", () => {
     [/^npm test$/, ".ci/run", ["npm test"]],
     [/^npm run demo$/, "test/demo.test.ts", ['["run", "demo"']],
     [/^npm run build$/, "test/compose.test.ts", ['["run", "build"']],
+    [/^npm run bench( -- --quick)?$/, "test/bench.test.ts", ['["run", "bench", "--", "--quick"']],
     [/^node dist\/agent\/main\.js$/, "test/compose.test.ts", ['"agent", "main.js"']],
     [/^npm run agent$/, "test/docs.test.ts", ['["run", "agent"]']],
     [/^npx fingerctl (status|instances|streams)$/, "test/cli/fingerctl.test.ts", ["bin/fingerctl.js", '"status"', '"instances"', '"streams"']],

@@ -1,0 +1,43 @@
+/**
+ * `npm run bench` works from a clean clone and its non-timing results hold: the assignor
+ * moves no more than the minimum and keeps every member within one stream of its share.
+ * (Speed is reported by the benchmark, never asserted here.)
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+interface EventResult {
+  moves: number;
+  minimum: number;
+  maxDeviation: number;
+  unassigned: number;
+  overCapacity: number;
+}
+
+describe("npm run bench -- --quick", () => {
+  it("runs and reports the assignor at the minimum number of moves, within ±1 of every target", { timeout: 180_000 }, () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bench-")), "bench.json");
+    const run = spawnSync("npm", ["run", "bench", "--", "--quick", "--json", file], { cwd: path.resolve(import.meta.dirname, ".."), encoding: "utf8", timeout: 170_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/moves ÷ minimum|join/i);
+    const report = JSON.parse(fs.readFileSync(file, "utf8")) as {
+      movement: { results: { strategy: string; initial: { maxDeviation: number; unassigned: number; overCapacity: number }; events: Record<string, EventResult> }[] }[];
+    };
+    expect(report.movement.length).toBeGreaterThan(0);
+    for (const size of report.movement) {
+      const a = size.results.find((r) => r.strategy === "assignor")!;
+      expect(a.initial.unassigned).toBe(0);
+      expect(a.initial.overCapacity).toBe(0);
+      expect(a.initial.maxDeviation).toBeLessThan(1);
+      for (const [event, r] of Object.entries(a.events)) {
+        expect(r.moves, event).toBeLessThanOrEqual(Math.ceil(1.01 * r.minimum));
+        expect(r.maxDeviation, event).toBeLessThan(1);
+        expect(r.unassigned, event).toBe(0);
+        expect(r.overCapacity, event).toBe(0);
+      }
+    }
+  });
+});
