@@ -8,7 +8,7 @@
  * Shrinking views (a member died or left) need no settling: removing a member never
  * changes the hash owner of a stream it did not own.
  */
-import { Rendezvous } from "../shared/hash.js";
+import { Rendezvous, hashString } from "../shared/hash.js";
 import { hashWeight, heldByOthers, type Snapshot } from "../shared/membership.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
 
@@ -61,6 +61,8 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
 /** The streams weighted rendezvous hashing gives `me` over the live view. */
 export function hashedShare(me: string, catalog: readonly Stream[], snap: Snapshot): Stream[] {
   const hrw = new Rendezvous([...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m) })));
-  if (!hrw.ids.includes(me)) return [];
-  return catalog.filter((s) => hrw.owner(s.id) === me);
+  const mine = hrw.ids.indexOf(me);
+  if (mine < 0) return [];
+  const owners = hrw.ownerIndexes(catalog.map((s) => hashString(s.id)));
+  return catalog.filter((_, i) => owners[i] === mine);
 }

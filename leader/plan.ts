@@ -9,7 +9,7 @@
  *   nothing held moves at once;
  * - a stream is never given to a member while any other live member reports holding it.
  */
-import { Rendezvous } from "../shared/hash.js";
+import { Rendezvous, hashString } from "../shared/hash.js";
 import type { MemberView } from "../shared/membership.js";
 import { hashWeight } from "../shared/membership.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
@@ -100,11 +100,12 @@ export function plan(input: PlanInput): Plan {
   // 2. What hashing members own: the same function, weights and view the agents use.
   const hrw = hashedMembers.size > 0 ? new Rendezvous([...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m) }))) : undefined;
   const hashedOwned = new Set<StreamId>();
-  if (hrw) {
-    for (const s of input.catalog) {
-      const o = hrw.owner(s.id);
+  if (hrw && hrw.size > 0) {
+    const owners = hrw.ownerIndexes(input.catalog.map((s) => hashString(s.id)));
+    input.catalog.forEach((s, i) => {
+      const o = owners[i]! >= 0 ? hrw.ids[owners[i]!] : undefined;
       if (o !== undefined && hashedMembers.has(o)) hashedOwned.add(s.id);
-    }
+    });
   }
   const legacy = input.legacy ?? new Map<StreamId, string>();
   const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id)).map((s) => s.id);
