@@ -329,6 +329,21 @@ export class Agent {
     return released;
   }
 
+  /** The worker's last report per stream it serves now (bounded: only streams we offer). */
+  private streamStates(): Record<string, { s: string; e?: string }> | undefined {
+    if (this.worker.streams.size === 0) return undefined;
+    const out: Record<string, { s: string; e?: string }> = {};
+    const offered = new Set(this.serving.streams.map((x) => x.id));
+    for (const [id, st] of this.worker.streams) {
+      if (!offered.has(id)) {
+        this.worker.streams.delete(id); // no longer ours: forget what was said about it
+        continue;
+      }
+      out[id] = st.error ? { s: st.status, e: st.error.slice(0, 200) } : { s: st.status };
+    }
+    return out;
+  }
+
   /** The held set shrank (the worker confirmed a version): tell the leader now, not at the next beat. */
   afterFetch(heldBefore: number): void {
     if (this.serving.held().length < heldBefore) {
@@ -443,6 +458,7 @@ export class Agent {
       leaving: this.leaving,
       restarting: this.restarting,
       released: [...this.released],
+      states: this.streamStates(),
       worker: this.workerHealth(now),
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),

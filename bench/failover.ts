@@ -7,10 +7,8 @@
  * sampling every worker every 20 ms. For each failure: the longest time any stream went
  * unserved, and the number of samples where two workers served one stream (must be 0).
  */
-import postgres from "postgres";
 import { Cluster, waitFor } from "../test/helpers/cluster.js";
-import { PrivatePostgres, PrivateRedis } from "../test/helpers/private-servers.js";
-import { createCatalog } from "../test/helpers/services.js";
+import { privateServers } from "../test/helpers/private-servers.js";
 
 export interface FailoverResult {
   readonly scenario: string;
@@ -38,25 +36,14 @@ export async function runFailover(opts: { streams?: number; log?: (line: string)
   const log = opts.log ?? (() => {});
   const ids = ["f1", "f2", "f3"];
   const catalog = Array.from({ length: STREAMS }, (_, i) => String(i + 1));
-  const [pg, redis] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
-  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
-  await createCatalog(sql, STREAMS);
-  await sql.end();
+  const { pg, redis, stop } = await privateServers(STREAMS);
   const token = "change-me-bench-token";
   const cluster = new Cluster({ databaseUrl: pg.url, redisUrl: redis.url, prefix: "bench", env: { ...DEFAULTS, ADMIN_TOKEN: token, LOG_LEVEL: "warn" } });
   const results: FailoverResult[] = [];
   try {
     await Promise.all(ids.map((id) => cluster.start(id, { capacity: 60 })));
     cluster.observer.start(catalog);
-    const stable = async () => {
-      let last = "";
-      let since = performance.now();
-      await waitFor(() => {
-        const now = [...cluster.observer.served()].sort().join(",");
-        if (now !== last) [last, since] = [now, performance.now()];
-        return cluster.observer.unserved().length === 0 && performance.now() - since >= 3000;
-      }, 120_000, "a stable assignment", 50);
-    };
+    const stable = () => cluster.stable("a stable assignment", 3000, 120_000);
     const leader = async () => {
       let l: string | null = null;
       await waitFor(async () => (l = await cluster.leader()) !== null, 60_000, "a leader");
@@ -128,7 +115,7 @@ export async function runFailover(opts: { streams?: number; log?: (line: string)
     }, () => cluster.observer.unserved().length === 0);
   } finally {
     await cluster.close();
-    await Promise.allSettled([pg.stop(), redis.stop()]);
+    await stop();
   }
   return results;
 }

@@ -10,9 +10,10 @@
  *
  * Timing (all on the injected clock, never on timestamps written by others):
  * - a successful attempt started at t0 makes the lease valid until t0 + ttl − drift;
- * - the leader renews every `renewIntervalMs` and steps down at validUntil − margin if
- *   renewals keep failing (margin = one renew interval), so its work is aborted before
- *   the lease can have expired in Redis;
+ * - the leader renews every `renewIntervalMs`; a failed renewal is retried at the next
+ *   interval, and it steps down at validUntil − margin if renewals keep failing
+ *   (margin = one renew interval), so its work is aborted before the lease can have
+ *   expired in Redis;
  * - followers try every `retryIntervalMs`.
  */
 import type { Clock } from "../shared/clock.js";
@@ -121,13 +122,14 @@ export class Elector {
     const ok = wasLeader ? await this.o.lease.tryExtend(this.o.ttlMs) : await this.o.lease.tryAcquire(this.o.ttlMs);
     if (this.closing.signal.aborted) return false;
     if (!ok) {
-      // 3. A failed extend means the lease is lost or unconfirmable: step down now rather
-      //    than act on a lease we cannot prove.
-      if (wasLeader) {
+      // 3. A failed renewal: keep trying until the lease could have expired by our own
+      //    clock (client-go's renewDeadline), then step down. One slow Redis answer must
+      //    not cost the fleet its leader; the watchdog aborts the leader's work in time.
+      if (wasLeader && this.o.clock.now() >= this.validUntil - this.margin()) {
         this.stopLeading("renewal failed");
         await this.o.lease.release();
       }
-      return false;
+      return wasLeader && this.state === "leader";
     }
     // 4. Success: the lease is ours until started + ttl − drift, by our clock.
     this.validUntil = started + this.o.ttlMs - driftMs(this.o.ttlMs);

@@ -113,6 +113,8 @@ export class LeaderLoop {
         if (this.epoch === undefined) {
           await this.publishLeader(false);
           this.epoch = await this.d.store.bumpEpoch(this.d.id);
+          const ago = await this.d.store.lastRebalanceAgoMs();
+          this.lastRebalanceAt = ago === null ? -Infinity : this.d.clock.now() - ago;
           this.d.metrics.epoch.set(this.epoch);
           this.d.metrics.elections.inc();
           log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
@@ -297,7 +299,9 @@ export class LeaderLoop {
     const moved = Object.values(byReason).reduce((a, b) => a + b, 0);
     this.st.lastPlan = { moves: moved, byReason };
     if (moved > 0) {
-      this.d.logger.info({ category: "BALANCE", moved, byReason, waiting: p.waiting.length, unassigned: p.result.unassigned.length }, `moved ${moved} stream(s)`);
+      // Who could hold what, so a move's reason can be checked against the members' state.
+      const members = Object.fromEntries(p.pool.map((m) => [m.id, `${p.result.targets.get(m.id) ?? 0}/${m.capacity}${m.draining ? " draining" : ""}`]));
+      this.d.logger.info({ category: "BALANCE", moved, byReason, members, before: p.loadBefore, waiting: p.waiting.length, unassigned: p.result.unassigned.length }, `moved ${moved} stream(s)`);
     }
     void rows;
   }

@@ -14,7 +14,7 @@
  * paused (GC, SIGSTOP, a slow network) knows it lost the lease. That is why every leader
  * write is fenced by the epoch in Postgres (leader/store.ts).
  */
-import Redlock, { type Lock } from "redlock";
+import Redlock, { Lock } from "redlock";
 import type { Redis } from "ioredis";
 
 export interface Lease {
@@ -64,13 +64,17 @@ export class RedlockLease implements Lease {
   async tryExtend(ttlMs: number): Promise<boolean> {
     const lock = this.lock;
     if (!lock) return false;
+    const expiration = lock.expiration;
     try {
       this.lock = await lock.extend(ttlMs);
       return true;
     } catch {
-      // Lost (stolen or expired) or unconfirmed. extend() zeroed the old lock's
-      // expiration, so the old handle is useless; drop it.
-      this.lock = undefined;
+      // Unconfirmed (a slow or unreachable Redis) or lost. extend() zeroed the old
+      // handle's expiration; keep the same token with the expiration it had, so the next
+      // attempt can still extend it while it may be ours. The extend script checks the
+      // token, so a stolen lease simply keeps failing; once the expiration has passed,
+      // redlock refuses to try and the elector steps down.
+      this.lock = expiration > Date.now() ? new Lock(this.redlock, lock.resources, lock.value, [], expiration) : undefined;
       return false;
     }
   }

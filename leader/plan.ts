@@ -70,6 +70,8 @@ export interface Plan {
   /** Members in the assignor's pool. */
   readonly pool: readonly AssignMember[];
   readonly statuses: Map<string, string>;
+  /** Streams per owner as the assignor saw them before this step (for the log). */
+  readonly loadBefore: Readonly<Record<string, number>>;
 }
 
 const live = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
@@ -242,7 +244,9 @@ export function plan(input: PlanInput): Plan {
     if (!inst || inst.status !== st) statuses.set(m.id, st);
   }
 
-  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses };
+  const loadBefore: Record<string, number> = {};
+  for (const owner of current.values()) loadBefore[owner] = (loadBefore[owner] ?? 0) + 1;
+  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses, loadBefore };
 }
 
 /**

@@ -202,6 +202,20 @@ export class LeaderStore {
     });
   }
 
+  /**
+   * Milliseconds since the last rebalance of live members any leader decided (a revoke
+   * for join, imbalance, capacity or an operator), by the database's clock; null if none.
+   * A new leader starts its cooldown from it, so a leader change does not reset the calm.
+   */
+  async lastRebalanceAgoMs(): Promise<number | null> {
+    const rows = await this.sql.unsafe(
+      `select (extract(epoch from (now() - max(at))) * 1000)::float8 as ago from ${this.s}.events
+        where kind = 'revoke' and reason in ('join', 'imbalance', 'capacity', 'manual')`,
+    );
+    const ago = rows[0]?.ago;
+    return ago === null || ago === undefined ? null : Math.max(0, Number(ago));
+  }
+
   /** Deletes events older than the retention. Returns how many went. */
   async pruneEvents(retentionMs: number): Promise<number> {
     const rows = await this.sql.unsafe(`delete from ${this.s}.events where at < now() - make_interval(secs => $1) returning 1`, [retentionMs / 1000]);

@@ -214,6 +214,8 @@ export interface ClusterView {
   readonly unassigned: StreamId[];
   /** Streams each instance owns (rows; for a member serving by hashing, what it holds). */
   readonly owned: ReadonlyMap<string, readonly StreamId[]>;
+  /** What each live instance's worker last reported per stream. */
+  readonly states: ReadonlyMap<string, Readonly<Record<StreamId, { readonly s: string; readonly e?: string }>>>;
   readonly events: EventView[];
   readonly lastRebalance: z.infer<typeof lastRebalanceSchema>;
   readonly catalogError: string | null;
@@ -353,6 +355,7 @@ export function clusterView(input: ViewInput): ClusterView {
     streams,
     unassigned,
     owned,
+    states: new Map([...members.values()].filter((m) => isLive(m) && m.hb.states).map((m) => [m.id, m.hb!.states!])),
     events: rows.events.map(eventView),
     lastRebalance,
     catalogError: input.catalogError ?? null,
@@ -402,7 +405,15 @@ export const streamsStatusBody = z.object({
   mode: z.enum(["orchestrated", "hashed"]),
   streams: streamTotalsSchema,
   distribution: z.array(
-    z.object({ instance_id: z.string(), status: z.enum(INSTANCE_STATES), max_streams: z.number(), count: z.number(), streams: z.array(id) }),
+    z.object({
+      instance_id: z.string(),
+      status: z.enum(INSTANCE_STATES),
+      max_streams: z.number(),
+      count: z.number(),
+      streams: z.array(id),
+      /** What the worker last reported per stream (processing, completed, failed, …), with the error of a failing one. */
+      stream_states: z.record(z.string(), z.object({ status: z.string(), error: z.string().optional() })),
+    }),
   ),
   unassigned: z.array(id),
   recent_changes: z.array(eventSchema),

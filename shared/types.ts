@@ -42,6 +42,11 @@ export interface Heartbeat {
   readonly restarting: boolean;
   /** Streams the worker gave up (POST /streams/release): move them elsewhere now. */
   readonly released?: readonly StreamId[];
+  /**
+   * What the worker last reported for the streams it holds (POST /v1/report,
+   * POST /api/streams/update): status, and the error of a failing one (truncated).
+   */
+  readonly states?: Readonly<Record<StreamId, { readonly s: string; readonly e?: string }>>;
   readonly worker: WorkerHealth;
   readonly startedAt: string;
   readonly host: string;

@@ -18,6 +18,7 @@ declare module "redlock" {
     readonly attempts: ReadonlyArray<Promise<unknown>>;
   }
   export class Lock {
+    constructor(redlock: Redlock, resources: string[], value: string, attempts: ReadonlyArray<Promise<unknown>>, expiration: number);
     readonly resources: string[];
     readonly value: string;
     expiration: number;

@@ -119,7 +119,9 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
       .filter((i) => (v.owned.get(i.instance_id)?.length ?? 0) > 0 || (i.status !== "removed" && i.status !== "inactive"))
       .map((i) => {
         const ids = v.owned.get(i.instance_id) ?? [];
-        return { instance_id: i.instance_id, status: i.status, max_streams: i.max_streams, count: ids.length, streams: ids.map(presentId) };
+        const states = v.states.get(i.instance_id) ?? {};
+        const stream_states = Object.fromEntries(Object.entries(states).map(([sid, st]) => [sid, st.e ? { status: st.s, error: redactText(st.e) } : { status: st.s }]));
+        return { instance_id: i.instance_id, status: i.status, max_streams: i.max_streams, count: ids.length, streams: ids.map(presentId), stream_states };
       }),
     unassigned: v.unassigned.map(presentId),
     recent_changes: v.events,

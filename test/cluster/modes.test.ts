@@ -4,10 +4,8 @@
  * Zero overlap is asserted strictly in every step.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import postgres from "postgres";
 import { Cluster, FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
-import { PrivatePostgres, PrivateRedis } from "../helpers/private-servers.js";
-import { createCatalog } from "../helpers/services.js";
+import { privateServers, type PrivatePostgres, type PrivateRedis } from "../helpers/private-servers.js";
 
 const STREAMS = 60;
 const TOKEN = "change-me-test-token";
@@ -25,12 +23,10 @@ describe("modes", { timeout: 120_000 }, () => {
   let pg: PrivatePostgres;
   let redis: PrivateRedis;
   let cluster: Cluster;
+  let stopServers: () => Promise<void>;
 
   beforeAll(async () => {
-    [pg, redis] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
-    const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
-    await createCatalog(sql, STREAMS);
-    await sql.end();
+    ({ pg, redis, stop: stopServers } = await privateServers(STREAMS));
     cluster = new Cluster({ databaseUrl: pg.url, redisUrl: redis.url, prefix: "modes", env: { ADMIN_TOKEN: TOKEN, SHUTDOWN_DRAIN: "true" } });
     await Promise.all(IDS.map((id, i) => cluster.start(id, { capacity: 30 + 10 * i })));
     cluster.observer.start(catalog);
@@ -39,21 +35,10 @@ describe("modes", { timeout: 120_000 }, () => {
 
   afterAll(async () => {
     await cluster?.close();
-    await Promise.allSettled([pg?.stop(), redis?.stop()]);
+    await stopServers?.();
   });
 
-  async function stable(what: string, quietMs = 2500): Promise<void> {
-    let last = "";
-    let since = performance.now();
-    await waitFor(() => {
-      const now = [...cluster.observer.served()].sort().join(",");
-      if (now !== last) {
-        last = now;
-        since = performance.now();
-      }
-      return cluster.observer.unserved().length === 0 && performance.now() - since >= quietMs;
-    }, 90_000, what, 50);
-  }
+  const stable = (what: string, quietMs = 2500) => cluster.stable(what, quietMs);
 
   async function modes(ids = IDS): Promise<string[]> {
     return Promise.all(ids.map(async (id) => String((await cluster.status(id)).mode)));

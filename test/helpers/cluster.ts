@@ -32,6 +32,9 @@ export interface AgentProcess {
   readonly url: string;
   proc: ChildProcess;
   worker: SimWorker | undefined;
+  /** What it was started with, so a restart keeps it. */
+  readonly capacity: number;
+  readonly env: Record<string, string>;
   log: string[];
   exited: Promise<number | null>;
 }
@@ -90,7 +93,7 @@ export class Cluster {
     proc.stderr?.on("data", keep);
     const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
     const existing = this.agents.get(id);
-    const a: AgentProcess = { id, port, url: `http://127.0.0.1:${port}`, proc, worker: existing?.worker, log, exited };
+    const a: AgentProcess = { id, port, url: `http://127.0.0.1:${port}`, proc, worker: existing?.worker, log, exited, capacity: opts.capacity ?? 100, env: opts.env ?? {} };
     this.agents.set(id, a);
     await waitFor(async () => (await fetch(`${a.url}/health`).catch(() => undefined)) !== undefined, 30_000, `agent ${id} to listen`);
     if (opts.worker !== false) {
@@ -118,10 +121,10 @@ export class Cluster {
     await a.exited;
   }
 
-  /** Restarts an agent (same id, same port) after it exited; its worker is kept. */
+  /** Restarts an agent (same id, port, capacity and settings unless given) after it exited; its worker is kept. */
   async restart(id: string, opts: { capacity?: number; env?: Record<string, string> } = {}): Promise<AgentProcess> {
     const a = this.get(id);
-    return this.start(id, { ...opts, port: a.port, worker: false });
+    return this.start(id, { capacity: opts.capacity ?? a.capacity, env: { ...a.env, ...opts.env }, port: a.port, worker: false });
   }
 
   async status(id: string, route = "/health"): Promise<Record<string, unknown>> {
@@ -157,6 +160,20 @@ export class Cluster {
 
   logs(id: string): string {
     return this.get(id).log.join("\n");
+  }
+
+  /** Until every stream is served and nothing has changed hands for `quietMs`. */
+  async stable(what: string, quietMs = 3000, timeoutMs = 90_000): Promise<void> {
+    let last = "";
+    let since = performance.now();
+    await waitFor(() => {
+      const now = [...this.observer.served()].sort().join(",");
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+      }
+      return this.observer.unserved().length === 0 && performance.now() - since >= quietMs;
+    }, timeoutMs, what, 50);
   }
 }
 

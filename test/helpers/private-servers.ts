@@ -10,7 +10,9 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import postgres from "postgres";
 import { freePort, waitFor } from "./cluster.js";
+import { createCatalog } from "./services.js";
 
 function which(bin: string): string | undefined {
   for (const dir of (process.env.PATH ?? "").split(":")) {
@@ -117,4 +119,13 @@ export class PrivatePostgres {
     await this.down();
     fs.rmSync(path.dirname(this.dir), { recursive: true, force: true });
   }
+}
+
+/** A private PostgreSQL (with a `streams` catalog of n rows) and a private Redis, started together. */
+export async function privateServers(streams: number): Promise<{ pg: PrivatePostgres; redis: PrivateRedis; stop: () => Promise<void> }> {
+  const [pg, redis] = await Promise.all([PrivatePostgres.start(), PrivateRedis.start()]);
+  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+  await createCatalog(sql, streams);
+  await sql.end();
+  return { pg, redis, stop: async () => void (await Promise.allSettled([pg.stop(), redis.stop()])) };
 }

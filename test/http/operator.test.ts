@@ -114,6 +114,32 @@ describe("operator endpoints", () => {
     }
   });
 
+  it("GET /streams/status shows what each worker last reported per stream, from any agent", async () => {
+    const offer = await call(a1.app, "GET", "/v1/assignment");
+    const mine = (offer.body as { streams: { id: number }[] }).streams.map((x) => x.id);
+    expect(mine.length).toBeGreaterThan(1);
+    const [ok, bad] = mine as [number, number];
+    const report = await call(a1.app, "POST", "/v1/report", {
+      body: {
+        processed_count: 12,
+        error_count: 1,
+        streams: [
+          { id: ok, status: "processing" },
+          { id: bad, status: "failed", error: "HTTP 404 from the stream" },
+        ],
+      },
+    });
+    expect(report.status).toBe(200);
+    let d: { stream_states: Record<string, { status: string; error?: string }> } | undefined;
+    await waitFor(async () => {
+      const body = streamsStatusBody.parse((await call(a2.app, "GET", "/streams/status")).body);
+      d = body.distribution.find((x) => x.instance_id === "a1");
+      return d?.stream_states[String(bad)]?.status === "failed";
+    }, 30_000, "a2 to show a1's stream states");
+    expect(d!.stream_states[String(ok)]).toEqual({ status: "processing" });
+    expect(d!.stream_states[String(bad)]).toEqual({ status: "failed", error: "HTTP 404 from the stream" });
+  });
+
   it("every agent sees a drain, and the unassigned streams when capacity runs short", async () => {
     expect(await a1.agent.setDraining("a2", true)).toBe(true);
     await waitFor(
@@ -149,7 +175,7 @@ describe("operator endpoints", () => {
   it("a Postgres failure is a 503 with a message, not a 500", async () => {
     const broken = await startAgent({ id: "a3", databaseUrl: db.url, prefix: uniqueName("operator_broken"), capacity: 1 });
     // Its connection pool is gone: every query fails, as with an unreachable database.
-    await broken.agent.sql.end({ timeout: 1 });
+    await Promise.all([broken.agent.sql.end({ timeout: 1 }), broken.agent.opsSql.end({ timeout: 1 })]);
     const r = await call(broken.app, "GET", "/status");
     expect(r.status).toBe(503);
     expect(errorBody.parse(r.body).message).toMatch(/Cannot read the cluster state/);

@@ -57,7 +57,7 @@ describe("redaction of passwords and tokens", () => {
       answers.push(JSON.stringify((await call(a.app, "PUT", "/mode", { token, raw: `{"mode":"${TOKEN}"}` })).body));
     }
     // A failing dependency: the error text must not leak the connection string either.
-    await a.agent.sql.end({ timeout: 1 });
+    await Promise.all([a.agent.sql.end({ timeout: 1 }), a.agent.opsSql.end({ timeout: 1 })]);
     await new Promise((r) => setTimeout(r, 600)); // past the dashboard's half-second shared read
     for (const path of ["/health", "/status", "/instances", "/streams/status", "/dashboard/state"]) {
       const r = await call(a.app, "GET", path);

@@ -74,6 +74,19 @@ describe("fencing epoch", () => {
     await expect(a.apply(e, [put("late", "A")], new Set(["A"]), new Map(), [])).rejects.toBeInstanceOf(FencedOutError);
   });
 
+  it("a new leader learns when the last rebalance was, so its cooldown survives the change", async () => {
+    expect(await a.lastRebalanceAgoMs()).toBeNull();
+    const e = await a.bumpEpoch("A");
+    // A failover is not a rebalance; a revoke for a join is.
+    await a.apply(e, [], new Set(), new Map(), [{ kind: "revoke", stream_id: "1", reason: "failover" }]);
+    expect(await a.lastRebalanceAgoMs()).toBeNull();
+    await a.apply(e, [], new Set(), new Map(), [{ kind: "revoke", stream_id: "1", reason: "join" }]);
+    const ago = await b.lastRebalanceAgoMs();
+    expect(ago).not.toBeNull();
+    expect(ago!).toBeGreaterThanOrEqual(0);
+    expect(ago!).toBeLessThan(60_000);
+  });
+
   it("migrations are idempotent and safe to run from many agents at once", async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => migrate(sqlA, "orchestrator_concurrent")));
     expect(results.flat()).toEqual([1]);
