@@ -88,7 +88,15 @@ export class Agent {
   private ownLoadedAt = -Infinity;
   private modeNow: Mode = "orchestrated";
   private modeReason = "starting";
-  private versionAtHashed = 0;
+  /**
+   * Rows are trusted only once written after this gate: the version seen at our first
+   * read, or when we last switched to hashing. Until the current leader has rewritten them
+   * (having seen our new session or our return, and what everyone holds), they may be a
+   * stale copy that hashing peers have moved past.
+   */
+  private rowsGate: number | undefined;
+  private rowsTrusted = false;
+  private resyncs = 0;
   private lastLeaderSeenAt: number;
   private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined; version: number } | undefined;
   private resyncSince: number | undefined;
@@ -173,6 +181,11 @@ export class Agent {
 
   get id(): string {
     return this.config.instanceId;
+  }
+
+  /** This process's session, with the resync generation: what the leader stamps rows for. */
+  get sessionNow(): string {
+    return this.resyncs === 0 ? this.session : `${this.session}.${this.resyncs}`;
   }
 
   get mode(): Mode {
@@ -448,7 +461,7 @@ export class Agent {
       id: this.id,
       seq: ++this.seq,
       ttlMs: this.config.heartbeatTimeoutMs,
-      session: this.session,
+      session: this.sessionNow,
       capacity: this.capacity,
       draining: this.own?.draining ?? false,
       mode: this.modeNow,
@@ -501,7 +514,10 @@ export class Agent {
     if (this.resyncSince === undefined) {
       this.logger.warn({ category: "INSTANCE", why }, "withdrawing every stream until the assignment and membership are re-read");
     }
+    if (this.resyncSince === undefined) this.resyncs++;
     this.resyncSince = now;
+    // Trust rows again only once the leader has rewritten them for our new generation.
+    this.rowsTrusted = false;
     this.serving.setListed([]);
     this.serving.expire();
     this.wakeOwn?.();
@@ -533,21 +549,29 @@ export class Agent {
       lastLeaderSeenAt: this.lastLeaderSeenAt,
       fallbackGraceMs: this.config.fallbackGraceMs,
       own: this.own,
-      versionAtHashed: this.versionAtHashed,
+      versionAtHashed: this.rowsGate ?? Number.MAX_SAFE_INTEGER,
     });
     if (decision.leaderSeen) this.lastLeaderSeenAt = now;
     if (decision.mode !== this.modeNow) {
       this.logger.info({ category: "INSTANCE", from: this.modeNow, to: decision.mode, why: decision.reason }, `mode: ${decision.mode}`);
-      if (decision.mode === "hashed") this.versionAtHashed = this.own?.version ?? 0;
+      if (decision.mode === "hashed") {
+        this.rowsGate = this.own?.version ?? 0;
+        this.rowsTrusted = false;
+      }
       this.modeNow = decision.mode;
       this.wakeHeartbeat?.();
     }
     this.modeReason = decision.reason;
+    const leader = this.leaderInfo;
     // While hashing for a reason that still holds, rows written now are not an invitation
     // back: only a version written after the leader saw us want orchestration counts.
-    if (this.modeNow === "hashed" && !(this.flag?.mode !== "hashed" && this.config.useOrchestrator && this.leaderInfo?.ready)) {
-      this.versionAtHashed = this.own?.version ?? 0;
+    if (this.modeNow === "hashed" && !(this.flag?.mode !== "hashed" && this.config.useOrchestrator && leader?.ready)) {
+      this.rowsGate = this.own?.version ?? 0;
     }
+    if (this.own && this.rowsGate === undefined) this.rowsGate = this.own.version;
+    // Rows are ours to serve once a leader wrote them for THIS session (process and resync
+    // generation): it had then seen us come back and what everybody holds.
+    if (!this.rowsTrusted && this.own?.stampedSession === this.sessionNow) this.rowsTrusted = true;
     if (this.leaving) {
       if (this.modeNow === "hashed") this.serving.setListed([]);
       else this.serving.setListed(this.serving.streams.filter((s) => this.own?.active.some((r) => r.id === s.id)));
@@ -561,8 +585,11 @@ export class Agent {
       now,
       mode: this.modeNow,
       listed: this.serving.streams,
-      rows: this.own?.active,
+      rows: this.rowsTrusted ? this.own?.active : undefined,
       catalog: this.catalog.current?.streams,
+      // A hashing agent that only waits for a ready leader to take it back takes nothing
+      // new: the leader is placing free streams already, and two deciders would race.
+      takeNew: this.modeNow !== "hashed" || !leader?.ready || this.flag?.mode === "hashed" || !this.config.useOrchestrator,
       legacy: this.legacyView(snap),
       snapshot: snap,
       hashSettleMs: this.config.hashSettleMs,

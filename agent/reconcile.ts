@@ -23,6 +23,8 @@ export interface ReconcileInput {
   readonly catalog: readonly Stream[] | undefined;
   /** Hashed: streams of live legacy members, which hashing must leave alone. */
   readonly legacy?: ReadonlyMap<StreamId, string>;
+  /** Hashed: false keeps and releases only (a ready leader is about to take this agent back). */
+  readonly takeNew?: boolean;
   readonly snapshot: Snapshot | undefined;
   readonly hashSettleMs: number;
   /** A view older than this is too stale to acquire from. */
@@ -45,7 +47,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
   } else {
     if (!i.catalog || !i.snapshot) return { streams: [], blocked: [] };
     desired = hashedShare(i.me, i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog, i.snapshot);
-    mayAcquire &&= i.now - i.snapshot.viewGrewAt >= i.hashSettleMs;
+    mayAcquire &&= i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false;
   }
   const others = i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>();
   const streams: Stream[] = [];

@@ -63,6 +63,8 @@ export class LeaderLoop {
   private lastStatsAt = -Infinity;
   private legacyIds: string[] = [];
   private lastEventPruneAt = -Infinity;
+  /** Member → the session whose rows this term has written (see plan's `stamped`). */
+  private stamped = new Map<string, string>();
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -104,10 +106,14 @@ export class LeaderLoop {
     const log = this.d.logger;
     // A new term: a new epoch must be won; nothing observed in an earlier term carries over.
     this.epoch = undefined;
+    this.stamped = new Map();
     this.lastPool = new Map();
     this.revokedAt.clear();
     this.forceNext = false;
     const tickEvery = Math.max(50, Math.round(this.d.config.heartbeatIntervalMs / 2));
+    // The leader info must stay fresh even while a tick waits on a slow or dead
+    // PostgreSQL, or every agent would conclude there is no leader and fall back.
+    const publisher = this.publishWhileLeading(signal);
     while (!signal.aborted) {
       try {
         if (this.epoch === undefined) {
@@ -136,7 +142,16 @@ export class LeaderLoop {
       }
       await this.waitForWork(tickEvery, signal);
     }
+    await publisher;
     this.d.metrics.isLeader.set(0);
+  }
+
+  private async publishWhileLeading(signal: AbortSignal): Promise<void> {
+    const every = Math.max(50, Math.round(this.d.config.leaderLeaseTtlMs / 5));
+    while (!signal.aborted) {
+      if (this.d.isLeader()) await this.publishLeader(this.epoch !== undefined).catch(() => {});
+      await this.d.clock.sleep(every, signal).catch(() => {});
+    }
   }
 
   private async waitForWork(ms: number, signal: AbortSignal): Promise<void> {
@@ -179,6 +194,7 @@ export class LeaderLoop {
     const policy = this.policy(snap);
     const p = plan({
       legacy,
+      stamped: this.stamped,
       epoch,
       flag: state.flag.mode,
       catalog: catalog.streams,
@@ -193,7 +209,13 @@ export class LeaderLoop {
     if (changed) {
       // Cheap local check first; the epoch check inside the transaction is the real fence.
       if (!this.d.isLeader()) return;
-      const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events);
+      const sessions = new Map<string, string>();
+      for (const id of p.bump) {
+        const session = snap.members.get(id)?.hb?.session;
+        if (session) sessions.set(id, session);
+      }
+      const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events, sessions);
+      for (const [id, session] of sessions) this.stamped.set(id, session);
       await this.publishVersions(versions);
       this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
       this.account(p, state.rows);

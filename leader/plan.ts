@@ -47,6 +47,12 @@ export interface PlanInput {
   readonly requireWorker: boolean;
   /** Streams owned by live legacy members (no sidecar): never given to anyone else. */
   readonly legacy?: ReadonlyMap<StreamId, string>;
+  /**
+   * The session (process) of each member whose rows this leader has written. A member
+   * seen with another session (it restarted) gets its rows re-stamped: it trusts only
+   * rows written after it started.
+   */
+  readonly stamped?: ReadonlyMap<string, string>;
 }
 
 export type RowOp =
@@ -230,7 +236,8 @@ export function plan(input: PlanInput): Plan {
   //    (adoption above), so it can switch without a gap.
   for (const m of members.values()) {
     if (!live(m) || hashedMembers.has(m.id)) continue;
-    if ((input.instances.get(m.id)?.epoch ?? -1) !== input.epoch || m.hb.mode === "hashed") bump.add(m.id);
+    const restamp = input.stamped !== undefined && input.stamped.get(m.id) !== m.hb.session;
+    if ((input.instances.get(m.id)?.epoch ?? -1) !== input.epoch || m.hb.mode === "hashed" || restamp) bump.add(m.id);
   }
 
   // 7. Status of every member, for /instances.

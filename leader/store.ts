@@ -102,17 +102,20 @@ export class LeaderStore {
     bump: ReadonlySet<string>,
     statuses: ReadonlyMap<string, string>,
     events: readonly EventRow[],
+    sessions: ReadonlyMap<string, string> = new Map(),
   ): Promise<Map<string, number>> {
     return this.sql.begin(async (tx) => {
       await this.checkEpoch(tx, epoch);
       const versions = new Map<string, number>();
       if (bump.size > 0) {
+        const list = [...bump].map((id) => ({ id, session: sessions.get(id) ?? null }));
         const bumped = await tx.unsafe(
-          `insert into ${this.s}.instances (id, version, epoch)
-             select id, 1, $2 from unnest($1::text[]) as id
-           on conflict (id) do update set version = ${this.s}.instances.version + 1, epoch = $2
+          `insert into ${this.s}.instances (id, version, epoch, stamped_session)
+             select x.id, 1, $2, x.session from jsonb_to_recordset($1::jsonb) as x(id text, session text)
+           on conflict (id) do update set version = ${this.s}.instances.version + 1, epoch = $2,
+             stamped_session = coalesce(excluded.stamped_session, ${this.s}.instances.stamped_session)
            returning id, version`,
-          [[...bump] as never, epoch],
+          [list as never, epoch],
         );
         for (const r of bumped) versions.set(r.id as string, num(r.version));
       }

@@ -94,6 +94,13 @@ const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    id: 2,
+    name: "stamped session",
+    // The agent session (process and resync generation) the leader last wrote a member's
+    // rows for: an agent trusts its rows only when they were written for its own session.
+    up: (tx, s) => tx.unsafe(`alter table ${s}.instances add column stamped_session text`),
+  },
 ];
 
 /** Applies missing migrations. Safe to call from many agents at once. */

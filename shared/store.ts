@@ -13,6 +13,8 @@ export interface OwnAssignment {
   /** Epoch of the leader that last wrote this member's rows. */
   readonly epoch: number;
   readonly draining: boolean;
+  /** The agent session the leader last wrote these rows for (null: never). */
+  readonly stampedSession: string | null;
   readonly active: readonly Stream[];
   readonly revoking: readonly StreamId[];
   readonly mode: Mode;
@@ -32,7 +34,7 @@ export class Store {
   /** One statement, one snapshot: this member's rows, version and the cluster flag. */
   async ownAssignment(instanceId: string): Promise<OwnAssignment> {
     const rows = await this.sql.unsafe(
-      `select i.version, i.epoch, i.draining,
+      `select i.version, i.epoch, i.draining, i.stamped_session,
               c.mode, c.mode_version, l.epoch as leader_epoch,
               coalesce(json_agg(json_build_object('id', a.stream_id, 'state', a.state, 'url', a.url, 'name', a.name, 'metadata', a.metadata)
                        order by a.stream_id) filter (where a.stream_id is not null), '[]'::json) as rows
@@ -40,7 +42,7 @@ export class Store {
          cross join ${this.s}.leadership l
          left join ${this.s}.instances i on i.id = $1
          left join ${this.s}.assignments a on a.instance_id = i.id
-        group by i.id, i.version, i.epoch, i.draining, c.mode, c.mode_version, l.epoch`,
+        group by i.id, i.version, i.epoch, i.draining, i.stamped_session, c.mode, c.mode_version, l.epoch`,
       [instanceId],
     );
     const r = rows[0];
@@ -51,6 +53,7 @@ export class Store {
       version: num(r.version),
       epoch: num(r.epoch),
       draining: r.draining === true,
+      stampedSession: (r.stamped_session as string | null) ?? null,
       active: list.filter((x) => x.state === "active").map((x) => ({ id: x.id, url: x.url, name: x.name, metadata: x.metadata ?? {} })),
       revoking: list.filter((x) => x.state === "revoking").map((x) => x.id),
       mode: r.mode as Mode,

@@ -25,7 +25,10 @@ export interface Heartbeat {
   readonly seq: number;
   /** The TTL this heartbeat was written with (its HEARTBEAT_TIMEOUT), so readers can date it from its PTTL. */
   readonly ttlMs?: number;
-  /** Random per process start: a restart with the same id shows as a new session. */
+  /**
+   * Random per process start, with a suffix that changes whenever the agent withdrew and
+   * resynced (a freeze, a lapsed lease): either way the leader re-stamps its rows.
+   */
   readonly session: string;
   readonly capacity: number;
   readonly draining: boolean;
