@@ -32,12 +32,12 @@ import { statusLine, type AgentSample } from "./demo-status.js";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** Capacities of the demo agents, in order: different on purpose (proportional shares). */
 export const DEMO_CAPACITIES = [24, 20, 16, 12, 8, 18, 6, 14, 10] as const;
-export const DEMO_ADMIN_TOKEN = "demo-admin-token";
+export const demoToken = "change-me-demo-token";
 /** Agent settings for the demo: defaults, except a short drain so Ctrl-C is quick. */
 const DEMO_SETTINGS: Record<string, string> = {
   HOST: "127.0.0.1",
   LOG_LEVEL: "info",
-  ADMIN_TOKEN: DEMO_ADMIN_TOKEN,
+  ADMIN_TOKEN: demoToken,
   CATALOG_REFRESH: "2",
   DRAIN_TIMEOUT: "6",
   LOCATION: "demo",
@@ -199,7 +199,7 @@ async function main(): Promise<number> {
     say("");
     say(`Dashboard:  ${first.url}/   (every agent serves it: ${agents.slice(1).map((a) => `:${a.port}`).join(", ")})`);
     say(`Try:        npx fingerctl --url ${first.url} status        (also: instances, streams)`);
-    say(`            ADMIN_TOKEN=${DEMO_ADMIN_TOKEN} npx fingerctl --url ${first.url} drain ${agents[1]!.id}   (then: undrain, mode hashed, mode orchestrated)`);
+    say(`            ADMIN_TOKEN=${demoToken} npx fingerctl --url ${first.url} drain ${agents[1]!.id}   (then: undrain, mode hashed, mode orchestrated)`);
     say(`Metrics:    ${first.url}/metrics`);
     say("Stop:       Ctrl-C");
     say("");

@@ -120,10 +120,10 @@ describe("fingerctl", () => {
     const none = await ctl(["--url", url, "drain", "c3"]);
     expect(none.code).toBe(1);
     expect(none.err).toMatch(/refused POST \/instances\/c3\/drain \(HTTP 401\).*ADMIN_TOKEN is not set/);
-    const wrong = await ctl(["--url", url, "mode", "hashed"], { ADMIN_TOKEN: "not-the-token" });
+    const wrong = await ctl(["--url", url, "mode", "hashed"], { ADMIN_TOKEN: "change-me-wrong-token" });
     expect(wrong.code).toBe(1);
     expect(wrong.err).toMatch(/HTTP 401\): Invalid admin token/);
-    expect(wrong.err).not.toContain("not-the-token");
+    expect(wrong.err).not.toContain("change-me-wrong-token");
     const unknown = await ctl(["--url", url, "drain", "nobody"], { ADMIN_TOKEN: TOKEN });
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/HTTP 404\): Unknown instance nobody/);
