@@ -65,6 +65,7 @@ export class LeaderLoop {
   private lastEventPruneAt = -Infinity;
   /** Member → the session whose rows this term has written (see plan's `stamped`). */
   private stamped = new Map<string, string>();
+  private publishing: Promise<void> = Promise.resolve();
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -117,14 +118,14 @@ export class LeaderLoop {
     while (!signal.aborted) {
       try {
         if (this.epoch === undefined) {
-          await this.publishLeader(false);
+          await this.publishLeader();
           this.epoch = await this.d.store.bumpEpoch(this.d.id);
           const ago = await this.d.store.lastRebalanceAgoMs();
           this.lastRebalanceAt = ago === null ? -Infinity : this.d.clock.now() - ago;
           this.d.metrics.epoch.set(this.epoch);
           this.d.metrics.elections.inc();
           log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
-          await this.publishLeader(true);
+          await this.publishLeader();
           this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
         }
         await this.tick(this.epoch, signal);
@@ -149,7 +150,7 @@ export class LeaderLoop {
   private async publishWhileLeading(signal: AbortSignal): Promise<void> {
     const every = Math.max(50, Math.round(this.d.config.leaderLeaseTtlMs / 5));
     while (!signal.aborted) {
-      if (this.d.isLeader()) await this.publishLeader(this.epoch !== undefined).catch(() => {});
+      if (this.d.isLeader()) await this.publishLeader().catch(() => {});
       await this.d.clock.sleep(every, signal).catch(() => {});
     }
   }
@@ -181,7 +182,7 @@ export class LeaderLoop {
     const { config, store, tracker } = this.d;
     if (!this.d.isLeader()) return;
     this.d.metrics.isLeader.set(1);
-    await this.publishLeader(true);
+    await this.publishLeader();
     const snap = await tracker.refresh();
     const state = await store.load();
     tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
@@ -377,11 +378,19 @@ export class LeaderLoop {
     if (n > 0) this.d.logger.info({ category: "PERF", deleted: n }, "pruned old events");
   }
 
-  private async publishLeader(ready: boolean): Promise<void> {
-    const token = this.d.leaseToken();
-    if (!token) return;
-    const info: LeaderInfo = { id: this.d.id, epoch: this.epoch ?? 0, ready };
-    await this.d.redis.eval(PUBLISH_LEADER_LUA, 2, this.d.keys.leader, this.d.keys.leaderInfo, token, JSON.stringify(info), String(this.d.config.leaderLeaseTtlMs));
+  /**
+   * Publishes who leads. Writes are chained, and each describes the state when it is
+   * SENT, so a slow earlier write ("not ready yet") can never land after a later one.
+   */
+  private publishLeader(): Promise<void> {
+    const next = this.publishing.then(async () => {
+      const token = this.d.leaseToken();
+      if (!token) return;
+      const info: LeaderInfo = { id: this.d.id, epoch: this.epoch ?? 0, ready: this.epoch !== undefined };
+      await this.d.redis.eval(PUBLISH_LEADER_LUA, 2, this.d.keys.leader, this.d.keys.leaderInfo, token, JSON.stringify(info), String(this.d.config.leaderLeaseTtlMs));
+    });
+    this.publishing = next.catch(() => {});
+    return next;
   }
 
   private async publishVersions(versions: ReadonlyMap<string, number>): Promise<void> {

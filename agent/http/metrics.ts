@@ -17,7 +17,7 @@ export function refreshGauges(agent: Agent): void {
   m.isLeader.set(leading ? 1 : 0);
   if (!leading) m.clusterStreams.reset();
   const leader = agent.leaderInfo;
-  if (leader) m.epoch.set(leader.epoch);
+  if (leader && leader.epoch > 0) m.epoch.set(leader.epoch);
   const now = agent.clock.now();
   m.streamsServed.set(agent.serving.streams.length);
   m.streamsHeld.set(agent.serving.held(now).length);
