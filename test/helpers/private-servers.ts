@@ -53,8 +53,18 @@ export class PrivateRedis {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
     const exited = new Promise((r) => p.on("exit", r));
+    p.kill("SIGCONT");
     p.kill("SIGKILL");
     await exited;
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open, commands time out. */
+  freeze(): void {
+    this.proc?.kill("SIGSTOP");
+  }
+
+  thaw(): void {
+    this.proc?.kill("SIGCONT");
   }
 
   async stop(): Promise<void> {

@@ -63,4 +63,20 @@ describe("ON_COORDINATION_LOSS", { timeout: 90_000 }, () => {
     await waitFor(() => offered(stop) > 0 && offered(keep) + offered(stop) === 20, 30_000, "the stop agent to serve again");
     expect(assignmentBody(stop).lease_ms).toBeGreaterThan(0);
   });
+
+  it("keep does not renew on timed-out heartbeats (Redis hung, or this agent starved): the lease runs out", async () => {
+    const [keep] = agents;
+    await waitFor(() => assignmentBody(keep!).streams.length > 0, 30_000, "the keep agent to serve");
+    redis.freeze();
+    try {
+      const lease = Number(FAST_TIMINGS.WORKER_LEASE) * 1000;
+      await new Promise((r) => setTimeout(r, 2 * lease + 500));
+      const k = assignmentBody(keep!);
+      expect(k.streams).toEqual([]);
+      expect(k.lease_ms).toBe(0);
+    } finally {
+      redis.thaw();
+    }
+    await waitFor(() => assignmentBody(keep!).streams.length > 0, 30_000, "the keep agent to serve again");
+  });
 });
