@@ -19,6 +19,10 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
   return postgres(url, {
     max: opts.max ?? 4,
     connect_timeout: opts.connectTimeout ?? 3,
+    // postgres.js' default reconnect backoff grows to 20 s after a few refused attempts,
+    // so an outage of seconds left agents waiting long after PostgreSQL was back (the
+    // leader could not fail anyone over). Retry quickly, at most once a second.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** Math.min(retries, 10), 1),
     idle_timeout: 30,
     max_lifetime: 60 * 30,
     // int8 and numeric come back as strings otherwise; our counters fit in a double.
