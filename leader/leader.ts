@@ -14,7 +14,7 @@ import type { Config } from "../shared/config.js";
 import { PUBLISH_LEADER_LUA, PUBLISH_MODE_LUA, PUBLISH_VERSIONS_LUA } from "../shared/heartbeat-script.js";
 import type { Keys } from "../shared/keys.js";
 import type { Logger } from "../shared/logger.js";
-import type { MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
 import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
 import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
@@ -192,7 +192,7 @@ export class LeaderLoop {
     if (signal.aborted) return;
 
     const legacy = await this.legacyOwned(catalog.streams, snap);
-    const policy = this.policy(snap);
+    const policy = this.policy(snap, state.rows, catalog.streams.length);
     const p = plan({
       legacy,
       stamped: this.stamped,
@@ -249,19 +249,10 @@ export class LeaderLoop {
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */
-  private policy(snap: Snapshot) {
+  private policy(snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>, streams: number) {
     const cfg = this.d.config;
     const now = this.d.clock.now();
-    let reason: MoveReason | undefined;
-    for (const m of snap.members.values()) {
-      if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
-      const capacity = this.d.requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
-      if (capacity <= 0) continue;
-      const before = this.lastPool.get(m.id) ?? 0;
-      // A member that could not hold streams before (new, back, or its worker just came up) joins.
-      if (before === 0 && this.lastPool.size > 0) reason = "join";
-      else if (before !== 0 && before !== capacity) reason ??= "capacity";
-    }
+    const reason = rebalanceTrigger(snap.members.values(), this.lastPool, rows, streams, this.d.requireWorker);
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
     return {
       imbalanceThreshold: cfg.imbalanceThreshold,
@@ -409,4 +400,36 @@ export class LeaderLoop {
       // Nudges only speed things up; agents also poll.
     });
   }
+}
+
+/**
+ * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
+ * nothing before: new, back, or its worker just came up; or it holds nothing while there
+ * are streams to share, e.g. it came back across a leader change), or a member's capacity
+ * changed. Undefined: only the cooldown lets a rebalance happen.
+ */
+export function rebalanceTrigger(
+  members: Iterable<MemberView>,
+  lastPool: ReadonlyMap<string, number>,
+  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
+  streams: number,
+  requireWorker: boolean,
+): MoveReason | undefined {
+  const owned = new Map<string, number>();
+  for (const r of rows.values()) {
+    const o = r.next ?? r.owner;
+    owned.set(o, (owned.get(o) ?? 0) + 1);
+  }
+  let reason: MoveReason | undefined;
+  for (const m of members) {
+    if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
+    // Members serving by hashing own no rows by design: they never count as starving.
+    if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
+    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
+    if (capacity <= 0) continue;
+    const before = lastPool.get(m.id) ?? 0;
+    if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";
+    else if (before !== 0 && before !== capacity) reason ??= "capacity";
+  }
+  return reason;
 }

@@ -77,6 +77,18 @@ describe("chaos", { timeout: 120_000 }, () => {
     return id!;
   }
 
+  /** Waits for a restarted agent to serve again; on failure shows what every agent decided. */
+  async function servesAgain(id: string, what: string): Promise<void> {
+    try {
+      await waitFor(() => cluster.get(id).worker!.serving.size > 0, 60_000, what);
+    } catch (err) {
+      const h = await cluster.status(id).catch(() => ({}));
+      console.log(`${id} health: ${JSON.stringify(h).slice(0, 600)}`);
+      for (const a of IDS) console.log(`--- ${a}\n${cluster.logs(a).split("\n").filter((l) => /BALANCE|INSTANCE|warn|mode/.test(l)).slice(-25).join("\n")}`);
+      throw err;
+    }
+  }
+
   /** Until the victim's worker has stopped (lease over) and every stream is served by the others. */
   async function failover(victim: string, what: string): Promise<number> {
     return waitFor(() => cluster.get(victim).worker!.serving.size === 0 && cluster.observer.unserved().length === 0, 60_000, what, 20);
@@ -96,7 +108,7 @@ describe("chaos", { timeout: 120_000 }, () => {
     note(`kill -9 follower ${victim}: ${orphaned} streams served elsewhere ${(t / 1000).toFixed(2)} s after the kill; longest unserved ${(cluster.observer.maxGapMs() / 1000).toFixed(2)} s`);
     expect(t).toBeLessThan(BOUND_MS);
     await cluster.restart(victim);
-    await waitFor(() => cluster.get(victim).worker!.serving.size > 0, 60_000, "the restarted follower to get a share again");
+    await servesAgain(victim, "the restarted follower to get a share again");
     expect(cluster.observer.overlaps).toEqual([]);
   });
 
@@ -110,7 +122,7 @@ describe("chaos", { timeout: 120_000 }, () => {
     expect(next).not.toBe(victim);
     expect(t).toBeLessThan(BOUND_MS);
     await cluster.restart(victim);
-    await waitFor(() => cluster.get(victim).worker!.serving.size > 0, 60_000, "the restarted leader to get a share again");
+    await servesAgain(victim, "the restarted leader to get a share again");
     expect(cluster.observer.overlaps).toEqual([]);
   });
 
@@ -180,7 +192,7 @@ describe("chaos", { timeout: 120_000 }, () => {
     expect(during).toBe(0);
     expect(before.size).toBe(STREAMS);
     await cluster.restart(victim);
-    await waitFor(() => cluster.get(victim).worker!.serving.size > 0, 60_000, "the restarted follower to get a share again");
+    await servesAgain(victim, "the restarted follower to get a share again");
     expect(cluster.observer.overlaps).toEqual([]);
   });
 
