@@ -6,13 +6,11 @@
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
-import { Agent } from "../../agent/agent.js";
+import type { Agent } from "../../agent/agent.js";
 import { createApp } from "../../agent/http/app.js";
-import { systemClock } from "../../shared/clock.js";
-import { loadConfig } from "../../shared/config.js";
-import { silentLogger, type Logger } from "../../shared/logger.js";
-import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
-import { REDIS_URL } from "../helpers/services.js";
+import type { Logger } from "../../shared/logger.js";
+import { newAgent } from "../helpers/agents.js";
+import { waitFor } from "../helpers/cluster.js";
 
 export const TOKEN = "change-me-admin-token";
 
@@ -38,18 +36,7 @@ export interface AgentOptions {
 type Server = ReturnType<typeof serve>;
 
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
-  const config = loadConfig({
-    DATABASE_URL: o.databaseUrl,
-    REDIS_URL,
-    REDIS_KEY_PREFIX: o.prefix,
-    INSTANCE_ID: o.id,
-    MAX_STREAMS: String(o.capacity ?? 20),
-    REQUIRE_WORKER: "false",
-    LOG_LEVEL: "silent",
-    ...FAST_TIMINGS,
-    ...o.env,
-  });
-  const agent = new Agent({ config, clock: systemClock, logger: o.logger ?? silentLogger() });
+  const agent = newAgent({ id: o.id, databaseUrl: o.databaseUrl, prefix: o.prefix, logger: o.logger, env: { MAX_STREAMS: String(o.capacity ?? 20), ...o.env } });
   const app = createApp(agent);
   await agent.start();
   let server: Server | undefined;

@@ -2,12 +2,10 @@
  * GET /health: this agent and its dependencies; 200 when healthy, 503 when not.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../agent/agent.js";
+import type { Agent } from "../../agent/agent.js";
+import { newAgent } from "../helpers/agents.js";
 import { createApp } from "../../agent/http/app.js";
-import { systemClock } from "../../shared/clock.js";
-import { loadConfig } from "../../shared/config.js";
-import { silentLogger } from "../../shared/logger.js";
-import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
+import { waitFor } from "../helpers/cluster.js";
 import { PrivateRedis } from "../helpers/private-servers.js";
 import { createCatalog, createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
@@ -20,11 +18,7 @@ describe("GET /health", { timeout: 60_000 }, () => {
     db = await createTestDatabase("health");
     await createCatalog(db.sql, 4);
     redis = await PrivateRedis.start();
-    agent = new Agent({
-      config: loadConfig({ ...FAST_TIMINGS, INSTANCE_ID: "h1", DATABASE_URL: db.url.replace("postgres@", "postgres:change-me-pw@"), REDIS_URL: redis.url, REDIS_KEY_PREFIX: "health", REQUIRE_WORKER: "false" }),
-      clock: systemClock,
-      logger: silentLogger(),
-    });
+    agent = newAgent({ id: "h1", databaseUrl: db.url.replace("postgres@", "postgres:change-me-pw@"), redisUrl: redis.url, prefix: "health" });
     await agent.start();
   });
 

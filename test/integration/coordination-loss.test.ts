@@ -4,11 +4,9 @@
  * lease run out (the worker stops); both serve again when Redis is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../agent/agent.js";
+import type { Agent } from "../../agent/agent.js";
 import { assignmentBody } from "../../agent/http/worker.js";
-import { systemClock } from "../../shared/clock.js";
-import { loadConfig } from "../../shared/config.js";
-import { silentLogger } from "../../shared/logger.js";
+import { newAgent } from "../helpers/agents.js";
 import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
 import { PrivateRedis } from "../helpers/private-servers.js";
 import { createCatalog, createTestDatabase, type TestDatabase } from "../helpers/services.js";
@@ -19,11 +17,7 @@ describe("ON_COORDINATION_LOSS", { timeout: 90_000 }, () => {
   const agents: Agent[] = [];
 
   function agent(id: string, policy: "keep" | "stop"): Agent {
-    const a = new Agent({
-      config: loadConfig({ ...FAST_TIMINGS, INSTANCE_ID: id, DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_KEY_PREFIX: "loss", ON_COORDINATION_LOSS: policy, REQUIRE_WORKER: "false", MAX_STREAMS: "20" }),
-      clock: systemClock,
-      logger: silentLogger(),
-    });
+    const a = newAgent({ id, databaseUrl: db.url, redisUrl: redis.url, prefix: "loss", env: { ON_COORDINATION_LOSS: policy, MAX_STREAMS: "20" } });
     agents.push(a);
     return a;
   }

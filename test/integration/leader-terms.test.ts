@@ -4,12 +4,10 @@
  * fenced out forever).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../agent/agent.js";
-import { systemClock } from "../../shared/clock.js";
-import { loadConfig } from "../../shared/config.js";
-import { silentLogger } from "../../shared/logger.js";
-import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
-import { REDIS_URL, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
+import type { Agent } from "../../agent/agent.js";
+import { newAgent } from "../helpers/agents.js";
+import { waitFor } from "../helpers/cluster.js";
+import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 
 describe("leadership terms", { timeout: 60_000 }, () => {
   let db: TestDatabase;
@@ -18,11 +16,7 @@ describe("leadership terms", { timeout: 60_000 }, () => {
   beforeAll(async () => {
     db = await createTestDatabase("terms");
     await createCatalog(db.sql, 5);
-    agent = new Agent({
-      config: loadConfig({ ...FAST_TIMINGS, INSTANCE_ID: "solo", DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: uniqueName("terms"), REQUIRE_WORKER: "false" }),
-      clock: systemClock,
-      logger: silentLogger(),
-    });
+    agent = newAgent({ id: "solo", databaseUrl: db.url, prefix: uniqueName("terms") });
     await agent.start();
   });
 

@@ -4,13 +4,11 @@
  * rows written before a hashing period while a hashing peer had taken the same streams.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Agent } from "../../agent/agent.js";
+import type { Agent } from "../../agent/agent.js";
+import { newAgent } from "../helpers/agents.js";
 import { assignmentBody } from "../../agent/http/worker.js";
-import { systemClock } from "../../shared/clock.js";
-import { loadConfig } from "../../shared/config.js";
-import { silentLogger } from "../../shared/logger.js";
-import { FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
-import { REDIS_URL, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
+import { waitFor } from "../helpers/cluster.js";
+import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 
 describe("rows are stamped for the agent's session", { timeout: 60_000 }, () => {
   let db: TestDatabase;
@@ -18,11 +16,7 @@ describe("rows are stamped for the agent's session", { timeout: 60_000 }, () => 
   let prefix: string;
 
   const make = (id: string) => {
-    const a = new Agent({
-      config: loadConfig({ ...FAST_TIMINGS, INSTANCE_ID: id, DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: prefix, REQUIRE_WORKER: "false", MAX_STREAMS: "20" }),
-      clock: systemClock,
-      logger: silentLogger(),
-    });
+    const a = newAgent({ id, databaseUrl: db.url, prefix, env: { MAX_STREAMS: "20" } });
     agents.push(a);
     return a;
   };
