@@ -171,8 +171,10 @@ export class MembershipTracker {
     for (const [id, entry] of this.entries) {
       if (!seen.has(id)) entry.present = false;
       // We were not watching: restart the clock of everyone not already known dead (a
-      // member that died before the gap can only come back by making progress).
-      if (restart && !entry.dead) entry.progressAt = now;
+      // member that died before a read gap can only come back by writing its key, which
+      // the next read sees). When Redis lost its data (a new incarnation) absent keys say
+      // nothing, and a member dead before may have come back unseen: restart everyone.
+      if (newIncarnation || (restart && !entry.dead)) entry.progressAt = now;
       entry.dead = now - entry.progressAt >= this.o.heartbeatTimeoutMs;
     }
 
