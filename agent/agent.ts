@@ -450,11 +450,12 @@ export class Agent {
       this.lastHeartbeatError = msg;
       // ON_COORDINATION_LOSS=keep: keep the worker going on its last assignment while
       // Redis is unreachable (no audio lost; a partial partition can duplicate work).
-      // Only for a Redis that is clearly down (refused, closed): a timed-out command may
-      // mean this process is starved or the network drops packets while the leader still
-      // reaches Redis and will move our streams, so a timeout never renews.
-      const timedOut = /timed? ?out/i.test(msg);
-      if (this.config.onCoordinationLoss === "keep" && this.resyncSince === undefined && !timedOut) this.serving.renew(sentAt);
+      // Only for a Redis that is clearly down (refused, closed, the client reconnecting):
+      // a command that timed out on a connection still up may mean this process is
+      // starved or the network drops packets while the leader still reaches Redis and will
+      // move our streams, so that never renews.
+      const timedOutOnLiveConnection = /timed? ?out/i.test(msg) && this.redis.status === "ready";
+      if (this.config.onCoordinationLoss === "keep" && this.resyncSince === undefined && !timedOutOnLiveConnection) this.serving.renew(sentAt);
     }
     this.metrics.leaseRemaining.set(Math.max(0, this.serving.leaseDeadline - this.clock.now()) / 1000);
     this.metrics.streamsHeld.set(hb.held.length);
