@@ -4,7 +4,8 @@ import { defineConfig } from "vitest/config";
 // generous: CI machines are slow and busy; speed is measured by `npm run bench`, not here.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    // Unit tests of a small module may sit beside it (agent/http/require-admin.test.ts).
+    include: ["test/**/*.test.ts", "agent/**/*.test.ts", "leader/**/*.test.ts", "shared/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

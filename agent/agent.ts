@@ -1,31 +1,29 @@
 /**
  * One agent: the sidecar beside one fingerv7 worker. Every node runs the same thing;
- * the one holding the lease also runs the leader loop.
+ * the one holding the lease also runs the leader loop. This file only composes the parts,
+ * starts them and stops them; each rule lives in the part that owns it:
+ *
+ *   agent/heartbeat.ts       the heartbeat step and when it renews the worker's lease
+ *   agent/offer.ts           what is offered (resync, row trust, mode, acquisitions) PURE
+ *   agent/worker-link.ts     the worker beside us, both APIs (offers, reports, capacity)
+ *   agent/operator-actions.ts what an operator can ask of any agent
+ *   leader/                  election and the leader loop
  *
  * Components, started in this order and closed in reverse:
  *   Postgres (migrate, register) → Redis → tracker → heartbeat → own-rows loader →
  *   subscriber → elector (→ leader loop while leading) → HTTP (main.ts).
- *
- * Safety rules this file enforces (see agent/serving.ts for the worker half):
- * - the worker's lease is renewed only from confirmed heartbeats (or, under
- *   ON_COORDINATION_LOSS=keep, from attempts made while Redis is unreachable);
- * - when the lease has lapsed (a freeze, a long outage), everything is withdrawn and
- *   nothing is offered again until the rows AND the membership view were re-read after
- *   the lapse;
- * - a stream is never offered while another live member reports holding it.
  */
 import crypto from "node:crypto";
 import os from "node:os";
 import type { Redis } from "ioredis";
 import { CatalogCache } from "../shared/catalog-cache.js";
-import type { Clock } from "../shared/clock.js";
-import { isAbortError } from "../shared/clock.js";
+import { Waker, isAbortError, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
 import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
 import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
-import type { Logger } from "../shared/logger.js";
+import { FailureMemo, type Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
@@ -36,10 +34,11 @@ import { Elector } from "../leader/elector.js";
 import { RedlockLease } from "../leader/lease.js";
 import { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
-import { plan, type Plan } from "../leader/plan.js";
-import { newerFlag, resolveMode } from "./mode.js";
-import { reconcile } from "./reconcile.js";
-import { Serving } from "./serving.js";
+import { HeartbeatLoop, type HeartbeatReply } from "./heartbeat.js";
+import { newerFlag } from "./mode.js";
+import { beginResync, decideOffer, initialOfferState, sessionOf, type OfferState } from "./offer.js";
+import { OperatorActions } from "./operator-actions.js";
+import { WorkerLink } from "./worker-link.js";
 
 export interface AgentDeps {
   readonly config: Config;
@@ -51,93 +50,71 @@ export class DuplicateInstanceError extends Error {
   override readonly name = "DuplicateInstanceError";
 }
 
-interface WorkerStats {
-  processed: number;
-  errors: number;
-  lastReportAt: number | undefined;
-  streams: Map<string, { status: string; error?: string; at: number }>;
-  kind: "v1" | "legacy" | "none";
-  capacityOverride: number | undefined;
-}
+/** The shortest pause between two extra membership reads for blocked streams. */
+const VIEW_REFRESH_MIN_MS = 100;
+/** How often a shutdown checks whether its streams are gone. */
+const SHUTDOWN_POLL_MS = 50;
 
 export class Agent {
   readonly config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly keys: Keys;
   readonly metrics: Metrics;
-  readonly serving: Serving;
-  readonly sql: Sql;
-  readonly opsSql: Sql;
-  readonly redis: Redis;
-  readonly store: Store;
-  readonly tracker: MembershipTracker;
-  readonly catalog: CatalogCache;
+  readonly worker: WorkerLink;
+  readonly operator: OperatorActions;
   readonly elector: Elector;
   readonly leader: LeaderLoop;
   readonly session = crypto.randomUUID();
   readonly startedAtWall: number;
-  private readonly startedAt: number;
 
-  private sub: Redis | undefined;
-  private lockClients: Redis[] = [];
+  private readonly keys: Keys;
+  /** The agent's PostgreSQL pools; tests end them to cut the database. */
+  readonly sql: Sql;
+  readonly opsSql: Sql;
+  private readonly redis: Redis;
+  private readonly lockClients: Redis[];
+  private readonly store: Store;
+  private readonly tracker: MembershipTracker;
+  private readonly catalog: CatalogCache;
+  private readonly heartbeat: HeartbeatLoop;
   private readonly closing = new AbortController();
+  private readonly wakeHeartbeat: Waker;
+  private readonly wakeOwn: Waker;
+  private sub: Redis | undefined;
   private loops: Promise<void>[] = [];
   private seq = 0;
+  private offerState: OfferState;
   private own: OwnAssignment | undefined;
   private ownLoadedAt = -Infinity;
-  private modeNow: Mode = "orchestrated";
-  private modeReason = "starting";
-  /**
-   * Rows are trusted only once written after this gate: the version seen at our first
-   * read, or when we last switched to hashing. Until the current leader has rewritten them
-   * (having seen our new session or our return, and what everyone holds), they may be a
-   * stale copy that hashing peers have moved past.
-   */
-  private rowsGate: number | undefined;
-  private rowsTrusted = false;
-  private resyncs = 0;
-  private lastLeaderSeenAt: number;
-  private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined; version: number } | undefined;
-  private resyncSince: number | undefined;
-  private lastAttemptAt: number | undefined;
-  private lastConfirmedAt: number | undefined;
-  private heartbeatOk = false;
-  private lastReportedHeld: readonly string[] = [];
-  private lastHeartbeatError: string | undefined;
-  private wakeHeartbeat: (() => void) | undefined;
-  private wakeOwn: (() => void) | undefined;
+  private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
   private leaving = false;
   private restarting = false;
   private legacyMembers: LegacyMember[] = [];
-  /** Streams the worker gave up; forgotten once they are no longer ours. */
-  private readonly released = new Set<string>();
   private viewRefreshPending = false;
   private lastViewRefreshAt = -Infinity;
   private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
-  readonly worker: WorkerStats = { processed: 0, errors: 0, lastReportAt: undefined, streams: new Map(), kind: "none", capacityOverride: undefined };
 
   constructor(deps: AgentDeps) {
     const { config, clock } = deps;
+    const t = config.timings;
     this.config = config;
     this.clock = clock;
     this.logger = deps.logger.child({ instance: config.instanceId });
     this.keys = new Keys(config.redisKeyPrefix);
     this.metrics = new Metrics({ instance: config.instanceId });
-    this.serving = new Serving(clock, config.workerLeaseMs, config.workerTimeoutMs);
     this.startedAtWall = clock.wall();
-    this.startedAt = clock.now();
-    this.lastLeaderSeenAt = clock.now();
-    this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: Math.max(1, Math.ceil(config.heartbeatTimeoutMs / 1000)) });
+    this.offerState = initialOfferState(clock.now());
+    this.wakeHeartbeat = new Waker(clock, this.closing.signal);
+    this.wakeOwn = new Waker(clock, this.closing.signal);
+    this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS });
     // Operator reads and health probes get their own small pool: a burst of /health or
     // /status calls while PostgreSQL is away must never queue in front of the leader's
     // epoch bump or the agent's own assignment reads.
     this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
-    const commandTimeoutMs = Math.max(200, Math.min(1000, Math.round(config.heartbeatIntervalMs * 0.8)));
-    this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs });
-    this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs }))];
+    this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
+    this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
       redis: this.redis,
@@ -145,9 +122,42 @@ export class Agent {
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
-      maxGapMs: Math.max(2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs + 1000),
+      maxGapMs: t.trackerMaxGapMs,
     });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
+    this.worker = new WorkerLink({
+      clock,
+      logger: this.logger.child({ component: "worker" }),
+      metrics: this.metrics,
+      agentId: config.instanceId,
+      maxStreams: config.maxStreams,
+      workerLeaseMs: config.workerLeaseMs,
+      workerTimeoutMs: config.workerTimeoutMs,
+      longPollCapMs: t.longPollCapMs,
+      onHeldShrank: () => this.wakeHeartbeat.wake(),
+      onReleased: () => {
+        this.afterChange();
+        this.wakeHeartbeat.wake();
+      },
+    });
+    this.heartbeat = new HeartbeatLoop({
+      clock,
+      logger: this.logger.child({ component: "heartbeat" }),
+      metrics: this.metrics,
+      serving: this.worker.serving,
+      workerLeaseMs: config.workerLeaseMs,
+      policy: config.onCoordinationLoss,
+      send: (hb) => this.sendHeartbeat(hb),
+      connection: () => this.redis.status,
+      build: (now) => this.buildHeartbeat(now),
+      resyncing: () => this.offerState.resyncSince !== undefined,
+      requireResync: (now, why) => this.requireResync(now, why),
+      onReply: (reply) => {
+        this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag };
+        if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
+      },
+      onReleased: () => this.publish({ t: "ack", id: this.id }),
+    });
     const lease = new RedlockLease(this.lockClients, this.keys.leader);
     this.leader = new LeaderLoop({
       id: config.instanceId,
@@ -171,10 +181,29 @@ export class Agent {
       clock,
       logger: this.logger.child({ component: "elector" }),
       ttlMs: config.leaderLeaseTtlMs,
-      renewIntervalMs: Math.max(50, Math.round(config.leaderLeaseTtlMs / 5)),
-      retryIntervalMs: Math.max(50, Math.round(config.heartbeatIntervalMs / 2)),
+      renewIntervalMs: t.electorRenewMs,
+      retryIntervalMs: t.electorRetryMs,
       onStartedLeading: (signal) => {
         this.leaderRun = this.leader.run(signal).catch((err) => this.logger.error({ err, category: "ERROR" }, "leader loop crashed"));
+      },
+    });
+    this.operator = new OperatorActions({
+      config,
+      clock,
+      logger: this.logger,
+      store: new Store(this.opsSql, config.schema),
+      opsSql: this.opsSql,
+      tracker: this.tracker,
+      catalog: this.catalog,
+      leaderInfo: () => this.leaderInfo,
+      rebalanceHere: () => {
+        if (!this.elector.isLeader()) return false;
+        this.leader.requestRebalance();
+        return true;
+      },
+      publish: (n) => this.publish(n),
+      publishMode: async (flag) => {
+        await this.redis.eval(PUBLISH_MODE_LUA, 0, this.keys.prefix, JSON.stringify(flag));
       },
     });
   }
@@ -185,23 +214,19 @@ export class Agent {
 
   /** This process's session, with the resync generation: what the leader stamps rows for. */
   get sessionNow(): string {
-    return this.resyncs === 0 ? this.session : `${this.session}.${this.resyncs}`;
+    return sessionOf(this.session, this.offerState);
   }
 
   get mode(): Mode {
-    return this.modeNow;
+    return this.offerState.mode;
   }
 
   get modeExplanation(): string {
-    return this.modeReason;
+    return this.offerState.modeReason;
   }
 
   get ownAssignment(): OwnAssignment | undefined {
     return this.own;
-  }
-
-  get isLeaving(): boolean {
-    return this.leaving;
   }
 
   /** What this agent last heard about the leader (from its own heartbeat or the tracker). */
@@ -217,17 +242,27 @@ export class Agent {
   }
 
   get heartbeatHealthy(): boolean {
-    return this.heartbeatOk;
+    return this.heartbeat.healthy;
   }
 
   get heartbeatError(): string | undefined {
-    return this.lastHeartbeatError;
+    return this.heartbeat.error;
   }
 
-  /** Capacity announced to the cluster: a legacy worker's declared capacity wins while it is alive. */
+  /** This agent's membership view as last read (undefined before the first read). */
+  get membership(): Snapshot | undefined {
+    return this.tracker.latest;
+  }
+
+  /** Capacity announced to the cluster. */
   get capacity(): number {
-    const declared = this.worker.capacityOverride;
-    return declared !== undefined && this.workerHealth().ok ? declared : this.config.maxStreams;
+    return this.worker.capacity();
+  }
+
+  /** Probes PostgreSQL (operator pool) and Redis; each answer within `timeoutMs` or a failure. */
+  async probeDependencies(timeoutMs: number): Promise<{ postgres: Probe; redis: Probe }> {
+    const [postgres, redis] = await Promise.all([probe(this.clock, () => this.opsSql`select 1`, timeoutMs), probe(this.clock, () => this.redis.ping(), timeoutMs)]);
+    return { postgres, redis };
   }
 
   async start(): Promise<void> {
@@ -247,17 +282,16 @@ export class Agent {
         await this.clock.sleep(Math.min(5000, 250 * attempt), this.closing.signal);
       }
     }
-    log.info({ capacity: this.capacity, mode: this.modeNow }, "agent registered");
+    log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
     this.sub = createRedis(this.config.redisUrls[0]!, { commandTimeoutMs: 1000, subscriber: true });
     this.sub.on("message", (_channel: string, message: string) => this.onNudge(message));
-    this.sub.on("ready", () => {
-      // Re-read after (re)subscribing: nudges sent while we were away are lost.
-      this.wakeOwn?.();
-    });
+    // Re-read after (re)subscribing: nudges sent while we were away are lost.
+    this.sub.on("ready", () => this.wakeOwn.wake());
     void this.sub.subscribe(this.keys.channel).catch(() => {});
-    this.loops.push(this.loop("heartbeat", this.config.heartbeatIntervalMs, () => this.beat(), (w) => (this.wakeHeartbeat = w)));
+    const t = this.config.timings;
+    this.loops.push(this.loop("heartbeat", this.config.heartbeatIntervalMs, () => this.heartbeat.beat(), this.wakeHeartbeat));
     this.loops.push(this.loop("tracker", this.config.heartbeatIntervalMs, () => this.track()));
-    this.loops.push(this.loop("own", Math.min(this.config.catalogRefreshMs, 5000), () => this.loadOwn(), (w) => (this.wakeOwn = w)));
+    this.loops.push(this.loop("own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
     this.loops.push(this.loop("catalog", this.config.catalogRefreshMs, () => this.refreshCatalog()));
     this.elector.start();
   }
@@ -272,31 +306,31 @@ export class Agent {
   async shutdown(): Promise<void> {
     if (this.closed) return;
     const log = this.logger.child({ category: "INSTANCE" });
+    const serving = this.worker.serving;
     if (this.started && !this.leaving && !this.restarting) {
       const deadline = this.clock.now() + this.config.drainTimeoutMs;
+      const pause = () => this.clock.sleep(SHUTDOWN_POLL_MS).catch(() => {});
       if (this.config.shutdownDrain) {
         this.leaving = true;
-        log.info({ held: this.serving.held().length }, "draining before exit");
-        this.wakeHeartbeat?.();
-        const leaderOk = () => !!this.leaderInfo?.ready && this.modeNow === "orchestrated";
+        log.info({ held: serving.held().length }, "draining before exit");
+        this.wakeHeartbeat.wake();
+        const leaderOk = () => !!this.leaderInfo?.ready && this.mode === "orchestrated";
         // Orchestrated: wait until the leader moved our rows away. Hashed: release at once.
         while (this.clock.now() < deadline && !this.closing.signal.aborted) {
           const rowsLeft = (this.own?.active.length ?? 0) + (this.own?.revoking.length ?? 0);
           if (!leaderOk() || rowsLeft === 0) break;
-          await this.clock.sleep(50).catch(() => {});
+          await pause();
         }
       } else {
         this.restarting = true;
-        log.info({ held: this.serving.held().length }, "exiting for a restart: keeping the membership, withdrawing the worker");
+        log.info({ held: serving.held().length }, "exiting for a restart: keeping the membership, withdrawing the worker");
       }
-      this.serving.setListed([]);
+      serving.setListed([]);
       // Wait for the worker to confirm the empty list (or for its lease to run out).
-      while (this.clock.now() < deadline && this.serving.held().length > 0) {
-        await this.clock.sleep(50).catch(() => {});
-      }
-      await this.beat().catch(() => {}); // the goodbye: holding nothing
+      while (this.clock.now() < deadline && serving.held().length > 0) await pause();
+      await this.heartbeat.beat().catch(() => {}); // the goodbye: holding nothing
       if (this.elector.isLeader()) await this.elector.resign();
-      log.info({ held: this.serving.held().length }, this.leaving ? "handed off; exiting" : "withdrawn; exiting");
+      log.info({ held: serving.held().length }, this.leaving ? "handed off; exiting" : "withdrawn; exiting");
     }
     await this.close();
   }
@@ -314,154 +348,47 @@ export class Agent {
     await Promise.all([this.sql.end({ timeout: 2 }).catch(() => {}), this.opsSql.end({ timeout: 2 }).catch(() => {})]);
   }
 
-  /** Called by the HTTP layer whenever the worker reports. */
-  noteReport(r: { processed?: number; errors?: number; streams?: readonly { id: string; status: string; error?: string }[] }, kind: "v1" | "legacy"): void {
-    const now = this.clock.now();
-    this.worker.kind = kind;
-    this.worker.lastReportAt = now;
-    if (r.processed !== undefined) this.worker.processed = r.processed;
-    if (r.errors !== undefined) this.worker.errors = r.errors;
-    for (const s of r.streams ?? []) this.worker.streams.set(s.id, { status: s.status, error: s.error, at: now });
-    this.metrics.workerReports.inc();
-    this.metrics.workerProcessed.set(this.worker.processed);
-    this.metrics.workerErrors.set(this.worker.errors);
-  }
-
   /**
-   * The worker gave streams up (legacy POST /streams/release): stop offering them, tell
-   * the leader in the next heartbeat (sent now) so it moves them at once. Returns the ids
-   * that were ours.
+   * The worker gave streams up (older API): stop offering them and tell the leader in the
+   * next heartbeat, sent now, so it moves them at once. Returns the ids that were ours.
    */
   releaseStreams(ids: readonly string[]): string[] {
-    const mine = new Set(this.serving.streams.map((s) => s.id));
-    const released = ids.filter((id) => mine.has(id) || this.own?.active.some((r) => r.id === id));
-    for (const id of released) this.released.add(id);
-    this.serving.released(released);
-    this.afterChange();
-    this.wakeHeartbeat?.();
-    return released;
+    return this.worker.release(ids, (id) => !!this.own?.active.some((r) => r.id === id));
   }
 
-  /** The worker's last report per stream it serves now (bounded: only streams we offer). */
-  private streamStates(): Record<string, { s: string; e?: string }> | undefined {
-    if (this.worker.streams.size === 0) return undefined;
-    const out: Record<string, { s: string; e?: string }> = {};
-    const offered = new Set(this.serving.streams.map((x) => x.id));
-    for (const [id, st] of this.worker.streams) {
-      if (!offered.has(id)) {
-        this.worker.streams.delete(id); // no longer ours: forget what was said about it
-        continue;
-      }
-      out[id] = st.error ? { s: st.status, e: st.error.slice(0, 200) } : { s: st.status };
-    }
-    return out;
-  }
-
-  /** The held set shrank (the worker confirmed a version): tell the leader now, not at the next beat. */
-  afterFetch(heldBefore: number): void {
-    if (this.serving.held().length < heldBefore) {
-      this.wakeHeartbeat?.();
-    }
-  }
-
-  workerHealth(now = this.clock.now()): Heartbeat["worker"] {
-    const fetched = this.serving.workerSilentMs(now);
-    const reported = this.worker.lastReportAt === undefined ? undefined : now - this.worker.lastReportAt;
-    const silent = fetched === undefined ? reported : reported === undefined ? fetched : Math.min(fetched, reported);
-    // A worker that has not called yet is given WORKER_TIMEOUT from our start to appear,
-    // so a restarted agent keeps its streams while its worker reconnects.
-    const starting = silent === undefined && now - this.startedAt <= this.config.workerTimeoutMs;
-    return {
-      ok: starting || (silent !== undefined && silent <= this.config.workerTimeoutMs),
-      lastSeenMsAgo: silent === undefined ? null : Math.round(silent),
-      processed: this.worker.processed,
-      errors: this.worker.errors,
-      kind: this.worker.kind,
-    };
+  /** Publishes a nudge (best effort: nudges only speed things up). */
+  publish(n: Nudge): void {
+    this.redis.publish(this.keys.channel, JSON.stringify(n)).catch(() => {});
   }
 
   // ---- loops ---------------------------------------------------------------------
 
-  private loop(name: string, everyMs: number, step: () => Promise<unknown>, setWake?: (w: () => void) => void): Promise<void> {
+  private loop(name: string, everyMs: number, step: () => Promise<unknown>, waker?: Waker): Promise<void> {
     const signal = this.closing.signal;
     const log = this.logger.child({ component: name });
+    const sleeper = waker ?? new Waker(this.clock, signal);
     return (async () => {
-      let lastError: string | undefined;
+      const failure = new FailureMemo();
       while (!signal.aborted) {
         try {
           await step();
-          lastError = undefined;
+          failure.succeeded();
         } catch (err) {
           if (signal.aborted || isAbortError(err)) break;
-          const msg = err instanceof Error ? err.message : String(err);
-          if (msg !== lastError) log.warn({ err, category: "ERROR" }, `${name} step failed`);
-          lastError = msg;
+          if (failure.failed(err)) log.warn({ err, category: "ERROR" }, `${name} step failed`);
         }
-        const ctl = new AbortController();
-        const onAbort = () => ctl.abort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        setWake?.(() => ctl.abort());
-        await this.clock.sleep(everyMs, ctl.signal).catch(() => {});
-        signal.removeEventListener("abort", onAbort);
+        await sleeper.sleep(everyMs);
       }
     })();
   }
 
-  private async beat(): Promise<void> {
-    const sentAt = this.clock.now();
-    // A gap longer than the lease between two attempts means this process was frozen
-    // (SIGSTOP, a stalled VM) or starved: our view is stale, withdraw and resync.
-    if (this.lastAttemptAt !== undefined && sentAt - this.lastAttemptAt > this.config.workerLeaseMs) {
-      this.requireResync(sentAt, "heartbeat gap longer than the worker lease");
-    }
-    if (this.serving.leaseDeadline > 0 && !this.serving.leaseValid(sentAt) && this.resyncSince === undefined) {
-      // The worker has stopped (its lease ran out) and while we could not renew, the
-      // leader may have declared us dead and moved our streams: re-read before serving.
-      this.requireResync(sentAt, "worker lease lapsed");
-    }
-    this.lastAttemptAt = sentAt;
-    const hb = this.heartbeat(sentAt);
-    try {
-      const reply = (await this.redis.eval(
-        HEARTBEAT_LUA,
-        0,
-        this.keys.prefix,
-        this.id,
-        JSON.stringify(hb),
-        String(this.config.heartbeatTimeoutMs),
-        crypto.randomUUID(),
-      )) as [number, string, string, string, string];
-      const [, version, modeRaw, , leaderRaw] = reply;
-      this.lastReply = { at: this.clock.now(), leader: parse<LeaderInfo>(leaderRaw), flag: parse<ClusterFlag>(modeRaw), version: Number(version) || 0 };
-      this.lastConfirmedAt = sentAt;
-      this.heartbeatOk = true;
-      this.lastHeartbeatError = undefined;
-      this.metrics.heartbeats.inc({ result: "ok" });
-      // Released something since the last beat: the leader may be waiting on it.
-      if (this.lastReportedHeld.some((id) => !hb.held.includes(id))) this.publish({ t: "ack", id: this.id });
-      this.lastReportedHeld = hb.held;
-      if (this.resyncSince === undefined) this.serving.renew(sentAt);
-      if (this.own && this.lastReply.version > this.own.version) this.wakeOwn?.();
-    } catch (err) {
-      this.heartbeatOk = false;
-      this.metrics.heartbeats.inc({ result: "failed" });
-      const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.lastHeartbeatError) this.logger.warn({ err, category: "ERROR", policy: this.config.onCoordinationLoss }, "heartbeat failed");
-      this.lastHeartbeatError = msg;
-      // ON_COORDINATION_LOSS=keep: keep the worker going on its last assignment while
-      // Redis is unreachable (no audio lost; a partial partition can duplicate work).
-      // Only for a Redis that is clearly down (refused, closed, the client reconnecting):
-      // a command that timed out on a connection still up may mean this process is
-      // starved or the network drops packets while the leader still reaches Redis and will
-      // move our streams, so that never renews.
-      const timedOutOnLiveConnection = /timed? ?out/i.test(msg) && this.redis.status === "ready";
-      if (this.config.onCoordinationLoss === "keep" && this.resyncSince === undefined && !timedOutOnLiveConnection) this.serving.renew(sentAt);
-    }
-    this.metrics.leaseRemaining.set(Math.max(0, this.serving.leaseDeadline - this.clock.now()) / 1000);
-    this.metrics.streamsHeld.set(hb.held.length);
+  private async sendHeartbeat(hb: Heartbeat): Promise<HeartbeatReply> {
+    const reply = (await this.redis.eval(HEARTBEAT_LUA, 0, this.keys.prefix, this.id, JSON.stringify(hb), String(this.config.heartbeatTimeoutMs), crypto.randomUUID())) as [number, string, string, string, string];
+    const [existed, version, modeRaw, , leaderRaw] = reply;
+    return { existed: existed === 1, version: Number(version) || 0, flag: parse<ClusterFlag>(modeRaw), leader: parse<LeaderInfo>(leaderRaw) };
   }
 
-  private heartbeat(now: number): Heartbeat {
+  private buildHeartbeat(now: number): Heartbeat {
     return {
       id: this.id,
       seq: ++this.seq,
@@ -469,15 +396,15 @@ export class Agent {
       session: this.sessionNow,
       capacity: this.capacity,
       draining: this.own?.draining ?? false,
-      mode: this.modeNow,
+      mode: this.mode,
       useOrchestrator: this.config.useOrchestrator,
       version: this.own?.version ?? 0,
-      held: this.serving.held(now),
+      held: this.worker.serving.held(now),
       leaving: this.leaving,
       restarting: this.restarting,
-      released: [...this.released],
-      states: this.streamStates(),
-      worker: this.workerHealth(now),
+      released: [...this.worker.released],
+      states: this.worker.streamStates(),
+      worker: this.worker.health(now),
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),
       location: this.config.location,
@@ -500,12 +427,13 @@ export class Agent {
   }
 
   private async refreshCatalog(): Promise<void> {
+    const t = this.config.timings;
     // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
-    await this.catalog.get(this.modeNow === "hashed" ? this.config.catalogRefreshMs : 6 * this.config.catalogRefreshMs);
+    await this.catalog.get(this.mode === "hashed" ? t.catalogMaxAgeHashedMs : t.catalogMaxAgeOrchestratedMs);
     if (this.config.legacyTotalServers) {
       this.legacyMembers = await readLegacyMembers(this.sql, this.config.legacyHeartbeatsTable, this.config.legacyHeartbeatTimeoutMs);
     }
-    if (this.modeNow === "hashed") this.afterChange();
+    if (this.mode === "hashed") this.afterChange();
   }
 
   /** Legacy members' streams, as this agent last read them (hashing leaves them alone). */
@@ -516,109 +444,71 @@ export class Agent {
   }
 
   private requireResync(now: number, why: string): void {
-    if (this.resyncSince === undefined) {
+    if (this.offerState.resyncSince === undefined) {
       this.logger.warn({ category: "INSTANCE", why }, "withdrawing every stream until the assignment and membership are re-read");
     }
-    if (this.resyncSince === undefined) this.resyncs++;
-    this.resyncSince = now;
-    // Trust rows again only once the leader has rewritten them for our new generation.
-    this.rowsTrusted = false;
-    this.serving.setListed([]);
-    this.serving.expire();
-    this.wakeOwn?.();
+    this.offerState = beginResync(this.offerState, now);
+    this.worker.serving.setListed([]);
+    this.worker.serving.expire();
+    this.wakeOwn.wake();
   }
 
-  /** Recomputes the mode and the offered set from the latest reads. */
+  /** Recomputes the mode and the offered set from the latest reads (agent/offer.ts). */
   private afterChange(): void {
     if (this.closed) return;
     const now = this.clock.now();
     const snap = this.tracker.latest;
-    if (this.resyncSince !== undefined) {
-      if (this.ownLoadedAt > this.resyncSince && snap && snap.at > this.resyncSince) {
-        this.resyncSince = undefined;
-        this.logger.info({ category: "INSTANCE" }, "resynced; serving again after the next confirmed heartbeat");
-        this.wakeHeartbeat?.();
-      } else {
-        return;
-      }
-    }
-    const coordinationOk = this.heartbeatOk && !!snap && now - snap.at <= 3 * this.config.heartbeatIntervalMs;
-    if (!coordinationOk) this.lastLeaderSeenAt = now; // cannot tell "no leader" from "cannot see it"
-    const decision = resolveMode({
-      coordinationOk,
+    const serving = this.worker.serving;
+    const d = decideOffer(this.offerState, {
       now,
-      current: this.modeNow,
+      me: this.id,
+      processSession: this.session,
       useOrchestrator: this.config.useOrchestrator,
+      fallbackGraceMs: this.config.fallbackGraceMs,
+      hashSettleMs: this.config.hashSettleMs,
+      maxViewAgeMs: this.config.timings.maxViewAgeMs,
+      heartbeatOk: this.heartbeat.healthy,
+      snapshot: snap,
+      own: this.own,
+      ownLoadedAt: this.ownLoadedAt,
       flag: this.flag,
       leader: this.leaderInfo,
-      lastLeaderSeenAt: this.lastLeaderSeenAt,
-      fallbackGraceMs: this.config.fallbackGraceMs,
-      own: this.own,
-      versionAtHashed: this.rowsGate ?? Number.MAX_SAFE_INTEGER,
-    });
-    if (decision.leaderSeen) this.lastLeaderSeenAt = now;
-    if (decision.mode !== this.modeNow) {
-      this.logger.info({ category: "INSTANCE", from: this.modeNow, to: decision.mode, why: decision.reason }, `mode: ${decision.mode}`);
-      if (decision.mode === "hashed") {
-        this.rowsGate = this.own?.version ?? 0;
-        this.rowsTrusted = false;
-      }
-      this.modeNow = decision.mode;
-      this.wakeHeartbeat?.();
-    }
-    this.modeReason = decision.reason;
-    const leader = this.leaderInfo;
-    // While hashing for a reason that still holds, rows written now are not an invitation
-    // back: only a version written after the leader saw us want orchestration counts.
-    if (this.modeNow === "hashed" && !(this.flag?.mode !== "hashed" && this.config.useOrchestrator && leader?.ready)) {
-      this.rowsGate = this.own?.version ?? 0;
-    }
-    if (this.own && this.rowsGate === undefined) this.rowsGate = this.own.version;
-    // Rows are ours to serve once a leader wrote them for THIS session (process and resync
-    // generation): it had then seen us come back and what everybody holds.
-    if (!this.rowsTrusted && this.own?.stampedSession === this.sessionNow) this.rowsTrusted = true;
-    if (this.leaving) {
-      if (this.modeNow === "hashed") this.serving.setListed([]);
-      else this.serving.setListed(this.serving.streams.filter((s) => this.own?.active.some((r) => r.id === s.id)));
-      return;
-    }
-    // Forget releases the leader has acted on (the stream is no longer in our rows). A row
-    // still revoking from us is not done: forgetting now would let the leader give it back.
-    for (const id of this.released) if (!this.own?.active.some((r) => r.id === id) && !this.own?.revoking.includes(id)) this.released.delete(id);
-    const next = reconcile({
-      me: this.id,
-      now,
-      mode: this.modeNow,
-      listed: this.serving.streams,
-      rows: this.rowsTrusted ? this.own?.active : undefined,
+      leaving: this.leaving,
+      listed: serving.streams,
       catalog: this.catalog.current?.streams,
-      // A hashing agent that only waits for a ready leader to take it back takes nothing
-      // new: the leader is placing free streams already, and two deciders would race.
-      takeNew: this.modeNow !== "hashed" || !leader?.ready || this.flag?.mode === "hashed" || !this.config.useOrchestrator,
       legacy: this.legacyView(snap),
-      snapshot: snap,
-      hashSettleMs: this.config.hashSettleMs,
-      maxViewAgeMs: 3 * this.config.heartbeatIntervalMs,
+      released: this.worker.released,
     });
-    const before = this.serving.streams.length;
-    const offered = this.released.size > 0 ? next.streams.filter((s) => !this.released.has(s.id)) : next.streams;
-    if (this.serving.setListed(offered)) {
-      this.logger.debug({ category: "STREAM", before, after: next.streams.length, blocked: next.blocked.length }, "offer changed");
-      this.wakeHeartbeat?.();
+    this.offerState = d.state;
+    if (d.resynced) {
+      this.logger.info({ category: "INSTANCE" }, "resynced; serving again after the next confirmed heartbeat");
+      this.wakeHeartbeat.wake();
     }
-    this.metrics.streamsServed.set(this.serving.streams.length);
-    for (const m of ["orchestrated", "hashed"] as const) this.metrics.mode.set({ mode: m }, m === this.modeNow ? 1 : 0);
+    if (d.modeChange) {
+      this.logger.info({ category: "INSTANCE", from: d.modeChange.from, to: d.modeChange.to, why: d.modeChange.why }, `mode: ${d.modeChange.to}`);
+      this.wakeHeartbeat.wake();
+    }
+    this.worker.forgetReleased(d.forgetReleased);
+    if (d.streams === undefined) return;
+    const before = serving.streams.length;
+    if (serving.setListed(d.streams)) {
+      this.logger.debug({ category: "STREAM", before, after: d.streams.length, blocked: d.blocked }, "offer changed");
+      this.wakeHeartbeat.wake();
+    }
+    if (this.leaving) return;
+    this.metrics.streamsServed.set(serving.streams.length);
+    for (const m of ["orchestrated", "hashed"] as const) this.metrics.mode.set({ mode: m }, m === this.mode ? 1 : 0);
     // Wanted streams still held elsewhere: the holder may have let go since our last read
     // of the membership (a handoff in progress). Look again now instead of at the next tick.
-    if (next.blocked.length > 0 && snap && now - snap.at > 50) this.refreshViewSoon();
+    if (d.blocked > 0 && snap && now - snap.at > 50) this.refreshViewSoon();
   }
 
-  /** One extra membership read, at most every 100 ms, followed by a recomputation. */
+  /** One extra membership read, at most every VIEW_REFRESH_MIN_MS, followed by a recomputation. */
   private refreshViewSoon(): void {
     if (this.viewRefreshPending || this.closed) return;
     this.viewRefreshPending = true;
     void this.clock
-      .sleep(Math.max(0, 100 - (this.clock.now() - this.lastViewRefreshAt)), this.closing.signal)
+      .sleep(Math.max(0, VIEW_REFRESH_MIN_MS - (this.clock.now() - this.lastViewRefreshAt)), this.closing.signal)
       .then(() => this.tracker.refresh())
       .then(
         () => {
@@ -636,82 +526,31 @@ export class Agent {
   private onNudge(message: string): void {
     const n = parse<Nudge>(message);
     if (!n) return;
+    const leading = this.elector.isLeader();
     switch (n.t) {
       case "assign":
-        if ((n.versions[this.id] ?? 0) > (this.own?.version ?? 0)) this.wakeOwn?.();
+        if ((n.versions[this.id] ?? 0) > (this.own?.version ?? 0)) this.wakeOwn.wake();
         break;
       case "mode":
       case "drain":
-        this.wakeOwn?.();
-        if (this.elector.isLeader()) this.leader.nudge();
+        this.wakeOwn.wake();
+        if (leading) this.leader.nudge();
         break;
       case "leader":
-        void this.tracker.refresh().then(() => this.afterChange(), () => {});
-        this.wakeOwn?.();
+        void this.tracker.refresh().then(
+          () => this.afterChange(),
+          () => {},
+        );
+        this.wakeOwn.wake();
         break;
       case "ack":
       case "member":
-        if (this.elector.isLeader()) this.leader.nudge();
+        if (leading) this.leader.nudge();
         break;
       case "rebalance":
-        if (this.elector.isLeader()) this.leader.requestRebalance();
+        if (leading) this.leader.requestRebalance();
         break;
     }
-  }
-
-  // ---- operator actions (any agent answers for the whole cluster) --------------------
-
-  /** Flips the cluster flag (Postgres is the record; Redis mirror and a nudge make it fast). */
-  async setMode(mode: Mode, by: string): Promise<{ mode: Mode; version: number; changed: boolean }> {
-    const r = await this.store.setMode(mode, by);
-    await this.redis.eval(PUBLISH_MODE_LUA, 0, this.keys.prefix, JSON.stringify({ mode: r.mode, version: r.version })).catch(() => {
-      // The leader re-publishes the flag from Postgres on every tick.
-    });
-    this.publish({ t: "mode", mode: r.mode });
-    this.logger.info({ category: "INSTANCE", mode: r.mode, by, changed: r.changed }, `cluster mode set to ${r.mode}`);
-    return r;
-  }
-
-  /** Operator drain/undrain of any instance. False for an unknown instance. */
-  async setDraining(id: string, draining: boolean): Promise<boolean> {
-    const ok = await this.store.setDraining(id, draining);
-    if (ok) {
-      this.publish({ t: "drain", id });
-      this.logger.info({ category: "INSTANCE", target: id, draining }, draining ? `drain requested for ${id}` : `undrain requested for ${id}`);
-    }
-    return ok;
-  }
-
-  /** Asks the leader (wherever it runs) to rebalance to the targets now. */
-  requestRebalance(): void {
-    if (this.elector.isLeader()) this.leader.requestRebalance();
-    else this.publish({ t: "rebalance" });
-  }
-
-  /**
-   * What the leader would do right now if asked to rebalance: computed from the shared
-   * state (Redis membership, Postgres rows, the catalog) on this agent, changing nothing.
-   */
-  async dryRunRebalance(): Promise<Plan> {
-    const snap = await this.tracker.refresh();
-    const state = await new LeaderStore(this.sql, this.config.schema).load();
-    const catalog = await this.catalog.get(this.config.catalogRefreshMs);
-    if (!catalog) throw new Error(this.catalog.lastError ?? "catalog not readable");
-    return plan({
-      epoch: this.leaderInfo?.epoch ?? 0,
-      flag: state.flag.mode,
-      catalog: catalog.streams,
-      rows: state.rows,
-      instances: state.instances,
-      members: snap.members,
-      policy: { imbalanceThreshold: this.config.imbalanceThreshold, maxStreamDifference: this.config.maxStreamDifference, rebalanceAllowed: true, force: true },
-      requireWorker: this.config.requireWorker,
-    });
-  }
-
-  /** Publishes a nudge (best effort). */
-  publish(n: Nudge): void {
-    this.redis.publish(this.keys.channel, JSON.stringify(n)).catch(() => {});
   }
 
   private async register(): Promise<void> {
@@ -723,17 +562,37 @@ export class Agent {
    * progressing). A crashed predecessor's key stops progressing: we take over its rows.
    */
   private async checkDuplicate(): Promise<void> {
+    const t = this.config.timings;
     const key = this.keys.heartbeat(this.id);
     const [[, raw], [, pttl]] = (await this.redis.multi().get(key).pttl(key).exec()) as [[unknown, string | null], [unknown, number]];
     const a = parse<Heartbeat>(raw);
     if (!a || a.session === this.session || a.leaving || a.restarting) return;
-    // Silent for more than a beat and a half: the predecessor crashed; take over.
-    if (this.config.heartbeatTimeoutMs - pttl > 1.5 * this.config.heartbeatIntervalMs) return;
-    await this.clock.sleep(Math.round(this.config.heartbeatIntervalMs * 2.5));
+    if (this.config.heartbeatTimeoutMs - pttl > t.duplicateSilentMs) return;
+    await this.clock.sleep(t.duplicateWatchMs);
     const b = parse<Heartbeat>((await this.redis.get(key).catch(() => null)) ?? "");
     if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
       throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
     }
+  }
+}
+
+export interface Probe {
+  readonly ok: boolean;
+  readonly response_ms: number;
+  readonly error?: string;
+}
+
+async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs: number): Promise<Probe> {
+  const t0 = clock.now();
+  const ctl = new AbortController();
+  const elapsed = () => Math.round((clock.now() - t0) * 10) / 10;
+  try {
+    await Promise.race([fn(), clock.sleep(timeoutMs, ctl.signal).then(() => Promise.reject(new Error(`no answer within ${timeoutMs} ms`)))]);
+    return { ok: true, response_ms: elapsed() };
+  } catch (err) {
+    return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    ctl.abort();
   }
 }
 

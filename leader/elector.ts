@@ -71,11 +71,6 @@ export class Elector {
     return this.o.clock.now() - this.lastRenewAt <= this.o.ttlMs - this.margin();
   }
 
-  /** Milliseconds of lease left by our own clock (0 when not leading). */
-  remainingMs(): number {
-    return this.state === "leader" ? Math.max(0, this.validUntil - this.o.clock.now()) : 0;
-  }
-
   start(): void {
     if (this.loop) return;
     this.loop = this.run();

@@ -4,7 +4,7 @@
  */
 import type { Clock } from "./clock.js";
 import type { Sql } from "./db.js";
-import type { Logger } from "./logger.js";
+import { FailureMemo, type Logger } from "./logger.js";
 import { readCatalog, type CatalogSnapshot, type CatalogSource } from "./catalog.js";
 
 export class CatalogCache {
@@ -12,7 +12,7 @@ export class CatalogCache {
   private at = -Infinity;
   private inflight: Promise<CatalogSnapshot | undefined> | undefined;
   private lastSkipKey = "";
-  lastError: string | undefined;
+  private readonly failure = new FailureMemo();
 
   constructor(
     private readonly sql: Sql,
@@ -20,6 +20,11 @@ export class CatalogCache {
     private readonly clock: Clock,
     private readonly logger: Logger,
   ) {}
+
+  /** Why the last refresh failed (undefined after a good one), for /health and /status. */
+  get lastError(): string | undefined {
+    return this.failure.message;
+  }
 
   get current(): CatalogSnapshot | undefined {
     return this.snap;
@@ -45,16 +50,14 @@ export class CatalogCache {
       const snap = await readCatalog(this.sql, this.src);
       this.snap = snap;
       this.at = this.clock.now();
-      this.lastError = undefined;
+      this.failure.succeeded();
       const skipKey = snap.skipped.map((s) => `${s.id}:${s.reason}`).join(",");
       if (skipKey !== this.lastSkipKey && snap.skipped.length > 0) {
         this.logger.warn({ category: "STREAM", skipped: snap.skipped.slice(0, 20), count: snap.skipped.length }, "catalog rows skipped");
       }
       this.lastSkipKey = skipKey;
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.lastError) this.logger.warn({ category: "ERROR", err }, "catalog read failed; keeping the last good copy");
-      this.lastError = msg;
+      if (this.failure.failed(err)) this.logger.warn({ category: "ERROR", err }, "catalog read failed; keeping the last good copy");
     }
     return this.snap;
   }

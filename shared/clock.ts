@@ -100,3 +100,45 @@ export class ManualClock implements Clock {
     this.t = target;
   }
 }
+
+/**
+ * A sleep that can be cut short: `wake()` ends the current (or next) sleep at once, and
+ * the owner's signal ends it for good. One per loop; the loop sleeps through `sleep()`.
+ */
+export class Waker {
+  private ctl: AbortController | undefined;
+  private pending = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  /** Ends the current sleep now (or the next one at once, if none is running). */
+  wake(): void {
+    if (this.ctl) this.ctl.abort();
+    else this.pending = true;
+  }
+
+  /** Sleeps `ms` unless woken; never throws. Returns true when it was woken early. */
+  async sleep(ms: number): Promise<boolean> {
+    if (this.signal.aborted) return false;
+    if (this.pending) {
+      this.pending = false;
+      return true;
+    }
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    this.signal.addEventListener("abort", onAbort, { once: true });
+    this.ctl = ctl;
+    try {
+      await this.clock.sleep(ms, ctl.signal);
+      return false;
+    } catch {
+      return !this.signal.aborted;
+    } finally {
+      this.ctl = undefined;
+      this.signal.removeEventListener("abort", onAbort);
+    }
+  }
+}

@@ -9,6 +9,7 @@
  * A bad value throws ConfigError whose message is ONE line naming the setting, the value
  * and what was expected; main.ts prints it and exits before anything starts.
  */
+import net from "node:net";
 import os from "node:os";
 
 export class ConfigError extends Error {
@@ -78,12 +79,86 @@ export interface Config {
   readonly legacyHeartbeatsTable: string;
   /** How long the events table keeps what moved and why. */
   readonly eventRetentionMs: number;
+  /**
+   * Who may call the worker-facing routes (/v1/*, the older worker API): CIDRs. Default
+   * loopback only: the worker runs beside its agent, and anyone else could release its
+   * streams or speak for it.
+   */
+  readonly workerAllow: readonly string[];
+  /** Intervals derived from the settings above: computed and checked here, used everywhere. */
+  readonly timings: Timings;
+}
+
+/**
+ * Every interval the agent and the leader derive from the settings, in milliseconds.
+ * Each one is a consequence of a setting, never a setting itself; they live here so that
+ * the rules between them are checked in one place.
+ */
+export interface Timings {
+  /** How often the leader renews its lease (a fifth of LEADER_LEASE_TTL: four retries fit in one TTL). */
+  readonly electorRenewMs: number;
+  /** How often a follower tries to take a free lease (half a heartbeat). */
+  readonly electorRetryMs: number;
+  /** How often the leader ticks when nothing nudges it (half a heartbeat). */
+  readonly leaderTickMs: number;
+  /** How often the leader re-publishes who leads (as often as it renews). */
+  readonly leaderInfoPublishMs: number;
+  /** Redis command timeout of the heartbeat and lease clients: under one heartbeat, 0.2–1 s. */
+  readonly redisCommandTimeoutMs: number;
+  /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
+  readonly postgresConnectTimeoutS: number;
+  /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
+  readonly trackerMaxGapMs: number;
+  /** A membership view older than this is too stale to decide anything from (3 heartbeats). */
+  readonly maxViewAgeMs: number;
+  /** How often an agent re-reads its own rows when no nudge arrives. */
+  readonly ownRowsReloadMs: number;
+  /** How old a cached catalog may be for hashing (CATALOG_REFRESH) and, orchestrated, as a fallback copy. */
+  readonly catalogMaxAgeHashedMs: number;
+  readonly catalogMaxAgeOrchestratedMs: number;
+  /** A long-poll waits at most this long: a third of the lease, so the worker renews in time. */
+  readonly longPollCapMs: number;
+  /** A heartbeat key silent this long at start belongs to a crashed predecessor (1.5 heartbeats). */
+  readonly duplicateSilentMs: number;
+  /** How long a starting agent watches a live-looking key for progress before refusing to start. */
+  readonly duplicateWatchMs: number;
+  /** Members gone (left or dead, owning nothing) for this long are forgotten by the leader. */
+  readonly memberForgetMs: number;
+  /** How often the leader saves per-member statistics and prunes old events. */
+  readonly statsSaveMs: number;
+  readonly eventPruneMs: number;
+}
+
+export function deriveTimings(c: Omit<Config, "timings">): Timings {
+  const hb = c.heartbeatIntervalMs;
+  return {
+    electorRenewMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
+    electorRetryMs: Math.max(50, Math.round(hb / 2)),
+    leaderTickMs: Math.max(50, Math.round(hb / 2)),
+    leaderInfoPublishMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
+    redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
+    postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
+    trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
+    maxViewAgeMs: 3 * hb,
+    ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),
+    catalogMaxAgeHashedMs: c.catalogRefreshMs,
+    catalogMaxAgeOrchestratedMs: 6 * c.catalogRefreshMs,
+    longPollCapMs: Math.max(100, Math.floor(c.workerLeaseMs / 3)),
+    duplicateSilentMs: Math.round(1.5 * hb),
+    duplicateWatchMs: Math.round(2.5 * hb),
+    memberForgetMs: Math.max(60_000, 10 * c.heartbeatTimeoutMs),
+    statsSaveMs: 10_000,
+    eventPruneMs: 10 * 60_000,
+  };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-const INSTANCE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+/** An instance id: the one pattern INSTANCE_ID, routes and the CLI accept. */
+export const INSTANCE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+export const INSTANCE_ID_RULE = "1-128 letters, digits or . _ : @ - (starting with a letter or digit)";
+const INSTANCE = INSTANCE_ID_PATTERN;
 const PREFIX = /^[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}$/;
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
@@ -198,6 +273,25 @@ function redisUrls(env: Env): string[] {
   return urls.map((u) => url(got.name, u, ["redis:", "rediss:"]));
 }
 
+/** A list of CIDRs or single addresses ("10.0.0.0/8, ::1"), normalised to CIDRs. */
+function cidrs(env: Env, names: readonly string[], fallback: readonly string[]): string[] {
+  const got = pick(env, names);
+  if (!got) return [...fallback];
+  const out: string[] = [];
+  for (const part of got.value.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [addr = "", bits, extra] = part.split("/");
+    const family = net.isIP(addr);
+    const max = family === 4 ? 32 : 128;
+    const prefix = bits === undefined ? max : Number(bits);
+    if (family === 0 || extra !== undefined || (bits !== undefined && !/^\d{1,3}$/.test(bits)) || prefix > max) {
+      throw bad(got.name, got.value, "addresses or CIDRs separated by commas, e.g. 127.0.0.1/32,::1/128 or 10.0.0.0/8");
+    }
+    out.push(`${addr}/${prefix}`);
+  }
+  if (out.length === 0) throw bad(got.name, got.value, "at least one address or CIDR");
+  return out;
+}
+
 export function loadConfig(env: Env = {}): Config {
   const heartbeatIntervalMs = seconds(env, ["HEARTBEAT_INTERVAL"], 1000);
   const heartbeatTimeoutMs = seconds(env, ["HEARTBEAT_TIMEOUT", "REDIS_HEARTBEAT_TTL_SECS"], 5000);
@@ -220,8 +314,8 @@ export function loadConfig(env: Env = {}): Config {
     throw new ConfigError("ADMIN_TOKEN", "Invalid setting ADMIN_TOKEN: expected at least 8 characters (unset it to refuse all admin calls).");
   }
 
-  const config: Config = {
-    instanceId: matching(env, ["INSTANCE_ID", "SERVER_ID"], sanitizeHostname(os.hostname()), INSTANCE, "1-128 letters, digits or . _ : @ - (starting with a letter or digit)"),
+  const base: Omit<Config, "timings"> = {
+    instanceId: matching(env, ["INSTANCE_ID", "SERVER_ID"], sanitizeHostname(os.hostname()), INSTANCE, INSTANCE_ID_RULE),
     maxStreams: integer(env, ["MAX_STREAMS"], 100, 0, 100_000),
     databaseUrl: databaseUrl(env),
     schema: matching(env, ["ORCHESTRATOR_SCHEMA"], "orchestrator", IDENT, "a schema name of letters, digits and _"),
@@ -255,13 +349,16 @@ export function loadConfig(env: Env = {}): Config {
     legacyHeartbeatTimeoutMs: seconds(env, ["LEGACY_HEARTBEAT_TIMEOUT"], 180_000),
     legacyHeartbeatsTable: matching(env, ["LEGACY_HEARTBEATS_TABLE"], "server_heartbeats", IDENT, "a table name of letters, digits and _"),
     eventRetentionMs: seconds(env, ["EVENT_RETENTION"], 7 * 86_400_000, { min: 60, max: 366 * 86_400 }),
+    workerAllow: cidrs(env, ["WORKER_ALLOW"], ["127.0.0.1/32", "::1/128"]),
   };
-  checkAcross(config);
-  return Object.freeze(config);
+  checkAcross(base);
+  const timings = deriveTimings(base);
+  checkTimings(base, timings);
+  return Object.freeze({ ...base, timings: Object.freeze(timings) });
 }
 
 /** Checks between settings, in the spirit of client-go's "leaseDuration must be greater than renewDeadline". */
-function checkAcross(c: Config): void {
+function checkAcross(c: Omit<Config, "timings">): void {
   const s = (ms: number) => `${ms / 1000}s`;
   if (c.workerLeaseMs >= c.heartbeatTimeoutMs) {
     throw new ConfigError("WORKER_LEASE", `Invalid setting WORKER_LEASE=${s(c.workerLeaseMs)}: the worker's lease must be shorter than HEARTBEAT_TIMEOUT=${s(c.heartbeatTimeoutMs)}, or a silent agent's worker could still be serving when its streams move.`);
@@ -284,6 +381,19 @@ function checkAcross(c: Config): void {
   if (c.streamsTable.schema === c.schema) {
     throw new ConfigError("STREAMS_TABLE", `Invalid setting STREAMS_TABLE=${c.streamsTable.schema}.${c.streamsTable.name}: the catalog cannot live in the orchestrator's own schema ${c.schema}.`);
   }
+}
+
+/**
+ * The derived intervals must keep the rules the safety model leans on. They follow from
+ * the checks above for every accepted setting; a failure here is a bug in deriveTimings,
+ * so it is an Error, not a ConfigError.
+ */
+function checkTimings(c: Omit<Config, "timings">, t: Timings): void {
+  const broken = (rule: string) => new Error(`derived timings break a rule: ${rule}`);
+  if (t.longPollCapMs >= c.workerLeaseMs) throw broken("a long-poll must end before the worker's lease");
+  if (t.electorRenewMs >= c.leaderLeaseTtlMs) throw broken("the leader must renew before its lease ends");
+  if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
+  if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
 }
 
 /** Host names may contain characters an instance id may not; keep the id valid. */

@@ -3,7 +3,6 @@
  * several agents can live in one process (tests, benchmarks).
  */
 import postgres from "postgres";
-import type { Logger } from "./logger.js";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 export type TxSql = postgres.TransactionSql<Record<string, never>>;
@@ -12,7 +11,6 @@ export interface DbOptions {
   readonly max?: number;
   /** Seconds to wait for a connection before a query fails. Short: a dead Postgres must not stall the agent. */
   readonly connectTimeout?: number;
-  readonly logger?: Logger;
 }
 
 export function connect(url: string, opts: DbOptions = {}): Sql {

@@ -70,3 +70,28 @@ export function createLogger(opts: { level?: LogLevel; instanceId?: string; dest
 export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
+
+/**
+ * Remembers the last failure of a repeating step so it is logged once per distinct
+ * message: a loop failing every second during an outage must not flood the log.
+ */
+export class FailureMemo {
+  private last: string | undefined;
+
+  /** The current failure's message, or undefined after a success. */
+  get message(): string | undefined {
+    return this.last;
+  }
+
+  /** Records a failure; true when it differs from the previous one (log it). */
+  failed(err: unknown): boolean {
+    const msg = err instanceof Error ? err.message : String(err);
+    const fresh = msg !== this.last;
+    this.last = msg;
+    return fresh;
+  }
+
+  succeeded(): void {
+    this.last = undefined;
+  }
+}

@@ -26,6 +26,11 @@ export class Metrics {
   readonly leaseRemaining: Gauge;
   readonly clusterMembers: Gauge<"state">;
   readonly adminRequests: Counter<"action" | "result">;
+  readonly workerCpu: Gauge;
+  readonly workerMemory: Gauge;
+  readonly workerLoad: Gauge;
+  readonly workerStreamUpdates: Counter<"status">;
+  readonly workerIdConflicts: Counter;
 
   constructor(labels: { instance: string }) {
     const r = this.registry;
@@ -54,5 +59,11 @@ export class Metrics {
     this.leaseRemaining = new Gauge({ name: "fingerv7_worker_lease_remaining_seconds", help: "Seconds left on the lease this agent can give its worker.", registers: [r] });
     this.clusterMembers = new Gauge({ name: "fingerv7_cluster_members", help: "Members in this agent's membership view, by state (alive, warning, dead, left).", labelNames: ["state"], registers: [r] });
     this.adminRequests = new Counter({ name: "fingerv7_admin_requests_total", help: "Admin API calls, by action and result (ok, unauthorized, disabled, bad_request, not_found, conflict, error).", labelNames: ["action", "result"], registers: [r] });
+    // What a worker of the older API says about itself (its heartbeat and stream updates).
+    this.workerCpu = new Gauge({ name: "fingerv7_worker_cpu_percent", help: "CPU use the worker reported in its last heartbeat (older worker API).", registers: [r] });
+    this.workerMemory = new Gauge({ name: "fingerv7_worker_memory_percent", help: "Memory use the worker reported in its last heartbeat (older worker API).", registers: [r] });
+    this.workerLoad = new Gauge({ name: "fingerv7_worker_current_load", help: "Streams the worker said it was processing in its last heartbeat (older worker API).", registers: [r] });
+    this.workerStreamUpdates = new Counter({ name: "fingerv7_worker_stream_updates_total", help: "Stream status updates from the worker (POST /api/streams/update), by status.", labelNames: ["status"], registers: [r] });
+    this.workerIdConflicts = new Counter({ name: "fingerv7_worker_id_conflicts_total", help: "Calls refused because they named a worker other than the one this sidecar serves.", registers: [r] });
   }
 }

@@ -19,7 +19,6 @@ export interface OwnAssignment {
   readonly revoking: readonly StreamId[];
   readonly mode: Mode;
   readonly modeVersion: number;
-  readonly leaderEpoch: number;
 }
 
 export class Store {
@@ -35,18 +34,17 @@ export class Store {
   async ownAssignment(instanceId: string): Promise<OwnAssignment> {
     const rows = await this.sql.unsafe(
       `select i.version, i.epoch, i.draining, i.stamped_session,
-              c.mode, c.mode_version, l.epoch as leader_epoch,
+              c.mode, c.mode_version,
               coalesce(json_agg(json_build_object('id', a.stream_id, 'state', a.state, 'url', a.url, 'name', a.name, 'metadata', a.metadata)
                        order by a.stream_id) filter (where a.stream_id is not null), '[]'::json) as rows
          from ${this.s}.cluster c
-         cross join ${this.s}.leadership l
          left join ${this.s}.instances i on i.id = $1
          left join ${this.s}.assignments a on a.instance_id = i.id
-        group by i.id, i.version, i.epoch, i.draining, i.stamped_session, c.mode, c.mode_version, l.epoch`,
+        group by i.id, i.version, i.epoch, i.draining, i.stamped_session, c.mode, c.mode_version`,
       [instanceId],
     );
     const r = rows[0];
-    if (!r) throw new Error("orchestrator schema is missing its cluster/leadership rows");
+    if (!r) throw new Error("orchestrator schema is missing its cluster row");
     const list = (r.rows ?? []) as { id: string; state: string; url: string; name: string; metadata: Record<string, unknown> }[];
     return {
       registered: r.version !== null,
@@ -58,7 +56,6 @@ export class Store {
       revoking: list.filter((x) => x.state === "revoking").map((x) => x.id),
       mode: r.mode as Mode,
       modeVersion: num(r.mode_version),
-      leaderEpoch: num(r.leader_epoch),
     };
   }
 

@@ -7,15 +7,12 @@
  *   PUT  /mode {"mode": "orchestrated" | "hashed", "by"?: "name"}   flip the cluster flag
  *
  * Rules:
- * - No ADMIN_TOKEN configured on this agent means every admin call is REFUSED (403), never
- *   open. A missing or wrong token is a 401. The token is compared in constant time (both
- *   sides hashed to equal length first, then crypto.timingSafeEqual).
- * - Authentication comes before any validation, so an unauthenticated caller learns nothing
- *   about instances or bodies.
+ * - Every route passes requireAdmin (require-admin.ts) first: no ADMIN_TOKEN means refused,
+ *   and authentication comes before any validation, so an unauthenticated caller learns
+ *   nothing about instances or bodies.
  * - Bad input is a 400 with a message, an unknown instance a 404; never a 500.
  */
-import crypto from "node:crypto";
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
@@ -24,47 +21,8 @@ import type { PlanBody } from "../../shared/status.js";
 import type { Plan } from "../../leader/plan.js";
 import type { Agent } from "../agent.js";
 import { describeIssues, jsonError } from "./errors.js";
-
-const digest = (s: string) => crypto.createHash("sha256").update(s, "utf8").digest();
-
-/** True when `given` equals `expected`, in time independent of where they differ. */
-export function tokenMatches(given: string, expected: string): boolean {
-  return crypto.timingSafeEqual(digest(given), digest(expected));
-}
-
-type Action = "drain" | "undrain" | "rebalance" | "dry_run" | "mode" | "unknown";
-
-function actionOf(c: Context): Action {
-  const p = c.req.path;
-  if (p.endsWith("/undrain")) return "undrain";
-  if (p.endsWith("/drain")) return "drain";
-  if (p === "/rebalance") return /^(1|true|yes)$/i.test(c.req.query("dry_run") ?? "") ? "dry_run" : "rebalance";
-  if (p === "/mode") return "mode";
-  return "unknown";
-}
-
-export function requireAdmin(agent: Agent): MiddlewareHandler {
-  const token = agent.config.adminToken;
-  return async (c, next) => {
-    const action = actionOf(c);
-    if (!token) {
-      agent.metrics.adminRequests.inc({ action, result: "disabled" });
-      return jsonError(c, 403, "Admin endpoints are disabled on this agent: no ADMIN_TOKEN is configured. Set ADMIN_TOKEN on the agent to enable them.");
-    }
-    const header = c.req.header("authorization") ?? "";
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-    if (!m || !tokenMatches(m[1]!, token)) {
-      agent.metrics.adminRequests.inc({ action, result: "unauthorized" });
-      agent.logger.warn({ category: "INSTANCE", action, path: c.req.path, reason: m ? "wrong token" : "no bearer token" }, "admin request refused");
-      c.header("WWW-Authenticate", 'Bearer realm="fingerv7-sidecar"');
-      return jsonError(c, 401, m ? "Invalid admin token." : "Admin endpoints need the header Authorization: Bearer <ADMIN_TOKEN>.");
-    }
-    await next();
-    const s = c.res.status;
-    const result = s < 300 ? "ok" : s === 400 ? "bad_request" : s === 404 ? "not_found" : s === 409 ? "conflict" : "error";
-    agent.metrics.adminRequests.inc({ action, result });
-  };
-}
+import { requireAdmin } from "./require-admin.js";
+import { instanceId, validParam, validQuery } from "./validate.js";
 
 /** Reads an optional JSON object body: empty → {}; anything else must be JSON. */
 async function optionalJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; message: string }> {
@@ -82,7 +40,7 @@ async function optionalJson(c: Context): Promise<{ ok: true; value: unknown } | 
   }
 }
 
-const idParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "an instance id: 1-128 letters, digits or . _ : @ -");
+const idParam = z.object({ id: instanceId });
 const drainBody = z.object({ reason: z.string().max(200).optional() }).strict();
 const modeBody = z
   .object({
@@ -118,7 +76,7 @@ const ADMIN_BODY_LIMIT = 16 * 1024;
 
 export function adminRoutes(agent: Agent): Hono {
   const app = new Hono();
-  const auth = requireAdmin(agent);
+  const auth = requireAdmin({ token: agent.config.adminToken, metrics: agent.metrics, logger: agent.logger });
   const limit = bodyLimit({ maxSize: ADMIN_BODY_LIMIT, onError: (c) => jsonError(c, 413, `Body too large (over ${ADMIN_BODY_LIMIT} bytes).`) });
   const failure = (c: Context, err: unknown, what: string) => {
     agent.logger.warn({ err, category: "ERROR", path: c.req.path }, `${what} failed`);
@@ -126,33 +84,31 @@ export function adminRoutes(agent: Agent): Hono {
   };
 
   for (const draining of [true, false]) {
-    app.post(`/instances/:id/${draining ? "drain" : "undrain"}`, auth, limit, async (c) => {
-      const id = idParam.safeParse(c.req.param("id"));
-      if (!id.success) return jsonError(c, 400, `Bad instance id: ${describeIssues(id.error.issues)}`);
+    app.post(`/instances/:id/${draining ? "drain" : "undrain"}`, auth, limit, validParam(idParam, "instance id"), async (c) => {
+      const { id } = c.req.valid("param");
       const body = await optionalJson(c);
       if (!body.ok) return jsonError(c, 400, body.message);
       const parsed = drainBody.safeParse(body.value);
       if (!parsed.success) return jsonError(c, 400, `Bad body: ${describeIssues(parsed.error.issues)}`);
       let found: boolean;
       try {
-        found = await agent.setDraining(id.data, draining);
+        found = await agent.operator.setDraining(id, draining);
       } catch (err) {
         return failure(c, err, draining ? "Drain" : "Undrain");
       }
-      if (!found) return jsonError(c, 404, `Unknown instance ${id.data}`);
+      if (!found) return jsonError(c, 404, `Unknown instance ${id}`);
       return c.json({
-        instance_id: id.data,
+        instance_id: id,
         draining,
         message: draining
-          ? `Instance ${id.data} is draining: it gets no new streams and the leader moves its streams away.`
-          : `Instance ${id.data} is no longer draining: it may be given streams again.`,
+          ? `Instance ${id} is draining: it gets no new streams and the leader moves its streams away.`
+          : `Instance ${id} is no longer draining: it may be given streams again.`,
       });
     });
   }
 
-  app.post("/rebalance", auth, limit, async (c) => {
-    const q = rebalanceQuery.safeParse(c.req.query());
-    if (!q.success) return jsonError(c, 400, `Bad query: ${describeIssues(q.error.issues)}`);
+  app.post("/rebalance", auth, limit, validQuery(rebalanceQuery), async (c) => {
+    const q = { data: c.req.valid("query") };
     const body = await optionalJson(c);
     if (!body.ok) return jsonError(c, 400, body.message);
     const parsed = rebalanceBody.safeParse(body.value);
@@ -160,7 +116,7 @@ export function adminRoutes(agent: Agent): Hono {
     const dryRun = /^(1|true|yes)$/.test(q.data.dry_run ?? "");
     if (dryRun) {
       try {
-        const p = await agent.dryRunRebalance();
+        const p = await agent.operator.dryRunRebalance();
         return c.json(planBody(p, agent.leaderInfo?.epoch ?? 0));
       } catch (err) {
         return failure(c, err, "Dry run");
@@ -169,7 +125,7 @@ export function adminRoutes(agent: Agent): Hono {
     const leader = agent.leaderInfo;
     let flag: { mode: string };
     try {
-      flag = await agent.store.clusterFlag();
+      flag = await agent.operator.clusterFlag();
     } catch (err) {
       return failure(c, err, "Rebalance");
     }
@@ -177,7 +133,7 @@ export function adminRoutes(agent: Agent): Hono {
       return jsonError(c, 409, "The cluster mode is hashed: streams are placed by hashing, so there is nothing to rebalance. Switch with PUT /mode first.");
     }
     if (!leader) return jsonError(c, 503, "No leader is elected right now, so nobody would act on a rebalance. Try again in a few seconds.");
-    agent.requestRebalance();
+    agent.operator.requestRebalance();
     agent.logger.info({ category: "BALANCE", leader: leader.id }, "rebalance requested by an operator");
     return c.json({ requested: true, leader: leader.id, message: `Rebalance requested; leader ${leader.id} rebalances on its next tick.` }, 202);
   });
@@ -188,7 +144,7 @@ export function adminRoutes(agent: Agent): Hono {
     const parsed = modeBody.safeParse(body.value);
     if (!parsed.success) return jsonError(c, 400, `Bad body: ${describeIssues(parsed.error.issues)} (expected {"mode": "orchestrated" | "hashed"})`);
     try {
-      const r = await agent.setMode(parsed.data.mode, parsed.data.by ?? "admin-api");
+      const r = await agent.operator.setMode(parsed.data.mode, parsed.data.by ?? "admin-api");
       return c.json({
         mode: r.mode,
         version: r.version,

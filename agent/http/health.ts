@@ -7,40 +7,35 @@ import { Hono } from "hono";
 import { redactUrl } from "../../shared/config.js";
 import { SOFTWARE_VERSION } from "../../shared/types.js";
 import type { Agent } from "../agent.js";
-import { loadView } from "./operator.js";
 
-async function probe(fn: () => Promise<unknown>, timeoutMs: number): Promise<{ ok: boolean; response_ms: number; error?: string }> {
-  const t0 = performance.now();
-  try {
-    await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref())]);
-    return { ok: true, response_ms: Math.round((performance.now() - t0) * 10) / 10 };
-  } catch (err) {
-    return { ok: false, response_ms: Math.round(performance.now() - t0), error: redactUrl(err instanceof Error ? err.message : String(err)) };
-  }
-}
+/** How long /health waits for each dependency's answer. */
+const PROBE_TIMEOUT_MS = 1500;
 
-type ProbeResult = Awaited<ReturnType<typeof probe>>;
+type Probes = Awaited<ReturnType<Agent["probeDependencies"]>>;
 
 export function healthRoutes(agent: Agent, startedAt: number): Hono {
   const app = new Hono();
   // One probe of each dependency at a time, shared by concurrent /health calls: a health
   // checker polling hard while PostgreSQL is down must not pile queries up.
-  let inflight: Promise<[ProbeResult, ProbeResult]> | undefined;
+  let inflight: Promise<Probes> | undefined;
   const probes = () =>
-    (inflight ??= Promise.all([probe(() => agent.opsSql`select 1`, 1500), probe(() => agent.redis.ping(), 1500)]).finally(() => {
+    (inflight ??= agent.probeDependencies(PROBE_TIMEOUT_MS).finally(() => {
       inflight = undefined;
     }));
   app.get("/health", async (c) => {
-    const [postgres, redis] = await probes();
+    const found = await probes();
+    const redact = (p: Probes["postgres"]) => (p.error === undefined ? p : { ...p, error: redactUrl(p.error) });
+    const postgres = redact(found.postgres);
+    const redis = redact(found.redis);
     const leader = agent.leaderInfo;
     const electorHealthy = agent.elector.healthy();
-    const worker = agent.workerHealth();
+    const worker = agent.worker.health();
     const healthy = postgres.ok && redis.ok && electorHealthy && agent.heartbeatHealthy;
     // The cluster at a glance (instances by state, streams assigned/unassigned), when readable.
     let cluster: Record<string, unknown> | null = null;
     if (postgres.ok) {
       try {
-        const v = await loadView(agent, { events: 1 });
+        const v = await agent.operator.view({ events: 1 });
         cluster = { instances: v.counts, streams: v.streams };
       } catch {
         cluster = null; // the dependency probes above already say what is wrong
@@ -61,7 +56,7 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
       dependencies: { postgres, redis },
       worker: { ok: worker.ok, last_seen_ms_ago: worker.lastSeenMsAgo, kind: worker.kind },
       cluster,
-      streams: { served: agent.serving.streams.length, held: agent.serving.held().length, lease_ms: Math.max(0, Math.round(agent.serving.leaseDeadline - agent.clock.now())) },
+      streams: (({ offered, held, leaseMs }) => ({ served: offered, held, lease_ms: leaseMs }))(agent.worker.summary()),
     };
     return c.json(body, healthy ? 200 : 503);
   });

@@ -20,30 +20,26 @@
  *    counts as held until the worker's next call or WORKER_TIMEOUT of silence. A handoff
  *    therefore waits for the worker's next assign call: break-before-make holds as long as
  *    the worker polls more often than WORKER_TIMEOUT.
- * 2. One sidecar, one worker. The first worker id that calls binds the sidecar (this
- *    agent's INSTANCE_ID is always accepted as an alias for it). A call naming another id
- *    while the bound worker was heard from within WORKER_TIMEOUT is refused with 409: two
- *    workers polling one sidecar would both be handed the same streams. After
- *    WORKER_TIMEOUT of silence, by when its answers no longer count as held, a new id
- *    takes over (a worker restarted under a new id).
+ * 2. One sidecar, one worker (agent/worker-link.ts holds the binding): a call naming
+ *    another worker id while the bound one is alive is refused with 409, since two
+ *    workers polling one sidecar would both be handed the same streams.
  * 3. The capacity a worker declares (register, or the first call after a sidecar restart)
- *    replaces MAX_STREAMS while that worker is alive.
+ *    replaces MAX_STREAMS while that worker is alive (agent/worker-link.ts).
  *
  * Bad input is a 400 with a message (with `success: false` and `detail` as well, the
  * shape these workers' client already reads), never a 500.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { Counter, Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import { compareIds, presentId } from "../../shared/catalog.js";
 import type { Stream } from "../../shared/types.js";
 import type { Agent } from "../agent.js";
+import type { BoundWorker } from "../worker-link.js";
 import { describeIssues, jsonError, readJson } from "./errors.js";
+import { validQuery } from "./validate.js";
 
 const BODY_LIMIT = 1024 * 1024;
-/** Workers remembered for GET /api/workers besides the current one. */
-const PAST_WORKERS = 10;
 
 // ---- bodies -------------------------------------------------------------------------
 
@@ -105,141 +101,18 @@ const updateBody = z.object({
   result: z.unknown().optional(),
 });
 
-// ---- per-agent state ----------------------------------------------------------------
-
-interface WorkerRecord {
-  readonly id: string;
-  workerType: string;
-  /** Declared capacity; undefined = MAX_STREAMS. */
-  capacity: number | undefined;
-  status: string;
-  ip: string | null;
-  port: number | null;
-  metadata: Record<string, unknown>;
-  readonly registeredAt: string;
-  /** Monotonic time of the last call of any kind (liveness). */
-  lastSeen: number;
-  lastSeenWall: string;
-  currentLoad: number | undefined;
-  availableCapacity: number | undefined;
-  /** Streams in the last assign answer. */
-  lastAssigned: number;
-}
-
-interface LegacyState {
-  current: WorkerRecord | undefined;
-  past: WorkerRecord[];
-  readonly metrics: LegacyMetrics;
-}
-
-interface LegacyMetrics {
-  readonly cpu: Gauge;
-  readonly memory: Gauge;
-  readonly load: Gauge;
-  readonly updates: Counter<"status">;
-  readonly conflicts: Counter;
-}
-
-/** One state per agent, however many apps are built for it. */
-const states = new WeakMap<Agent, LegacyState>();
-
-function stateOf(agent: Agent): LegacyState {
-  let s = states.get(agent);
-  if (!s) {
-    s = { current: undefined, past: [], metrics: legacyMetrics(agent.metrics.registry) };
-    states.set(agent, s);
-  }
-  return s;
-}
-
-/** Registered once per registry (an agent may build its app more than once). */
-function legacyMetrics(r: Registry): LegacyMetrics {
-  const existing = <T>(name: string) => r.getSingleMetric(name) as T | undefined;
-  return {
-    cpu:
-      existing<Gauge>("fingerv7_worker_cpu_percent") ??
-      new Gauge({ name: "fingerv7_worker_cpu_percent", help: "CPU use the worker reported in its last heartbeat (older worker API).", registers: [r] }),
-    memory:
-      existing<Gauge>("fingerv7_worker_memory_percent") ??
-      new Gauge({ name: "fingerv7_worker_memory_percent", help: "Memory use the worker reported in its last heartbeat (older worker API).", registers: [r] }),
-    load:
-      existing<Gauge>("fingerv7_worker_current_load") ??
-      new Gauge({ name: "fingerv7_worker_current_load", help: "Streams the worker said it was processing in its last heartbeat (older worker API).", registers: [r] }),
-    updates:
-      existing<Counter<"status">>("fingerv7_worker_stream_updates_total") ??
-      new Counter({ name: "fingerv7_worker_stream_updates_total", help: "Stream status updates from the worker (POST /api/streams/update), by status.", labelNames: ["status"], registers: [r] }),
-    conflicts:
-      existing<Counter>("fingerv7_worker_id_conflicts_total") ??
-      new Counter({ name: "fingerv7_worker_id_conflicts_total", help: "Calls refused because they named a worker other than the one this sidecar serves.", registers: [r] }),
-  };
-}
-
-type Claim = { ok: true; rec: WorkerRecord; created: boolean } | { ok: false; holder: WorkerRecord; silentMs: number };
-
-/** Rule 2: which worker a call speaks for, binding or taking over the sidecar when allowed. */
-function claim(agent: Agent, st: LegacyState, id: string): Claim {
-  const now = agent.clock.now();
-  const cur = st.current;
-  if (cur && (cur.id === id || id === agent.id)) {
-    touch(agent, cur, now);
-    return { ok: true, rec: cur, created: false };
-  }
-  if (cur) {
-    const silentMs = now - cur.lastSeen;
-    if (silentMs <= agent.config.workerTimeoutMs) return { ok: false, holder: cur, silentMs };
-    st.past = [cur, ...st.past.filter((w) => w.id !== cur.id && w.id !== id)].slice(0, PAST_WORKERS);
-    agent.worker.capacityOverride = undefined;
-    agent.logger.info({ category: "INSTANCE", from: cur.id, to: id, silentMs: Math.round(silentMs) }, "a new worker took over this sidecar");
-  }
-  const wall = new Date(agent.clock.wall()).toISOString();
-  const rec: WorkerRecord = {
-    id,
-    workerType: "fingerv7",
-    capacity: undefined,
-    status: "active",
-    ip: null,
-    port: null,
-    metadata: {},
-    registeredAt: wall,
-    lastSeen: now,
-    lastSeenWall: wall,
-    currentLoad: undefined,
-    availableCapacity: undefined,
-    lastAssigned: 0,
-  };
-  st.current = rec;
-  st.past = st.past.filter((w) => w.id !== id);
-  agent.worker.kind = "legacy";
-  return { ok: true, rec, created: true };
-}
-
-function touch(agent: Agent, rec: WorkerRecord, now = agent.clock.now()): void {
-  rec.lastSeen = now;
-  rec.lastSeenWall = new Date(agent.clock.wall()).toISOString();
-  agent.worker.kind = "legacy";
-}
-
-function declareCapacity(agent: Agent, rec: WorkerRecord, capacity: number | undefined): void {
-  if (capacity === undefined || capacity === rec.capacity) return;
-  rec.capacity = capacity;
-  agent.worker.capacityOverride = capacity;
-  agent.logger.info({ category: "INSTANCE", worker: rec.id, capacity }, "the worker declared its capacity");
-}
-
 // ---- answers ------------------------------------------------------------------------
 
 function bad(c: Context, message: string) {
   return jsonError(c, 400, message, { success: false, detail: message });
 }
 
-function conflict(c: Context, agent: Agent, st: LegacyState, id: string, holder: WorkerRecord, silentMs: number) {
-  st.metrics.conflicts.inc();
-  agent.logger.warn({ category: "INSTANCE", worker: id, serving: holder.id }, "call from a second worker refused");
-  const waitS = Math.max(0, Math.ceil((agent.config.workerTimeoutMs - silentMs) / 1000));
+function conflict(c: Context, agent: Agent, id: string, holder: BoundWorker, silentMs: number) {
+  const waitS = Math.max(0, Math.ceil((agent.worker.workerTimeoutMs - silentMs) / 1000));
   const message =
     `This sidecar (${agent.id}) serves worker ${holder.id}, heard from ${(silentMs / 1000).toFixed(1)} s ago; ` +
     `it refuses worker ${id} so that two workers are never handed the same streams. ` +
-    `Run one worker per sidecar with a stable instance id; a new id is accepted after ${agent.config.workerTimeoutMs / 1000} s of silence from the current one (about ${waitS} s from now).`;
+    `Run one worker per sidecar with a stable instance id; a new id is accepted after ${agent.worker.workerTimeoutMs / 1000} s of silence from the current one (about ${waitS} s from now).`;
   return jsonError(c, 409, message, { success: false, detail: message, worker_id: holder.id });
 }
 
@@ -251,9 +124,8 @@ function streamObject(s: Stream) {
   return { stream_id: s.id, id: presentId(s.id), url: s.url, stream_url: s.url, name: s.name, metadata: s.metadata };
 }
 
-function workerView(agent: Agent, w: WorkerRecord, current: boolean) {
-  const alive = current && agent.clock.now() - w.lastSeen <= agent.config.workerTimeoutMs;
-  const capacity = w.capacity ?? agent.config.maxStreams;
+function workerView(agent: Agent, w: BoundWorker, alive: boolean) {
+  const capacity = w.capacity ?? agent.worker.maxStreams;
   const load = w.currentLoad ?? w.lastAssigned;
   return {
     instance_id: w.id,
@@ -294,7 +166,8 @@ function errorOf(result: unknown): string | undefined {
 
 export function legacyRoutes(agent: Agent): Hono {
   const app = new Hono();
-  const st = stateOf(agent);
+  const link = agent.worker;
+  const m = agent.metrics;
   const limit = bodyLimit({ maxSize: BODY_LIMIT, onError: (c) => jsonError(c, 413, `Body too large (over ${BODY_LIMIT} bytes).`, { success: false }) });
 
   async function body<T>(c: Context, schema: z.ZodType<T>, what: string, shape: string): Promise<{ ok: true; value: T } | { ok: false; res: Response }> {
@@ -312,16 +185,16 @@ export function legacyRoutes(agent: Agent): Hono {
     if (!b.ok) return b.res;
     const r = b.value;
     if (r.instance_id === undefined) return bad(c, "instance_id is required");
-    const cl = claim(agent, st, r.instance_id);
-    if (!cl.ok) return conflict(c, agent, st, r.instance_id, cl.holder, cl.silentMs);
-    const w = cl.rec;
+    const cl = link.claim(r.instance_id);
+    if (!cl.ok) return conflict(c, agent, r.instance_id, cl.holder, cl.silentMs);
+    const w = cl.worker;
     w.workerType = r.worker_type ?? w.workerType;
     w.status = r.status ?? "active";
     w.ip = r.ip ?? w.ip;
     w.port = r.port ?? w.port;
     w.metadata = r.metadata ?? w.metadata;
-    declareCapacity(agent, w, r.capacity);
-    agent.noteReport({}, "legacy");
+    link.declareCapacity(w, r.capacity);
+    link.report({}, "legacy");
     agent.logger.info({ category: "INSTANCE", worker: w.id, capacity: agent.capacity, version: w.metadata.version }, "worker registered (older worker API)");
     return c.json({
       success: true,
@@ -335,12 +208,12 @@ export function legacyRoutes(agent: Agent): Hono {
     if (!b.ok) return b.res;
     const h = b.value;
     if (h.worker_instance_id === undefined) return bad(c, "worker_instance_id is required");
-    const cl = claim(agent, st, h.worker_instance_id);
-    if (!cl.ok) return conflict(c, agent, st, h.worker_instance_id, cl.holder, cl.silentMs);
-    const w = cl.rec;
+    const cl = link.claim(h.worker_instance_id);
+    if (!cl.ok) return conflict(c, agent, h.worker_instance_id, cl.holder, cl.silentMs);
+    const w = cl.worker;
     if (cl.created && h.current_load !== undefined && h.available_capacity !== undefined) {
       // An unknown worker (the sidecar restarted, or it never registered): its capacity is what it says it has.
-      declareCapacity(agent, w, h.current_load + h.available_capacity);
+      link.declareCapacity(w, h.current_load + h.available_capacity);
     }
     if (h.status !== undefined) w.status = h.status;
     if (h.current_load !== undefined) w.currentLoad = h.current_load;
@@ -348,11 +221,11 @@ export function legacyRoutes(agent: Agent): Hono {
     const sys = h.metrics?.system;
     const cpu = num(sys?.cpu_percent);
     const mem = num(sys?.memory_percent);
-    if (cpu !== undefined) st.metrics.cpu.set(cpu);
-    if (mem !== undefined) st.metrics.memory.set(mem);
-    if (h.current_load !== undefined) st.metrics.load.set(h.current_load);
+    if (cpu !== undefined) m.workerCpu.set(cpu);
+    if (mem !== undefined) m.workerMemory.set(mem);
+    if (h.current_load !== undefined) m.workerLoad.set(h.current_load);
     const wm = h.metrics?.worker ?? undefined;
-    agent.noteReport(
+    link.report(
       {
         processed: firstNumber(wm, ["processed_count", "total_processed", "processed", "songs_processed"]),
         errors: firstNumber(wm, ["error_count", "total_errors", "errors"]),
@@ -362,24 +235,18 @@ export function legacyRoutes(agent: Agent): Hono {
     return c.json({ success: true, message: cl.created ? `Heartbeat received; worker ${w.id} registered with sidecar ${agent.id}.` : "Heartbeat received" });
   });
 
-  app.get("/api/streams/assign", async (c) => {
-    const q = assignQuery.safeParse(c.req.query());
-    if (!q.success) return parseFailure(c, "query", q.error.issues);
-    const { worker_id: id, capacity, worker_type } = q.data;
+  app.get("/api/streams/assign", validQuery(assignQuery, bad), async (c) => {
+    const { worker_id: id, capacity, worker_type } = c.req.valid("query");
     if (id === undefined) return bad(c, "worker_id is required (GET /api/streams/assign?worker_id=<id>&capacity=<n>&worker_type=fingerv7)");
-    const cl = claim(agent, st, id);
-    if (!cl.ok) return conflict(c, agent, st, id, cl.holder, cl.silentMs);
-    const w = cl.rec;
+    const cl = link.claim(id);
+    if (!cl.ok) return conflict(c, agent, id, cl.holder, cl.silentMs);
+    const w = cl.worker;
     if (cl.created) {
       // The sidecar restarted under a running worker: take its word for its capacity.
-      declareCapacity(agent, w, capacity);
+      link.declareCapacity(w, capacity);
       if (worker_type) w.workerType = worker_type;
     }
-    const heldBefore = agent.serving.held().length;
-    const offer = agent.serving.fetchLegacy();
-    agent.afterFetch(heldBefore);
-    agent.metrics.streamsServed.set(offer.streams.length);
-    w.lastAssigned = offer.streams.length;
+    const offer = await link.assignment({ api: "legacy" });
     const streams = [...offer.streams].sort((a, b) => compareIds(a.id, b.id));
     if (streams.length === 0) {
       return c.json({
@@ -409,11 +276,11 @@ export function legacyRoutes(agent: Agent): Hono {
     const { server_id: id, stream_ids: ids } = b.value;
     if (id === undefined) return bad(c, "server_id is required");
     if (ids === undefined) return bad(c, "stream_ids is required (a list of stream ids)");
-    const cl = claim(agent, st, id);
-    if (!cl.ok) return conflict(c, agent, st, id, cl.holder, cl.silentMs);
-    agent.noteReport({}, "legacy");
+    const cl = link.claim(id);
+    if (!cl.ok) return conflict(c, agent, id, cl.holder, cl.silentMs);
+    link.report({}, "legacy");
     const released = new Set(agent.releaseStreams([...new Set(ids)]));
-    if (released.size > 0) agent.logger.info({ category: "STREAM", worker: cl.rec.id, released: [...released] }, "the worker released streams");
+    if (released.size > 0) agent.logger.info({ category: "STREAM", worker: cl.worker.id, released: [...released] }, "the worker released streams");
     return c.json({
       status: "released",
       released_streams: [...released].map(presentId),
@@ -428,17 +295,17 @@ export function legacyRoutes(agent: Agent): Hono {
     if (u.stream_id === undefined) return bad(c, "stream_id is required");
     if (u.worker_instance_id === undefined) return bad(c, "worker_instance_id is required");
     if (u.status === undefined) return bad(c, `status is required (one of ${UPDATE_STATUSES.join(", ")})`);
-    const cl = claim(agent, st, u.worker_instance_id);
-    if (!cl.ok) return conflict(c, agent, st, u.worker_instance_id, cl.holder, cl.silentMs);
+    const cl = link.claim(u.worker_instance_id);
+    if (!cl.ok) return conflict(c, agent, u.worker_instance_id, cl.holder, cl.silentMs);
     // `cancelled` means the worker gave the stream up: move it now, as POST /streams/release does.
     if (u.status === "cancelled") agent.releaseStreams([u.stream_id]);
-    agent.noteReport({ streams: [{ id: u.stream_id, status: u.status, error: u.status === "failed" ? errorOf(u.result) : undefined }] }, "legacy");
-    st.metrics.updates.inc({ status: u.status });
+    link.report({ streams: [{ id: u.stream_id, status: u.status, error: u.status === "failed" ? errorOf(u.result) : undefined }] }, "legacy");
+    m.workerStreamUpdates.inc({ status: u.status });
     return c.json({ success: true, message: `Stream ${u.stream_id} status updated to ${u.status}` });
   });
 
   app.get("/api/workers", (c) => {
-    const workers = [...(st.current ? [workerView(agent, st.current, true)] : []), ...st.past.map((w) => workerView(agent, w, false))];
+    const workers = link.boundWorkers().map(({ worker, alive }) => workerView(agent, worker, alive));
     return c.json({ workers, total: workers.length });
   });
 

@@ -18,12 +18,12 @@ export function refreshGauges(agent: Agent): void {
   if (!leading) m.clusterStreams.reset();
   const leader = agent.leaderInfo;
   if (leader && leader.epoch > 0) m.epoch.set(leader.epoch);
-  const now = agent.clock.now();
-  m.streamsServed.set(agent.serving.streams.length);
-  m.streamsHeld.set(agent.serving.held(now).length);
-  m.leaseRemaining.set(Math.max(0, agent.serving.leaseDeadline - now) / 1000);
+  const w = agent.worker.summary();
+  m.streamsServed.set(w.offered);
+  m.streamsHeld.set(w.held);
+  m.leaseRemaining.set(w.leaseMs / 1000);
   for (const mode of ["orchestrated", "hashed"] as const) m.mode.set({ mode }, mode === agent.mode ? 1 : 0);
-  const snap = agent.tracker.latest;
+  const snap = agent.membership;
   if (snap) {
     const counts: Record<string, number> = Object.fromEntries(MEMBER_STATES.map((s) => [s, 0]));
     for (const v of snap.members.values()) counts[v.status] = (counts[v.status] ?? 0) + 1;

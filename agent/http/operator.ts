@@ -13,51 +13,21 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
-import { legacyOwned, readLegacyMembers, type LegacyMember } from "../../shared/legacy.js";
-import { redactText } from "../../shared/logger.js";
+import { FailureMemo, redactText } from "../../shared/logger.js";
 import {
-  clusterView,
-  readShared,
   type ClusterView,
-  type SharedRows,
   type InstancesBody,
   type StatusBody,
   type StreamsStatusBody,
 } from "../../shared/status.js";
 import { computeTargets, measureImbalance, type AssignMember } from "../../leader/assignor.js";
 import type { Agent } from "../agent.js";
-import { describeIssues, jsonError } from "./errors.js";
+import { jsonError } from "./errors.js";
+import { instanceId, validParam, validQuery } from "./validate.js";
 
-/**
- * Concurrent operator reads share one query in flight (per agent and events limit): the
- * agent's small Postgres pool also carries its own assignment reads and the leader's
- * fenced writes, and a burst of status calls must not queue in front of them.
- */
-const inflight = new WeakMap<Agent, Map<number, Promise<SharedRows>>>();
-
-function sharedRows(agent: Agent, events: number): Promise<SharedRows> {
-  let byLimit = inflight.get(agent);
-  if (!byLimit) inflight.set(agent, (byLimit = new Map()));
-  let p = byLimit.get(events);
-  if (!p) {
-    const map = byLimit;
-    p = readShared(agent.opsSql, agent.config.schema, { events }).finally(() => map.delete(events));
-    map.set(events, p);
-  }
-  return p;
-}
-
-/** Reads the shared state and joins it. Throws when Postgres (or, with no view yet, Redis) is unreachable. */
-export async function loadView(agent: Agent, opts: { events?: number } = {}): Promise<ClusterView> {
-  const snapshot = agent.tracker.latest ?? (await agent.tracker.refresh());
-  const [rows, catalog] = await Promise.all([sharedRows(agent, opts.events ?? 50), agent.catalog.get(agent.config.catalogRefreshMs)]);
-  let legacy: { members: LegacyMember[]; owned: Map<string, string> } | undefined;
-  if (agent.config.legacyTotalServers && catalog) {
-    const members = await readLegacyMembers(agent.opsSql, agent.config.legacyHeartbeatsTable, agent.config.legacyHeartbeatTimeoutMs);
-    const sidecars = new Set([...snapshot.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-    legacy = { members, owned: legacyOwned(catalog.streams, members, agent.config.legacyTotalServers, sidecars) };
-  }
-  return clusterView({ rows, snapshot, catalog, catalogError: agent.catalog.lastError, leader: agent.leaderInfo, nowWall: agent.clock.wall(), legacy });
+/** Reads the shared state and joins it (agent/operator-actions.ts). */
+export function loadView(agent: Agent, opts: { events?: number } = {}): Promise<ClusterView> {
+  return agent.operator.view(opts);
 }
 
 export function statusBody(agent: Agent, v: ClusterView): StatusBody {
@@ -130,52 +100,46 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
 }
 
 const limitQuery = z.object({ limit: z.coerce.number().int().min(0).max(1000).optional() });
-const idParam = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, "an instance id: 1-128 letters, digits or . _ : @ -");
 
 export function operatorRoutes(agent: Agent): Hono {
   const app = new Hono();
-  let lastFailure: string | undefined;
-  const answer = async (c: Context, _agent: Agent, build: () => Promise<unknown>) => {
+  const failure = new FailureMemo();
+  const unreadable = (c: Context, err: unknown) => {
+    // Once per distinct failure: a monitor polling /status during an outage must not flood the log.
+    if (failure.failed(err)) agent.logger.warn({ err, category: "ERROR", path: c.req.path }, "cluster state read failed");
+    return jsonError(c, 503, `Cannot read the cluster state: ${redactText(failure.message ?? "")}`);
+  };
+  const answer = async (c: Context, build: () => Promise<unknown>) => {
     try {
       const body = await build();
-      lastFailure = undefined;
+      failure.succeeded();
       return c.json(body);
     } catch (err) {
-      const msg = redactText(err instanceof Error ? err.message : String(err));
-      // Once per distinct failure: a monitor polling /status during an outage must not flood the log.
-      if (msg !== lastFailure) agent.logger.warn({ err, category: "ERROR", path: c.req.path }, "cluster state read failed");
-      lastFailure = msg;
-      return jsonError(c, 503, `Cannot read the cluster state: ${msg}`);
+      return unreadable(c, err);
     }
   };
 
-  app.get("/status", async (c) => {
-    return answer(c, agent, async () => statusBody(agent, await loadView(agent, { events: 0 })));
-  });
+  app.get("/status", (c) => answer(c, async () => statusBody(agent, await loadView(agent, { events: 0 }))));
 
-  app.get("/instances", async (c) => {
-    return answer(c, agent, async () => instancesBody(agent, await loadView(agent, { events: 0 })));
-  });
+  app.get("/instances", (c) => answer(c, async () => instancesBody(agent, await loadView(agent, { events: 0 }))));
 
-  app.get("/instances/:id", async (c) => {
-    const p = idParam.safeParse(c.req.param("id"));
-    if (!p.success) return jsonError(c, 400, `Bad instance id: ${describeIssues(p.error.issues)}`);
+  app.get("/instances/:id", validParam(z.object({ id: instanceId }), "instance id"), async (c) => {
+    const { id } = c.req.valid("param");
     let view: ClusterView;
     try {
       view = await loadView(agent, { events: 0 });
     } catch (err) {
-      return jsonError(c, 503, `Cannot read the cluster state: ${redactText(err instanceof Error ? err.message : String(err))}`);
+      return unreadable(c, err);
     }
-    const found = view.instances.find((i) => i.instance_id === p.data);
-    if (!found) return jsonError(c, 404, `Unknown instance ${p.data}`);
-    const streams = (view.owned.get(p.data) ?? []).map(presentId);
+    const found = view.instances.find((i) => i.instance_id === id);
+    if (!found) return jsonError(c, 404, `Unknown instance ${id}`);
+    const streams = (view.owned.get(id) ?? []).map(presentId);
     return c.json({ generated_at: view.generatedAt, instance: found, streams });
   });
 
-  app.get("/streams/status", async (c) => {
-    const q = limitQuery.safeParse(c.req.query());
-    if (!q.success) return jsonError(c, 400, `Bad query: ${describeIssues(q.error.issues)}`);
-    return answer(c, agent, async () => streamsBody(await loadView(agent, { events: q.data.limit ?? 50 })));
+  app.get("/streams/status", validQuery(limitQuery), (c) => {
+    const { limit } = c.req.valid("query");
+    return answer(c, async () => streamsBody(await loadView(agent, { events: limit ?? 50 })));
   });
 
   return app;

@@ -4,7 +4,7 @@
  * GET /v1/assignment[?version=V&wait=S]
  *   → { instance_id, mode, epoch, version, lease_ms, leader, streams: [{ id, url, name, metadata }] }
  *   With `version` and `wait`, long-polls until the version differs or S seconds pass
- *   (capped at a third of the lease so the worker always renews in time).
+ *   (capped at a third of the lease so the worker always renews in time: config timings).
  *   The worker MUST stop every stream when `lease_ms` runs out without a new answer,
  *   counting from when it SENT the request.
  * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }] }
@@ -13,6 +13,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
 import type { Agent } from "../agent.js";
+import type { Offer } from "../serving.js";
+import { validQuery } from "./validate.js";
 import { describeIssues, jsonError, readJson } from "./errors.js";
 
 const assignmentQuery = z.object({
@@ -38,21 +40,10 @@ const reportBody = z.object({
 export function workerRoutes(agent: Agent): Hono {
   const app = new Hono();
 
-  app.get("/v1/assignment", async (c) => {
-    const parsed = assignmentQuery.safeParse(c.req.query());
-    if (!parsed.success) return jsonError(c, 400, `Bad query: ${describeIssues(parsed.error.issues)}`);
-    const { version, wait } = parsed.data;
-    const heldBefore = agent.serving.held().length;
-    if (version !== undefined) {
-      // The request itself proves the worker applied `version`: older offers are released.
-      agent.serving.confirm(version);
-      agent.afterFetch(heldBefore);
-      if (wait !== undefined && wait > 0) {
-        const cap = Math.max(100, Math.floor(agent.config.workerLeaseMs / 3));
-        await agent.serving.waitForChange(version, Math.min(wait * 1000, cap), c.req.raw.signal);
-      }
-    }
-    return c.json(assignmentBody(agent));
+  app.get("/v1/assignment", validQuery(assignmentQuery), async (c) => {
+    const { version, wait } = c.req.valid("query");
+    const offer = await agent.worker.assignment({ api: "v1", version, waitMs: wait === undefined ? undefined : wait * 1000, signal: c.req.raw.signal });
+    return c.json(assignmentBody(agent, offer));
   });
 
   app.post("/v1/report", async (c) => {
@@ -61,7 +52,7 @@ export function workerRoutes(agent: Agent): Hono {
     const parsed = reportBody.safeParse(body);
     if (!parsed.success) return jsonError(c, 400, `Bad report: ${describeIssues(parsed.error.issues)}`);
     const r = parsed.data;
-    agent.noteReport(
+    agent.worker.report(
       {
         processed: r.processed_count,
         errors: r.error_count,
@@ -75,10 +66,9 @@ export function workerRoutes(agent: Agent): Hono {
   return app;
 }
 
-export function assignmentBody(agent: Agent) {
-  const offer = agent.serving.offer();
+/** The /v1 answer for an offer (by default what the worker would be offered now). */
+export function assignmentBody(agent: Agent, offer: Offer = agent.worker.offerNow()) {
   const leader = agent.leaderInfo;
-  agent.metrics.streamsServed.set(offer.streams.length);
   return {
     instance_id: agent.id,
     mode: agent.mode,

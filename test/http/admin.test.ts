@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planBody as shapePlan } from "../../agent/http/admin.js";
-import { tokenMatches } from "../../agent/http/admin.js";
 import type { Plan } from "../../leader/plan.js";
 import { drainBody, errorBody, modeBody, planBody, rebalanceBody, statusBody } from "../../shared/status.js";
 import { waitFor } from "../helpers/cluster.js";
@@ -70,13 +69,6 @@ describe("admin endpoints", () => {
   it("authenticates before validating: a bad body without a token is a 401, not a 400", async () => {
     expect((await call(a1.app, "PUT", "/mode", { raw: "{nope" })).status).toBe(401);
     expect((await call(a1.app, "POST", "/instances/nobody/drain")).status).toBe(401);
-  });
-
-  it("compares tokens in constant time, by value", () => {
-    expect(tokenMatches(TOKEN, TOKEN)).toBe(true);
-    expect(tokenMatches(TOKEN.slice(0, -1), TOKEN)).toBe(false);
-    expect(tokenMatches("", TOKEN)).toBe(false);
-    expect(tokenMatches(`${TOKEN} `, TOKEN)).toBe(false);
   });
 
   it("drain / undrain: 404 for an unknown instance, 400 for a bad id or body", async () => {

@@ -99,7 +99,7 @@ describe("older worker API", { timeout: 90_000 }, () => {
     expect(r.body.worker_id).toBe("fv7-a");
     expect(r.body.message).toMatch(/registered/);
     expect(A.agent.capacity).toBe(30);
-    expect(A.agent.worker.kind).toBe("legacy");
+    expect(A.agent.worker.health().kind).toBe("legacy");
 
     // Optional fields may be left out; only instance_id is required.
     const minimal = await call(A.app, "POST", "/api/workers/register", { body: { instance_id: "fv7-a" } });
@@ -151,7 +151,7 @@ describe("older worker API", { timeout: 90_000 }, () => {
     });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ success: true, message: "Heartbeat received" });
-    const health = A.agent.workerHealth();
+    const health = A.agent.worker.health();
     expect(health.ok).toBe(true);
     expect(health.kind).toBe("legacy");
     expect(health.processed).toBe(7);
@@ -215,7 +215,7 @@ describe("older worker API", { timeout: 90_000 }, () => {
       expect(s.metadata).toEqual({ sheet: "Plan1", cidade: "Curitiba", estado: "PR", regiao: "Sul", segmento: "Popular" });
     }
     // What it was just told counts as held: the agent reports it in its heartbeat.
-    expect(A.agent.serving.held()).toEqual(b.assigned_streams.map(String).sort());
+    expect(A.agent.worker.serving.held()).toEqual(b.assigned_streams.map(String).sort());
     await pollUntil(() => [...ids("fv7-a"), ...ids("fv7-b")].sort((x, y) => x - y).join() === everything.join(), "the two answers to cover the catalog");
   });
 
@@ -236,11 +236,11 @@ describe("older worker API", { timeout: 90_000 }, () => {
       const r = await call(A.app, "POST", "/api/streams/update", { body: { stream_id: s1, worker_instance_id: "fv7-a", status } });
       expect(r.status).toBe(200);
       expect(r.body).toEqual({ success: true, message: `Stream ${s1} status updated to ${status}` });
-      expect(A.agent.worker.streams.get(String(s1))?.status).toBe(status);
+      expect(A.agent.worker.streamStates()?.[String(s1)]?.s).toBe(status);
     }
     const failed = await call(A.app, "POST", "/api/streams/update", { body: { stream_id: String(s1), worker_instance_id: "fv7-a", status: "failed", result: { error: "recognition API timeout", attempts: 3 } } });
     expect(failed.status).toBe(200);
-    expect(A.agent.worker.streams.get(String(s1))).toMatchObject({ status: "failed", error: "recognition API timeout" });
+    expect(A.agent.worker.streamStates()?.[String(s1)]).toMatchObject({ s: "failed", e: "recognition API timeout" });
     const metrics = await call(A.app, "GET", "/metrics");
     for (const status of ["processing", "completed", "failed"]) {
       expect(metrics.body).toMatch(new RegExp(`^fingerv7_worker_stream_updates_total\\{[^}]*status="${status}"[^}]*\\} 1$`, "m"));
@@ -271,7 +271,7 @@ describe("older worker API", { timeout: 90_000 }, () => {
     expect(next.body.assigned_streams).not.toContain(s1);
     expect(next.body.assigned_streams).not.toContain(s2);
     expect(next.body.assigned_streams).not.toContain(s3);
-    expect(A.agent.serving.held()).not.toContain(String(s1));
+    expect(A.agent.worker.serving.held()).not.toContain(String(s1));
     const took = await pollUntil(() => [s1!, s2!, s3!].every((s) => lastAnswer.get("fv7-b")?.has(s)), "the released streams to reach the other worker");
     const elapsed = performance.now() - t0;
     // eslint-disable-next-line no-console

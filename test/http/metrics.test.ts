@@ -60,9 +60,15 @@ describe("GET /metrics", () => {
   });
 
   it("exports the operator's families: streams, moves, rebalances, elections, epoch, heartbeats, handoffs, HTTP, process", async () => {
-    const leaderId = agents[0]!.agent.leaderInfo?.id;
-    const leader = agents.find((a) => a.id === leaderId)!;
-    const follower = agents.find((a) => a.id !== leaderId)!;
+    // The agent that leads by its own elector (another agent's view of the leader may lag
+    // a change of leadership on a busy machine).
+    let leader: RunningAgent | undefined;
+    for (let i = 0; i < 300 && !leader; i++) {
+      leader = agents.find((a) => a.agent.elector.isLeader());
+      if (!leader) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!leader) throw new Error("no agent leads after 30 s");
+    const follower = agents.find((a) => a !== leader)!;
     const text = await scrape(leader);
     for (const family of [
       "fingerv7_streams_served",

@@ -145,7 +145,7 @@ describe("operator endpoints", () => {
   });
 
   it("every agent sees a drain, and the unassigned streams when capacity runs short", async () => {
-    expect(await a1.agent.setDraining("a2", true)).toBe(true);
+    expect(await a1.agent.operator.setDraining("a2", true)).toBe(true);
     await waitFor(
       async () => {
         const r = await call(a2.app, "GET", "/instances");
@@ -169,7 +169,7 @@ describe("operator endpoints", () => {
     expect(handedOff.length).toBeGreaterThan(0);
     for (const e of handedOff) expect(e.reason).toBe("drain");
 
-    expect(await a1.agent.setDraining("a2", false)).toBe(true);
+    expect(await a1.agent.operator.setDraining("a2", false)).toBe(true);
     await waitSettled(a1.app, STREAMS, "a2 to serve again after the undrain");
     await waitCounts(a1.app, { a1: 15, a2: 15 }, "an even split after the undrain");
     const after = instancesBody.parse((await call(a1.app, "GET", "/instances")).body);

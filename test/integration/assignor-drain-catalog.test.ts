@@ -90,7 +90,7 @@ describe("assignor against a real database: drain, undrain, catalog changes", ()
   it("a drain moves only the drained member's streams, each recorded with reason drain", async () => {
     const before = await owners();
     const mark = await lastEventId();
-    expect(await agents.get("a1")!.setDraining("a2", true)).toBe(true);
+    expect(await agents.get("a1")!.operator.setDraining("a2", true)).toBe(true);
     const after = await settleTo({ a1: 15, a2: 0, a3: 15 }, "a2 to hand off its streams");
     const moved = changed(before, after);
     expect(moved).toEqual([...before].filter(([, o]) => o === "a2").map(([s]) => s).sort());
@@ -104,7 +104,7 @@ describe("assignor against a real database: drain, undrain, catalog changes", ()
   it("an undrain gives the member a fair share back, moving only that share", async () => {
     const before = await owners();
     const mark = await lastEventId();
-    expect(await agents.get("a3")!.setDraining("a2", false)).toBe(true);
+    expect(await agents.get("a3")!.operator.setDraining("a2", false)).toBe(true);
     const after = await settleTo({ a1: 10, a2: 10, a3: 10 }, "a2 to get its share back");
     const moved = changed(before, after);
     expect(moved.length).toBe(10);

@@ -1,0 +1,118 @@
+/**
+ * What an operator can ask of any agent, for the whole cluster: read the cluster's state,
+ * flip the mode flag, drain or undrain an instance, ask for a rebalance or a dry run.
+ *
+ * Guarantees:
+ * - PostgreSQL is the record of the flag and the drain marks; the Redis mirror and the
+ *   nudges only make them take effect sooner (the leader re-publishes from PostgreSQL).
+ * - Reads go through the operator pool, and concurrent reads share one query in flight,
+ *   so a burst of status calls never queues in front of the agent's own work.
+ * - A dry run plans from the same inputs as the leader's tick and changes nothing.
+ * It does not authenticate (agent/http/require-admin.ts) nor validate input (the routes).
+ */
+import type { CatalogCache } from "../shared/catalog-cache.js";
+import type { Clock } from "../shared/clock.js";
+import type { Config } from "../shared/config.js";
+import type { Sql } from "../shared/db.js";
+import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
+import type { Logger } from "../shared/logger.js";
+import type { MembershipTracker } from "../shared/membership.js";
+import { clusterView, readShared, type ClusterView, type SharedRows } from "../shared/status.js";
+import type { Store } from "../shared/store.js";
+import type { LeaderInfo, Mode, Nudge } from "../shared/types.js";
+import { LeaderStore } from "../leader/store.js";
+import { plan, type Plan } from "../leader/plan.js";
+
+export interface OperatorDeps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly store: Store;
+  /** The operator's own small pool (reads and the few operator writes). */
+  readonly opsSql: Sql;
+  readonly tracker: MembershipTracker;
+  readonly catalog: CatalogCache;
+  leaderInfo(): LeaderInfo | undefined;
+  /** Rebalance now if this agent leads; false when the request must travel by nudge. */
+  rebalanceHere(): boolean;
+  publish(n: Nudge): void;
+  publishMode(flag: { mode: Mode; version: number }): Promise<void>;
+}
+
+export class OperatorActions {
+  private readonly inflight = new Map<number, Promise<SharedRows>>();
+
+  constructor(private readonly d: OperatorDeps) {}
+
+  /** The cluster joined from PostgreSQL, this agent's membership view and the catalog. */
+  async view(opts: { events?: number } = {}): Promise<ClusterView> {
+    const { tracker, catalog, config } = this.d;
+    const snapshot = tracker.latest ?? (await tracker.refresh());
+    const [rows, cat] = await Promise.all([this.sharedRows(opts.events ?? 50), catalog.get(config.catalogRefreshMs)]);
+    let legacy: { members: LegacyMember[]; owned: Map<string, string> } | undefined;
+    if (config.legacyTotalServers && cat) {
+      const members = await readLegacyMembers(this.d.opsSql, config.legacyHeartbeatsTable, config.legacyHeartbeatTimeoutMs);
+      const sidecars = new Set([...snapshot.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
+      legacy = { members, owned: legacyOwned(cat.streams, members, config.legacyTotalServers, sidecars) };
+    }
+    return clusterView({ rows, snapshot, catalog: cat, catalogError: catalog.lastError, leader: this.d.leaderInfo(), nowWall: this.d.clock.wall(), legacy });
+  }
+
+  clusterFlag(): Promise<{ mode: Mode; version: number }> {
+    return this.d.store.clusterFlag();
+  }
+
+  /** Flips the cluster flag. */
+  async setMode(mode: Mode, by: string): Promise<{ mode: Mode; version: number; changed: boolean }> {
+    const r = await this.d.store.setMode(mode, by);
+    await this.d.publishMode({ mode: r.mode, version: r.version }).catch(() => {
+      // The leader re-publishes the flag from PostgreSQL on every tick.
+    });
+    this.d.publish({ t: "mode", mode: r.mode });
+    this.d.logger.info({ category: "INSTANCE", mode: r.mode, by, changed: r.changed }, `cluster mode set to ${r.mode}`);
+    return r;
+  }
+
+  /** Drain or undrain any instance. False for an unknown instance. */
+  async setDraining(id: string, draining: boolean): Promise<boolean> {
+    const ok = await this.d.store.setDraining(id, draining);
+    if (ok) {
+      this.d.publish({ t: "drain", id });
+      this.d.logger.info({ category: "INSTANCE", target: id, draining }, draining ? `drain requested for ${id}` : `undrain requested for ${id}`);
+    }
+    return ok;
+  }
+
+  /** Asks the leader, wherever it runs, to rebalance to the targets now. */
+  requestRebalance(): void {
+    if (!this.d.rebalanceHere()) this.d.publish({ t: "rebalance" });
+  }
+
+  /** What the leader would do right now if asked to rebalance, changing nothing. */
+  async dryRunRebalance(): Promise<Plan> {
+    const { config } = this.d;
+    const snap = await this.d.tracker.refresh();
+    const state = await new LeaderStore(this.d.opsSql, config.schema).load();
+    const catalog = await this.d.catalog.get(config.catalogRefreshMs);
+    if (!catalog) throw new Error(this.d.catalog.lastError ?? "catalog not readable");
+    return plan({
+      epoch: this.d.leaderInfo()?.epoch ?? 0,
+      flag: state.flag.mode,
+      catalog: catalog.streams,
+      rows: state.rows,
+      instances: state.instances,
+      members: snap.members,
+      policy: { imbalanceThreshold: config.imbalanceThreshold, maxStreamDifference: config.maxStreamDifference, rebalanceAllowed: true, force: true },
+      requireWorker: config.requireWorker,
+    });
+  }
+
+  private sharedRows(events: number): Promise<SharedRows> {
+    let p = this.inflight.get(events);
+    if (!p) {
+      p = readShared(this.d.opsSql, this.d.config.schema, { events }).finally(() => this.inflight.delete(events));
+      this.inflight.set(events, p);
+    }
+    return p;
+  }
+}
