@@ -1,5 +1,6 @@
 /**
- * GET /health: this agent and its dependencies. 200 when healthy, 503 when not.
+ * GET /health: this agent and its dependencies. 200 when healthy, 503 when not (readiness).
+ * GET /health/live: 200 while the process answers (liveness).
  * Unhealthy: Postgres or Redis unreachable, heartbeats failing, or (client-go's check)
  * this agent believes it leads but has not renewed its lease in time.
  */
@@ -22,6 +23,10 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
     (inflight ??= agent.probeDependencies(PROBE_TIMEOUT_MS).finally(() => {
       inflight = undefined;
     }));
+  // Liveness only: the process answers. No dependency is probed, so an outage of
+  // PostgreSQL or Redis never makes a liveness probe restart the agent (a restart fixes
+  // neither, and would end ON_COORDINATION_LOSS=keep's serving).
+  app.get("/health/live", (c) => c.json({ status: "alive", instance_id: agent.id, uptime_s: Math.round((agent.clock.now() - startedAt) / 100) / 10 }));
   app.get("/health", async (c) => {
     const found = await probes();
     const redact = (p: Probes["postgres"]) => (p.error === undefined ? p : { ...p, error: redactUrl(p.error) });
