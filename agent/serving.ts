@@ -28,6 +28,9 @@ interface OfferRecord {
   until: number;
 }
 
+/** A legacy worker's answers that count as held: the current one and the two before it. */
+const LEGACY_ANSWERS_HELD = 3;
+
 /** Extra time an offer counts as held after its lease, for the response in flight. */
 const HELD_MARGIN_MS = 100;
 
@@ -41,6 +44,8 @@ export class Serving {
   private lastFetch: number | undefined;
   /** Legacy workers ignore leases; their offers last until superseded or the worker goes quiet. */
   private legacyUntilMs: number;
+  /** Versions of the legacy worker's last answers (oldest first). */
+  private legacyAnswers: number[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -129,13 +134,17 @@ export class Serving {
 
   /**
    * A legacy worker (no leases) asks: it replaces what it processes with exactly this
-   * set, so each call supersedes every earlier offer. Its offers count as held until its
-   * next call, or until it has been quiet for WORKER_TIMEOUT.
+   * set. It applies an answer some time after receiving it (a capture in progress runs
+   * to its end: fingerv7 stops up to ~1.5 s late), so a stream dropped by answer k counts
+   * as held until the worker's next-but-one call (k + 2), by when it has surely applied
+   * answer k; or until it has been quiet for WORKER_TIMEOUT.
    */
   fetchLegacy(): Offer {
     const now = this.clock.now();
     this.lastFetch = now;
-    this.offers = this.offers.filter((o) => o.version >= this.ver);
+    this.legacyAnswers = [...this.legacyAnswers, this.ver].slice(-LEGACY_ANSWERS_HELD);
+    const oldest = this.legacyAnswers[0]!;
+    this.offers = this.offers.filter((o) => o.version >= oldest);
     this.prune(now);
     if (now >= this.deadline) {
       if (this.listed.length > 0) this.setListed([]);

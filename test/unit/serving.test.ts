@@ -93,15 +93,32 @@ describe("the held set (what the worker may be processing)", () => {
     expect(serving.held()).toEqual([]);
   });
 
-  it("a legacy worker's call supersedes every earlier offer", () => {
+  it("a legacy worker holds a dropped stream until its next-but-one call (it stops late)", () => {
     const { clock, serving } = setup();
     serving.renew(clock.now());
     serving.setListed([s("1"), s("2")]);
     serving.fetchLegacy();
     serving.setListed([s("2")]);
-    serving.fetchLegacy();
+    serving.fetchLegacy(); // answer k drops "1": the worker may still be capturing it
+    expect(serving.held()).toEqual(["1", "2"]);
+    serving.fetchLegacy(); // k + 1: it may have received answer k only just before
+    expect(serving.held()).toEqual(["1", "2"]);
+    serving.fetchLegacy(); // k + 2: answer k was surely applied
     expect(serving.held()).toEqual(["2"]);
     serving.released(["2"]);
+    expect(serving.held()).toEqual([]);
+  });
+
+  it("a quiet legacy worker's answers stop counting as held after WORKER_TIMEOUT", async () => {
+    const { clock, serving } = setup();
+    serving.renew(clock.now());
+    serving.setListed([s("1")]);
+    serving.fetchLegacy();
+    serving.setListed([]);
+    serving.fetchLegacy();
+    await clock.advance(4_999);
+    expect(serving.held()).toEqual(["1"]);
+    await clock.advance(200);
     expect(serving.held()).toEqual([]);
   });
 
