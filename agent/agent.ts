@@ -139,6 +139,12 @@ export class Agent {
         this.afterChange();
         this.wakeHeartbeat.wake();
       },
+      onDeclared: (capacity) => {
+        this.store.setDeclaredCapacity(this.id, capacity ?? null).catch((err) => {
+          // Only a restart would forget it; the heartbeat announces the capacity anyway.
+          this.logger.warn({ err, category: "ERROR" }, "could not record the declared capacity");
+        });
+      },
     });
     this.heartbeat = new HeartbeatLoop({
       clock,
@@ -274,6 +280,10 @@ export class Agent {
       try {
         await migrate(this.sql, this.config.schema);
         await this.checkDuplicate();
+        const before = await this.store.ownAssignment(this.id);
+        // The worker may have outlived our previous process: it still holds those rows
+        // (and its declared capacity) until it applies one of our answers.
+        this.worker.inherit([...before.active.map((r) => r.id), ...before.revoking], before.declaredCapacity);
         await this.register();
         break;
       } catch (err) {

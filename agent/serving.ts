@@ -28,6 +28,9 @@ interface OfferRecord {
   until: number;
 }
 
+/** The version of what a previous agent process offered: older than any of ours. */
+const INHERITED = -1;
+
 /** A legacy worker's answers that count as held: the current one and the two before it. */
 const LEGACY_ANSWERS_HELD = 3;
 
@@ -152,6 +155,16 @@ export class Serving {
     }
     this.record(this.ver, now + this.legacyUntilMs);
     return { version: this.ver, streams: this.listed, leaseMs: Math.floor(this.deadline - now) };
+  }
+
+  /**
+   * A new agent process starts beside a worker that may have outlived the previous one:
+   * until `untilMs` from now, or until the worker applies one of our answers, it may still
+   * be processing `ids` (the rows the previous process was serving).
+   */
+  inherit(ids: readonly StreamId[], untilMs: number): void {
+    if (ids.length === 0) return;
+    this.offers.push({ version: INHERITED, ids: [...ids], until: this.clock.now() + untilMs });
   }
 
   /** A legacy worker gave these streams up (POST /streams/release): they are no longer held. */

@@ -69,6 +69,8 @@ export interface WorkerLinkOptions {
   readonly onHeldShrank: () => void;
   /** The worker gave streams up: recompute the offer and heartbeat now. */
   readonly onReleased: () => void;
+  /** The declared capacity changed (undefined: forgotten): remember it across restarts. */
+  readonly onDeclared: (capacity: number | undefined) => void;
 }
 
 /** Workers remembered for GET /api/workers besides the current one. */
@@ -160,6 +162,16 @@ export class WorkerLink {
     for (const id of ids) this.releasedIds.delete(id);
   }
 
+  /**
+   * A new agent process: the worker beside it may have outlived the previous process, so
+   * it may still be processing that process's rows (counted as held until it applies one
+   * of our answers, or WORKER_TIMEOUT), and its declared capacity still holds.
+   */
+  inherit(rows: readonly StreamId[], declaredCapacity: number | null): void {
+    this.serving.inherit(rows, this.o.workerTimeoutMs);
+    if (declaredCapacity !== null) this.declaredCapacity = declaredCapacity;
+  }
+
   /** Capacity announced to the cluster: a declared capacity wins while its worker is alive. */
   capacity(now = this.o.clock.now()): number {
     return this.declaredCapacity !== undefined && this.health(now).ok ? this.declaredCapacity : this.o.maxStreams;
@@ -220,6 +232,7 @@ export class WorkerLink {
       }
       this.past = [cur, ...this.past.filter((w) => w.id !== cur.id && w.id !== id)].slice(0, PAST_WORKERS);
       this.declaredCapacity = undefined;
+      this.o.onDeclared(undefined);
       this.o.logger.info({ category: "INSTANCE", from: cur.id, to: id, silentMs: Math.round(silentMs) }, "a new worker took over this sidecar");
     }
     const wall = new Date(this.o.clock.wall()).toISOString();
@@ -249,6 +262,7 @@ export class WorkerLink {
     if (capacity === undefined || capacity === w.capacity) return;
     w.capacity = capacity;
     this.declaredCapacity = capacity;
+    this.o.onDeclared(capacity);
     this.o.logger.info({ category: "INSTANCE", worker: w.id, capacity }, "the worker declared its capacity");
   }
 

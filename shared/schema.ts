@@ -101,6 +101,13 @@ const MIGRATIONS: readonly Migration[] = [
     // rows for: an agent trusts its rows only when they were written for its own session.
     up: (tx, s) => tx.unsafe(`alter table ${s}.instances add column stamped_session text`),
   },
+  {
+    id: 3,
+    name: "declared capacity",
+    // The capacity a worker of the older API declared: a restarted agent keeps announcing
+    // it while that worker keeps running, instead of falling back to MAX_STREAMS.
+    up: (tx, s) => tx.unsafe(`alter table ${s}.instances add column declared_capacity integer`),
+  },
 ];
 
 /** Applies missing migrations. Safe to call from many agents at once. */

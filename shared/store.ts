@@ -15,6 +15,8 @@ export interface OwnAssignment {
   readonly draining: boolean;
   /** The agent session the leader last wrote these rows for (null: never). */
   readonly stampedSession: string | null;
+  /** The capacity the worker last declared (older API), or null. */
+  readonly declaredCapacity: number | null;
   readonly active: readonly Stream[];
   readonly revoking: readonly StreamId[];
   readonly mode: Mode;
@@ -33,14 +35,14 @@ export class Store {
   /** One statement, one snapshot: this member's rows, version and the cluster flag. */
   async ownAssignment(instanceId: string): Promise<OwnAssignment> {
     const rows = await this.sql.unsafe(
-      `select i.version, i.epoch, i.draining, i.stamped_session,
+      `select i.version, i.epoch, i.draining, i.stamped_session, i.declared_capacity,
               c.mode, c.mode_version,
               coalesce(json_agg(json_build_object('id', a.stream_id, 'state', a.state, 'url', a.url, 'name', a.name, 'metadata', a.metadata)
                        order by a.stream_id) filter (where a.stream_id is not null), '[]'::json) as rows
          from ${this.s}.cluster c
          left join ${this.s}.instances i on i.id = $1
          left join ${this.s}.assignments a on a.instance_id = i.id
-        group by i.id, i.version, i.epoch, i.draining, i.stamped_session, c.mode, c.mode_version`,
+        group by i.id, i.version, i.epoch, i.draining, i.stamped_session, i.declared_capacity, c.mode, c.mode_version`,
       [instanceId],
     );
     const r = rows[0];
@@ -52,6 +54,7 @@ export class Store {
       epoch: num(r.epoch),
       draining: r.draining === true,
       stampedSession: (r.stamped_session as string | null) ?? null,
+      declaredCapacity: r.declared_capacity === null || r.declared_capacity === undefined ? null : num(r.declared_capacity),
       active: list.filter((x) => x.state === "active").map((x) => ({ id: x.id, url: x.url, name: x.name, metadata: x.metadata ?? {} })),
       revoking: list.filter((x) => x.state === "revoking").map((x) => x.id),
       mode: r.mode as Mode,
@@ -68,6 +71,11 @@ export class Store {
          location = excluded.location, host = excluded.host, last_seen = now(), removed_at = null`,
       [reg.id, reg.capacity, reg.software, reg.location, reg.host],
     );
+  }
+
+  /** Remembers the capacity the worker declared (null forgets it). */
+  async setDeclaredCapacity(id: string, capacity: number | null): Promise<void> {
+    await this.sql.unsafe(`update ${this.s}.instances set declared_capacity = $2 where id = $1`, [id, capacity]);
   }
 
   /** Operator drain/undrain. Returns false for an unknown instance. */

@@ -25,7 +25,7 @@ const snapshot = (at: number, members = [member("me"), member("other")]): Snapsh
 });
 
 function own(ids: string[], o: Partial<OwnAssignment> = {}): OwnAssignment {
-  return { registered: true, version: 5, epoch: 2, draining: false, stampedSession: SESSION, active: ids.map(stream), revoking: [], mode: "orchestrated", modeVersion: 1, ...o };
+  return { registered: true, version: 5, epoch: 2, draining: false, stampedSession: SESSION, declaredCapacity: null, active: ids.map(stream), revoking: [], mode: "orchestrated", modeVersion: 1, ...o };
 }
 
 /** One agent's decisions over time: feed reads, get offers. */
