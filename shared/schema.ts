@@ -12,6 +12,8 @@
  *   assignment `version` the leader bumps whenever that member's rows change.
  * - assignments: one row per assigned stream; `state` = active | revoking.
  * - events: what moved, when, and why.
+ * - heartbeats: one row per agent, its latest heartbeat: the second liveness channel
+ *   beside Redis (shared/pg-heartbeats.ts).
  */
 import type { Sql, TxSql } from "./db.js";
 import { ident } from "./db.js";
@@ -107,6 +109,21 @@ const MIGRATIONS: readonly Migration[] = [
     // The capacity a worker of the older API declared: a restarted agent keeps announcing
     // it while that worker keeps running, instead of falling back to MAX_STREAMS.
     up: (tx, s) => tx.unsafe(`alter table ${s}.instances add column declared_capacity integer`),
+  },
+  {
+    id: 4,
+    name: "heartbeats",
+    // The second liveness channel: every agent writes its heartbeat here as well as to
+    // Redis, so a member that reaches only one store is not taken for dead.
+    up: (tx, s) =>
+      tx.unsafe(`
+        create table ${s}.heartbeats (
+          instance_id text primary key,
+          session     text not null,
+          seq         bigint not null,
+          payload     jsonb not null,
+          written_at  timestamptz not null default now()
+        )`),
   },
 ];
 

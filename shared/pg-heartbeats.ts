@@ -1,0 +1,59 @@
+/**
+ * The second liveness channel: every agent also writes its heartbeat to PostgreSQL, and
+ * deciders read it beside Redis (shared/membership.ts). One row per agent, overwritten.
+ *
+ * Guarantees:
+ * - A write is one statement (an upsert) that either lands whole or not at all; a write
+ *   of the same session with a lower seq than the row holds never lands, so a delayed
+ *   write cannot roll a member's progress back.
+ * - Reads return the stored heartbeats as written; a payload that does not parse is
+ *   skipped (one agent's bad write must not blind the others).
+ * It does not time anything: progress is dated by the reader, on its own clock.
+ */
+import type { Sql } from "./db.js";
+import { ident, num } from "./db.js";
+import { parseHeartbeat } from "./membership.js";
+import type { Heartbeat } from "./types.js";
+
+export interface StoredPgHeartbeat {
+  readonly id: string;
+  readonly heartbeat: Heartbeat;
+}
+
+export class PgHeartbeats {
+  private readonly table: string;
+
+  constructor(
+    private readonly sql: Sql,
+    schema: string,
+  ) {
+    this.table = `${ident(schema)}.heartbeats`;
+  }
+
+  /** Writes this agent's heartbeat. Throws when PostgreSQL did not confirm it. */
+  async write(hb: Heartbeat): Promise<void> {
+    await this.sql.unsafe(
+      `insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4, now())
+       on conflict (instance_id) do update set session = excluded.session, seq = excluded.seq, payload = excluded.payload, written_at = now()
+        where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq`,
+      [hb.id, hb.session, hb.seq, JSON.stringify(hb)],
+    );
+  }
+
+  /** Every stored heartbeat. */
+  async readAll(): Promise<StoredPgHeartbeat[]> {
+    const rows = await this.sql.unsafe(`select instance_id, seq, payload::text as payload from ${this.table}`);
+    const out: StoredPgHeartbeat[] = [];
+    for (const r of rows) {
+      const hb = parseHeartbeat(String(r.payload));
+      if (hb && hb.id === r.instance_id && hb.seq === num(r.seq)) out.push({ id: String(r.instance_id), heartbeat: hb });
+    }
+    return out;
+  }
+
+  /** Forgets members gone for good (the leader prunes them from Redis at the same time). */
+  async forget(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.sql.unsafe(`delete from ${this.table} where instance_id = any($1::text[])`, [ids as string[]]);
+  }
+}
