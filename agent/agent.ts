@@ -22,13 +22,13 @@ import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
-import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
 import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
+import { decodeNudge, RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
@@ -70,6 +70,7 @@ export class Agent {
   readonly sql: Sql;
   readonly opsSql: Sql;
   readonly redis: Redis;
+  readonly protocol: RedisProtocol;
   readonly store: Store;
   readonly tracker: MembershipTracker;
   readonly catalog: CatalogCache;
@@ -138,10 +139,10 @@ export class Agent {
     const commandTimeoutMs = Math.max(200, Math.min(1000, Math.round(config.heartbeatIntervalMs * 0.8)));
     this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs });
     this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs }))];
+    this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
-      redis: this.redis,
-      keys: this.keys,
+      protocol: this.protocol,
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
@@ -154,8 +155,7 @@ export class Agent {
       config,
       clock,
       logger: this.logger.child({ component: "leader" }),
-      redis: this.redis,
-      keys: this.keys,
+      protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
@@ -422,17 +422,8 @@ export class Agent {
     this.lastAttemptAt = sentAt;
     const hb = this.heartbeat(sentAt);
     try {
-      const reply = (await this.redis.eval(
-        HEARTBEAT_LUA,
-        0,
-        this.keys.prefix,
-        this.id,
-        JSON.stringify(hb),
-        String(this.config.heartbeatTimeoutMs),
-        crypto.randomUUID(),
-      )) as [number, string, string, string, string];
-      const [, version, modeRaw, , leaderRaw] = reply;
-      this.lastReply = { at: this.clock.now(), leader: parse<LeaderInfo>(leaderRaw), flag: parse<ClusterFlag>(modeRaw), version: Number(version) || 0 };
+      const reply = await this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs);
+      this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag, version: reply.version };
       this.lastConfirmedAt = sentAt;
       this.heartbeatOk = true;
       this.lastHeartbeatError = undefined;
@@ -634,7 +625,7 @@ export class Agent {
   }
 
   private onNudge(message: string): void {
-    const n = parse<Nudge>(message);
+    const n = decodeNudge(message);
     if (!n) return;
     switch (n.t) {
       case "assign":
@@ -664,7 +655,7 @@ export class Agent {
   /** Flips the cluster flag (Postgres is the record; Redis mirror and a nudge make it fast). */
   async setMode(mode: Mode, by: string): Promise<{ mode: Mode; version: number; changed: boolean }> {
     const r = await this.store.setMode(mode, by);
-    await this.redis.eval(PUBLISH_MODE_LUA, 0, this.keys.prefix, JSON.stringify({ mode: r.mode, version: r.version })).catch(() => {
+    await this.protocol.publishMode({ mode: r.mode, version: r.version }).catch(() => {
       // The leader re-publishes the flag from Postgres on every tick.
     });
     this.publish({ t: "mode", mode: r.mode });
@@ -711,7 +702,8 @@ export class Agent {
 
   /** Publishes a nudge (best effort). */
   publish(n: Nudge): void {
-    this.redis.publish(this.keys.channel, JSON.stringify(n)).catch(() => {});
+    // Nudges only speed things up; every agent also polls.
+    this.protocol.publishNudge(n).catch(() => {});
   }
 
   private async register(): Promise<void> {
@@ -723,25 +715,15 @@ export class Agent {
    * progressing). A crashed predecessor's key stops progressing: we take over its rows.
    */
   private async checkDuplicate(): Promise<void> {
-    const key = this.keys.heartbeat(this.id);
-    const [[, raw], [, pttl]] = (await this.redis.multi().get(key).pttl(key).exec()) as [[unknown, string | null], [unknown, number]];
-    const a = parse<Heartbeat>(raw);
+    const { heartbeat: a, pttlMs } = await this.protocol.readHeartbeat(this.id);
     if (!a || a.session === this.session || a.leaving || a.restarting) return;
     // Silent for more than a beat and a half: the predecessor crashed; take over.
-    if (this.config.heartbeatTimeoutMs - pttl > 1.5 * this.config.heartbeatIntervalMs) return;
+    if (this.config.heartbeatTimeoutMs - pttlMs > 1.5 * this.config.heartbeatIntervalMs) return;
     await this.clock.sleep(Math.round(this.config.heartbeatIntervalMs * 2.5));
-    const b = parse<Heartbeat>((await this.redis.get(key).catch(() => null)) ?? "");
+    // Unreadable now (Redis gone): nothing proves a live twin, start.
+    const b = (await this.protocol.readHeartbeat(this.id).catch(() => undefined))?.heartbeat;
     if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
       throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
     }
-  }
-}
-
-function parse<T>(raw: string | null | undefined): T | undefined {
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as T;
-  } catch {
-    return undefined;
   }
 }
