@@ -641,7 +641,6 @@ export class Agent {
         this.wakeOwn?.();
         break;
       case "ack":
-      case "member":
         if (this.elector.isLeader()) this.leader.nudge();
         break;
       case "rebalance":
