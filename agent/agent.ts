@@ -99,7 +99,7 @@ export class Agent {
   private rowsTrusted = false;
   private resyncs = 0;
   private lastLeaderSeenAt: number;
-  private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined; version: number } | undefined;
+  private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined; version: number; incarnation: string } | undefined;
   private resyncSince: number | undefined;
   private lastAttemptAt: number | undefined;
   private lastConfirmedAt: number | undefined;
@@ -423,8 +423,17 @@ export class Agent {
     const hb = this.heartbeat(sentAt);
     try {
       const reply = await this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs);
-      this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag, version: reply.version };
+      const before = this.lastReply;
+      const confirmedBefore = this.lastConfirmedAt;
+      this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag, version: reply.version, incarnation: reply.incarnation };
       this.lastConfirmedAt = sentAt;
+      // Our key was gone although Redis kept its data (same incarnation) and a beat
+      // confirmed less than WORKER_LEASE ago (< HEARTBEAT_TIMEOUT, its TTL) should have kept
+      // it: it was deleted or evicted, so trackers may have seen us absent. Resync as after
+      // a freeze. A longer silence or a new incarnation is covered elsewhere.
+      if (!reply.existed && before?.incarnation === reply.incarnation && confirmedBefore !== undefined && sentAt - confirmedBefore < this.config.workerLeaseMs) {
+        this.requireResync(sentAt, "our heartbeat key vanished from Redis while we were live");
+      }
       this.heartbeatOk = true;
       this.lastHeartbeatError = undefined;
       this.metrics.heartbeats.inc({ result: "ok" });
