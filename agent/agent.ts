@@ -149,7 +149,7 @@ export class Agent {
       maxGapMs: Math.max(2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs + 1000),
     });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
-    const lease = new RedlockLease(this.lockClients, this.keys.leader);
+    const lease = new RedlockLease(this.lockClients, this.keys.leader, clock);
     this.leader = new LeaderLoop({
       id: config.instanceId,
       config,
