@@ -20,13 +20,13 @@ import { CatalogCache } from "../shared/catalog-cache.js";
 import { Waker, isAbortError, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
-import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
 import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
+import { decodeNudge, RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
@@ -72,6 +72,7 @@ export class Agent {
   readonly sql: Sql;
   readonly opsSql: Sql;
   private readonly redis: Redis;
+  private readonly protocol: RedisProtocol;
   private readonly lockClients: Redis[];
   private readonly store: Store;
   private readonly tracker: MembershipTracker;
@@ -115,10 +116,10 @@ export class Agent {
     this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
     this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
     this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
+    this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
-      redis: this.redis,
-      keys: this.keys,
+      protocol: this.protocol,
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
@@ -164,14 +165,13 @@ export class Agent {
       },
       onReleased: () => this.publish({ t: "ack", id: this.id }),
     });
-    const lease = new RedlockLease(this.lockClients, this.keys.leader);
+    const lease = new RedlockLease(this.lockClients, this.keys.leader, clock);
     this.leader = new LeaderLoop({
       id: config.instanceId,
       config,
       clock,
       logger: this.logger.child({ component: "leader" }),
-      redis: this.redis,
-      keys: this.keys,
+      protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
@@ -208,9 +208,7 @@ export class Agent {
         return true;
       },
       publish: (n) => this.publish(n),
-      publishMode: async (flag) => {
-        await this.redis.eval(PUBLISH_MODE_LUA, 0, this.keys.prefix, JSON.stringify(flag));
-      },
+      publishMode: (flag) => this.protocol.publishMode(flag).then(() => {}),
     });
   }
 
@@ -368,7 +366,7 @@ export class Agent {
 
   /** Publishes a nudge (best effort: nudges only speed things up). */
   publish(n: Nudge): void {
-    this.redis.publish(this.keys.channel, JSON.stringify(n)).catch(() => {});
+    this.protocol.publishNudge(n).catch(() => {});
   }
 
   // ---- loops ---------------------------------------------------------------------
@@ -392,10 +390,8 @@ export class Agent {
     })();
   }
 
-  private async sendHeartbeat(hb: Heartbeat): Promise<HeartbeatReply> {
-    const reply = (await this.redis.eval(HEARTBEAT_LUA, 0, this.keys.prefix, this.id, JSON.stringify(hb), String(this.config.heartbeatTimeoutMs), crypto.randomUUID())) as [number, string, string, string, string];
-    const [existed, version, modeRaw, , leaderRaw] = reply;
-    return { existed: existed === 1, version: Number(version) || 0, flag: parse<ClusterFlag>(modeRaw), leader: parse<LeaderInfo>(leaderRaw) };
+  private sendHeartbeat(hb: Heartbeat): Promise<HeartbeatReply> {
+    return this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs);
   }
 
   private buildHeartbeat(now: number): Heartbeat {
@@ -534,7 +530,7 @@ export class Agent {
   }
 
   private onNudge(message: string): void {
-    const n = parse<Nudge>(message);
+    const n = decodeNudge(message);
     if (!n) return;
     const leading = this.elector.isLeader();
     switch (n.t) {
@@ -554,7 +550,6 @@ export class Agent {
         this.wakeOwn.wake();
         break;
       case "ack":
-      case "member":
         if (leading) this.leader.nudge();
         break;
       case "rebalance":
@@ -573,13 +568,13 @@ export class Agent {
    */
   private async checkDuplicate(): Promise<void> {
     const t = this.config.timings;
-    const key = this.keys.heartbeat(this.id);
-    const [[, raw], [, pttl]] = (await this.redis.multi().get(key).pttl(key).exec()) as [[unknown, string | null], [unknown, number]];
-    const a = parse<Heartbeat>(raw);
+    const { heartbeat: a, pttlMs } = await this.protocol.readHeartbeat(this.id);
     if (!a || a.session === this.session || a.leaving || a.restarting) return;
-    if (this.config.heartbeatTimeoutMs - pttl > t.duplicateSilentMs) return;
+    // Silent for more than a beat and a half: the predecessor crashed; take over.
+    if (this.config.heartbeatTimeoutMs - pttlMs > t.duplicateSilentMs) return;
     await this.clock.sleep(t.duplicateWatchMs);
-    const b = parse<Heartbeat>((await this.redis.get(key).catch(() => null)) ?? "");
+    // Unreadable now (Redis gone): nothing proves a live twin, start.
+    const b = (await this.protocol.readHeartbeat(this.id).catch(() => undefined))?.heartbeat;
     if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
       throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
     }
@@ -603,14 +598,5 @@ async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs: number
     return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
   } finally {
     ctl.abort();
-  }
-}
-
-function parse<T>(raw: string | null | undefined): T | undefined {
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as T;
-  } catch {
-    return undefined;
   }
 }

@@ -7,27 +7,20 @@
  * - Under ON_COORDINATION_LOSS=keep a failed heartbeat renews only while Redis is clearly
  *   down (refused, closed, the client reconnecting): see renewsOnFailure.
  * - A gap between two attempts longer than the worker's lease (a freeze: SIGSTOP, a
- *   stalled VM, starvation), or a lease that ran out, triggers a resync before anything
- *   is served again.
+ *   stalled VM, starvation), a lease that ran out, or our heartbeat key found gone while
+ *   we were live (deleted or evicted: trackers may have seen us absent) triggers a resync
+ *   before anything is served again.
  * It does not decide what is offered (agent/offer.ts) nor who is alive (the tracker).
  */
 import type { Clock } from "../shared/clock.js";
 import type { CoordinationLossPolicy } from "../shared/config.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import type { Metrics } from "../shared/metrics.js";
-import type { ClusterFlag } from "../shared/membership.js";
-import type { Heartbeat, LeaderInfo } from "../shared/types.js";
+import type { HeartbeatReply } from "../shared/redis-protocol.js";
+import type { Heartbeat } from "../shared/types.js";
 import type { Serving } from "./serving.js";
 
-/** What a confirmed heartbeat tells the agent back. */
-export interface HeartbeatReply {
-  /** False when our key had expired (or Redis lost it) before this write. */
-  readonly existed: boolean;
-  /** The assignment version the leader committed for this member. */
-  readonly version: number;
-  readonly flag: ClusterFlag | undefined;
-  readonly leader: LeaderInfo | undefined;
-}
+export type { HeartbeatReply };
 
 /**
  * ON_COORDINATION_LOSS=keep: whether a FAILED heartbeat may still renew the worker's
@@ -66,6 +59,7 @@ export class HeartbeatLoop {
   private ok = false;
   private readonly failure = new FailureMemo();
   private lastReportedHeld: readonly string[] = [];
+  private lastConfirmed: { at: number; incarnation: string } | undefined;
 
   constructor(private readonly d: HeartbeatDeps) {}
 
@@ -92,6 +86,15 @@ export class HeartbeatLoop {
     const hb = d.build(sentAt);
     try {
       const reply = await d.send(hb);
+      // Our key was gone although Redis kept its data (same incarnation) and a beat
+      // confirmed less than WORKER_LEASE ago (< HEARTBEAT_TIMEOUT, its TTL) should have
+      // kept it. A longer silence or a new incarnation is covered by the rules above and
+      // by the trackers' clock restart.
+      const prev = this.lastConfirmed;
+      if (!reply.existed && prev && prev.incarnation === reply.incarnation && sentAt - prev.at < d.workerLeaseMs) {
+        d.requireResync(sentAt, "our heartbeat key vanished from Redis while we were live");
+      }
+      this.lastConfirmed = { at: sentAt, incarnation: reply.incarnation };
       this.ok = true;
       this.failure.succeeded();
       d.metrics.heartbeats.inc({ result: "ok" });

@@ -6,16 +6,14 @@
  * (cached); plan (pure); write the difference in ONE fenced transaction; publish the new
  * versions and nudge the agents. A deposed leader's transaction fails on the epoch.
  */
-import type { Redis } from "ioredis";
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
-import { PUBLISH_LEADER_LUA, PUBLISH_MODE_LUA, PUBLISH_VERSIONS_LUA } from "../shared/heartbeat-script.js";
-import type { Keys } from "../shared/keys.js";
 import type { Logger } from "../shared/logger.js";
-import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { ClusterFlag, MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
+import type { RedisProtocol } from "../shared/redis-protocol.js";
 import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
 import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
 import type { MoveReason } from "./assignor.js";
@@ -27,8 +25,7 @@ export interface LeaderDeps {
   readonly config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly redis: Redis;
-  readonly keys: Keys;
+  readonly protocol: RedisProtocol;
   readonly tracker: MembershipTracker;
   readonly store: LeaderStore;
   readonly catalog: CatalogCache;
@@ -356,7 +353,7 @@ export class LeaderLoop {
     }
     const prune = [...snap.members.values()].filter((m) => !m.present && (m.status === "left" || m.status === "dead") && m.silentMs > goneForMs && !owners.has(m.id));
     if (prune.length === 0) return;
-    await this.d.redis.zrem(this.d.keys.members, ...prune.map((m) => m.id));
+    await this.d.protocol.pruneMembers(prune.map((m) => m.id));
     for (const m of prune) this.d.tracker.forget(m.id);
     this.d.logger.info({ category: "INSTANCE", pruned: prune.map((m) => m.id) }, "forgot members gone for long");
   }
@@ -378,25 +375,22 @@ export class LeaderLoop {
       const token = this.d.leaseToken();
       if (!token) return;
       const info: LeaderInfo = { id: this.d.id, epoch: this.epoch ?? 0, ready: this.epoch !== undefined };
-      await this.d.redis.eval(PUBLISH_LEADER_LUA, 2, this.d.keys.leader, this.d.keys.leaderInfo, token, JSON.stringify(info), String(this.d.config.leaderLeaseTtlMs));
+      await this.d.protocol.publishLeader(token, info, this.d.config.leaderLeaseTtlMs);
     });
     this.publishing = next.catch(() => {});
     return next;
   }
 
   private async publishVersions(versions: ReadonlyMap<string, number>): Promise<void> {
-    if (versions.size === 0) return;
-    const args: string[] = [];
-    for (const [id, v] of versions) args.push(id, String(v));
-    await this.d.redis.eval(PUBLISH_VERSIONS_LUA, 0, this.d.keys.prefix, ...args);
+    await this.d.protocol.publishVersions(versions);
   }
 
-  private async publishMode(flag: { mode: string; version: number }): Promise<void> {
-    await this.d.redis.eval(PUBLISH_MODE_LUA, 0, this.d.keys.prefix, JSON.stringify(flag));
+  private async publishMode(flag: ClusterFlag): Promise<void> {
+    await this.d.protocol.publishMode(flag);
   }
 
   private publish(n: Nudge): void {
-    this.d.redis.publish(this.d.keys.channel, JSON.stringify(n)).catch(() => {
+    this.d.protocol.publishNudge(n).catch(() => {
       // Nudges only speed things up; agents also poll.
     });
   }

@@ -13,9 +13,15 @@
  * rate, at most one holder at a time. What it does NOT guarantee: that a holder which
  * paused (GC, SIGSTOP, a slow network) knows it lost the lease. That is why every leader
  * write is fenced by the epoch in Postgres (leader/store.ts).
+ *
+ * Time: redlock dates a lock on the wall clock (`lock.expiration`, from its own
+ * Date.now()). We keep our own copy of that deadline on the injected monotonic clock,
+ * computed the same way (attempt start + ttl − drift, the start taken just before
+ * redlock's), and decide only on it.
  */
 import Redlock, { Lock } from "redlock";
 import type { Redis } from "ioredis";
+import type { Clock } from "../shared/clock.js";
 
 export interface Lease {
   /** One attempt. True when we now hold the lease for `ttlMs`. Never throws for contention or a dead Redis. */
@@ -36,10 +42,13 @@ export function driftMs(ttlMs: number): number {
 export class RedlockLease implements Lease {
   private readonly redlock: Redlock;
   private lock: Lock | undefined;
+  /** Monotonic time until which the held lock is valid: redlock's `expiration`, on our clock. */
+  private validUntil = 0;
 
   constructor(
     clients: readonly Redis[],
     private readonly key: string,
+    private readonly clock: Clock,
   ) {
     this.redlock = new Redlock(clients, { retryCount: 0, retryDelay: 0, retryJitter: 0, driftFactor: 0.01 });
     // Redlock emits "error" for per-client failures; they surface as failed attempts.
@@ -51,8 +60,10 @@ export class RedlockLease implements Lease {
   }
 
   async tryAcquire(ttlMs: number): Promise<boolean> {
+    const started = this.clock.now();
     try {
       this.lock = await this.redlock.acquire([this.key], ttlMs, { retryCount: 0 });
+      this.validUntil = started + ttlMs - driftMs(ttlMs);
       return true;
     } catch {
       // ExecutionError: someone else holds it, or no quorum of Redis servers answered.
@@ -65,8 +76,10 @@ export class RedlockLease implements Lease {
     const lock = this.lock;
     if (!lock) return false;
     const expiration = lock.expiration;
+    const started = this.clock.now();
     try {
       this.lock = await lock.extend(ttlMs);
+      this.validUntil = started + ttlMs - driftMs(ttlMs);
       return true;
     } catch {
       // Unconfirmed (a slow or unreachable Redis) or lost. extend() zeroed the old
@@ -74,7 +87,7 @@ export class RedlockLease implements Lease {
       // attempt can still extend it while it may be ours. The extend script checks the
       // token, so a stolen lease simply keeps failing; once the expiration has passed,
       // redlock refuses to try and the elector steps down.
-      this.lock = expiration > Date.now() ? new Lock(this.redlock, lock.resources, lock.value, [], expiration) : undefined;
+      this.lock = this.validUntil > this.clock.now() ? new Lock(this.redlock, lock.resources, lock.value, [], expiration) : undefined;
       return false;
     }
   }

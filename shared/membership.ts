@@ -14,9 +14,8 @@
  * confirmed, for WORKER_LEASE < HEARTBEAT_TIMEOUT, so when the tracker has seen no
  * progress for HEARTBEAT_TIMEOUT the worker's lease has run out.
  */
-import type { Redis } from "ioredis";
 import type { Clock } from "./clock.js";
-import type { Keys } from "./keys.js";
+import type { RawSnapshot, RedisProtocol } from "./redis-protocol.js";
 import type { Heartbeat, LeaderInfo, Mode, StreamId } from "./types.js";
 
 export type MemberStatus = "alive" | "warning" | "dead" | "left";
@@ -51,23 +50,6 @@ export interface Snapshot {
   readonly viewGrewAt: number;
 }
 
-/**
- * One round trip that reads everything the tracker needs, atomically.
- * KEYS: none (standalone Redis; keys are built from the prefix in ARGV[1]).
- * ARGV[1] = key prefix. Returns {incarnation|'', leaderInfo|'', mode|'', ids[], payloads[], pttls[]}.
- */
-const SNAPSHOT_LUA = `
-local p = ARGV[1]
-local ids = redis.call('ZRANGE', p .. ':members', 0, -1)
-local payloads = {}
-local ttls = {}
-for i, id in ipairs(ids) do
-  payloads[i] = redis.call('GET', p .. ':hb:' .. id) or ''
-  ttls[i] = redis.call('PTTL', p .. ':hb:' .. id)
-end
-return {redis.call('GET', p .. ':incarnation') or '', redis.call('GET', p .. ':leader:info') or '', redis.call('GET', p .. ':mode') or '', ids, payloads, ttls}
-`;
-
 interface Entry {
   hb: Heartbeat | undefined;
   present: boolean;
@@ -79,8 +61,7 @@ interface Entry {
 }
 
 export interface TrackerOptions {
-  readonly redis: Redis;
-  readonly keys: Keys;
+  readonly protocol: RedisProtocol;
   readonly clock: Clock;
   readonly heartbeatTimeoutMs: number;
   readonly heartbeatWarningMs: number;
@@ -130,36 +111,33 @@ export class MembershipTracker {
 
   private async read(): Promise<Snapshot> {
     const started = this.o.clock.now();
-    let raw: [string, string, string, string[], string[], number[]];
+    let raw: RawSnapshot;
     try {
-      raw = (await this.o.redis.eval(SNAPSHOT_LUA, 0, this.o.keys.prefix)) as typeof raw;
+      raw = await this.o.protocol.snapshot();
     } catch (err) {
       this.lastReadAt = undefined; // a gap: the next successful read restarts all clocks
       throw err;
     }
     const now = this.o.clock.now();
-    const [inc, leaderRaw, modeRaw, ids, payloads, ttls] = raw;
     const gap = this.lastReadAt === undefined || started - this.lastReadAt > this.o.maxGapMs;
-    const newIncarnation = (inc || undefined) !== this.incarnation;
+    const newIncarnation = raw.incarnation !== this.incarnation;
     const restart = gap || newIncarnation;
-    this.incarnation = inc || undefined;
+    this.incarnation = raw.incarnation;
     this.lastReadAt = now;
 
     const seen = new Set<string>();
-    ids.forEach((id, i) => {
+    for (const { id, heartbeat: hb, pttlMs: pttl } of raw.members) {
       seen.add(id);
-      const hb = parseHeartbeat(payloads[i] ?? "");
       const entry = this.entries.get(id);
       const mark = hb ? `${hb.session}:${hb.seq}` : "";
       if (!entry) {
         this.entries.set(id, { hb, present: !!hb, progressAt: now, firstSeenAt: now, mark, dead: false });
-        return;
+        continue;
       }
       if (hb && mark !== entry.mark) {
         // Progress happened when the key was written, not when we read it: Redis measured
         // the key's age (TTL − PTTL) on its own clock. Dating it back makes every tracker
         // agree on when a member went silent, within one read.
-        const pttl = Number(ttls?.[i] ?? -1);
         const ttl = typeof hb.ttlMs === "number" ? hb.ttlMs : 0; // the writer's own TTL
         const age = pttl > 0 && ttl > 0 ? Math.min(ttl, Math.max(0, ttl - pttl)) : 0;
         entry.progressAt = Math.max(entry.progressAt, now - age);
@@ -167,7 +145,7 @@ export class MembershipTracker {
       }
       if (hb) entry.hb = hb;
       entry.present = !!hb;
-    });
+    }
     for (const [id, entry] of this.entries) {
       if (!seen.has(id)) entry.present = false;
       // We were not watching: restart the clock of everyone not already known dead (a
@@ -190,8 +168,8 @@ export class MembershipTracker {
     const snap: Snapshot = {
       at: now,
       members,
-      leader: parseJson<LeaderInfo>(leaderRaw),
-      flag: parseJson<ClusterFlag>(modeRaw),
+      leader: raw.leader,
+      flag: raw.flag,
       incarnation: this.incarnation,
       viewVersion: this.viewVersion,
       viewGrewAt: this.viewGrewAt,
@@ -236,19 +214,4 @@ export function heldByOthers(snap: Snapshot, except: string): Map<StreamId, stri
     for (const s of m.hb.held) out.set(s, m.id);
   }
   return out;
-}
-
-export function parseHeartbeat(raw: string): Heartbeat | undefined {
-  const v = parseJson<Heartbeat>(raw);
-  if (!v || typeof v.id !== "string" || typeof v.seq !== "number" || !Array.isArray(v.held)) return undefined;
-  return v;
-}
-
-function parseJson<T>(raw: string | null | undefined): T | undefined {
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as T;
-  } catch {
-    return undefined;
-  }
 }

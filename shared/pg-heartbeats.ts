@@ -12,7 +12,7 @@
  */
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
-import { parseHeartbeat } from "./membership.js";
+import { decodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
 export interface StoredPgHeartbeat {
@@ -45,7 +45,7 @@ export class PgHeartbeats {
     const rows = await this.sql.unsafe(`select instance_id, seq, payload::text as payload from ${this.table}`);
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {
-      const hb = parseHeartbeat(String(r.payload));
+      const hb = decodeHeartbeat(String(r.payload));
       if (hb && hb.id === r.instance_id && hb.seq === num(r.seq)) out.push({ id: String(r.instance_id), heartbeat: hb });
     }
     return out;

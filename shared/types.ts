@@ -80,7 +80,6 @@ export type Nudge =
   | { readonly t: "ack"; readonly id: string }
   | { readonly t: "mode"; readonly mode: Mode }
   | { readonly t: "leader"; readonly id: string | null; readonly epoch: number }
-  | { readonly t: "member"; readonly id: string }
   | { readonly t: "drain"; readonly id: string }
   | { readonly t: "rebalance" };
 

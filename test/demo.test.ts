@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
+import { Keys } from "../shared/keys.js";
 import { ServicesUnavailable, freePort, resolveServices } from "../tools/demo-services.js";
 import { statusLine } from "../tools/demo-status.js";
 import { waitFor } from "./helpers/cluster.js";
@@ -145,7 +146,7 @@ describe("npm run demo", () => {
     await sql.end({ timeout: 1 });
     expect(rows.length).toBe(0);
     const redis = await connectTestRedis();
-    const keys = await redis.keys(`${prefix}:*`);
+    const keys = await redis.keys(new Keys(prefix).pattern);
     redis.disconnect();
     expect(keys).toEqual([]);
   });

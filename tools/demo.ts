@@ -24,6 +24,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { Keys } from "../shared/keys.js";
 import { SimWorker } from "./sim-worker.js";
 import { createDemoDatabase, type DemoDatabase } from "./demo-db.js";
 import { ServicesUnavailable, freePort, portFree, resolveServices, type DemoServices } from "./demo-services.js";
@@ -299,7 +300,7 @@ async function clearPrefix(url: string, prefix: string): Promise<void> {
     await r.connect();
     let cursor = "0";
     do {
-      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+      const [next, keys] = await r.scan(cursor, "MATCH", new Keys(prefix).pattern, "COUNT", 500);
       cursor = next;
       if (keys.length) await r.del(...keys);
     } while (cursor !== "0");

@@ -353,6 +353,7 @@ class RealAgentTests(unittest.TestCase):
         finally:
             if shutil.which("redis-cli"):
                 u = urllib.parse.urlsplit(REDIS_URL)
+                # The pattern is Keys.pattern (shared/keys.ts), which Python cannot import.
                 keys = subprocess.run(["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379), "--scan", "--pattern", f"{cls.prefix}:*"], capture_output=True, text=True).stdout.split()
                 if keys:
                     subprocess.run(["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379), "del", *keys], capture_output=True)

@@ -10,6 +10,7 @@
 import crypto from "node:crypto";
 import postgres from "postgres";
 import { Redis } from "ioredis";
+import { Keys } from "../../shared/keys.js";
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -76,7 +77,7 @@ export async function connectTestRedis(url = REDIS_URL): Promise<Redis> {
 export async function clearPrefix(redis: Redis, prefix: string): Promise<void> {
   let cursor = "0";
   do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 500);
+    const [next, keys] = await redis.scan(cursor, "MATCH", new Keys(prefix).pattern, "COUNT", 500);
     cursor = next;
     if (keys.length) await redis.del(...keys);
   } while (cursor !== "0");

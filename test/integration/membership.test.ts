@@ -3,13 +3,12 @@
  * after this tracker watched it silent for HEARTBEAT_TIMEOUT; a Redis that lost its data
  * (new incarnation) is not a mass death, not even for members that were dead before.
  */
-import crypto from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../shared/clock.js";
-import { HEARTBEAT_LUA } from "../../shared/heartbeat-script.js";
 import { Keys } from "../../shared/keys.js";
 import { MembershipTracker } from "../../shared/membership.js";
+import { RedisProtocol } from "../../shared/redis-protocol.js";
 import type { Heartbeat } from "../../shared/types.js";
 import { clearPrefix, connectTestRedis, uniqueName } from "../helpers/services.js";
 
@@ -19,14 +18,16 @@ describe("MembershipTracker", () => {
   let redis: Redis;
   const keys = new Keys(uniqueName("members"));
   let seq = 0;
+  let protocol: RedisProtocol;
 
   const beat = (id: string) => {
     const hb: Partial<Heartbeat> = { id, seq: ++seq, session: `s-${id}`, ttlMs: TIMEOUT, capacity: 10, held: ["1"], worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" } };
-    return redis.eval(HEARTBEAT_LUA, 0, keys.prefix, id, JSON.stringify(hb), String(TIMEOUT), crypto.randomUUID());
+    return protocol.heartbeat(hb as Heartbeat, TIMEOUT);
   };
 
   beforeAll(async () => {
     redis = await connectTestRedis();
+    protocol = new RedisProtocol(redis, keys);
   });
   afterAll(async () => {
     await clearPrefix(redis, keys.prefix);
@@ -35,7 +36,7 @@ describe("MembershipTracker", () => {
 
   it("declares a silent member dead after HEARTBEAT_TIMEOUT, and not after a Redis data loss", async () => {
     const clock = new ManualClock();
-    const tracker = new MembershipTracker({ redis, keys, clock, heartbeatTimeoutMs: TIMEOUT, heartbeatWarningMs: 2500, maxGapMs: 60_000 });
+    const tracker = new MembershipTracker({ protocol, clock, heartbeatTimeoutMs: TIMEOUT, heartbeatWarningMs: 2500, maxGapMs: 60_000 });
     await beat("a");
     await beat("b");
     await tracker.refresh();

@@ -238,6 +238,7 @@ class OlderWorkerApiTests(unittest.TestCase):
             if shutil.which("redis-cli"):
                 u = urllib.parse.urlsplit(REDIS_URL)
                 cli = ["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379)]
+                # The pattern is Keys.pattern (shared/keys.ts), which Python cannot import.
                 keys = subprocess.run([*cli, "--scan", "--pattern", f"{cls.prefix}:*"], capture_output=True, text=True).stdout.split()
                 if keys:
                     subprocess.run([*cli, "del", *keys], capture_output=True)

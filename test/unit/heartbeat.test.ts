@@ -11,7 +11,7 @@ import { Metrics } from "../../shared/metrics.js";
 import type { Heartbeat } from "../../shared/types.js";
 
 const LEASE = 3_000;
-const REPLY: HeartbeatReply = { existed: true, version: 0, flag: undefined, leader: undefined };
+const REPLY: HeartbeatReply = { existed: true, version: 0, flag: undefined, incarnation: "i1", leader: undefined };
 
 function harness(policy: "keep" | "stop" = "stop") {
   const clock = new ManualClock(10_000);
