@@ -79,19 +79,29 @@ export class FaultCluster {
       this.proxies.set(id, { redis, pg });
     }
     this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify(FAST_TIMINGS)}`);
-    await Promise.all(
-      this.ids.map((id) => {
-        const p = this.proxies.get(id)!;
-        const dbUrl = new URL(this.db.url);
-        dbUrl.hostname = "127.0.0.1";
-        dbUrl.port = String(p.pg.port);
-        return this.cluster.start(id, {
-          capacity: this.o.capacity ?? 20,
-          worker: false,
-          env: { REDIS_URL: `redis://127.0.0.1:${p.redis.port}`, DATABASE_URL: dbUrl.toString() },
-        });
-      }),
-    );
+    // One at a time, with a retry: on a loaded 2-core machine three tsx start-ups at once
+    // can take longer than the cluster helper's 30 s wait for an agent to listen.
+    for (const id of this.ids) {
+      const p = this.proxies.get(id)!;
+      const dbUrl = new URL(this.db.url);
+      dbUrl.hostname = "127.0.0.1";
+      dbUrl.port = String(p.pg.port);
+      const opts = { capacity: this.o.capacity ?? 20, worker: false, env: { REDIS_URL: `redis://127.0.0.1:${p.redis.port}`, DATABASE_URL: dbUrl.toString() } };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.cluster.start(id, opts);
+          break;
+        } catch (err) {
+          const a = this.cluster.agents.get(id);
+          if (a && a.proc.exitCode === null && a.proc.signalCode === null) {
+            a.proc.kill("SIGKILL");
+            await a.exited;
+          }
+          if (attempt >= 3) throw err;
+          this.log.event(`agent ${id} slow to start (${(err as Error).message}); retrying`);
+        }
+      }
+    }
     this.ids.forEach((id, i) => {
       const url = this.cluster.get(id).url;
       const rng = new Rng(this.o.seed * 31 + i + 1);

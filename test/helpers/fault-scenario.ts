@@ -69,7 +69,14 @@ function seedOf(name: string): number {
 export async function runScenario(spec: ScenarioSpec, seed: number): Promise<RunResult> {
   const slack = Number(process.env.FAULT_SLACK_MS ?? 1000);
   const bound = spec.gapBoundMs + slack;
-  const fc = await FaultCluster.start({ ...spec.cluster, seed });
+  let fc: FaultCluster;
+  try {
+    fc = await FaultCluster.start({ ...spec.cluster, seed });
+  } catch (err) {
+    // Not a verdict on the agent: the cluster could not be set up (a loaded machine).
+    if (process.env.FAULT_RESULTS) fs.appendFileSync(process.env.FAULT_RESULTS, `${JSON.stringify({ scenario: spec.name, seed, setupError: (err as Error).message, at: new Date().toISOString() })}\n`);
+    throw err;
+  }
   try {
     await fc.stable("every stream served once and settled before the fault");
     await fc.leader();
