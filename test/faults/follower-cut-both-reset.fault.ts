@@ -1,9 +1,9 @@
 /**
  * A follower cut from both stores by a reset, then a blackhole (its Redis and PostgreSQL
  * links RST, then blackholed) for 15 s, then healed: the variant of follower-cut-both in
- * which the agent's clients see their connections drop. Checked from the workers' records: zero overlap, every gap within
- * HEARTBEAT_TIMEOUT + 2 s (+ slack), one worker per stream and /status in agreement within
- * 15 s of the heal.
+ * which the agent's clients see their connections drop. Checked from the workers'
+ * records: zero overlap, every gap within HEARTBEAT_TIMEOUT + 2 s (+ slack), one worker
+ * per stream and /status in agreement within 15 s of the heal.
  */
 import { describeScenario, FAULT_MS, FOLLOWER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
 
