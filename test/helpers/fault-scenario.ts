@@ -51,6 +51,7 @@ export interface RunResult {
   readonly overlapTotalMs: number;
   readonly overlapMaxMs: number;
   readonly overlapDurationsMs: number[];
+  readonly overlapsBeforeFaultMs: number[];
   readonly longestGapMs: number;
   readonly gapBoundMs: number;
   readonly convergedMs: number | null;
@@ -89,16 +90,17 @@ export async function runScenario(spec: ScenarioSpec, seed: number): Promise<Run
     const failures = [...v.failures];
     if ("differences" in conv) failures.push(`not converged ${(spec.convergeMs ?? 15_000) / 1000} s after the last heal: ${conv.differences.slice(0, 8).join("; ")}`);
     const pass = failures.length === 0;
-    const problem = [...new Set([...v.overlaps.map((o) => o.stream), ...v.gapsOverBound.map((g) => g.stream)])].slice(0, 12);
+    const problem = [...new Set([...v.overlapsBeforeFault.map((o) => o.stream), ...v.overlaps.map((o) => o.stream), ...v.gapsOverBound.map((g) => g.stream)])].slice(0, 12);
     const head =
-      `[faults] ${spec.name} seed ${seed}: ${pass ? "PASS" : "FAIL"}; overlaps ${v.overlaps.length} ` +
+      `[faults] ${spec.name} seed ${seed}: ${pass ? "PASS" : "FAIL"}; overlaps from the first fault on ${v.overlaps.length} ` +
       `(total ${(v.overlapTotalMs / 1000).toFixed(2)} s, max ${(v.overlapMaxMs / 1000).toFixed(2)} s); ` +
-      `longest gap ${((v.longestGap?.durationMs ?? 0) / 1000).toFixed(2)} s (bound ${(bound / 1000).toFixed(2)} s = ${(spec.gapBoundMs / 1000).toFixed(2)} + slack ${(slack / 1000).toFixed(2)}); ` +
+      `${v.overlapsBeforeFault.length ? `${v.overlapsBeforeFault.length} more before it; ` : ""}longest gap ${((v.longestGap?.durationMs ?? 0) / 1000).toFixed(2)} s (bound ${(bound / 1000).toFixed(2)} s = ${(spec.gapBoundMs / 1000).toFixed(2)} + slack ${(slack / 1000).toFixed(2)}); ` +
       `converged ${"ms" in conv ? `${(conv.ms / 1000).toFixed(2)} s after the last heal` : "NO"}`;
     const parts = [head];
     if (!pass) {
       parts.push(...failures);
-      parts.push(fc.log.history({ title: spec.name, streams: problem, around: [t.firstFault - 2000, end] }));
+      const earliest = Math.min(t.firstFault - 2000, ...v.overlapsBeforeFault.map((o) => o.start - 1000));
+      parts.push(fc.log.history({ title: spec.name, streams: problem, around: [earliest, end] }));
       for (const id of fc.ids) parts.push(`--- agent ${id} (recent warnings and decisions)\n${fc.agentLog(id, 15)}`);
     }
     const result: RunResult = {
@@ -109,6 +111,7 @@ export async function runScenario(spec: ScenarioSpec, seed: number): Promise<Run
       overlapTotalMs: Math.round(v.overlapTotalMs),
       overlapMaxMs: Math.round(v.overlapMaxMs),
       overlapDurationsMs: v.overlaps.map((o) => Math.round(o.durationMs)),
+      overlapsBeforeFaultMs: v.overlapsBeforeFault.map((o) => Math.round(o.durationMs)),
       longestGapMs: Math.round(v.longestGap?.durationMs ?? 0),
       gapBoundMs: bound,
       convergedMs: "ms" in conv ? Math.round(conv.ms) : null,

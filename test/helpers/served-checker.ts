@@ -167,6 +167,8 @@ export interface Verdict {
   readonly pass: boolean;
   readonly failures: string[];
   readonly overlaps: OverlapFound[];
+  /** Of those, the ones that began before `from` (the first fault): start-up handoffs. */
+  readonly overlapsBeforeFault: OverlapFound[];
   readonly overlapTotalMs: number;
   readonly overlapMaxMs: number;
   readonly longestGap: GapFound | undefined;
@@ -182,7 +184,10 @@ export interface Bounds {
 
 /** Applies the bounds to the record over [from, to]. */
 export function judge(log: ServedLog, bounds: Bounds, from: number, to = log.now()): Verdict {
-  const overlaps = log.overlaps(to);
+  const all = log.overlaps(to);
+  const overlapsBeforeFault = all.filter((o) => o.start < from);
+  // The totals are about the fault window; earlier overlaps still fail the run, listed apart.
+  const overlaps = all.filter((o) => o.start >= from);
   const overlapTotalMs = overlaps.reduce((a, o) => a + o.durationMs, 0);
   const overlapMaxMs = overlaps.reduce((a, o) => Math.max(a, o.durationMs), 0);
   const gaps = log.gaps(from, to);
@@ -194,11 +199,15 @@ export function judge(log: ServedLog, bounds: Bounds, from: number, to = log.now
     for (const o of overlaps.slice(0, 40)) failures.push(`  overlap stream ${o.stream}: ${o.workers.join(" & ")} from ${log.rel(o.start)} for ${(o.durationMs / 1000).toFixed(2)} s`);
     if (overlaps.length > 40) failures.push(`  … ${overlaps.length - 40} more`);
   }
+  if (overlapsBeforeFault.length) {
+    failures.push(`${overlapsBeforeFault.length} overlap(s) BEFORE the first fault (start-up handoffs), max ${(Math.max(...overlapsBeforeFault.map((o) => o.durationMs)) / 1000).toFixed(2)} s`);
+    for (const o of overlapsBeforeFault.slice(0, 10)) failures.push(`  overlap stream ${o.stream}: ${o.workers.join(" & ")} from ${log.rel(o.start)} for ${(o.durationMs / 1000).toFixed(2)} s`);
+  }
   if (gapsOverBound.length) {
     failures.push(`${gapsOverBound.length} gap(s) over ${(bounds.gapMs / 1000).toFixed(2)} s; longest ${(longestGap!.durationMs / 1000).toFixed(2)} s (stream ${longestGap!.stream} from ${log.rel(longestGap!.start)})`);
     for (const g of gapsOverBound.slice(0, 20)) failures.push(`  gap stream ${g.stream}: from ${log.rel(g.start)} for ${(g.durationMs / 1000).toFixed(2)} s${g.open ? " (still open)" : ""}`);
   }
-  return { pass: failures.length === 0, failures, overlaps, overlapTotalMs, overlapMaxMs, longestGap, gapsOverBound };
+  return { pass: failures.length === 0, failures, overlaps, overlapsBeforeFault, overlapTotalMs, overlapMaxMs, longestGap, gapsOverBound };
 }
 
 /** The cluster's answer (GET /status and GET /streams/status of one agent) against the record. */
