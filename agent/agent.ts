@@ -28,13 +28,14 @@ import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
 import { decodeNudge, RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
+import { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
 import { Elector } from "../leader/elector.js";
 import { RedlockLease } from "../leader/lease.js";
 import { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
-import { HeartbeatLoop, type HeartbeatReply } from "./heartbeat.js";
+import { HeartbeatLoop } from "./heartbeat.js";
 import { newerFlag } from "./mode.js";
 import { beginResync, decideOffer, initialOfferState, sessionOf, type OfferState } from "./offer.js";
 import { OperatorActions } from "./operator-actions.js";
@@ -71,6 +72,9 @@ export class Agent {
   /** The agent's PostgreSQL pools; tests end them to cut the database. */
   readonly sql: Sql;
   readonly opsSql: Sql;
+  /** One connection for the PostgreSQL heartbeat alone: it never queues behind other work. */
+  private readonly hbSql: Sql;
+  private readonly pgHeartbeats: PgHeartbeats;
   private readonly redis: Redis;
   private readonly protocol: RedisProtocol;
   private readonly lockClients: Redis[];
@@ -114,12 +118,15 @@ export class Agent {
     // /status calls while PostgreSQL is away must never queue in front of the leader's
     // epoch bump or the agent's own assignment reads.
     this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
+    this.hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
+    this.pgHeartbeats = new PgHeartbeats(this.hbSql, config.schema);
     this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
     this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
       protocol: this.protocol,
+      pg: new PgHeartbeats(this.sql, config.schema),
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
@@ -154,8 +161,8 @@ export class Agent {
       serving: this.worker.serving,
       workerLeaseMs: config.workerLeaseMs,
       policy: config.onCoordinationLoss,
-      send: (hb) => this.sendHeartbeat(hb),
-      connection: () => this.redis.status,
+      sendRedis: (hb) => this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs),
+      sendPostgres: (hb) => withTimeout(this.clock, this.pgHeartbeats.write(hb), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat"),
       build: (now) => this.buildHeartbeat(now),
       resyncing: () => this.offerState.resyncSince !== undefined,
       requireResync: (now, why) => this.requireResync(now, why),
@@ -251,6 +258,11 @@ export class Agent {
 
   get heartbeatError(): string | undefined {
     return this.heartbeat.error;
+  }
+
+  /** What each liveness channel confirmed at the last beat, with the PostgreSQL channel's error. */
+  get heartbeatChannels(): { readonly redis: boolean; readonly postgres: boolean; readonly postgresError: string | undefined } {
+    return { ...this.heartbeat.channels, postgresError: this.heartbeat.postgresError };
   }
 
   /** This agent's membership view as last read (undefined before the first read). */
@@ -353,7 +365,7 @@ export class Agent {
     await Promise.allSettled(this.loops);
     if (this.sub) await closeRedis(this.sub);
     for (const c of this.lockClients) await closeRedis(c);
-    await Promise.all([this.sql.end({ timeout: 2 }).catch(() => {}), this.opsSql.end({ timeout: 2 }).catch(() => {})]);
+    await Promise.all([this.sql, this.opsSql, this.hbSql].map((p) => p.end({ timeout: 2 }).catch(() => {})));
   }
 
   /**
@@ -388,10 +400,6 @@ export class Agent {
         await sleeper.sleep(everyMs);
       }
     })();
-  }
-
-  private sendHeartbeat(hb: Heartbeat): Promise<HeartbeatReply> {
-    return this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs);
   }
 
   private buildHeartbeat(now: number): Heartbeat {
@@ -598,5 +606,16 @@ async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs: number
     return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
   } finally {
     ctl.abort();
+  }
+}
+
+/** Resolves as `p`, or rejects once `ms` passed (the late answer is ignored). */
+async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
+  const ctl = new AbortController();
+  try {
+    return await Promise.race([p, clock.sleep(ms, ctl.signal).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms`)))]);
+  } finally {
+    ctl.abort();
+    p.catch(() => {}); // a late failure of an abandoned write is expected
   }
 }

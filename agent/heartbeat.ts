@@ -1,15 +1,21 @@
 /**
- * The heartbeat loop's one step, and the rule for renewing the worker's lease.
+ * The heartbeat loop's one step: write this agent's heartbeat to both liveness channels,
+ * Redis and PostgreSQL, and decide from what was confirmed whether the worker's lease is
+ * renewed.
  *
  * Guarantees:
- * - The worker's lease is renewed from a heartbeat only when the heartbeat was confirmed
- *   (timed from before it was sent), never while the agent is withdrawn for a resync.
- * - Under ON_COORDINATION_LOSS=keep a failed heartbeat renews only while Redis is clearly
- *   down (refused, closed, the client reconnecting): see renewsOnFailure.
+ * - The worker's lease is renewed only from a heartbeat a channel CONFIRMED (timed from
+ *   before it was sent), never while the agent is withdrawn for a resync, and never from a
+ *   failed attempt: an agent that can confirm on neither channel lets its worker stop at
+ *   the lease's end, whatever ON_COORDINATION_LOSS says.
+ * - ON_COORDINATION_LOSS=keep: a heartbeat confirmed by PostgreSQL alone renews (Redis
+ *   unreachable: the deciders still see our progress there, so nobody takes our streams).
+ *   stop: only a Redis-confirmed heartbeat renews (no serving while Redis is away; our
+ *   PostgreSQL heartbeats keep us alive to the deciders, so nothing moves either).
  * - A gap between two attempts longer than the worker's lease (a freeze: SIGSTOP, a
- *   stalled VM, starvation), a lease that ran out, or our heartbeat key found gone while
- *   we were live (deleted or evicted: trackers may have seen us absent) triggers a resync
- *   before anything is served again.
+ *   stalled VM, starvation), a lease that ran out, or our Redis heartbeat key found gone
+ *   while we were live (deleted or evicted: trackers may have seen us absent) triggers a
+ *   resync before anything is served again.
  * It does not decide what is offered (agent/offer.ts) nor who is alive (the tracker).
  */
 import type { Clock } from "../shared/clock.js";
@@ -22,16 +28,9 @@ import type { Serving } from "./serving.js";
 
 export type { HeartbeatReply };
 
-/**
- * ON_COORDINATION_LOSS=keep: whether a FAILED heartbeat may still renew the worker's
- * lease. Only for a Redis that is clearly down: a command that timed out on a connection
- * still up may mean this process is starved or the network drops packets while the
- * leader still reaches Redis and will move our streams, so that never renews.
- */
-export function renewsOnFailure(policy: CoordinationLossPolicy, message: string, connection: string): boolean {
-  if (policy !== "keep") return false;
-  const timedOutOnLiveConnection = /timed? ?out/i.test(message) && connection === "ready";
-  return !timedOutOnLiveConnection;
+/** Whether a beat renews the worker's lease, given what each channel confirmed. */
+export function renews(policy: CoordinationLossPolicy, confirmed: { readonly redis: boolean; readonly postgres: boolean }): boolean {
+  return confirmed.redis || (policy === "keep" && confirmed.postgres);
 }
 
 /** The minimal interface the heartbeat loop needs from the agent around it. */
@@ -42,10 +41,10 @@ export interface HeartbeatDeps {
   readonly serving: Pick<Serving, "renew" | "leaseDeadline" | "leaseValid">;
   readonly workerLeaseMs: number;
   readonly policy: CoordinationLossPolicy;
-  /** Writes the heartbeat; throws when it was not confirmed. */
-  send(hb: Heartbeat): Promise<HeartbeatReply>;
-  /** The Redis client's connection state ("ready", "reconnecting", "end", …). */
-  connection(): string;
+  /** Writes the heartbeat to Redis; throws when Redis did not confirm it. */
+  sendRedis(hb: Heartbeat): Promise<HeartbeatReply>;
+  /** Writes it to PostgreSQL; throws when PostgreSQL did not confirm it in time. */
+  sendPostgres(hb: Heartbeat): Promise<void>;
   build(now: number): Heartbeat;
   resyncing(): boolean;
   requireResync(now: number, why: string): void;
@@ -56,19 +55,30 @@ export interface HeartbeatDeps {
 
 export class HeartbeatLoop {
   private lastAttemptAt: number | undefined;
-  private ok = false;
-  private readonly failure = new FailureMemo();
+  private confirmed = { redis: false, postgres: false };
+  private readonly failures = { redis: new FailureMemo(), postgres: new FailureMemo() };
   private lastReportedHeld: readonly string[] = [];
   private lastConfirmed: { at: number; incarnation: string } | undefined;
 
   constructor(private readonly d: HeartbeatDeps) {}
 
+  /** The last beat was confirmed by Redis (where the leader and the flag are read). */
   get healthy(): boolean {
-    return this.ok;
+    return this.confirmed.redis;
   }
 
+  /** What the last beat's channels confirmed. */
+  get channels(): { readonly redis: boolean; readonly postgres: boolean } {
+    return this.confirmed;
+  }
+
+  /** The Redis channel's current failure, if any. */
   get error(): string | undefined {
-    return this.failure.message;
+    return this.failures.redis.message;
+  }
+
+  get postgresError(): string | undefined {
+    return this.failures.postgres.message;
   }
 
   async beat(): Promise<void> {
@@ -84,8 +94,12 @@ export class HeartbeatLoop {
     }
     this.lastAttemptAt = sentAt;
     const hb = d.build(sentAt);
-    try {
-      const reply = await d.send(hb);
+    const [r, p] = await Promise.allSettled([d.sendRedis(hb), d.sendPostgres(hb)]);
+    this.confirmed = { redis: r.status === "fulfilled", postgres: p.status === "fulfilled" };
+    this.record("redis", r);
+    this.record("postgres", p);
+    if (r.status === "fulfilled") {
+      const reply = r.value;
       // Our key was gone although Redis kept its data (same incarnation) and a beat
       // confirmed less than WORKER_LEASE ago (< HEARTBEAT_TIMEOUT, its TTL) should have
       // kept it. A longer silence or a new incarnation is covered by the rules above and
@@ -95,20 +109,22 @@ export class HeartbeatLoop {
         d.requireResync(sentAt, "our heartbeat key vanished from Redis while we were live");
       }
       this.lastConfirmed = { at: sentAt, incarnation: reply.incarnation };
-      this.ok = true;
-      this.failure.succeeded();
-      d.metrics.heartbeats.inc({ result: "ok" });
+    }
+    if (this.confirmed.redis || this.confirmed.postgres) {
       if (this.lastReportedHeld.some((id) => !hb.held.includes(id))) d.onReleased();
       this.lastReportedHeld = hb.held;
-      if (!d.resyncing()) d.serving.renew(sentAt);
-      d.onReply(reply, hb);
-    } catch (err) {
-      this.ok = false;
-      d.metrics.heartbeats.inc({ result: "failed" });
-      if (this.failure.failed(err)) d.logger.warn({ err, category: "ERROR", policy: d.policy }, "heartbeat failed");
-      if (!d.resyncing() && renewsOnFailure(d.policy, this.failure.message ?? "", d.connection())) d.serving.renew(sentAt);
     }
+    if (!d.resyncing() && renews(d.policy, this.confirmed)) d.serving.renew(sentAt);
+    if (r.status === "fulfilled") d.onReply(r.value, hb);
     d.metrics.leaseRemaining.set(Math.max(0, d.serving.leaseDeadline - d.clock.now()) / 1000);
     d.metrics.streamsHeld.set(hb.held.length);
+  }
+
+  private record(channel: "redis" | "postgres", result: PromiseSettledResult<unknown>): void {
+    this.d.metrics.heartbeats.inc({ channel, result: result.status === "fulfilled" ? "ok" : "failed" });
+    if (result.status === "fulfilled") this.failures[channel].succeeded();
+    else if (this.failures[channel].failed(result.reason)) {
+      this.d.logger.warn({ err: result.reason, category: "ERROR", channel, policy: this.d.policy }, `heartbeat to ${channel === "redis" ? "Redis" : "PostgreSQL"} failed`);
+    }
   }
 }

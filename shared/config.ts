@@ -105,6 +105,8 @@ export interface Timings {
   readonly leaderInfoPublishMs: number;
   /** Redis command timeout of the heartbeat and lease clients: under one heartbeat, 0.2–1 s. */
   readonly redisCommandTimeoutMs: number;
+  /** How long a heartbeat write to PostgreSQL may take before it counts as unconfirmed. */
+  readonly heartbeatWriteTimeoutMs: number;
   /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
   readonly postgresConnectTimeoutS: number;
   /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
@@ -137,6 +139,7 @@ export function deriveTimings(c: Omit<Config, "timings">): Timings {
     leaderTickMs: Math.max(50, Math.round(hb / 2)),
     leaderInfoPublishMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
     redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
+    heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
     trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
     maxViewAgeMs: 3 * hb,

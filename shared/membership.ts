@@ -1,20 +1,24 @@
 /**
- * The membership tracker: every agent's view of who is alive, read from Redis heartbeats.
+ * The membership tracker: every agent's view of who is alive, read from the heartbeats
+ * members write to BOTH liveness channels, Redis and PostgreSQL (shared/pg-heartbeats.ts).
  * It runs on every agent all the time (not only on the leader), so a freshly elected
  * leader already has its own observations.
  *
  * Safety rule (client-go's: trust only what you observed yourself, on your own clock):
- * a member is DEAD only after this tracker has watched it, without a gap, make no
- * heartbeat progress for HEARTBEAT_TIMEOUT. Progress = a new (session, seq). Whenever the
- * tracker could not watch (a failed read, a pause of this process, Redis losing its data
- * = a new incarnation), every member's clock restarts: after a Redis restart all keys are
- * gone at once, and that is not a mass death.
+ * a member is DEAD only after this tracker has watched BOTH channels, without a gap,
+ * and seen no heartbeat progress on either for HEARTBEAT_TIMEOUT. Progress = a new
+ * (session, seq), dated when this tracker read it (never by another host's or Redis's
+ * clock). Whenever the tracker could not watch a channel (a failed read, a pause of this
+ * process, Redis losing its data = a new incarnation), that channel's clocks restart for
+ * every member not already dead, and while a channel cannot be read nobody new is
+ * declared dead: a member that reaches only the other store is not silent.
  *
- * Why this is enough: an agent renews its worker's lease only from heartbeats Redis
- * confirmed, for WORKER_LEASE < HEARTBEAT_TIMEOUT, so when the tracker has seen no
- * progress for HEARTBEAT_TIMEOUT the worker's lease has run out.
+ * Why this is enough: an agent renews its worker's lease only from heartbeats one of the
+ * channels confirmed, for WORKER_LEASE < HEARTBEAT_TIMEOUT, so when neither channel has
+ * shown progress for HEARTBEAT_TIMEOUT the worker's lease has run out.
  */
 import type { Clock } from "./clock.js";
+import type { StoredPgHeartbeat } from "./pg-heartbeats.js";
 import type { RawSnapshot, RedisProtocol } from "./redis-protocol.js";
 import type { Heartbeat, LeaderInfo, Mode, StreamId } from "./types.js";
 
@@ -22,12 +26,12 @@ export type MemberStatus = "alive" | "warning" | "dead" | "left";
 
 export interface MemberView {
   readonly id: string;
-  /** Last heartbeat seen (kept after the key expires, for display). */
+  /** Last heartbeat seen on either channel (kept after it stops, for display). */
   readonly hb: Heartbeat | undefined;
-  /** Whether the heartbeat key exists right now. */
+  /** Whether the member's Redis heartbeat key exists right now. */
   readonly present: boolean;
   readonly status: MemberStatus;
-  /** Milliseconds since this tracker last saw progress (or began watching). */
+  /** Milliseconds since this tracker last saw progress on any channel (or began watching). */
   readonly silentMs: number;
   readonly firstSeenAt: number;
 }
@@ -48,20 +52,33 @@ export interface Snapshot {
   readonly viewVersion: number;
   /** Local time the live set last GREW (a join or a weight change); removals do not count. */
   readonly viewGrewAt: number;
+  /** Which channels this read could see. */
+  readonly channels: { readonly redis: boolean; readonly postgres: boolean };
 }
+
+type Channel = "redis" | "postgres";
 
 interface Entry {
   hb: Heartbeat | undefined;
   present: boolean;
-  progressAt: number;
+  /** Local time of the last progress seen, per channel. */
+  progressAt: Record<Channel, number>;
+  marks: Record<Channel, string>;
   firstSeenAt: number;
-  mark: string;
-  /** Dead as of the last successful read. */
+  /** Dead as of the last read. */
   dead: boolean;
 }
 
+/** The minimal interface the tracker needs from the PostgreSQL channel. */
+export interface PgHeartbeatReader {
+  readAll(): Promise<StoredPgHeartbeat[]>;
+}
+
 export interface TrackerOptions {
-  readonly protocol: RedisProtocol;
+  /** The Redis channel: only its atomic snapshot read is needed. */
+  readonly protocol: Pick<RedisProtocol, "snapshot">;
+  /** The second channel. Without it (tests of the Redis view alone) Redis decides alone. */
+  readonly pg?: PgHeartbeatReader;
   readonly clock: Clock;
   readonly heartbeatTimeoutMs: number;
   readonly heartbeatWarningMs: number;
@@ -71,7 +88,7 @@ export interface TrackerOptions {
 
 export class MembershipTracker {
   private entries = new Map<string, Entry>();
-  private lastReadAt: number | undefined;
+  private lastReadAt: Record<Channel, number | undefined> = { redis: undefined, postgres: undefined };
   private incarnation: string | undefined;
   private last: Snapshot | undefined;
   private viewKey = "";
@@ -79,14 +96,17 @@ export class MembershipTracker {
   private viewGrewAt = 0;
   private liveWeights = new Map<string, number>();
   private inflight: Promise<Snapshot> | undefined;
+  private readonly channels: readonly Channel[];
 
-  constructor(private readonly o: TrackerOptions) {}
+  constructor(private readonly o: TrackerOptions) {
+    this.channels = o.pg ? ["redis", "postgres"] : ["redis"];
+  }
 
   get latest(): Snapshot | undefined {
     return this.last;
   }
 
-  /** Reads Redis now (sharing a read already in flight). Throws when Redis is unreachable. */
+  /** Reads both channels now (sharing a read in flight). Throws when neither can be read. */
   refresh(): Promise<Snapshot> {
     if (!this.inflight) {
       this.inflight = this.read().finally(() => {
@@ -99,9 +119,7 @@ export class MembershipTracker {
   /** Starts watching ids known from elsewhere (e.g. assignment rows) even without a key. */
   watch(ids: Iterable<string>): void {
     const now = this.o.clock.now();
-    for (const id of ids) {
-      if (!this.entries.has(id)) this.entries.set(id, { hb: undefined, present: false, progressAt: now, firstSeenAt: now, mark: "", dead: false });
-    }
+    for (const id of ids) if (!this.entries.has(id)) this.entries.set(id, this.newEntry(undefined, now));
   }
 
   /** Forgets a member entirely (it was removed for good). */
@@ -109,57 +127,74 @@ export class MembershipTracker {
     this.entries.delete(id);
   }
 
+  private newEntry(hb: Heartbeat | undefined, now: number): Entry {
+    return { hb, present: false, progressAt: { redis: now, postgres: now }, marks: { redis: "", postgres: "" }, firstSeenAt: now, dead: false };
+  }
+
   private async read(): Promise<Snapshot> {
     const started = this.o.clock.now();
-    let raw: RawSnapshot;
-    try {
-      raw = await this.o.protocol.snapshot();
-    } catch (err) {
-      this.lastReadAt = undefined; // a gap: the next successful read restarts all clocks
-      throw err;
-    }
+    const [r, p] = await Promise.allSettled([this.o.protocol.snapshot(), this.o.pg ? this.o.pg.readAll() : Promise.resolve(undefined)]);
     const now = this.o.clock.now();
-    const gap = this.lastReadAt === undefined || started - this.lastReadAt > this.o.maxGapMs;
-    const newIncarnation = raw.incarnation !== this.incarnation;
-    const restart = gap || newIncarnation;
-    this.incarnation = raw.incarnation;
-    this.lastReadAt = now;
+    const raw: RawSnapshot | undefined = r.status === "fulfilled" ? r.value : undefined;
+    const pgRows: StoredPgHeartbeat[] | undefined = p.status === "fulfilled" ? p.value : undefined;
+    const ok: Record<Channel, boolean> = { redis: !!raw, postgres: !!this.o.pg && !!pgRows };
+    // A channel we could not read is a gap: its next successful read restarts its clocks.
+    for (const c of this.channels) if (!ok[c]) this.lastReadAt[c] = undefined;
+    if (!ok.redis && !ok.postgres) throw r.status === "rejected" ? r.reason : new Error("no liveness channel could be read");
 
-    const seen = new Set<string>();
-    for (const { id, heartbeat: hb, pttlMs: pttl } of raw.members) {
-      seen.add(id);
-      const entry = this.entries.get(id);
-      const mark = hb ? `${hb.session}:${hb.seq}` : "";
-      if (!entry) {
-        this.entries.set(id, { hb, present: !!hb, progressAt: now, firstSeenAt: now, mark, dead: false });
-        continue;
-      }
-      if (hb && mark !== entry.mark) {
-        // Progress happened when the key was written, not when we read it: Redis measured
-        // the key's age (TTL − PTTL) on its own clock. Dating it back makes every tracker
-        // agree on when a member went silent, within one read.
-        const ttl = typeof hb.ttlMs === "number" ? hb.ttlMs : 0; // the writer's own TTL
-        const age = pttl > 0 && ttl > 0 ? Math.min(ttl, Math.max(0, ttl - pttl)) : 0;
-        entry.progressAt = Math.max(entry.progressAt, now - age);
-        entry.mark = mark;
-      }
-      if (hb) entry.hb = hb;
-      entry.present = !!hb;
+    const newIncarnation = !!raw && raw.incarnation !== this.incarnation;
+    if (raw) this.incarnation = raw.incarnation;
+    const restart: Record<Channel, boolean> = { redis: false, postgres: false };
+    for (const c of this.channels) {
+      if (!ok[c]) continue;
+      const last = this.lastReadAt[c];
+      restart[c] = last === undefined || started - last > this.o.maxGapMs || (c === "redis" && newIncarnation);
+      this.lastReadAt[c] = now;
     }
+
+    const progressed = new Set<string>();
+    const observe = (c: Channel, id: string, hb: Heartbeat | undefined) => {
+      let entry = this.entries.get(id);
+      if (!entry) {
+        entry = this.newEntry(hb, now);
+        this.entries.set(id, entry);
+      }
+      const mark = hb ? `${hb.session}:${hb.seq}` : "";
+      if (hb && mark !== entry.marks[c]) {
+        entry.marks[c] = mark;
+        entry.progressAt[c] = now;
+        progressed.add(id);
+        if (!entry.hb || isNewer(hb, entry.hb)) entry.hb = hb;
+      }
+    };
+    const seen = new Set<string>();
+    for (const m of raw?.members ?? []) {
+      seen.add(m.id);
+      observe("redis", m.id, m.heartbeat);
+      this.entries.get(m.id)!.present = !!m.heartbeat;
+    }
+    for (const row of pgRows ?? []) observe("postgres", row.id, row.heartbeat);
+
+    const blind = this.channels.some((c) => !ok[c]);
     for (const [id, entry] of this.entries) {
-      if (!seen.has(id)) entry.present = false;
-      // We were not watching: restart the clock of everyone not already known dead (a
-      // member that died before a read gap can only come back by writing its key, which
-      // the next read sees). When Redis lost its data (a new incarnation) absent keys say
-      // nothing, and a member dead before may have come back unseen: restart everyone.
-      if (newIncarnation || (restart && !entry.dead)) entry.progressAt = now;
-      entry.dead = now - entry.progressAt >= this.o.heartbeatTimeoutMs;
+      if (raw && !seen.has(id)) entry.present = false;
+      for (const c of this.channels) {
+        // We were not watching this channel: restart its clock for everyone not already
+        // known dead (a member that died before the gap can only come back by writing,
+        // which the next read sees). When Redis lost its data (a new incarnation) absent
+        // keys say nothing, and a member dead before may have come back unseen.
+        if (restart[c] && (!entry.dead || (c === "redis" && newIncarnation))) entry.progressAt[c] = Math.max(entry.progressAt[c], now);
+      }
+      const silentOnAll = this.channels.every((c) => now - entry.progressAt[c] >= this.o.heartbeatTimeoutMs);
+      // With a channel unreadable nobody new is declared dead; the dead stay dead until
+      // they show progress.
+      entry.dead = blind ? entry.dead && !progressed.has(id) : silentOnAll;
     }
 
     const members = new Map<string, MemberView>();
     for (const [id, e] of this.entries) {
-      const silentMs = now - e.progressAt;
-      let status: MemberStatus = silentMs >= this.o.heartbeatTimeoutMs ? "dead" : silentMs >= this.o.heartbeatWarningMs ? "warning" : "alive";
+      const silentMs = now - Math.max(...this.channels.map((c) => e.progressAt[c]));
+      let status: MemberStatus = e.dead ? "dead" : silentMs >= this.o.heartbeatWarningMs ? "warning" : "alive";
       // A leaving agent that reports holding nothing is a truthful goodbye: its streams may move now.
       if (e.hb?.leaving && e.hb.held.length === 0) status = "left";
       members.set(id, { id, hb: e.hb, present: e.present, status, silentMs, firstSeenAt: e.firstSeenAt });
@@ -168,11 +203,12 @@ export class MembershipTracker {
     const snap: Snapshot = {
       at: now,
       members,
-      leader: raw.leader,
-      flag: raw.flag,
+      leader: raw ? raw.leader : this.last?.leader,
+      flag: raw ? raw.flag : this.last?.flag,
       incarnation: this.incarnation,
       viewVersion: this.viewVersion,
       viewGrewAt: this.viewGrewAt,
+      channels: { redis: ok.redis, postgres: ok.postgres },
     };
     this.last = snap;
     return snap;
@@ -214,4 +250,11 @@ export function heldByOthers(snap: Snapshot, except: string): Map<StreamId, stri
     for (const s of m.hb.held) out.set(s, m.id);
   }
   return out;
+}
+
+/** Whether heartbeat `a` was written after `b` by the same member. */
+function isNewer(a: Heartbeat, b: Heartbeat): boolean {
+  if (a.session === b.session) return a.seq > b.seq;
+  // A new process (or resync generation): its heartbeats supersede the old session's.
+  return a.startedAt > b.startedAt || (a.startedAt === b.startedAt && a.session.length > b.session.length);
 }

@@ -14,7 +14,7 @@ export class Metrics {
   readonly elections: Counter;
   readonly epoch: Gauge;
   readonly isLeader: Gauge;
-  readonly heartbeats: Counter<"result">;
+  readonly heartbeats: Counter<"channel" | "result">;
   readonly handoffSeconds: Histogram;
   readonly leaderTickSeconds: Histogram;
   readonly httpRequests: Counter<"route" | "method" | "status">;
@@ -47,7 +47,9 @@ export class Metrics {
     this.elections = new Counter({ name: "fingerv7_leader_elections_total", help: "Times this agent won the leadership lease.", registers: [r] });
     this.epoch = new Gauge({ name: "fingerv7_leader_epoch", help: "Fencing epoch of the current leader as known to this agent.", registers: [r] });
     this.isLeader = new Gauge({ name: "fingerv7_is_leader", help: "1 while this agent leads.", registers: [r] });
-    this.heartbeats = new Counter({ name: "fingerv7_heartbeats_total", help: "Heartbeat attempts, by result (ok, failed).", labelNames: ["result"], registers: [r] });
+    this.heartbeats = new Counter({ name: "fingerv7_heartbeats_total", help: "Heartbeat writes, by liveness channel (redis, postgres) and result (ok, failed).", labelNames: ["channel", "result"], registers: [r] });
+    // Known label values start at 0, so rate() and increase() see the first failure.
+    for (const channel of ["redis", "postgres"]) for (const result of ["ok", "failed"]) this.heartbeats.inc({ channel, result }, 0);
     this.handoffSeconds = new Histogram({ name: "fingerv7_handoff_duration_seconds", help: "From revoking a stream to its release being confirmed.", buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [r] });
     this.leaderTickSeconds = new Histogram({ name: "fingerv7_leader_tick_duration_seconds", help: "Duration of one leader tick (read, assign, write).", buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r] });
     this.httpRequests = new Counter({ name: "fingerv7_http_requests_total", help: "HTTP requests served.", labelNames: ["route", "method", "status"], registers: [r] });

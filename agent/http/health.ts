@@ -57,7 +57,7 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
       epoch: leader?.epoch ?? null,
       is_leader: agent.elector.isLeader(),
       leader_lease_healthy: electorHealthy,
-      heartbeat: { ok: agent.heartbeatHealthy, error: agent.heartbeatError ?? null },
+      heartbeat: (({ redis: r, postgres: p, postgresError }) => ({ ok: agent.heartbeatHealthy, error: agent.heartbeatError ?? null, channels: { redis: r, postgres: p }, postgres_error: postgresError === undefined ? null : redactUrl(postgresError) }))(agent.heartbeatChannels),
       dependencies: { postgres, redis },
       worker: { ok: worker.ok, last_seen_ms_ago: worker.lastSeenMsAgo, kind: worker.kind },
       cluster,

@@ -96,7 +96,8 @@ describe("GET /metrics", () => {
     expect(samples(text, "fingerv7_leader_elections_total")[0]).toMatch(new RegExp(`^fingerv7_leader_elections_total\\{instance="${leader.id}"\\} [1-9]`));
     expect(text).toMatch(new RegExp(`fingerv7_cluster_streams\\{state="assigned",instance="${leader.id}"\\} ${STREAMS}`));
     expect(text).toMatch(/fingerv7_moves_total\{reason="catalog",instance="[^"]+"\} [1-9]/);
-    expect(text).toMatch(/fingerv7_heartbeats_total\{result="ok",instance="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/fingerv7_heartbeats_total\{channel="redis",result="ok",instance="[^"]+"\} [1-9]/);
+    expect(text).toMatch(/fingerv7_heartbeats_total\{channel="postgres",result="ok",instance="[^"]+"\} [1-9]/);
     expect(text).toMatch(/fingerv7_cluster_members\{state="alive",instance="[^"]+"\} 2/);
     expect(text).toMatch(/fingerv7_mode\{mode="orchestrated",instance="[^"]+"\} 1/);
     expect(text).toMatch(/fingerv7_leader_epoch\{instance="[^"]+"\} [1-9]/);

@@ -100,7 +100,7 @@ const arbCluster = fc
       events: [],
       lastMoves: undefined,
     };
-    const snapshot: Snapshot = { at: 0, members, leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: 0 };
+    const snapshot: Snapshot = { at: 0, members, leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: 0, channels: { redis: true, postgres: true } };
     const leader = g.leader >= 0 ? { id: `n${g.leader}`, epoch: 3, ready: true } : undefined;
     return { rows, snapshot, catalog, leader };
   });

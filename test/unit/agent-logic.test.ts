@@ -59,7 +59,7 @@ function member(id: string, held: string[], status: MemberView["status"] = "aliv
 }
 
 function snapshot(members: MemberView[], at: number, grewAt: number): Snapshot {
-  return { at, members: new Map(members.map((m) => [m.id, m])), leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: grewAt };
+  return { at, members: new Map(members.map((m) => [m.id, m])), leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: grewAt, channels: { redis: true, postgres: true } };
 }
 
 describe("reconcile", () => {

@@ -1,9 +1,9 @@
 /**
- * The heartbeat step (agent/heartbeat.ts) on the manual clock: when the worker's lease is
- * renewed, and when a freeze or a lapsed lease forces a resync.
+ * The heartbeat step (agent/heartbeat.ts) on the manual clock: which confirmations renew
+ * the worker's lease, and when a freeze or a lapsed lease forces a resync.
  */
 import { describe, expect, it } from "vitest";
-import { HeartbeatLoop, renewsOnFailure, type HeartbeatReply } from "../../agent/heartbeat.js";
+import { HeartbeatLoop, renews, type HeartbeatReply } from "../../agent/heartbeat.js";
 import { Serving } from "../../agent/serving.js";
 import { ManualClock } from "../../shared/clock.js";
 import { silentLogger } from "../../shared/logger.js";
@@ -11,23 +11,26 @@ import { Metrics } from "../../shared/metrics.js";
 import type { Heartbeat } from "../../shared/types.js";
 
 const LEASE = 3_000;
-const REPLY: HeartbeatReply = { existed: true, version: 0, flag: undefined, incarnation: "i1", leader: undefined };
 
 function harness(policy: "keep" | "stop" = "stop") {
   const clock = new ManualClock(10_000);
   const serving = new Serving(clock, LEASE, 5_000);
-  let fail: Error | undefined;
-  let connection = "ready";
+  const down = { redis: false, postgres: false };
+  let existed = true;
   let resyncing = false;
   const resyncs: string[] = [];
+  const metrics = new Metrics({ instance: "t" });
   const loop = new HeartbeatLoop({
-    clock, logger: silentLogger(), metrics: new Metrics({ instance: "t" }), serving, workerLeaseMs: LEASE, policy,
-    send: async () => {
+    clock, logger: silentLogger(), metrics, serving, workerLeaseMs: LEASE, policy,
+    sendRedis: async (): Promise<HeartbeatReply> => {
       await clock.sleep(0);
-      if (fail) throw fail;
-      return REPLY;
+      if (down.redis) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
+      return { existed, version: 0, flag: undefined, incarnation: "i1", leader: undefined };
     },
-    connection: () => connection,
+    sendPostgres: async () => {
+      await clock.sleep(0);
+      if (down.postgres) throw new Error("PostgreSQL heartbeat: no answer within 800 ms");
+    },
     build: () => ({ held: [] }) as unknown as Heartbeat,
     resyncing: () => resyncing,
     requireResync: (_now, why) => {
@@ -44,18 +47,20 @@ function harness(policy: "keep" | "stop" = "stop") {
     await p;
   };
   return {
-    clock, serving, loop, resyncs, beat,
-    fail(e: Error | undefined, conn = "ready") { fail = e; connection = conn; },
+    clock, serving, loop, resyncs, beat, down, metrics,
+    keyGone() { existed = false; },
     resynced() { resyncing = false; },
   };
 }
 
-describe("renewsOnFailure", () => {
-  it("stop never renews on a failure; keep renews only while Redis is clearly down", () => {
-    expect(renewsOnFailure("stop", "connect ECONNREFUSED", "reconnecting")).toBe(false);
-    expect(renewsOnFailure("keep", "connect ECONNREFUSED", "reconnecting")).toBe(true);
-    expect(renewsOnFailure("keep", "Command timed out", "ready")).toBe(false);
-    expect(renewsOnFailure("keep", "Command timed out", "reconnecting")).toBe(true);
+describe("renews", () => {
+  it("a Redis confirmation always renews; PostgreSQL alone only under keep; nothing confirmed never", () => {
+    for (const policy of ["keep", "stop"] as const) {
+      expect(renews(policy, { redis: true, postgres: false })).toBe(true);
+      expect(renews(policy, { redis: false, postgres: false })).toBe(false);
+    }
+    expect(renews("keep", { redis: false, postgres: true })).toBe(true);
+    expect(renews("stop", { redis: false, postgres: true })).toBe(false);
   });
 });
 
@@ -65,18 +70,36 @@ describe("HeartbeatLoop", () => {
     const sentAt = h.clock.now();
     await h.beat();
     expect(h.serving.leaseDeadline).toBe(sentAt + LEASE);
-    expect(h.loop.healthy).toBe(true);
+    expect(h.loop.channels).toEqual({ redis: true, postgres: true });
+    expect(await h.metrics.registry.getSingleMetricAsString("fingerv7_heartbeats_total")).toContain('channel="postgres",result="ok"');
   });
 
-  it("a failed beat does not renew under stop; the lease runs out and the next beat resyncs", async () => {
+  it("keep: Redis refused but PostgreSQL confirmed renews; both down never renews (the old keep did)", async () => {
+    const h = harness("keep");
+    await h.beat();
+    await h.clock.advance(1_000);
+    h.down.redis = true;
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
+    expect(h.loop.healthy).toBe(false);
+    await h.clock.advance(1_000);
+    h.down.postgres = true;
+    const deadline = h.serving.leaseDeadline;
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(deadline);
+    await h.clock.advance(3_000);
+    await h.beat();
+    expect(h.resyncs).toEqual(["worker lease lapsed"]);
+  });
+
+  it("stop: PostgreSQL alone does not renew; the lease runs out and the next beat resyncs", async () => {
     const h = harness("stop");
     await h.beat();
     const deadline = h.serving.leaseDeadline;
     await h.clock.advance(1_000);
-    h.fail(new Error("connect ECONNREFUSED 127.0.0.1:6379"), "reconnecting");
+    h.down.redis = true;
     await h.beat();
     expect(h.serving.leaseDeadline).toBe(deadline);
-    expect(h.loop.healthy).toBe(false);
     await h.clock.advance(2_500);
     await h.beat();
     expect(h.resyncs).toEqual(["worker lease lapsed"]);
@@ -93,5 +116,14 @@ describe("HeartbeatLoop", () => {
     h.resynced();
     await h.beat();
     expect(h.serving.leaseValid()).toBe(true);
+  });
+
+  it("our Redis key gone while we were live (same Redis) forces a resync", async () => {
+    const h = harness();
+    await h.beat();
+    await h.clock.advance(500);
+    h.keyGone();
+    await h.beat();
+    expect(h.resyncs).toEqual(["our heartbeat key vanished from Redis while we were live"]);
   });
 });

@@ -21,7 +21,7 @@ function member(id: string, held: string[] = []): MemberView {
 }
 
 const snapshot = (at: number, members = [member("me"), member("other")]): Snapshot => ({
-  at, members: new Map(members.map((m) => [m.id, m])), leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: 0,
+  at, members: new Map(members.map((m) => [m.id, m])), leader: undefined, flag: undefined, incarnation: "i", viewVersion: 1, viewGrewAt: 0, channels: { redis: true, postgres: true },
 });
 
 function own(ids: string[], o: Partial<OwnAssignment> = {}): OwnAssignment {

@@ -1,0 +1,109 @@
+/**
+ * The membership tracker's two liveness channels (shared/membership.ts) on the manual
+ * clock: a member is dead only when neither Redis nor PostgreSQL has shown progress for
+ * HEARTBEAT_TIMEOUT, watched without a gap; while a channel cannot be read, nobody new is
+ * declared dead.
+ */
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../shared/clock.js";
+import { MembershipTracker } from "../../shared/membership.js";
+import type { StoredPgHeartbeat } from "../../shared/pg-heartbeats.js";
+import type { RawSnapshot } from "../../shared/redis-protocol.js";
+import type { Heartbeat } from "../../shared/types.js";
+
+const TIMEOUT = 3_000;
+const hb = (id: string, seq: number): Heartbeat => ({
+  id, seq, session: `${id}-s`, capacity: 10, draining: false, mode: "orchestrated", useOrchestrator: true, version: 0, held: [], leaving: false, restarting: false,
+  worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" }, startedAt: "2026-01-01T00:00:00Z", host: "h", location: "", software: "t",
+});
+
+function harness() {
+  const clock = new ManualClock(10_000);
+  const seq = { redis: new Map<string, number>(), postgres: new Map<string, number>() };
+  const down = { redis: false, postgres: false };
+  const tracker = new MembershipTracker({
+    clock,
+    heartbeatTimeoutMs: TIMEOUT,
+    heartbeatWarningMs: 1_500,
+    maxGapMs: 1_500,
+    protocol: {
+      snapshot: async (): Promise<RawSnapshot> => {
+        if (down.redis) throw new Error("Redis unreachable");
+        return { incarnation: "i1", leader: undefined, flag: undefined, members: [...seq.redis].map(([id, n]) => ({ id, heartbeat: hb(id, n), pttlMs: 1000 })) };
+      },
+    },
+    pg: {
+      readAll: async (): Promise<StoredPgHeartbeat[]> => {
+        if (down.postgres) throw new Error("PostgreSQL unreachable");
+        return [...seq.postgres].map(([id, n]) => ({ id, heartbeat: hb(id, n) }));
+      },
+    },
+  });
+  /** Every member in `beats` writes on the given channels, then the tracker reads. */
+  const tick = async (beats: Record<string, ("redis" | "postgres")[]>) => {
+    for (const [id, channels] of Object.entries(beats)) for (const c of channels) seq[c].set(id, (seq[c].get(id) ?? 0) + 1);
+    await clock.advance(500);
+    return tracker.refresh();
+  };
+  return { tick, down, tracker };
+}
+
+describe("two liveness channels", () => {
+  it("a member heard only through PostgreSQL is alive; silent on both, it dies after HEARTBEAT_TIMEOUT", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"] });
+    // b is cut from Redis: its PostgreSQL heartbeats keep it alive however long.
+    for (let i = 0; i < 20; i++) {
+      const snap = await h.tick({ a: ["redis", "postgres"], b: ["postgres"] });
+      expect(snap.members.get("b")!.status).not.toBe("dead");
+    }
+    // Now silent on both: dead once HEARTBEAT_TIMEOUT passed, not before.
+    let deadAfter = 0;
+    for (let t = 500; t <= 5_000; t += 500) {
+      const snap = await h.tick({ a: ["redis", "postgres"] });
+      if (snap.members.get("b")!.status === "dead") {
+        deadAfter = t;
+        break;
+      }
+    }
+    expect(deadAfter).toBeGreaterThanOrEqual(TIMEOUT);
+    expect(deadAfter).toBeLessThanOrEqual(TIMEOUT + 500);
+  });
+
+  it("while one channel cannot be read, nobody new is declared dead (the member may be heard only there)", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"] });
+    h.down.postgres = true;
+    for (let i = 0; i < 12; i++) {
+      const snap = await h.tick({ a: ["redis"] });
+      expect(snap.members.get("b")!.status).not.toBe("dead");
+      expect(snap.channels).toEqual({ redis: true, postgres: false });
+    }
+    // Both readable again: b's clock restarted on the blind channel, so it dies a full
+    // HEARTBEAT_TIMEOUT after PostgreSQL came back, not at once.
+    h.down.postgres = false;
+    const back = await h.tick({ a: ["redis", "postgres"] });
+    expect(back.members.get("b")!.status).not.toBe("dead");
+    let snap = back;
+    for (let i = 0; i < 7; i++) snap = await h.tick({ a: ["redis", "postgres"] });
+    expect(snap.members.get("b")!.status).toBe("dead");
+  });
+
+  it("a dead member stays dead across a blind spell unless it shows progress", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"] });
+    for (let i = 0; i < 8; i++) await h.tick({ a: ["redis", "postgres"] });
+    expect(h.tracker.latest!.members.get("b")!.status).toBe("dead");
+    h.down.redis = true;
+    expect((await h.tick({ a: ["postgres"] })).members.get("b")!.status).toBe("dead");
+    expect((await h.tick({ a: ["postgres"], b: ["postgres"] })).members.get("b")!.status).toBe("alive");
+  });
+
+  it("throws only when neither channel can be read", async () => {
+    const h = harness();
+    h.down.redis = true;
+    await expect(h.tick({ a: ["postgres"] })).resolves.toBeDefined();
+    h.down.postgres = true;
+    await expect(h.tick({})).rejects.toThrow(/Redis unreachable/);
+  });
+});
