@@ -36,7 +36,7 @@ import { Elector } from "../leader/elector.js";
 import { RedlockLease } from "../leader/lease.js";
 import { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
-import { plan, type Plan } from "../leader/plan.js";
+import { plan, type Plan } from "../shared/placement/plan.js";
 import { newerFlag, resolveMode } from "./mode.js";
 import { reconcile } from "./reconcile.js";
 import { Serving } from "./serving.js";

@@ -18,8 +18,8 @@ import type { MemberView, MembershipTracker, Snapshot } from "../shared/membersh
 import type { Metrics } from "../shared/metrics.js";
 import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
 import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
-import type { MoveReason } from "./assignor.js";
-import { plan, type Plan } from "./plan.js";
+import type { MoveReason } from "../shared/placement/assignor.js";
+import { plan, type Plan } from "../shared/placement/plan.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
 
 export interface LeaderDeps {

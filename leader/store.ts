@@ -10,7 +10,7 @@
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
 import type { StreamId } from "../shared/types.js";
-import type { InstanceRow, Row, RowOp } from "./plan.js";
+import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
 
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
 import { migrate } from "../../shared/schema.js";
 import { FencedOutError, LeaderStore } from "../../leader/store.js";
-import type { RowOp } from "../../leader/plan.js";
+import type { RowOp } from "../../shared/placement/plan.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
 function put(stream: string, owner: string): RowOp {

@@ -1,12 +1,12 @@
 /**
- * Laws of the assignor (leader/assignor.ts), stated as fast-check properties: complete,
+ * Laws of the assignor (shared/placement/assignor.ts), stated as fast-check properties: complete,
  * proportional, sticky (join, leave, growth, capacity change and drain move exactly the
  * minimum), hash-shaped, calm, a fixed point once settled, independent of input order.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assign, quotaTargets, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../leader/assignor.js";
-import { Rendezvous } from "../../shared/hash.js";
+import { assign, quotaTargets, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../shared/placement/assignor.js";
+import { Rendezvous } from "../../shared/placement/hash.js";
 
 const CALM: AssignPolicy = { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: false };
 const EAGER: AssignPolicy = { imbalanceThreshold: 0, maxStreamDifference: 0, rebalanceAllowed: true };

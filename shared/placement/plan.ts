@@ -8,11 +8,16 @@
  * - a stream whose owner is dead (watched silent for HEARTBEAT_TIMEOUT) or left with
  *   nothing held moves at once;
  * - a stream is never given to a member while any other live member reports holding it.
+ *
+ * Guarantees: those rules for any input (test/unit/plan.property.test.ts), and placement
+ * by ./assignor.ts's laws for the streams that are free to move.
+ * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
+ * against members that under-report what they hold: `held` is trusted as reported.
  */
-import { Rendezvous, hashString } from "../shared/hash.js";
-import type { MemberView } from "../shared/membership.js";
-import { hashWeight } from "../shared/membership.js";
-import type { Mode, Stream, StreamId } from "../shared/types.js";
+import { Rendezvous, hashString } from "./hash.js";
+import type { MemberView } from "../membership.js";
+import { hashWeight } from "../membership.js";
+import type { Mode, Stream, StreamId } from "../types.js";
 import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
 
 export interface Row {
