@@ -12,7 +12,8 @@
  *               in turn and each takes free streams up to its capacity. Generous to it:
  *               a dead owner's locks are taken to expire at once.
  */
-import { assign, type AssignPolicy, type MoveReason } from "../shared/placement/assignor.js";
+import { assign, type AssignPolicy } from "../shared/placement/assignor.js";
+import type { MoveReason } from "../shared/types.js";
 import { hashString } from "../shared/placement/hash.js";
 
 export interface BenchMember {

@@ -17,8 +17,8 @@ import type { Logger } from "../shared/logger.js";
 import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
 import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
-import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
-import type { MoveReason } from "../shared/placement/assignor.js";
+import { isLive, liveIds } from "../shared/member-state.js";
+import type { LeaderInfo, MoveReason, Nudge, Stream, StreamId } from "../shared/types.js";
 import { plan, type Plan } from "../shared/placement/plan.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
 
@@ -242,7 +242,7 @@ export class LeaderLoop {
     const total = this.d.config.legacyTotalServers;
     if (!total) return new Map();
     const members = await readLegacyMembers(this.d.store.sql, this.d.config.legacyHeartbeatsTable, this.d.config.legacyHeartbeatTimeoutMs);
-    const sidecars = new Set([...snap.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
+    const sidecars = liveIds(snap.members.values());
     const owned = legacyOwned(catalog, members, total, sidecars);
     this.legacyIds = [...new Set(owned.values())].sort();
     return owned;
@@ -422,7 +422,7 @@ export function rebalanceTrigger(
   }
   let reason: MoveReason | undefined;
   for (const m of members) {
-    if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
+    if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
     // Members serving by hashing own no rows by design: they never count as starving.
     if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
     const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;

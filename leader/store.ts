@@ -9,7 +9,7 @@
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
-import type { StreamId } from "../shared/types.js";
+import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
 
 export class FencedOutError extends Error {
@@ -29,11 +29,11 @@ export interface LeaderState {
 }
 
 export interface EventRow {
-  readonly kind: string;
+  readonly kind: EventKind;
   readonly stream_id?: string | null;
   readonly from_instance?: string | null;
   readonly to_instance?: string | null;
-  readonly reason?: string | null;
+  readonly reason?: MoveReason | null;
   readonly detail?: unknown;
 }
 
@@ -75,7 +75,7 @@ export class LeaderStore {
             state: r.state as "active" | "revoking",
             next: (r.next_instance as string | null) ?? null,
             revokeVersion: r.revoke_version === null ? null : num(r.revoke_version),
-            reason: r.reason as string,
+            reason: storedReason(r.reason as string),
             url: r.url as string,
             name: r.name as string,
             metadata: (r.metadata as Record<string, unknown>) ?? {},
@@ -100,7 +100,7 @@ export class LeaderStore {
     epoch: number,
     ops: readonly RowOp[],
     bump: ReadonlySet<string>,
-    statuses: ReadonlyMap<string, string>,
+    statuses: ReadonlyMap<string, InstanceStatus>,
     events: readonly EventRow[],
     sessions: ReadonlyMap<string, string> = new Map(),
   ): Promise<Map<string, number>> {
@@ -230,4 +230,13 @@ export class LeaderStore {
     const current = num(rows[0]!.epoch);
     if (current !== epoch) throw new FencedOutError(epoch, current);
   }
+}
+
+/**
+ * The reason of a stored row. apply() alone writes the column, and only MoveReason values;
+ * a value this build does not know (a newer build's, during a rolling upgrade) reads as
+ * "catalog". It only labels the move that completes the row's handoff.
+ */
+function storedReason(raw: string): MoveReason {
+  return isMoveReason(raw) ? raw : "catalog";
 }

@@ -16,8 +16,9 @@ import { compareIds, presentId, type CatalogSnapshot } from "./catalog.js";
 import type { Sql } from "./db.js";
 import type { LegacyMember } from "./legacy.js";
 import { ident, num } from "./db.js";
+import { instanceState, isLive } from "./member-state.js";
 import type { MemberView, Snapshot } from "./membership.js";
-import type { LeaderInfo, Mode, StreamId } from "./types.js";
+import { INSTANCE_STATES, type EventKind, type InstanceStatus, type LeaderInfo, type Mode, type StreamId } from "./types.js";
 
 // ---- what Postgres holds -------------------------------------------------------------
 
@@ -48,7 +49,7 @@ export interface AssignmentRecord {
 export interface EventRecord {
   readonly id: number;
   readonly at: string;
-  readonly kind: string;
+  readonly kind: EventKind;
   readonly stream: StreamId | null;
   readonly from: string | null;
   readonly to: string | null;
@@ -129,7 +130,7 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
       events: events.map((r) => ({
         id: num(r.id),
         at: iso(r.at) ?? "",
-        kind: String(r.kind),
+        kind: String(r.kind) as EventKind, // only this project's code writes the table
         stream: text(r.stream_id),
         from: text(r.from_instance),
         to: text(r.to_instance),
@@ -143,9 +144,6 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
 }
 
 // ---- the joined view (PURE) ------------------------------------------------------------
-
-export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed", "legacy"] as const;
-export type InstanceState = (typeof INSTANCE_STATES)[number];
 
 const id = z.union([z.number(), z.string()]);
 
@@ -209,7 +207,7 @@ export interface ClusterView {
   readonly epoch: number;
   readonly flag: SharedRows["flag"];
   readonly instances: InstanceView[];
-  readonly counts: Record<InstanceState | "total", number>;
+  readonly counts: Record<InstanceStatus | "total", number>;
   readonly streams: z.infer<typeof streamTotalsSchema>;
   readonly unassigned: StreamId[];
   /** Streams each instance owns (rows; for a member serving by hashing, what it holds). */
@@ -232,24 +230,6 @@ export interface ViewInput {
   readonly nowWall: number;
   /** Live legacy members and the streams they own by the old static rule. */
   readonly legacy?: { readonly members: readonly LegacyMember[]; readonly owned: ReadonlyMap<StreamId, string> };
-}
-
-const isLive = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
-  !!m && !!m.hb && (m.status === "alive" || m.status === "warning");
-
-/** An instance's state from the live heartbeat when this agent sees one, else from its row. */
-export function instanceState(m: MemberView | undefined, row: InstanceRecord | undefined): InstanceState {
-  if (m?.hb) {
-    if (m.status === "left") return "removed";
-    if (m.status === "dead") return "inactive";
-    if (m.hb.draining || m.hb.leaving || row?.draining) return "draining";
-    // The leader marks a member that came back after being declared gone as recovering
-    // until it serves again; a returning member is shown that way from its row.
-    if (row && (row.status === "recovering" || row.status === "inactive" || row.status === "removed")) return "recovering";
-    return m.status === "warning" ? "warning" : "active";
-  }
-  if (!row || row.removedAt || row.status === "removed") return "removed";
-  return "inactive";
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -291,7 +271,7 @@ export function clusterView(input: ViewInput): ClusterView {
     const row = rowById.get(iid);
     const hb = m?.hb;
     const lm = legacyIds.has(iid) ? legacyById.get(iid) : undefined;
-    const status: InstanceState = lm ? "legacy" : instanceState(m, row);
+    const status: InstanceStatus = lm ? "legacy" : instanceState(m, row);
     const capacity = hb?.capacity ?? row?.capacity ?? 0;
     const current = owned.get(iid)?.length ?? 0;
     const seenAgo = m?.hb ? Math.round(m.silentMs) : null;

@@ -12,7 +12,8 @@
  *   moves for the sake of rounding; then by largest remainder, then by id. After a
  *   rebalance every member is exactly at its target.
  * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
- *   its owner is over target during a permitted rebalance, or when it left the catalog.
+ *   its owner is over target during a permitted rebalance, when it left the catalog, or
+ *   when its owner's worker gave it up (`refused`; never placed back on that member).
  *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
  *   catalog growth no old stream, and a capacity change only the excess: in each case
  *   the fewest moves that end within the targets. (Rarely, when a large member's share
@@ -42,17 +43,7 @@
  * member with room; O(streams) map work for everything else.
  */
 import { hashString, Rendezvous } from "./hash.js";
-import type { StreamId } from "../types.js";
-
-export type MoveReason =
-  | "failover" // the owner died
-  | "join" // a rebalance because a member joined
-  | "drain" // the owner is draining
-  | "imbalance" // a rebalance because loads drifted past the threshold
-  | "catalog" // the stream was added to or removed from the catalog
-  | "capacity" // the owner's capacity shrank, or capacity appeared for unplaced streams
-  | "hashed" // a member serving in hashed mode owns the stream by hashing
-  | "manual"; // an operator asked for a rebalance
+import { MOVE_REASONS, type MoveReason, type StreamId } from "../types.js";
 
 export interface AssignMember {
   readonly id: string;
@@ -88,7 +79,14 @@ export interface AssignInput {
    * are read: such a stream's handoff has completed, and its placement is reported as a
    * move from the row's owner with the row's reason (e.g. "drain"), not as a new stream.
    */
-  readonly previous?: ReadonlyMap<StreamId, { readonly owner: string; readonly reason: string; readonly state: string }>;
+  readonly previous?: ReadonlyMap<StreamId, { readonly owner: string; readonly reason: MoveReason; readonly state: string }>;
+  /**
+   * Streams a worker gave up, each with the member that gave it up (POST /streams/release).
+   * Such a stream is free (a move with reason "released") and is never placed on that
+   * member: where placement puts it there, it goes to the usable member with the most room
+   * (capacity − load, then the lower id) or, with no room anywhere, stays unassigned.
+   */
+  readonly refused?: ReadonlyMap<StreamId, string>;
   readonly policy: AssignPolicy;
 }
 
@@ -196,9 +194,7 @@ export function measureImbalance(members: readonly AssignMember[], load: Readonl
   return { ratio, streams };
 }
 
-const REASONS: readonly MoveReason[] = ["failover", "join", "drain", "imbalance", "catalog", "capacity", "hashed", "manual"];
-const R = Object.fromEntries(REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
-const isReason = (r: string): r is MoveReason => Object.hasOwn(R, r);
+const R = Object.fromEntries(MOVE_REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
 
 export function assign(input: AssignInput): AssignResult {
   const { policy } = input;
@@ -242,11 +238,12 @@ export function assign(input: AssignInput): AssignResult {
     const id = ids[k]!;
     const o = input.current.get(id);
     if (o !== undefined) known++;
-    if (o === undefined) {
-      const row = input.previous?.get(id);
+    const refuser = input.refused?.get(id);
+    if (o === undefined || o === refuser) {
+      const row = o === undefined ? input.previous?.get(id) : undefined;
       const handoff = row?.state === "revoking";
-      moveReason[k] = handoff && isReason(row.reason) ? R[row.reason] : R.catalog;
-      from[k] = handoff ? row.owner : null;
+      moveReason[k] = refuser !== undefined ? R.released : handoff ? R[row.reason] : R.catalog;
+      from[k] = o ?? (handoff ? row.owner : null);
       free.push(k);
       continue;
     }
@@ -316,19 +313,22 @@ export function assign(input: AssignInput): AssignResult {
     unplaced.push(...place(shedding));
   }
 
-  // 5. The result.
+  // 5. Refusals: a stream placed on the member that gave it up goes elsewhere.
+  const refusedLeft = honourRefusals();
+
+  // 6. The result.
   const assignment = new Map<StreamId, string>();
   for (let k = 0; k < N; k++) if (owner[k]! >= 0) assignment.set(ids[k]!, hrw.ids[owner[k]!]!);
   const moves: Move[] = [];
   for (let k = 0; k < N; k++) {
     if (moveReason[k] === -1) continue;
     const to = owner[k]! >= 0 ? hrw.ids[owner[k]!]! : null;
-    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: REASONS[moveReason[k]!]! });
+    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: MOVE_REASONS[moveReason[k]!]! });
   }
   if (known < input.current.size) {
     for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
   }
-  const unassigned = unplaced.sort((a, b) => a - b).map((k) => ids[k]!);
+  const unassigned = [...unplaced.sort((a, b) => a - b), ...refusedLeft].map((k) => ids[k]!);
   const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));
   for (let i = 0; i < M; i++) targets.set(hrw.ids[i]!, target[i]!);
   return { assignment, moves, unassigned, targets, rebalanced, imbalanceBefore, imbalanceAfter: imbalanceOf() };
@@ -438,6 +438,36 @@ export function assign(input: AssignInput): AssignResult {
       if (room[best] === 0) {
         const at = open.subarray(0, count).indexOf(best);
         open[at] = open[--count]!;
+      }
+    }
+    return left;
+  }
+
+  /**
+   * Moves each refused stream that sits on the member that gave it up to the usable member
+   * with the most room (capacity − load; equal room: the lower id, as hrw.ids is sorted),
+   * in the order of `refused`. Returns the streams that found no room.
+   */
+  function honourRefusals(): number[] {
+    const left: number[] = [];
+    if (!input.refused || input.refused.size === 0) return left;
+    const position = new Map(ids.map((id, k) => [id, k]));
+    for (const [id, who] of input.refused) {
+      const k = position.get(id);
+      const i = idx.get(who);
+      if (k === undefined || i === undefined || owner[k] !== i) continue;
+      owner[k] = -1;
+      load[i]!--;
+      let best = -1;
+      let bestRoom = 0;
+      for (let j = 0; j < M; j++) {
+        const r = cap[j]! - load[j]!;
+        if (j !== i && r > bestRoom) (best = j), (bestRoom = r);
+      }
+      if (best < 0) left.push(k);
+      else {
+        owner[k] = best;
+        load[best]!++;
       }
     }
     return left;

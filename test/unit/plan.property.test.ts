@@ -76,7 +76,7 @@ const arbState = fc
     });
     const rows = new Map<string, Row>();
     for (const r of st.rows) {
-      rows.set(r.stream, { stream: r.stream, owner: r.owner, state: r.revoking ? "revoking" : "active", next: r.revoking ? r.next : null, revokeVersion: r.revoking ? r.revokeVersion : null, reason: "x", url: `u${r.stream}`, name: r.stream, metadata: {} });
+      rows.set(r.stream, { stream: r.stream, owner: r.owner, state: r.revoking ? "revoking" : "active", next: r.revoking ? r.next : null, revokeVersion: r.revoking ? r.revokeVersion : null, reason: "catalog", url: `u${r.stream}`, name: r.stream, metadata: {} });
     }
     const catalog: Stream[] = st.catalog.map((id) => ({ id, url: `u${id}`, name: id, metadata: {} }));
     const legacy = new Map(st.legacy.filter((s) => st.catalog.includes(s)).map((s) => [s, "legacy-1"]));
