@@ -24,8 +24,9 @@ import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
 import { HEARTBEAT_LUA, PUBLISH_MODE_LUA } from "../shared/heartbeat-script.js";
 import { Keys } from "../shared/keys.js";
-import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
+import { LegacyView } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
+import { liveIds } from "../shared/member-state.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
@@ -36,7 +37,7 @@ import { Elector } from "../leader/elector.js";
 import { RedlockLease } from "../leader/lease.js";
 import { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
-import { plan, type Plan } from "../shared/placement/plan.js";
+import type { Plan } from "../shared/placement/plan.js";
 import { newerFlag, resolveMode } from "./mode.js";
 import { reconcile } from "./reconcile.js";
 import { Serving } from "./serving.js";
@@ -73,6 +74,7 @@ export class Agent {
   readonly store: Store;
   readonly tracker: MembershipTracker;
   readonly catalog: CatalogCache;
+  readonly legacy: LegacyView;
   readonly elector: Elector;
   readonly leader: LeaderLoop;
   readonly session = crypto.randomUUID();
@@ -109,7 +111,6 @@ export class Agent {
   private wakeOwn: (() => void) | undefined;
   private leaving = false;
   private restarting = false;
-  private legacyMembers: LegacyMember[] = [];
   /** Streams the worker gave up; forgotten once they are no longer ours. */
   private readonly released = new Set<string>();
   private viewRefreshPending = false;
@@ -148,6 +149,14 @@ export class Agent {
       maxGapMs: Math.max(2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs + 1000),
     });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
+    this.legacy = new LegacyView({
+      sql: this.sql,
+      table: config.legacyHeartbeatsTable,
+      timeoutMs: config.legacyHeartbeatTimeoutMs,
+      totalServers: config.legacyTotalServers,
+      clock,
+      maxAgeMs: config.heartbeatIntervalMs,
+    });
     const lease = new RedlockLease(this.lockClients, this.keys.leader);
     this.leader = new LeaderLoop({
       id: config.instanceId,
@@ -159,6 +168,7 @@ export class Agent {
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
+      legacy: this.legacy,
       metrics: this.metrics,
       isLeader: () => this.elector.isLeader(),
       leaseToken: () => lease.token,
@@ -502,17 +512,14 @@ export class Agent {
   private async refreshCatalog(): Promise<void> {
     // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
     await this.catalog.get(this.modeNow === "hashed" ? this.config.catalogRefreshMs : 6 * this.config.catalogRefreshMs);
-    if (this.config.legacyTotalServers) {
-      this.legacyMembers = await readLegacyMembers(this.sql, this.config.legacyHeartbeatsTable, this.config.legacyHeartbeatTimeoutMs);
-    }
+    await this.legacy.members();
     if (this.modeNow === "hashed") this.afterChange();
   }
 
   /** Legacy members' streams, as this agent last read them (hashing leaves them alone). */
   private legacyView(snap: Snapshot | undefined): Map<string, string> | undefined {
-    if (!this.config.legacyTotalServers || this.legacyMembers.length === 0 || !this.catalog.current) return undefined;
-    const sidecars = new Set([...(snap?.members.values() ?? [])].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-    return legacyOwned(this.catalog.current.streams, this.legacyMembers, this.config.legacyTotalServers, sidecars);
+    if (!this.catalog.current) return undefined;
+    return this.legacy.owned(this.catalog.current.streams, liveIds(snap?.members.values() ?? []));
   }
 
   private requireResync(now: number, why: string): void {
@@ -693,20 +700,7 @@ export class Agent {
    * state (Redis membership, Postgres rows, the catalog) on this agent, changing nothing.
    */
   async dryRunRebalance(): Promise<Plan> {
-    const snap = await this.tracker.refresh();
-    const state = await new LeaderStore(this.sql, this.config.schema).load();
-    const catalog = await this.catalog.get(this.config.catalogRefreshMs);
-    if (!catalog) throw new Error(this.catalog.lastError ?? "catalog not readable");
-    return plan({
-      epoch: this.leaderInfo?.epoch ?? 0,
-      flag: state.flag.mode,
-      catalog: catalog.streams,
-      rows: state.rows,
-      instances: state.instances,
-      members: snap.members,
-      policy: { imbalanceThreshold: this.config.imbalanceThreshold, maxStreamDifference: this.config.maxStreamDifference, rebalanceAllowed: true, force: true },
-      requireWorker: this.config.requireWorker,
-    });
+    return this.leader.dryRun(this.leaderInfo?.epoch ?? 0);
   }
 
   /** Publishes a nudge (best effort). */

@@ -13,7 +13,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
-import { legacyOwned, readLegacyMembers, type LegacyMember } from "../../shared/legacy.js";
+import { liveIds } from "../../shared/member-state.js";
 import { redactText } from "../../shared/logger.js";
 import {
   clusterView,
@@ -51,12 +51,7 @@ function sharedRows(agent: Agent, events: number): Promise<SharedRows> {
 export async function loadView(agent: Agent, opts: { events?: number } = {}): Promise<ClusterView> {
   const snapshot = agent.tracker.latest ?? (await agent.tracker.refresh());
   const [rows, catalog] = await Promise.all([sharedRows(agent, opts.events ?? 50), agent.catalog.get(agent.config.catalogRefreshMs)]);
-  let legacy: { members: LegacyMember[]; owned: Map<string, string> } | undefined;
-  if (agent.config.legacyTotalServers && catalog) {
-    const members = await readLegacyMembers(agent.opsSql, agent.config.legacyHeartbeatsTable, agent.config.legacyHeartbeatTimeoutMs);
-    const sidecars = new Set([...snapshot.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-    legacy = { members, owned: legacyOwned(catalog.streams, members, agent.config.legacyTotalServers, sidecars) };
-  }
+  const legacy = agent.legacy.enabled && catalog ? await agent.legacy.read(catalog.streams, liveIds(snapshot.members.values())) : undefined;
   return clusterView({ rows, snapshot, catalog, catalogError: agent.catalog.lastError, leader: agent.leaderInfo, nowWall: agent.clock.wall(), legacy });
 }
 
