@@ -2,7 +2,7 @@
  * Clusters, events and the measures the benchmark reports. Deterministic: the same
  * arguments build the same cluster, so every strategy sees the same inputs.
  */
-import { quotaTargets } from "../shared/placement/assignor.js";
+import { quotaTargets } from "../shared/placement/targets.js";
 import type { MoveReason } from "../shared/types.js";
 import { Rendezvous } from "../shared/placement/hash.js";
 import type { BenchMember, Strategy } from "./strategies.js";

@@ -2,13 +2,14 @@
  * The inputs of a plan, read and assembled in ONE place for the leader's tick and for the
  * dry run behind POST /rebalance?dry_run=1, so that a forced dry run computes exactly the
  * plan the next forced tick would, given the same state: the same membership view, rows,
- * instances, catalog, legacy members and session stamps.
+ * instances, catalog, legacy members and session stamps. Also the rebalance policy: the
+ * thresholds, and what lets a rebalance skip the cooldown (`rebalanceTrigger`).
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Config } from "../shared/config.js";
 import type { LegacyView } from "../shared/legacy.js";
-import { liveIds } from "../shared/member-state.js";
-import type { MembershipTracker, Snapshot } from "../shared/membership.js";
+import { isLive, liveIds } from "../shared/member-state.js";
+import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { AssignPolicy } from "../shared/placement/assignor.js";
 import type { PlanInput } from "../shared/placement/plan.js";
 import type { MoveReason, Stream, StreamId } from "../shared/types.js";
@@ -83,4 +84,36 @@ export function rebalancePolicy(
     force: o.force,
     rebalanceReason: o.rebalanceReason,
   };
+}
+
+/**
+ * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
+ * nothing before: new, back, or its worker just came up; or it holds nothing while there
+ * are streams to share, e.g. it came back across a leader change), or a member's capacity
+ * changed. Undefined: only the cooldown lets a rebalance happen.
+ */
+export function rebalanceTrigger(
+  members: Iterable<MemberView>,
+  lastPool: ReadonlyMap<string, number>,
+  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
+  streams: number,
+  requireWorker: boolean,
+): MoveReason | undefined {
+  const owned = new Map<string, number>();
+  for (const r of rows.values()) {
+    const o = r.next ?? r.owner;
+    owned.set(o, (owned.get(o) ?? 0) + 1);
+  }
+  let reason: MoveReason | undefined;
+  for (const m of members) {
+    if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
+    // Members serving by hashing own no rows by design: they never count as starving.
+    if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
+    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
+    if (capacity <= 0) continue;
+    const before = lastPool.get(m.id) ?? 0;
+    if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";
+    else if (before !== 0 && before !== capacity) reason ??= "capacity";
+  }
+  return reason;
 }

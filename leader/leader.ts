@@ -15,12 +15,11 @@ import { PUBLISH_LEADER_LUA, PUBLISH_MODE_LUA, PUBLISH_VERSIONS_LUA } from "../s
 import type { Keys } from "../shared/keys.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
-import { isLive } from "../shared/member-state.js";
-import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
 import { plan, type Plan } from "../shared/placement/plan.js";
 import type { LeaderInfo, MoveReason, Nudge, StreamId } from "../shared/types.js";
-import { buildPlanInput, readPlanSources, rebalancePolicy } from "./inputs.js";
+import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
 
 export interface LeaderDeps {
@@ -387,36 +386,4 @@ export class LeaderLoop {
       // Nudges only speed things up; agents also poll.
     });
   }
-}
-
-/**
- * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
- * nothing before: new, back, or its worker just came up; or it holds nothing while there
- * are streams to share, e.g. it came back across a leader change), or a member's capacity
- * changed. Undefined: only the cooldown lets a rebalance happen.
- */
-export function rebalanceTrigger(
-  members: Iterable<MemberView>,
-  lastPool: ReadonlyMap<string, number>,
-  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
-  streams: number,
-  requireWorker: boolean,
-): MoveReason | undefined {
-  const owned = new Map<string, number>();
-  for (const r of rows.values()) {
-    const o = r.next ?? r.owner;
-    owned.set(o, (owned.get(o) ?? 0) + 1);
-  }
-  let reason: MoveReason | undefined;
-  for (const m of members) {
-    if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
-    // Members serving by hashing own no rows by design: they never count as starving.
-    if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
-    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
-    if (capacity <= 0) continue;
-    const before = lastPool.get(m.id) ?? 0;
-    if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";
-    else if (before !== 0 && before !== capacity) reason ??= "capacity";
-  }
-  return reason;
 }

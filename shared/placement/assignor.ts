@@ -24,7 +24,7 @@
  *   with more first-choice streams than room keeps those it prefers most; a member that
  *   must shed gives up first the streams whose hashing owner has room for them, then its
  *   weakest (mostly streams hashing gives to someone else). Rounding units go to members
- *   hashing favours (see quotaTargets), which makes a placement from scratch differ from
+ *   hashing favours (see quotaTargets in ./targets.ts), which makes a placement from scratch differ from
  *   pure hashing on the fewest streams any balanced placement can.
  * - Calm: members that are alive and not draining are rebalanced only when the caller
  *   allows it (cooldown, or a member joined or changed capacity) AND, once free streams
@@ -44,6 +44,8 @@
  */
 import { hashString, Rendezvous } from "./hash.js";
 import { MOVE_REASONS, type MoveReason, type StreamId } from "../types.js";
+import { cmp, sortByKey, weakest } from "./order.js";
+import { quotaTargets, type Imbalance } from "./targets.js";
 
 export interface AssignMember {
   readonly id: string;
@@ -111,87 +113,6 @@ export interface AssignResult {
   readonly imbalanceBefore: Imbalance;
   /** Imbalance of the result. */
   readonly imbalanceAfter: Imbalance;
-}
-
-export interface Imbalance {
-  /** max |load_i − target_i| / max(target_i, 1) */
-  readonly ratio: number;
-  /** max |load_i − target_i|, in streams */
-  readonly streams: number;
-}
-
-/** Optional tie-breaks for the seats of `quotaTargets`; neither changes how many streams move. */
-export interface SeatHints {
-  /** Per member: free streams whose hashing owner it is. A member offered more of them
-   *  than its rounded-down share leaves room for takes a seat before other receivers. */
-  readonly wanted?: ArrayLike<number>;
-  /** Per member: 1 if it holds a stream whose hashing owner has room. Among members
-   *  above their rounded-down share these take a seat last, so they shed that stream. */
-  readonly reluctant?: ArrayLike<number>;
-}
-
-/**
- * Targets for `n` streams over members with `caps` (0 = not eligible) currently holding
- * `loads`: each target is ⌊share⌋ or ⌈share⌉ of share = n·cap/Σcap, Σ = min(n, Σcap).
- * Integer arithmetic only, so the result is exact. The units left after rounding down
- * ("seats") go first to members holding more than ⌊share⌋ (each such seat saves a move),
- * then to members hashing would give more free streams than ⌊share⌋ leaves room for, then
- * by largest remainder; `order` breaks the last ties (pass positions in id order).
- */
-export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLike<number>, order: ArrayLike<number>, hints: SeatHints = {}): Int32Array {
-  const m = caps.length;
-  const t = new Int32Array(m);
-  let total = 0;
-  for (let i = 0; i < m; i++) total += caps[i]!;
-  if (total <= 0 || n <= 0) return t;
-  if (n >= total) {
-    for (let i = 0; i < m; i++) t[i] = caps[i]!;
-    return t;
-  }
-  const rem = new Float64Array(m);
-  const tier = new Int8Array(m);
-  let given = 0;
-  const open: number[] = [];
-  for (let i = 0; i < m; i++) {
-    const c = caps[i]!;
-    if (c <= 0) continue;
-    let q = Math.floor((n * c) / total);
-    let r = n * c - q * total; // exact: n·c < 2^53
-    if (r < 0) (q--, (r += total));
-    else if (r >= total) (q++, (r -= total));
-    t[i] = q;
-    rem[i] = r;
-    given += q;
-    if (r === 0) continue;
-    open.push(i);
-    if (loads[i]! > q) tier[i] = hints.reluctant?.[i] ? 1 : 0;
-    else tier[i] = (hints.wanted?.[i] ?? 0) > q - loads[i]! ? 2 : 3;
-  }
-  open.sort((a, b) => tier[a]! - tier[b]! || rem[b]! - rem[a]! || order[a]! - order[b]!);
-  for (let k = 0; given < n && k < open.length; k++, given++) t[open[k]!]!++;
-  return t;
-}
-
-/** Targets as a map over `members` (draining or capacity-0 members get 0). */
-export function computeTargets(n: number, members: readonly AssignMember[], load: ReadonlyMap<string, number>): Map<string, number> {
-  const order = rankById(members.map((m) => m.id));
-  const caps = members.map((m) => (m.draining ? 0 : Math.max(0, Math.floor(m.capacity))));
-  const loads = members.map((m) => load.get(m.id) ?? 0);
-  const t = quotaTargets(n, caps, loads, order);
-  return new Map(members.map((m, i) => [m.id, t[i]!]));
-}
-
-export function measureImbalance(members: readonly AssignMember[], load: ReadonlyMap<string, number>, targets: ReadonlyMap<string, number>): Imbalance {
-  let ratio = 0;
-  let streams = 0;
-  for (const m of members) {
-    if (m.draining || m.capacity <= 0) continue;
-    const t = targets.get(m.id) ?? 0;
-    const d = Math.abs((load.get(m.id) ?? 0) - t);
-    streams = Math.max(streams, d);
-    ratio = Math.max(ratio, d / Math.max(t, 1));
-  }
-  return { ratio, streams };
 }
 
 const R = Object.fromEntries(MOVE_REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
@@ -490,64 +411,4 @@ export function assign(input: AssignInput): AssignResult {
     }
     return { ratio, streams };
   }
-}
-
-/**
- * `items` ordered by `keys` (non-negative integers, one per item, ascending), equal keys
- * by `tie`. Packs key and position into one double and sorts natively: several times
- * faster than a comparator sort for the large lists a placement from scratch sorts.
- */
-function sortByKey(items: readonly number[], keys: Float64Array, tie: (a: number, b: number) => number): number[] {
-  const n = items.length;
-  let max = 0;
-  for (let x = 0; x < n; x++) if (keys[x]! > max) max = keys[x]!;
-  const scale = 2 ** Math.ceil(Math.log2(n + 1));
-  if ((max + 1) * scale > Number.MAX_SAFE_INTEGER) {
-    const pos = Array.from(items, (_, x) => x).sort((a, b) => keys[a]! - keys[b]! || tie(items[a]!, items[b]!));
-    return pos.map((x) => items[x]!);
-  }
-  const packed = new Float64Array(n);
-  for (let x = 0; x < n; x++) packed[x] = keys[x]! * scale + x;
-  packed.sort();
-  const out = new Array<number>(n);
-  for (let x = 0; x < n; x++) out[x] = items[packed[x]! % scale]!;
-  for (let a = 0; a < n; ) {
-    const k = Math.floor(packed[a]! / scale);
-    let b = a + 1;
-    while (b < n && Math.floor(packed[b]! / scale) === k) b++;
-    if (b - a > 1) out.splice(a, b - a, ...out.slice(a, b).sort(tie));
-    a = b;
-  }
-  return out;
-}
-
-/**
- * The `count` items with the smallest keys, in no particular order; among equal keys at
- * the boundary, those first by `tie`. One native sort of the keys, one pass.
- */
-function weakest(items: readonly number[], keys: Float64Array, count: number, tie: (a: number, b: number) => number): number[] {
-  if (count <= 0) return [];
-  if (count >= items.length) return [...items];
-  const bound = keys.slice().sort()[count - 1]!;
-  const out: number[] = [];
-  const atBound: number[] = [];
-  for (let x = 0; x < items.length; x++) {
-    if (keys[x]! < bound) out.push(items[x]!);
-    else if (keys[x] === bound) atBound.push(items[x]!);
-  }
-  if (atBound.length > 1) atBound.sort(tie);
-  for (let x = 0; out.length < count; x++) out.push(atBound[x]!);
-  return out;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Position of each id in sorted order. */
-function rankById(idList: readonly string[]): Int32Array {
-  const pos = idList.map((_, i) => i).sort((a, b) => cmp(idList[a]!, idList[b]!));
-  const rank = new Int32Array(idList.length);
-  pos.forEach((p, r) => (rank[p] = r));
-  return rank;
 }

@@ -5,7 +5,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assign, measureImbalance, quotaTargets, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../shared/placement/assignor.js";
+import { assign, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../shared/placement/assignor.js";
+import { measureImbalance, quotaTargets } from "../../shared/placement/targets.js";
 import { Rendezvous } from "../../shared/placement/hash.js";
 import type { MoveReason } from "../../shared/types.js";
 
