@@ -15,7 +15,7 @@ import { z } from "zod";
 import { compareIds, presentId, type CatalogSnapshot } from "./catalog.js";
 import type { Sql } from "./db.js";
 import type { LegacyMember } from "./legacy.js";
-import { ident, num } from "./db.js";
+import { num } from "./db.js";
 import { instanceState, isLive } from "./member-state.js";
 import type { MemberView, Snapshot } from "./membership.js";
 import { INSTANCE_STATES, type EventKind, type InstanceStatus, type LeaderInfo, type Mode, type StreamId } from "./types.js";
@@ -76,26 +76,22 @@ const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
  * repeatable-read transaction (so counts and lists agree with each other).
  */
 export async function readShared(sql: Sql, schema: string, opts: { events?: number } = {}): Promise<SharedRows> {
-  const s = ident(schema);
   const limit = Math.max(0, Math.min(1000, Math.floor(opts.events ?? 50)));
-  // A move is DECIDED by a revoke (live owner) or a failover put (dead owner); all rows of
-  // one leader transaction share its now(), so `at` groups one decision.
-  const decided = `(kind = 'revoke' or (kind = 'assign' and reason = 'failover'))`;
   return (await sql.begin("isolation level repeatable read read only", async (tx) => {
+    const table = (name: string) => tx(`${schema}.${name}`);
+    // A move is DECIDED by a revoke (live owner) or a failover put (dead owner); all rows of
+    // one leader transaction share its now(), so `at` groups one decision.
+    const decided = () => tx`(kind = 'revoke' or (kind = 'assign' and reason = 'failover'))`;
     const [lead, flag, inst, rows, events, moves] = await Promise.all([
-      tx.unsafe(`select epoch, leader_id, elected_at from ${s}.leadership`),
-      tx.unsafe(`select mode, mode_version, updated_at, updated_by from ${s}.cluster`),
-      tx.unsafe(
-        `select id, registered_at, last_seen, capacity, draining, status, version, software_version, location, host,
-                processed_total, errors_total, removed_at from ${s}.instances order by id`,
-      ),
-      tx.unsafe(`select stream_id, instance_id, state, next_instance, reason from ${s}.assignments`),
-      tx.unsafe(`select id, at, kind, stream_id, from_instance, to_instance, reason, epoch, detail from ${s}.events order by id desc limit ${limit}`),
-      tx.unsafe(
-        `select at, max(epoch) as epoch, coalesce(reason, 'unknown') as reason, count(*) as n from ${s}.events
-          where at = (select max(at) from ${s}.events where ${decided}) and ${decided}
+      tx`select epoch, leader_id, elected_at from ${table("leadership")}`,
+      tx`select mode, mode_version, updated_at, updated_by from ${table("cluster")}`,
+      tx`select id, registered_at, last_seen, capacity, draining, status, version, software_version, location, host,
+                processed_total, errors_total, removed_at from ${table("instances")} order by id`,
+      tx`select stream_id, instance_id, state, next_instance, reason from ${table("assignments")}`,
+      tx`select id, at, kind, stream_id, from_instance, to_instance, reason, epoch, detail from ${table("events")} order by id desc limit ${limit}`,
+      tx`select at, max(epoch) as epoch, coalesce(reason, 'unknown') as reason, count(*) as n from ${table("events")}
+          where at = (select max(at) from ${table("events")} where ${decided()}) and ${decided()}
           group by at, coalesce(reason, 'unknown')`,
-      ),
     ]);
     const l = lead[0];
     const f = flag[0];
@@ -342,7 +338,7 @@ export function clusterView(input: ViewInput): ClusterView {
   };
 }
 
-export function eventView(e: EventRecord): EventView {
+function eventView(e: EventRecord): EventView {
   return { id: e.id, at: e.at, kind: e.kind, stream_id: e.stream === null ? null : presentId(e.stream), from: e.from, to: e.to, reason: e.reason, epoch: e.epoch, detail: e.detail };
 }
 

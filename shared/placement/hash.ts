@@ -54,7 +54,7 @@ export function hashString(s: string): number {
 }
 
 /** murmur3's finalizer: a bijection on 32-bit integers with good avalanche. */
-export function fmix32(h: number): number {
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -87,6 +87,13 @@ describe("fencing epoch", () => {
     expect(ago!).toBeLessThan(60_000);
   });
 
+  it("prunes only events older than the retention", async () => {
+    await db.sql`insert into orchestrator.events (kind, reason, at) values ('assign', 'old', now() - interval '2 hours'), ('assign', 'new', now())`;
+    expect(await a.pruneEvents(3_600_000)).toBe(1);
+    const left = await db.sql`select reason from orchestrator.events where reason in ('old', 'new')`;
+    expect(left.map((r) => r.reason)).toEqual(["new"]);
+  });
+
   it("migrations are idempotent and safe to run from many agents at once", async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => migrate(sqlA, "orchestrator_concurrent")));
     expect(results.flat()).toEqual([1, 2]);
