@@ -2,9 +2,10 @@
  * The leader loop: runs only while this agent holds the lease, and stops the moment the
  * AbortSignal says leadership is gone.
  *
- * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog
- * (cached); plan (pure); write the difference in ONE fenced transaction; publish the new
- * versions and nudge the agents. A deposed leader's transaction fails on the epoch.
+ * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog and
+ * the legacy members (cached), as ./inputs.ts does for the dry run too; plan (pure);
+ * write the difference in ONE fenced transaction; publish the new versions and nudge the
+ * agents. A deposed leader's transaction fails on the epoch.
  */
 import type { Redis } from "ioredis";
 import type { CatalogCache } from "../shared/catalog-cache.js";
@@ -256,8 +257,8 @@ export class LeaderLoop {
     const reasons = new Map(p.result.moves.map((m) => [m.stream, m.reason]));
     for (const op of p.ops) {
       if (op.op === "put" && op.from !== op.row.owner) {
-        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …): at
-        // that point the assignor sees the stream as free and would call it "catalog".
+        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …),
+        // whatever the assignor reports for the stream in this tick.
         const handoff = rows.get(op.row.stream)?.state === "revoking";
         out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: handoff ? op.reason : (reasons.get(op.row.stream) ?? op.reason) });
       } else if (op.op === "revoke") {
