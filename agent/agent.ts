@@ -21,8 +21,9 @@ import { Waker, isAbortError, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
 import { Keys } from "../shared/keys.js";
-import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
+import { LegacyView } from "../shared/legacy.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
+import { liveIds } from "../shared/member-state.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
@@ -81,6 +82,7 @@ export class Agent {
   private readonly store: Store;
   private readonly tracker: MembershipTracker;
   private readonly catalog: CatalogCache;
+  private readonly legacy: LegacyView;
   private readonly heartbeat: HeartbeatLoop;
   private readonly closing = new AbortController();
   private readonly wakeHeartbeat: Waker;
@@ -94,7 +96,6 @@ export class Agent {
   private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
   private leaving = false;
   private restarting = false;
-  private legacyMembers: LegacyMember[] = [];
   private viewRefreshPending = false;
   private lastViewRefreshAt = -Infinity;
   private leaderRun: Promise<void> | undefined;
@@ -133,6 +134,14 @@ export class Agent {
       maxGapMs: t.trackerMaxGapMs,
     });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
+    this.legacy = new LegacyView({
+      sql: this.sql,
+      table: config.legacyHeartbeatsTable,
+      timeoutMs: config.legacyHeartbeatTimeoutMs,
+      totalServers: config.legacyTotalServers,
+      clock,
+      maxAgeMs: config.heartbeatIntervalMs,
+    });
     this.worker = new WorkerLink({
       clock,
       logger: this.logger.child({ component: "worker" }),
@@ -182,6 +191,7 @@ export class Agent {
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
+      legacy: this.legacy,
       metrics: this.metrics,
       isLeader: () => this.elector.isLeader(),
       leaseToken: () => lease.token,
@@ -208,7 +218,9 @@ export class Agent {
       opsSql: this.opsSql,
       tracker: this.tracker,
       catalog: this.catalog,
+      legacy: this.legacy,
       leaderInfo: () => this.leaderInfo,
+      dryRun: (epoch) => this.leader.dryRun(epoch),
       rebalanceHere: () => {
         if (!this.elector.isLeader()) return false;
         this.leader.requestRebalance();
@@ -444,17 +456,14 @@ export class Agent {
     const t = this.config.timings;
     // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
     await this.catalog.get(this.mode === "hashed" ? t.catalogMaxAgeHashedMs : t.catalogMaxAgeOrchestratedMs);
-    if (this.config.legacyTotalServers) {
-      this.legacyMembers = await readLegacyMembers(this.sql, this.config.legacyHeartbeatsTable, this.config.legacyHeartbeatTimeoutMs);
-    }
+    await this.legacy.members();
     if (this.mode === "hashed") this.afterChange();
   }
 
   /** Legacy members' streams, as this agent last read them (hashing leaves them alone). */
   private legacyView(snap: Snapshot | undefined): Map<string, string> | undefined {
-    if (!this.config.legacyTotalServers || this.legacyMembers.length === 0 || !this.catalog.current) return undefined;
-    const sidecars = new Set([...(snap?.members.values() ?? [])].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-    return legacyOwned(this.catalog.current.streams, this.legacyMembers, this.config.legacyTotalServers, sidecars);
+    if (!this.catalog.current) return undefined;
+    return this.legacy.owned(this.catalog.current.streams, liveIds(snap?.members.values() ?? []));
   }
 
   private requireResync(now: number, why: string): void {

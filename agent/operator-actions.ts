@@ -14,14 +14,14 @@ import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Sql } from "../shared/db.js";
-import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/legacy.js";
+import type { LegacyView } from "../shared/legacy.js";
+import { liveIds } from "../shared/member-state.js";
 import type { Logger } from "../shared/logger.js";
 import type { MembershipTracker } from "../shared/membership.js";
 import { clusterView, readShared, type ClusterView, type SharedRows } from "../shared/status.js";
 import type { Store } from "../shared/store.js";
 import type { LeaderInfo, Mode, Nudge } from "../shared/types.js";
-import { LeaderStore } from "../leader/store.js";
-import { plan, type Plan } from "../leader/plan.js";
+import type { Plan } from "../shared/placement/plan.js";
 
 export interface OperatorDeps {
   readonly config: Config;
@@ -32,7 +32,10 @@ export interface OperatorDeps {
   readonly opsSql: Sql;
   readonly tracker: MembershipTracker;
   readonly catalog: CatalogCache;
+  readonly legacy: LegacyView;
   leaderInfo(): LeaderInfo | undefined;
+  /** The leader's own planning path, fed from the shared state, changing nothing. */
+  dryRun(epoch: number): Promise<Plan>;
   /** Rebalance now if this agent leads; false when the request must travel by nudge. */
   rebalanceHere(): boolean;
   publish(n: Nudge): void;
@@ -49,12 +52,7 @@ export class OperatorActions {
     const { tracker, catalog, config } = this.d;
     const snapshot = tracker.latest ?? (await tracker.refresh());
     const [rows, cat] = await Promise.all([this.sharedRows(opts.events ?? 50), catalog.get(config.catalogRefreshMs)]);
-    let legacy: { members: LegacyMember[]; owned: Map<string, string> } | undefined;
-    if (config.legacyTotalServers && cat) {
-      const members = await readLegacyMembers(this.d.opsSql, config.legacyHeartbeatsTable, config.legacyHeartbeatTimeoutMs);
-      const sidecars = new Set([...snapshot.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-      legacy = { members, owned: legacyOwned(cat.streams, members, config.legacyTotalServers, sidecars) };
-    }
+    const legacy = this.d.legacy.enabled && cat ? await this.d.legacy.read(cat.streams, liveIds(snapshot.members.values())) : undefined;
     return clusterView({ rows, snapshot, catalog: cat, catalogError: catalog.lastError, leader: this.d.leaderInfo(), nowWall: this.d.clock.wall(), legacy });
   }
 
@@ -88,23 +86,12 @@ export class OperatorActions {
     if (!this.d.rebalanceHere()) this.d.publish({ t: "rebalance" });
   }
 
-  /** What the leader would do right now if asked to rebalance, changing nothing. */
-  async dryRunRebalance(): Promise<Plan> {
-    const { config } = this.d;
-    const snap = await this.d.tracker.refresh();
-    const state = await new LeaderStore(this.d.opsSql, config.schema).load();
-    const catalog = await this.d.catalog.get(config.catalogRefreshMs);
-    if (!catalog) throw new Error(this.d.catalog.lastError ?? "catalog not readable");
-    return plan({
-      epoch: this.d.leaderInfo()?.epoch ?? 0,
-      flag: state.flag.mode,
-      catalog: catalog.streams,
-      rows: state.rows,
-      instances: state.instances,
-      members: snap.members,
-      policy: { imbalanceThreshold: config.imbalanceThreshold, maxStreamDifference: config.maxStreamDifference, rebalanceAllowed: true, force: true },
-      requireWorker: config.requireWorker,
-    });
+  /**
+   * What the leader would do right now if asked to rebalance, changing nothing: the
+   * leader's own input builder (leader/inputs.ts), so the dry run predicts the next tick.
+   */
+  dryRunRebalance(): Promise<Plan> {
+    return this.d.dryRun(this.d.leaderInfo()?.epoch ?? 0);
   }
 
   private sharedRows(events: number): Promise<SharedRows> {

@@ -8,8 +8,9 @@
  * Shrinking views (a member died or left) need no settling: removing a member never
  * changes the hash owner of a stream it did not own.
  */
-import { Rendezvous, hashString } from "../shared/hash.js";
-import { hashWeight, heldByOthers, type Snapshot } from "../shared/membership.js";
+import { Rendezvous, hashString } from "../shared/placement/hash.js";
+import { hashWeight, heldByOthers } from "../shared/member-state.js";
+import type { Snapshot } from "../shared/membership.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
 
 export interface ReconcileInput {

@@ -1,13 +1,13 @@
 /**
  * `npx tsx bench/check-kernel.ts`: checks that the SIMD kernel's embedded bytes
- * (shared/hash-kernel.ts) are its WebAssembly text assembled by wabt's `wat2wasm`.
+ * (shared/placement/hash-kernel.ts) are its WebAssembly text assembled by wabt's `wat2wasm`.
  * A maintenance aid, not a test: it needs wabt (Debian package `wabt`).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { KERNEL_BASE64, KERNEL_WAT } from "../shared/hash-kernel.js";
+import { KERNEL_BASE64, KERNEL_WAT } from "../shared/placement/hash-kernel.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "kernel-"));
 try {

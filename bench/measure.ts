@@ -2,8 +2,9 @@
  * Clusters, events and the measures the benchmark reports. Deterministic: the same
  * arguments build the same cluster, so every strategy sees the same inputs.
  */
-import { quotaTargets, type MoveReason } from "../leader/assignor.js";
-import { Rendezvous } from "../shared/hash.js";
+import { quotaTargets } from "../shared/placement/targets.js";
+import type { MoveReason } from "../shared/types.js";
+import { Rendezvous } from "../shared/placement/hash.js";
 import type { BenchMember, Strategy } from "./strategies.js";
 
 export type Profile = "uniform" | "mixed";

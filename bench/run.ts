@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { assign } from "../leader/assignor.js";
+import { assign } from "../shared/placement/assignor.js";
 import {
   applyEvent,
   balance,
@@ -33,7 +33,7 @@ import {
   type EventKind,
   type Profile,
 } from "./measure.js";
-import { simdKernelAvailable } from "../shared/hash.js";
+import { simdKernelAvailable } from "../shared/placement/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 import { runFailover } from "./failover.js";
 

@@ -1,6 +1,6 @@
 /**
  * The placement strategies the benchmark compares, all on the same inputs:
- * - assignor:   this project's assignor (leader/assignor.ts), as the leader calls it;
+ * - assignor:   this project's assignor (shared/placement/assignor.ts), as the leader calls it;
  * - mod-n:      legacy fingerv7 distribution, int(index) % TOTAL_SERVERS (capacity ignored);
  * - int-split:  the source documents' proportional split with int() truncation: each
  *               member takes the next int(N·cap/Σcap) streams in id order, remainders
@@ -12,8 +12,9 @@
  *               in turn and each takes free streams up to its capacity. Generous to it:
  *               a dead owner's locks are taken to expire at once.
  */
-import { assign, type AssignPolicy, type MoveReason } from "../leader/assignor.js";
-import { hashString } from "../shared/hash.js";
+import { assign, type AssignPolicy } from "../shared/placement/assignor.js";
+import type { MoveReason } from "../shared/types.js";
+import { hashString } from "../shared/placement/hash.js";
 
 export interface BenchMember {
   readonly id: string;

@@ -2,22 +2,23 @@
  * The leader loop: runs only while this agent holds the lease, and stops the moment the
  * AbortSignal says leadership is gone.
  *
- * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog
- * (cached); plan (pure); write the difference in ONE fenced transaction; publish the new
- * versions and nudge the agents. A deposed leader's transaction fails on the epoch.
+ * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog and
+ * the legacy members (cached), as ./inputs.ts does for the dry run too; plan (pure);
+ * write the difference in ONE fenced transaction; publish the new versions and nudge the
+ * agents. A deposed leader's transaction fails on the epoch.
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
-import type { ClusterFlag, MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { LegacyView } from "../shared/legacy.js";
+import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
+import { plan, type Plan } from "../shared/placement/plan.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
-import { legacyOwned, readLegacyMembers } from "../shared/legacy.js";
-import type { LeaderInfo, Nudge, Stream, StreamId } from "../shared/types.js";
-import type { MoveReason } from "./assignor.js";
-import { plan, type Plan } from "./plan.js";
+import type { LeaderInfo, MoveReason, Nudge, StreamId } from "../shared/types.js";
+import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
 
 export interface LeaderDeps {
@@ -29,6 +30,8 @@ export interface LeaderDeps {
   readonly tracker: MembershipTracker;
   readonly store: LeaderStore;
   readonly catalog: CatalogCache;
+  /** Legacy members (LEGACY_TOTAL_SERVERS), cached: shared with the agent's other readers. */
+  readonly legacy: LegacyView;
   readonly metrics: Metrics;
   /** The elector's view: false as soon as the lease may be gone. */
   readonly isLeader: () => boolean;
@@ -58,7 +61,6 @@ export class LeaderLoop {
   private lastUnassignedKey = "";
   private revokedAt = new Map<StreamId, number>();
   private lastStatsAt = -Infinity;
-  private legacyIds: string[] = [];
   private lastEventPruneAt = -Infinity;
   /** Member → the session whose rows this term has written (see plan's `stamped`). */
   private stamped = new Map<string, string>();
@@ -176,32 +178,18 @@ export class LeaderLoop {
 
   private async tick(epoch: number, signal: AbortSignal): Promise<void> {
     const t0 = this.d.clock.now();
-    const { config, store, tracker } = this.d;
+    const { store, tracker } = this.d;
     if (!this.d.isLeader()) return;
     this.d.metrics.isLeader.set(1);
     await this.publishLeader();
-    const snap = await tracker.refresh();
-    const state = await store.load();
+    const sources = await readPlanSources(this.readers());
+    const { snapshot: snap, state } = sources;
     tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
-    const catalog = await this.d.catalog.get(config.catalogRefreshMs);
-    if (!catalog) throw new Error(this.d.catalog.lastError ?? "catalog not readable yet");
     await this.publishMode(state.flag);
     if (signal.aborted) return;
 
-    const legacy = await this.legacyOwned(catalog.streams, snap);
-    const policy = this.policy(snap, state.rows, catalog.streams.length);
-    const p = plan({
-      legacy,
-      stamped: this.stamped,
-      epoch,
-      flag: state.flag.mode,
-      catalog: catalog.streams,
-      rows: state.rows,
-      instances: state.instances,
-      members: snap.members,
-      policy,
-      requireWorker: this.d.requireWorker,
-    });
+    const policy = this.policy(snap, state.rows, sources.catalog.length);
+    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped }));
     const events = this.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {
@@ -216,7 +204,7 @@ export class LeaderLoop {
       for (const [id, session] of sessions) this.stamped.set(id, session);
       await this.publishVersions(versions);
       this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
-      this.account(p, state.rows);
+      this.account(p);
     }
     if (p.result.rebalanced) {
       this.lastRebalanceAt = this.d.clock.now();
@@ -226,7 +214,7 @@ export class LeaderLoop {
     }
     this.forceNext = false;
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
-    this.report(p, catalog.streams.length, state.rows.size);
+    this.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
     await this.pruneMembers(snap, state.rows);
     await this.maybePruneEvents();
@@ -234,15 +222,22 @@ export class LeaderLoop {
     this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
   }
 
-  /** Streams of live legacy members (LEGACY_TOTAL_SERVERS set), by the old static rule. */
-  private async legacyOwned(catalog: readonly Stream[], snap: Snapshot): Promise<Map<StreamId, string>> {
-    const total = this.d.config.legacyTotalServers;
-    if (!total) return new Map();
-    const members = await readLegacyMembers(this.d.store.sql, this.d.config.legacyHeartbeatsTable, this.d.config.legacyHeartbeatTimeoutMs);
-    const sidecars = new Set([...snap.members.values()].filter((m) => m.hb && (m.status === "alive" || m.status === "warning")).map((m) => m.id));
-    const owned = legacyOwned(catalog, members, total, sidecars);
-    this.legacyIds = [...new Set(owned.values())].sort();
-    return owned;
+  /**
+   * What a forced tick (POST /rebalance) would do now, from the same sources and inputs
+   * as a tick; changes nothing. Any agent may ask: `epoch` is the leader's as it knows it,
+   * and the session stamps are this term's while this agent leads (they only decide
+   * which members' versions move, never a stream's placement).
+   */
+  async dryRun(epoch: number): Promise<Plan> {
+    const sources = await readPlanSources(this.readers());
+    const policy = rebalancePolicy(this.d.config, { rebalanceAllowed: true, force: true });
+    const stamped = this.d.isLeader() ? this.stamped : undefined;
+    return plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped }));
+  }
+
+  private readers() {
+    const { tracker, store, catalog, legacy, config } = this.d;
+    return { tracker, store, catalog, legacy, catalogRefreshMs: config.catalogRefreshMs };
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */
@@ -251,13 +246,7 @@ export class LeaderLoop {
     const now = this.d.clock.now();
     const reason = rebalanceTrigger(snap.members.values(), this.lastPool, rows, streams, this.d.requireWorker);
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
-    return {
-      imbalanceThreshold: cfg.imbalanceThreshold,
-      maxStreamDifference: cfg.maxStreamDifference,
-      rebalanceAllowed: cooled || reason !== undefined,
-      force: this.forceNext,
-      rebalanceReason: reason ?? "imbalance",
-    };
+    return rebalancePolicy(cfg, { rebalanceAllowed: cooled || reason !== undefined, force: this.forceNext, rebalanceReason: reason ?? "imbalance" });
   }
 
   private events(p: Plan, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): EventRow[] {
@@ -265,8 +254,8 @@ export class LeaderLoop {
     const reasons = new Map(p.result.moves.map((m) => [m.stream, m.reason]));
     for (const op of p.ops) {
       if (op.op === "put" && op.from !== op.row.owner) {
-        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …): at
-        // that point the assignor sees the stream as free and would call it "catalog".
+        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …),
+        // whatever the assignor reports for the stream in this tick.
         const handoff = rows.get(op.row.stream)?.state === "revoking";
         out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: handoff ? op.reason : (reasons.get(op.row.stream) ?? op.reason) });
       } else if (op.op === "revoke") {
@@ -286,7 +275,7 @@ export class LeaderLoop {
   }
 
   /** Metrics and the per-tick log line: how many moved and why. */
-  private account(p: Plan, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): void {
+  private account(p: Plan): void {
     const now = this.d.clock.now();
     const byReason: Record<string, number> = {};
     for (const op of p.ops) {
@@ -314,10 +303,9 @@ export class LeaderLoop {
       const members = Object.fromEntries(p.pool.map((m) => [m.id, `${p.result.targets.get(m.id) ?? 0}/${m.capacity}${m.draining ? " draining" : ""}`]));
       this.d.logger.info({ category: "BALANCE", moved, byReason, members, before: p.loadBefore, waiting: p.waiting.length, unassigned: p.result.unassigned.length }, `moved ${moved} stream(s)`);
     }
-    void rows;
   }
 
-  private report(p: Plan, total: number, rows: number): void {
+  private report(p: Plan, total: number): void {
     this.st.unassigned = p.result.unassigned;
     this.st.waiting = p.waiting.length;
     const m = this.d.metrics.clusterStreams;
@@ -326,7 +314,6 @@ export class LeaderLoop {
     m.set({ state: "unassigned" }, p.result.unassigned.length);
     m.set({ state: "hashed" }, p.hashedOwned);
     m.set({ state: "legacy" }, p.legacyOwned);
-    void rows;
     this.d.logger.debug({ category: "BALANCE", assigned: p.result.assignment.size, unassigned: p.result.unassigned.length, waiting: p.waiting.length, ops: p.ops.length }, "leader tick");
   }
 
@@ -394,36 +381,4 @@ export class LeaderLoop {
       // Nudges only speed things up; agents also poll.
     });
   }
-}
-
-/**
- * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
- * nothing before: new, back, or its worker just came up; or it holds nothing while there
- * are streams to share, e.g. it came back across a leader change), or a member's capacity
- * changed. Undefined: only the cooldown lets a rebalance happen.
- */
-export function rebalanceTrigger(
-  members: Iterable<MemberView>,
-  lastPool: ReadonlyMap<string, number>,
-  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
-  streams: number,
-  requireWorker: boolean,
-): MoveReason | undefined {
-  const owned = new Map<string, number>();
-  for (const r of rows.values()) {
-    const o = r.next ?? r.owner;
-    owned.set(o, (owned.get(o) ?? 0) + 1);
-  }
-  let reason: MoveReason | undefined;
-  for (const m of members) {
-    if (!m.hb || (m.status !== "alive" && m.status !== "warning") || m.hb.draining || m.hb.leaving) continue;
-    // Members serving by hashing own no rows by design: they never count as starving.
-    if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
-    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
-    if (capacity <= 0) continue;
-    const before = lastPool.get(m.id) ?? 0;
-    if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";
-    else if (before !== 0 && before !== capacity) reason ??= "capacity";
-  }
-  return reason;
 }

@@ -9,8 +9,8 @@
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
-import type { StreamId } from "../shared/types.js";
-import type { InstanceRow, Row, RowOp } from "./plan.js";
+import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
+import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
 
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";
@@ -29,41 +29,44 @@ export interface LeaderState {
 }
 
 export interface EventRow {
-  readonly kind: string;
+  readonly kind: EventKind;
   readonly stream_id?: string | null;
   readonly from_instance?: string | null;
   readonly to_instance?: string | null;
-  readonly reason?: string | null;
+  readonly reason?: MoveReason | null;
   readonly detail?: unknown;
 }
 
 export class LeaderStore {
+  /** The schema, quoted: for the bulk writes, whose SQL is text with numbered parameters. */
   private readonly s: string;
   constructor(
     readonly sql: Sql,
-    schema: string,
+    private readonly schema: string,
   ) {
     this.s = ident(schema);
+  }
+
+  /** A table of the orchestrator schema, as an identifier for tagged queries. */
+  private table(sql: Sql | TxSql, name: string) {
+    return sql(`${this.schema}.${name}`);
   }
 
   /** Called once on winning the lease: the new fencing epoch. */
   async bumpEpoch(leaderId: string): Promise<number> {
     return this.sql.begin(async (tx) => {
-      const rows = await tx.unsafe(
-        `update ${this.s}.leadership set epoch = epoch + 1, leader_id = $1, elected_at = now() returning epoch`,
-        [leaderId],
-      );
+      const rows = await tx`update ${this.table(tx, "leadership")} set epoch = epoch + 1, leader_id = ${leaderId}, elected_at = now() returning epoch`;
       const epoch = num(rows[0]!.epoch);
-      await tx.unsafe(`insert into ${this.s}.events (kind, to_instance, epoch, reason) values ('leader', $1, $2, 'elected')`, [leaderId, epoch]);
+      await tx`insert into ${this.table(tx, "events")} (kind, to_instance, epoch, reason) values ('leader', ${leaderId}, ${epoch}, 'elected')`;
       return epoch;
     });
   }
 
   async load(): Promise<LeaderState> {
     const [rows, inst, flag] = await Promise.all([
-      this.sql.unsafe(`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.s}.assignments`),
-      this.sql.unsafe(`select id, draining, version, epoch, status from ${this.s}.instances`),
-      this.sql.unsafe(`select mode, mode_version from ${this.s}.cluster`),
+      this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,
+      this.sql`select id, draining, version, epoch, status from ${this.table(this.sql, "instances")}`,
+      this.sql`select mode, mode_version from ${this.table(this.sql, "cluster")}`,
     ]);
     return {
       rows: new Map(
@@ -75,7 +78,7 @@ export class LeaderStore {
             state: r.state as "active" | "revoking",
             next: (r.next_instance as string | null) ?? null,
             revokeVersion: r.revoke_version === null ? null : num(r.revoke_version),
-            reason: r.reason as string,
+            reason: storedReason(r.reason as string),
             url: r.url as string,
             name: r.name as string,
             metadata: (r.metadata as Record<string, unknown>) ?? {},
@@ -100,7 +103,7 @@ export class LeaderStore {
     epoch: number,
     ops: readonly RowOp[],
     bump: ReadonlySet<string>,
-    statuses: ReadonlyMap<string, string>,
+    statuses: ReadonlyMap<string, InstanceStatus>,
     events: readonly EventRow[],
     sessions: ReadonlyMap<string, string> = new Map(),
   ): Promise<Map<string, number>> {
@@ -166,7 +169,7 @@ export class LeaderStore {
         );
       }
       if (deletes.length > 0) {
-        await tx.unsafe(`delete from ${this.s}.assignments where stream_id = any($1::text[])`, [deletes as never]);
+        await tx`delete from ${this.table(tx, "assignments")} where stream_id = any(${deletes}::text[])`;
       }
       if (statuses.size > 0) {
         const list = [...statuses].map(([id, status]) => ({ id, status }));
@@ -211,23 +214,31 @@ export class LeaderStore {
    * A new leader starts its cooldown from it, so a leader change does not reset the calm.
    */
   async lastRebalanceAgoMs(): Promise<number | null> {
-    const rows = await this.sql.unsafe(
-      `select (extract(epoch from (now() - max(at))) * 1000)::float8 as ago from ${this.s}.events
-        where kind = 'revoke' and reason in ('join', 'imbalance', 'capacity', 'manual')`,
-    );
+    const rows = await this.sql`
+      select (extract(epoch from (now() - max(at))) * 1000)::float8 as ago from ${this.table(this.sql, "events")}
+       where kind = 'revoke' and reason in ('join', 'imbalance', 'capacity', 'manual')`;
     const ago = rows[0]?.ago;
     return ago === null || ago === undefined ? null : Math.max(0, Number(ago));
   }
 
   /** Deletes events older than the retention. Returns how many went. */
   async pruneEvents(retentionMs: number): Promise<number> {
-    const rows = await this.sql.unsafe(`delete from ${this.s}.events where at < now() - make_interval(secs => $1) returning 1`, [retentionMs / 1000]);
+    const rows = await this.sql`delete from ${this.table(this.sql, "events")} where at < now() - make_interval(secs => ${retentionMs / 1000}) returning 1`;
     return rows.length;
   }
 
   private async checkEpoch(tx: TxSql, epoch: number): Promise<void> {
-    const rows = await tx.unsafe(`select epoch from ${this.s}.leadership for share`);
+    const rows = await tx`select epoch from ${this.table(tx, "leadership")} for share`;
     const current = num(rows[0]!.epoch);
     if (current !== epoch) throw new FencedOutError(epoch, current);
   }
+}
+
+/**
+ * The reason of a stored row. apply() alone writes the column, and only MoveReason values;
+ * a value this build does not know (a newer build's, during a rolling upgrade) reads as
+ * "catalog". It only labels the move that completes the row's handoff.
+ */
+function storedReason(raw: string): MoveReason {
+  return isMoveReason(raw) ? raw : "catalog";
 }

@@ -12,6 +12,7 @@
  * streams join the orchestrated pool. So a fleet migrates one instance at a time with
  * every stream owned exactly once.
  */
+import type { Clock } from "./clock.js";
 import type { Sql } from "./db.js";
 import { ident } from "./db.js";
 import type { Stream, StreamId } from "./types.js";
@@ -77,4 +78,70 @@ export function legacyOwned(catalog: readonly Stream[], legacy: readonly LegacyM
     if (owner !== undefined && live.has(owner)) out.set(s.id, owner);
   }
   return out;
+}
+
+export interface LegacyViewOptions {
+  readonly sql: Sql;
+  /** LEGACY_HEARTBEATS_TABLE. */
+  readonly table: string;
+  /** LEGACY_HEARTBEAT_TIMEOUT, ms: an older row is not alive. */
+  readonly timeoutMs: number;
+  /** LEGACY_TOTAL_SERVERS; unset: there are no legacy members and nothing is read. */
+  readonly totalServers: number | undefined;
+  readonly clock: Clock;
+  /** A read younger than this (ms) is reused. Legacy rows are written about every 60 s. */
+  readonly maxAgeMs: number;
+}
+
+/**
+ * The legacy members and their streams, for everyone in one agent that needs them (the
+ * leader's tick, the dry run, hashing, the operator's views). Reads the heartbeat table at
+ * most every `maxAgeMs`, sharing a read in flight; a failed read throws and keeps the last
+ * good one in `latest`.
+ */
+export class LegacyView {
+  private last: { at: number; members: readonly LegacyMember[] } | undefined;
+  private inflight: Promise<readonly LegacyMember[]> | undefined;
+
+  constructor(private readonly o: LegacyViewOptions) {}
+
+  get enabled(): boolean {
+    return !!this.o.totalServers;
+  }
+
+  /** The members of the last successful read ([] before one, or when disabled). */
+  get latest(): readonly LegacyMember[] {
+    return this.last?.members ?? [];
+  }
+
+  /** Fresh legacy members: the last read if younger than `maxAgeMs`, else a new one. */
+  async members(): Promise<readonly LegacyMember[]> {
+    if (!this.enabled) return [];
+    if (this.last && this.o.clock.now() - this.last.at < this.o.maxAgeMs) return this.last.members;
+    this.inflight ??= this.fetch().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  /**
+   * Streams of live legacy members by the old static rule, from the last read. `sidecars`:
+   * the ids of live sidecar members (a legacy id that is also one has migrated).
+   */
+  owned(catalog: readonly Stream[], sidecars: ReadonlySet<string>): Map<StreamId, string> {
+    return legacyOwned(catalog, this.latest, this.o.totalServers, sidecars);
+  }
+
+  /** members(), then owned(): both from one fresh read. */
+  async read(catalog: readonly Stream[], sidecars: ReadonlySet<string>): Promise<{ members: readonly LegacyMember[]; owned: Map<StreamId, string> }> {
+    const members = await this.members();
+    return { members, owned: legacyOwned(catalog, members, this.o.totalServers, sidecars) };
+  }
+
+  private async fetch(): Promise<readonly LegacyMember[]> {
+    const started = this.o.clock.now();
+    const members = await readLegacyMembers(this.o.sql, this.o.table, this.o.timeoutMs);
+    this.last = { at: started, members };
+    return members;
+  }
 }

@@ -18,9 +18,10 @@
  * shown progress for HEARTBEAT_TIMEOUT the worker's lease has run out.
  */
 import type { Clock } from "./clock.js";
+import { hashWeight } from "./member-state.js";
 import type { StoredPgHeartbeat } from "./pg-heartbeats.js";
 import type { RawSnapshot, RedisProtocol } from "./redis-protocol.js";
-import type { Heartbeat, LeaderInfo, Mode, StreamId } from "./types.js";
+import type { Heartbeat, LeaderInfo, Mode } from "./types.js";
 
 export type MemberStatus = "alive" | "warning" | "dead" | "left";
 
@@ -229,27 +230,6 @@ export class MembershipTracker {
     if (grew) this.viewGrewAt = now;
     this.liveWeights = weights;
   }
-}
-
-/**
- * The hashing weight of a member: its capacity while it is live, not draining and not
- * leaving; 0 otherwise. Agents and the leader both use this, so they compute the same
- * owners for the same snapshot.
- */
-export function hashWeight(m: MemberView): number {
-  if (m.status === "dead" || m.status === "left" || !m.hb) return 0;
-  if (m.hb.draining || m.hb.leaving) return 0;
-  return Math.max(0, m.hb.capacity);
-}
-
-/** Streams that live members (other than `except`) report holding. */
-export function heldByOthers(snap: Snapshot, except: string): Map<StreamId, string> {
-  const out = new Map<StreamId, string>();
-  for (const m of snap.members.values()) {
-    if (m.id === except || m.status === "dead" || m.status === "left" || !m.hb) continue;
-    for (const s of m.hb.held) out.set(s, m.id);
-  }
-  return out;
 }
 
 /** Whether heartbeat `a` was written after `b` by the same member. */

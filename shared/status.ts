@@ -15,9 +15,10 @@ import { z } from "zod";
 import { compareIds, presentId, type CatalogSnapshot } from "./catalog.js";
 import type { Sql } from "./db.js";
 import type { LegacyMember } from "./legacy.js";
-import { ident, num } from "./db.js";
+import { num } from "./db.js";
+import { instanceState, isLive } from "./member-state.js";
 import type { MemberView, Snapshot } from "./membership.js";
-import type { LeaderInfo, Mode, StreamId } from "./types.js";
+import { INSTANCE_STATES, type EventKind, type InstanceStatus, type LeaderInfo, type Mode, type StreamId } from "./types.js";
 
 // ---- what Postgres holds -------------------------------------------------------------
 
@@ -48,7 +49,7 @@ export interface AssignmentRecord {
 export interface EventRecord {
   readonly id: number;
   readonly at: string;
-  readonly kind: string;
+  readonly kind: EventKind;
   readonly stream: StreamId | null;
   readonly from: string | null;
   readonly to: string | null;
@@ -75,26 +76,22 @@ const text = (v: unknown): string | null => (typeof v === "string" ? v : null);
  * repeatable-read transaction (so counts and lists agree with each other).
  */
 export async function readShared(sql: Sql, schema: string, opts: { events?: number } = {}): Promise<SharedRows> {
-  const s = ident(schema);
   const limit = Math.max(0, Math.min(1000, Math.floor(opts.events ?? 50)));
-  // A move is DECIDED by a revoke (live owner) or a failover put (dead owner); all rows of
-  // one leader transaction share its now(), so `at` groups one decision.
-  const decided = `(kind = 'revoke' or (kind = 'assign' and reason = 'failover'))`;
   return (await sql.begin("isolation level repeatable read read only", async (tx) => {
+    const table = (name: string) => tx(`${schema}.${name}`);
+    // A move is DECIDED by a revoke (live owner) or a failover put (dead owner); all rows of
+    // one leader transaction share its now(), so `at` groups one decision.
+    const decided = () => tx`(kind = 'revoke' or (kind = 'assign' and reason = 'failover'))`;
     const [lead, flag, inst, rows, events, moves] = await Promise.all([
-      tx.unsafe(`select epoch, leader_id, elected_at from ${s}.leadership`),
-      tx.unsafe(`select mode, mode_version, updated_at, updated_by from ${s}.cluster`),
-      tx.unsafe(
-        `select id, registered_at, last_seen, capacity, draining, status, version, software_version, location, host,
-                processed_total, errors_total, removed_at from ${s}.instances order by id`,
-      ),
-      tx.unsafe(`select stream_id, instance_id, state, next_instance, reason from ${s}.assignments`),
-      tx.unsafe(`select id, at, kind, stream_id, from_instance, to_instance, reason, epoch, detail from ${s}.events order by id desc limit ${limit}`),
-      tx.unsafe(
-        `select at, max(epoch) as epoch, coalesce(reason, 'unknown') as reason, count(*) as n from ${s}.events
-          where at = (select max(at) from ${s}.events where ${decided}) and ${decided}
+      tx`select epoch, leader_id, elected_at from ${table("leadership")}`,
+      tx`select mode, mode_version, updated_at, updated_by from ${table("cluster")}`,
+      tx`select id, registered_at, last_seen, capacity, draining, status, version, software_version, location, host,
+                processed_total, errors_total, removed_at from ${table("instances")} order by id`,
+      tx`select stream_id, instance_id, state, next_instance, reason from ${table("assignments")}`,
+      tx`select id, at, kind, stream_id, from_instance, to_instance, reason, epoch, detail from ${table("events")} order by id desc limit ${limit}`,
+      tx`select at, max(epoch) as epoch, coalesce(reason, 'unknown') as reason, count(*) as n from ${table("events")}
+          where at = (select max(at) from ${table("events")} where ${decided()}) and ${decided()}
           group by at, coalesce(reason, 'unknown')`,
-      ),
     ]);
     const l = lead[0];
     const f = flag[0];
@@ -129,7 +126,7 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
       events: events.map((r) => ({
         id: num(r.id),
         at: iso(r.at) ?? "",
-        kind: String(r.kind),
+        kind: String(r.kind) as EventKind, // only this project's code writes the table
         stream: text(r.stream_id),
         from: text(r.from_instance),
         to: text(r.to_instance),
@@ -143,9 +140,6 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
 }
 
 // ---- the joined view (PURE) ------------------------------------------------------------
-
-export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed", "legacy"] as const;
-export type InstanceState = (typeof INSTANCE_STATES)[number];
 
 const id = z.union([z.number(), z.string()]);
 
@@ -209,7 +203,7 @@ export interface ClusterView {
   readonly epoch: number;
   readonly flag: SharedRows["flag"];
   readonly instances: InstanceView[];
-  readonly counts: Record<InstanceState | "total", number>;
+  readonly counts: Record<InstanceStatus | "total", number>;
   readonly streams: z.infer<typeof streamTotalsSchema>;
   readonly unassigned: StreamId[];
   /** Streams each instance owns (rows; for a member serving by hashing, what it holds). */
@@ -232,24 +226,6 @@ export interface ViewInput {
   readonly nowWall: number;
   /** Live legacy members and the streams they own by the old static rule. */
   readonly legacy?: { readonly members: readonly LegacyMember[]; readonly owned: ReadonlyMap<StreamId, string> };
-}
-
-const isLive = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
-  !!m && !!m.hb && (m.status === "alive" || m.status === "warning");
-
-/** An instance's state from the live heartbeat when this agent sees one, else from its row. */
-export function instanceState(m: MemberView | undefined, row: InstanceRecord | undefined): InstanceState {
-  if (m?.hb) {
-    if (m.status === "left") return "removed";
-    if (m.status === "dead") return "inactive";
-    if (m.hb.draining || m.hb.leaving || row?.draining) return "draining";
-    // The leader marks a member that came back after being declared gone as recovering
-    // until it serves again; a returning member is shown that way from its row.
-    if (row && (row.status === "recovering" || row.status === "inactive" || row.status === "removed")) return "recovering";
-    return m.status === "warning" ? "warning" : "active";
-  }
-  if (!row || row.removedAt || row.status === "removed") return "removed";
-  return "inactive";
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -291,7 +267,7 @@ export function clusterView(input: ViewInput): ClusterView {
     const row = rowById.get(iid);
     const hb = m?.hb;
     const lm = legacyIds.has(iid) ? legacyById.get(iid) : undefined;
-    const status: InstanceState = lm ? "legacy" : instanceState(m, row);
+    const status: InstanceStatus = lm ? "legacy" : instanceState(m, row);
     const capacity = hb?.capacity ?? row?.capacity ?? 0;
     const current = owned.get(iid)?.length ?? 0;
     const seenAgo = m?.hb ? Math.round(m.silentMs) : null;
@@ -362,7 +338,7 @@ export function clusterView(input: ViewInput): ClusterView {
   };
 }
 
-export function eventView(e: EventRecord): EventView {
+function eventView(e: EventRecord): EventView {
   return { id: e.id, at: e.at, kind: e.kind, stream_id: e.stream === null ? null : presentId(e.stream), from: e.from, to: e.to, reason: e.reason, epoch: e.epoch, detail: e.detail };
 }
 

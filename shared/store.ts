@@ -4,7 +4,7 @@
  */
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
-import type { Mode, Stream, StreamId } from "./types.js";
+import type { EventKind, Mode, Stream, StreamId } from "./types.js";
 
 export interface OwnAssignment {
   /** The instance row exists (false before the first registration). */
@@ -112,7 +112,7 @@ export class Store {
     return { mode: rows[0]!.mode as Mode, version: num(rows[0]!.mode_version) };
   }
 
-  async event(e: { kind: string; stream_id?: string; from_instance?: string; to_instance?: string; reason?: string; epoch?: number; detail?: unknown }): Promise<void> {
+  async event(e: { kind: EventKind; stream_id?: string; from_instance?: string; to_instance?: string; reason?: string; epoch?: number; detail?: unknown }): Promise<void> {
     await this.sql.unsafe(
       `insert into ${this.s}.events (kind, stream_id, from_instance, to_instance, reason, epoch, detail) values ($1, $2, $3, $4, $5, $6, $7)`,
       [e.kind, e.stream_id ?? null, e.from_instance ?? null, e.to_instance ?? null, e.reason ?? null, e.epoch ?? null, (e.detail ?? null) as never],

@@ -14,6 +14,48 @@ export interface Stream {
 export type Mode = "orchestrated" | "hashed";
 
 /**
+ * Why a stream moved. Stored in `assignments.reason` and `events.reason`, shown in
+ * /streams/status and the dry run, and the `reason` label of fingerv7_moves_total: the
+ * strings are part of the contract.
+ */
+export const MOVE_REASONS = [
+  "failover", // the owner died
+  "join", // a rebalance because a member joined
+  "drain", // the owner is draining
+  "imbalance", // a rebalance because loads drifted past the threshold
+  "catalog", // the stream was added to or removed from the catalog
+  "capacity", // the owner's capacity shrank, or capacity appeared for unplaced streams
+  "hashed", // a member serving in hashed mode owns the stream by hashing
+  "manual", // an operator asked for a rebalance
+  "released", // the worker gave the stream up (POST /streams/release)
+  "handoff cancelled", // a stream being revoked stays with its owner after all
+  "legacy", // a legacy member (no sidecar) owns the stream by the old static rule
+] as const;
+export type MoveReason = (typeof MOVE_REASONS)[number];
+
+export function isMoveReason(r: string): r is MoveReason {
+  return (MOVE_REASONS as readonly string[]).includes(r);
+}
+
+/** The `kind` of a row of the events table. */
+export type EventKind =
+  | "assign" // a stream given to a member (reason: a MoveReason)
+  | "revoke" // a stream taken from a live member, handed on once it let go
+  | "unassign" // a row dropped (the stream left the catalog, or is hashed or legacy now)
+  | "unplaced" // streams left without a member (capacity too small)
+  | "leader" // a leader won a new fencing epoch
+  | "drain" // an operator drained an instance
+  | "undrain"
+  | "mode"; // the cluster flag changed
+
+/**
+ * An instance's state as /instances shows it and `instances.status` records it
+ * ("legacy" is shown only: a legacy member has no row of ours).
+ */
+export const INSTANCE_STATES = ["active", "warning", "inactive", "recovering", "draining", "removed", "legacy"] as const;
+export type InstanceStatus = (typeof INSTANCE_STATES)[number];
+
+/**
  * What an agent writes to Redis every HEARTBEAT_INTERVAL (JSON, TTL = HEARTBEAT_TIMEOUT).
  * `held` is the safety-critical field: every stream the worker beside this agent may be
  * processing right now (under a lease that has not run out). Nobody else is given a

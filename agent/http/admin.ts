@@ -18,7 +18,7 @@ import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
 import { redactText } from "../../shared/logger.js";
 import type { PlanBody } from "../../shared/status.js";
-import type { Plan } from "../../leader/plan.js";
+import type { Plan } from "../../shared/placement/plan.js";
 import type { Agent } from "../agent.js";
 import { describeIssues, jsonError } from "./errors.js";
 import { requireAdmin } from "./require-admin.js";

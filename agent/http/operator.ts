@@ -20,7 +20,8 @@ import {
   type StatusBody,
   type StreamsStatusBody,
 } from "../../shared/status.js";
-import { computeTargets, measureImbalance, type AssignMember } from "../../leader/assignor.js";
+import type { AssignMember } from "../../shared/placement/assignor.js";
+import { computeTargets, measureImbalance } from "../../shared/placement/targets.js";
 import type { Agent } from "../agent.js";
 import { jsonError } from "./errors.js";
 import { instanceId, validParam, validQuery } from "./validate.js";
@@ -49,7 +50,7 @@ export function statusBody(agent: Agent, v: ClusterView): StatusBody {
 
 /**
  * The summary over live members. `system_imbalance` is the same measure the leader's
- * threshold is compared with (leader/assignor.ts: max |load − target| / target), so an
+ * threshold is compared with (shared/placement/targets.ts: max |load − target| / target), so an
  * operator can read it against IMBALANCE_THRESHOLD directly.
  */
 export function instancesBody(agent: Agent, v: ClusterView): InstancesBody {

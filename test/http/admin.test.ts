@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planBody as shapePlan } from "../../agent/http/admin.js";
-import type { Plan } from "../../leader/plan.js";
+import type { Plan } from "../../shared/placement/plan.js";
 import { drainBody, errorBody, modeBody, planBody, rebalanceBody, statusBody } from "../../shared/status.js";
 import { waitFor } from "../helpers/cluster.js";
 import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";

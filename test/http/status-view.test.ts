@@ -6,7 +6,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { CatalogSnapshot } from "../../shared/catalog.js";
 import type { MemberStatus, MemberView, Snapshot } from "../../shared/membership.js";
-import { clusterView, instanceState, INSTANCE_STATES, type InstanceRecord, type SharedRows } from "../../shared/status.js";
+import { instanceState } from "../../shared/member-state.js";
+import { clusterView, type InstanceRecord, type SharedRows } from "../../shared/status.js";
+import { INSTANCE_STATES } from "../../shared/types.js";
 import type { Heartbeat } from "../../shared/types.js";
 
 function hb(id: string, o: Partial<Heartbeat> = {}): Heartbeat {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
 import { migrate } from "../../shared/schema.js";
 import { FencedOutError, LeaderStore } from "../../leader/store.js";
-import type { RowOp } from "../../leader/plan.js";
+import type { RowOp } from "../../shared/placement/plan.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
 function put(stream: string, owner: string): RowOp {
@@ -87,11 +87,18 @@ describe("fencing epoch", () => {
     expect(ago!).toBeLessThan(60_000);
   });
 
+  it("prunes only events older than the retention", async () => {
+    await db.sql`insert into orchestrator.events (kind, reason, at) values ('assign', 'old', now() - interval '2 hours'), ('assign', 'new', now())`;
+    expect(await a.pruneEvents(3_600_000)).toBe(1);
+    const left = await db.sql`select reason from orchestrator.events where reason in ('old', 'new')`;
+    expect(left.map((r) => r.reason)).toEqual(["new"]);
+  });
+
   it("migrations are idempotent and safe to run from many agents at once", async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => migrate(sqlA, "orchestrator_concurrent")));
-    expect(results.flat()).toEqual([1, 2]);
+    expect(results.flat()).toEqual([1, 2, 3, 4]);
     expect(await migrate(sqlB, "orchestrator_concurrent")).toEqual([]);
     const t = await db.sql`select count(*)::int as n from information_schema.tables where table_schema = 'orchestrator_concurrent'`;
-    expect(t[0]!.n).toBe(6);
+    expect(t[0]!.n).toBe(7);
   });
 });

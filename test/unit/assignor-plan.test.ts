@@ -6,8 +6,8 @@
  * final assignment; nothing moves once settled.
  */
 import { describe, expect, it } from "vitest";
-import type { AssignPolicy } from "../../leader/assignor.js";
-import { plan, type InstanceRow, type Row } from "../../leader/plan.js";
+import type { AssignPolicy } from "../../shared/placement/assignor.js";
+import { plan, type InstanceRow, type Row } from "../../shared/placement/plan.js";
 import type { MemberView } from "../../shared/membership.js";
 import type { Heartbeat, Stream } from "../../shared/types.js";
 

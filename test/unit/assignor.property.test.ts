@@ -1,12 +1,14 @@
 /**
- * Laws of the assignor (leader/assignor.ts), stated as fast-check properties: complete,
+ * Laws of the assignor (shared/placement/assignor.ts), stated as fast-check properties: complete,
  * proportional, sticky (join, leave, growth, capacity change and drain move exactly the
  * minimum), hash-shaped, calm, a fixed point once settled, independent of input order.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assign, quotaTargets, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../leader/assignor.js";
-import { Rendezvous } from "../../shared/hash.js";
+import { assign, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../shared/placement/assignor.js";
+import { measureImbalance, quotaTargets } from "../../shared/placement/targets.js";
+import { Rendezvous } from "../../shared/placement/hash.js";
+import type { MoveReason } from "../../shared/types.js";
 
 const CALM: AssignPolicy = { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: false };
 const EAGER: AssignPolicy = { imbalanceThreshold: 0, maxStreamDifference: 0, rebalanceAllowed: true };
@@ -360,15 +362,15 @@ describe("assign: hash-shaped", () => {
 describe("assign: handoffs", () => {
   it("reports a stream whose handoff completed as a move from the row's owner, with the row's reason", () => {
     const members = [{ id: "a", capacity: 5, draining: false }, { id: "b", capacity: 5, draining: true }];
-    const previous = new Map([
+    const previous = new Map<string, { owner: string; reason: MoveReason; state: string }>([
       ["s1", { owner: "b", reason: "drain", state: "revoking" }],
-      ["s2", { owner: "b", reason: "handoff cancelled", state: "revoking" }],
+      ["s2", { owner: "b", reason: "released", state: "revoking" }],
       ["s3", { owner: "a", reason: "catalog", state: "active" }],
     ]);
     const r = assign({ streams: ["s1", "s2", "s3"], members, current: new Map(), previous, policy: CALM });
     expect(r.moves).toEqual([
       { stream: "s1", from: "b", to: "a", reason: "drain" },
-      { stream: "s2", from: "b", to: "a", reason: "catalog" },
+      { stream: "s2", from: "b", to: "a", reason: "released" },
       { stream: "s3", from: null, to: "a", reason: "catalog" },
     ]);
   });
@@ -402,5 +404,80 @@ describe("quotaTargets", () => {
     expect(Object.fromEntries(loads(r))).toEqual({ a: 34, b: 33, c: 33 });
     expect(r.moves.length).toBe(11);
     expect(r.moves.filter((m) => m.to === "b").length).toBe(8);
+  });
+});
+
+describe("assign: refusals", () => {
+  /** Inputs with refusals: streams given up by their owner, by a member that does not hold them, or by one gone. */
+  const refusing = fc.tuple(inputs, fc.infiniteStream(fc.integer({ min: 0, max: 100 }))).map(([input, dice]) => {
+    const refused = new Map<string, string>();
+    const it = dice[Symbol.iterator]();
+    const ids = input.members.map((m) => m.id);
+    for (const s of input.streams) {
+      const d = it.next().value as number;
+      if (d < 15) refused.set(s, input.current.get(s) ?? ids[d % ids.length]!);
+      else if (d < 20) refused.set(s, ids[d % ids.length]!);
+    }
+    return { ...input, refused } satisfies AssignInput;
+  });
+
+  it("never places a refused stream on the member that gave it up, and reports a result consistent with itself", () => {
+    fc.assert(
+      fc.property(refusing, (input) => {
+        const r = assign(input);
+        const streams = new Set(input.streams);
+        for (const [s, who] of input.refused) expect(r.assignment.get(s)).not.toBe(who);
+        // Every stream once: placed or unassigned.
+        expect(new Set(r.unassigned).size).toBe(r.unassigned.length);
+        for (const s of input.streams) expect(r.assignment.has(s)).toBe(!r.unassigned.includes(s));
+        expect(r.assignment.size + r.unassigned.length).toBe(streams.size);
+        // Moves are exactly the differences between `current` and the assignment.
+        const moved = new Map(r.moves.map((m) => [m.stream, m]));
+        expect(moved.size).toBe(r.moves.length);
+        for (const s of new Set([...input.streams, ...input.current.keys()])) {
+          const from = input.current.get(s) ?? null;
+          const to = r.assignment.get(s) ?? null;
+          const m = moved.get(s);
+          if (from === to) expect(m).toBeUndefined();
+          else expect(m && { from: m.from, to: m.to }).toEqual({ from, to });
+        }
+        // A refused stream that leaves its refuser says why.
+        for (const [s, who] of input.refused) if (input.current.get(s) === who) expect(moved.get(s)?.reason).toBe("released");
+        // Targets: every member has one, within capacity, summing to what can be placed.
+        const us = new Set(usable(input.members).map((m) => m.id));
+        expect([...r.targets.keys()].sort()).toEqual(input.members.map((m) => m.id).sort());
+        let sum = 0;
+        for (const m of input.members) {
+          const t = r.targets.get(m.id)!;
+          expect(t).toBeLessThanOrEqual(us.has(m.id) ? m.capacity : 0);
+          sum += t;
+        }
+        expect(sum).toBe(Math.min(streams.size, capOf(input.members)));
+        // Nobody above capacity; the reported imbalance is the assignment's.
+        const load = loads(r);
+        for (const m of input.members) expect(load.get(m.id) ?? 0).toBeLessThanOrEqual(us.has(m.id) ? m.capacity : 0);
+        expect(r.imbalanceAfter).toEqual(measureImbalance(input.members, load, r.targets));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("sends a refused stream to the usable member with the most room, or leaves it unassigned", () => {
+    const members = [
+      { id: "a", capacity: 2, draining: false },
+      { id: "b", capacity: 3, draining: false },
+      { id: "c", capacity: 9, draining: true },
+    ];
+    const current = new Map([
+      ["s1", "a"],
+      ["s2", "a"],
+      ["s3", "b"],
+    ]);
+    const r = assign({ streams: ["s1", "s2", "s3"], members, current, refused: new Map([["s1", "a"]]), policy: CALM });
+    expect(r.assignment.get("s1")).toBe("b");
+    expect(r.moves).toEqual([{ stream: "s1", from: "a", to: "b", reason: "released" }]);
+    const full = assign({ streams: ["s1", "s2"], members: [members[0]!], current: new Map([["s1", "a"], ["s2", "a"]]), refused: new Map([["s1", "a"]]), policy: CALM });
+    expect(full.unassigned).toEqual(["s1"]);
+    expect(full.moves).toEqual([{ stream: "s1", from: "a", to: null, reason: "released" }]);
   });
 });

@@ -1,11 +1,11 @@
 /**
- * Laws of weighted rendezvous hashing (shared/hash.ts): the same owner everywhere, only
+ * Laws of weighted rendezvous hashing (shared/placement/hash.ts): the same owner everywhere, only
  * the changed member's keys move, shares follow the weights, and the fast paths (equal
  * weights, cuts for mixed weights, candidate subsets) agree exactly with the definition.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hashString, pairHash, Rendezvous, score, simdKernelAvailable, type HashMember } from "../../shared/hash.js";
+import { hashString, pairHash, Rendezvous, score, simdKernelAvailable, type HashMember } from "../../shared/placement/hash.js";
 
 /** The definition, written the slow way: highest score, then higher pair hash, then lower index. */
 function reference(r: Rendezvous, streamHash: number, allowed: (i: number) => boolean = () => true): number {

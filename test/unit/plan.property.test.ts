@@ -1,5 +1,5 @@
 /**
- * The leader's plan (leader/plan.ts) keeps the handoff rules for ANY cluster state:
+ * The leader's plan (shared/placement/plan.ts) keeps the handoff rules for ANY cluster state:
  * - a stream is never given to a member while another live member reports holding it,
  *   nor while a legacy member owns it;
  * - a live owner's stream never changes owner in one step: it is revoked first;
@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { MemberStatus, MemberView } from "../../shared/membership.js";
 import type { Heartbeat, Stream } from "../../shared/types.js";
-import { plan, type InstanceRow, type Row } from "../../leader/plan.js";
+import { plan, type InstanceRow, type Row } from "../../shared/placement/plan.js";
 
 const IDS = ["a", "b", "c", "d"];
 
@@ -76,7 +76,7 @@ const arbState = fc
     });
     const rows = new Map<string, Row>();
     for (const r of st.rows) {
-      rows.set(r.stream, { stream: r.stream, owner: r.owner, state: r.revoking ? "revoking" : "active", next: r.revoking ? r.next : null, revokeVersion: r.revoking ? r.revokeVersion : null, reason: "x", url: `u${r.stream}`, name: r.stream, metadata: {} });
+      rows.set(r.stream, { stream: r.stream, owner: r.owner, state: r.revoking ? "revoking" : "active", next: r.revoking ? r.next : null, revokeVersion: r.revoking ? r.revokeVersion : null, reason: "catalog", url: `u${r.stream}`, name: r.stream, metadata: {} });
     }
     const catalog: Stream[] = st.catalog.map((id) => ({ id, url: `u${id}`, name: id, metadata: {} }));
     const legacy = new Map(st.legacy.filter((s) => st.catalog.includes(s)).map((s) => [s, "legacy-1"]));

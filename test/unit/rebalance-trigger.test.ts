@@ -1,8 +1,8 @@
 /**
- * What lets a rebalance skip the cooldown (leader/leader.ts rebalanceTrigger).
+ * What lets a rebalance skip the cooldown (leader/inputs.ts rebalanceTrigger).
  */
 import { describe, expect, it } from "vitest";
-import { rebalanceTrigger } from "../../leader/leader.js";
+import { rebalanceTrigger } from "../../leader/inputs.js";
 import type { MemberView } from "../../shared/membership.js";
 import type { Heartbeat } from "../../shared/types.js";
 

@@ -12,18 +12,19 @@
  *   moves for the sake of rounding; then by largest remainder, then by id. After a
  *   rebalance every member is exactly at its target.
  * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
- *   its owner is over target during a permitted rebalance, or when it left the catalog.
+ *   its owner is over target during a permitted rebalance, when it left the catalog, or
+ *   when its owner's worker gave it up (`refused`; never placed back on that member).
  *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
  *   catalog growth no old stream, and a capacity change only the excess: in each case
  *   the fewest moves that end within the targets. (Rarely, when a large member's share
  *   crosses an integer before a small member's remainder does, no balanced placement
  *   keeps every old stream; then one more unit moves, still the fewest possible.)
  * - Hash-shaped: every free choice goes to the member weighted rendezvous hashing
- *   (shared/hash.ts, the hashed mode's function) prefers among those with room; a member
+ *   (./hash.ts, the hashed mode's function) prefers among those with room; a member
  *   with more first-choice streams than room keeps those it prefers most; a member that
  *   must shed gives up first the streams whose hashing owner has room for them, then its
  *   weakest (mostly streams hashing gives to someone else). Rounding units go to members
- *   hashing favours (see quotaTargets), which makes a placement from scratch differ from
+ *   hashing favours (see quotaTargets in ./targets.ts), which makes a placement from scratch differ from
  *   pure hashing on the fewest streams any balanced placement can.
  * - Calm: members that are alive and not draining are rebalanced only when the caller
  *   allows it (cooldown, or a member joined or changed capacity) AND, once free streams
@@ -32,23 +33,19 @@
  *   drains, over-capacity and new streams never wait for that. A settled assignment is a
  *   fixed point: computing again moves nothing.
  *
+ * Does not guarantee: anything about WHEN a stream may move (handoffs, holders, leases are
+ * ./plan.ts's business), nor about hashed or legacy members (the caller leaves their
+ * streams out of `streams`). It reads no clock and keeps no state between calls.
+ *
  * The result does not depend on the order of `streams` (only the order of `moves` does).
  * Cost: a rendezvous scan (O(members), batched through the hash's SIMD kernel) for each
  * stream that must be placed, and for the few streams a shedding member might give to a
  * member with room; O(streams) map work for everything else.
  */
-import { hashString, Rendezvous } from "../shared/hash.js";
-import type { StreamId } from "../shared/types.js";
-
-export type MoveReason =
-  | "failover" // the owner died
-  | "join" // a rebalance because a member joined
-  | "drain" // the owner is draining
-  | "imbalance" // a rebalance because loads drifted past the threshold
-  | "catalog" // the stream was added to or removed from the catalog
-  | "capacity" // the owner's capacity shrank, or capacity appeared for unplaced streams
-  | "hashed" // a member serving in hashed mode owns the stream by hashing
-  | "manual"; // an operator asked for a rebalance
+import { hashString, Rendezvous } from "./hash.js";
+import { MOVE_REASONS, type MoveReason, type StreamId } from "../types.js";
+import { cmp, sortByKey, weakest } from "./order.js";
+import { quotaTargets, type Imbalance } from "./targets.js";
 
 export interface AssignMember {
   readonly id: string;
@@ -84,7 +81,14 @@ export interface AssignInput {
    * are read: such a stream's handoff has completed, and its placement is reported as a
    * move from the row's owner with the row's reason (e.g. "drain"), not as a new stream.
    */
-  readonly previous?: ReadonlyMap<StreamId, { readonly owner: string; readonly reason: string; readonly state: string }>;
+  readonly previous?: ReadonlyMap<StreamId, { readonly owner: string; readonly reason: MoveReason; readonly state: string }>;
+  /**
+   * Streams a worker gave up, each with the member that gave it up (POST /streams/release).
+   * Such a stream is free (a move with reason "released") and is never placed on that
+   * member: where placement puts it there, it goes to the usable member with the most room
+   * (capacity − load, then the lower id) or, with no room anywhere, stays unassigned.
+   */
+  readonly refused?: ReadonlyMap<StreamId, string>;
   readonly policy: AssignPolicy;
 }
 
@@ -111,90 +115,7 @@ export interface AssignResult {
   readonly imbalanceAfter: Imbalance;
 }
 
-export interface Imbalance {
-  /** max |load_i − target_i| / max(target_i, 1) */
-  readonly ratio: number;
-  /** max |load_i − target_i|, in streams */
-  readonly streams: number;
-}
-
-/** Optional tie-breaks for the seats of `quotaTargets`; neither changes how many streams move. */
-export interface SeatHints {
-  /** Per member: free streams whose hashing owner it is. A member offered more of them
-   *  than its rounded-down share leaves room for takes a seat before other receivers. */
-  readonly wanted?: ArrayLike<number>;
-  /** Per member: 1 if it holds a stream whose hashing owner has room. Among members
-   *  above their rounded-down share these take a seat last, so they shed that stream. */
-  readonly reluctant?: ArrayLike<number>;
-}
-
-/**
- * Targets for `n` streams over members with `caps` (0 = not eligible) currently holding
- * `loads`: each target is ⌊share⌋ or ⌈share⌉ of share = n·cap/Σcap, Σ = min(n, Σcap).
- * Integer arithmetic only, so the result is exact. The units left after rounding down
- * ("seats") go first to members holding more than ⌊share⌋ (each such seat saves a move),
- * then to members hashing would give more free streams than ⌊share⌋ leaves room for, then
- * by largest remainder; `order` breaks the last ties (pass positions in id order).
- */
-export function quotaTargets(n: number, caps: ArrayLike<number>, loads: ArrayLike<number>, order: ArrayLike<number>, hints: SeatHints = {}): Int32Array {
-  const m = caps.length;
-  const t = new Int32Array(m);
-  let total = 0;
-  for (let i = 0; i < m; i++) total += caps[i]!;
-  if (total <= 0 || n <= 0) return t;
-  if (n >= total) {
-    for (let i = 0; i < m; i++) t[i] = caps[i]!;
-    return t;
-  }
-  const rem = new Float64Array(m);
-  const tier = new Int8Array(m);
-  let given = 0;
-  const open: number[] = [];
-  for (let i = 0; i < m; i++) {
-    const c = caps[i]!;
-    if (c <= 0) continue;
-    let q = Math.floor((n * c) / total);
-    let r = n * c - q * total; // exact: n·c < 2^53
-    if (r < 0) (q--, (r += total));
-    else if (r >= total) (q++, (r -= total));
-    t[i] = q;
-    rem[i] = r;
-    given += q;
-    if (r === 0) continue;
-    open.push(i);
-    if (loads[i]! > q) tier[i] = hints.reluctant?.[i] ? 1 : 0;
-    else tier[i] = (hints.wanted?.[i] ?? 0) > q - loads[i]! ? 2 : 3;
-  }
-  open.sort((a, b) => tier[a]! - tier[b]! || rem[b]! - rem[a]! || order[a]! - order[b]!);
-  for (let k = 0; given < n && k < open.length; k++, given++) t[open[k]!]!++;
-  return t;
-}
-
-/** Targets as a map over `members` (draining or capacity-0 members get 0). */
-export function computeTargets(n: number, members: readonly AssignMember[], load: ReadonlyMap<string, number>): Map<string, number> {
-  const order = rankById(members.map((m) => m.id));
-  const caps = members.map((m) => (m.draining ? 0 : Math.max(0, Math.floor(m.capacity))));
-  const loads = members.map((m) => load.get(m.id) ?? 0);
-  const t = quotaTargets(n, caps, loads, order);
-  return new Map(members.map((m, i) => [m.id, t[i]!]));
-}
-
-export function measureImbalance(members: readonly AssignMember[], load: ReadonlyMap<string, number>, targets: ReadonlyMap<string, number>): Imbalance {
-  let ratio = 0;
-  let streams = 0;
-  for (const m of members) {
-    if (m.draining || m.capacity <= 0) continue;
-    const t = targets.get(m.id) ?? 0;
-    const d = Math.abs((load.get(m.id) ?? 0) - t);
-    streams = Math.max(streams, d);
-    ratio = Math.max(ratio, d / Math.max(t, 1));
-  }
-  return { ratio, streams };
-}
-
-const REASONS: readonly MoveReason[] = ["failover", "join", "drain", "imbalance", "catalog", "capacity", "hashed", "manual"];
-const R = Object.fromEntries(REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
-const isReason = (r: string): r is MoveReason => Object.hasOwn(R, r);
+const R = Object.fromEntries(MOVE_REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
 
 export function assign(input: AssignInput): AssignResult {
   const { policy } = input;
@@ -238,11 +159,12 @@ export function assign(input: AssignInput): AssignResult {
     const id = ids[k]!;
     const o = input.current.get(id);
     if (o !== undefined) known++;
-    if (o === undefined) {
-      const row = input.previous?.get(id);
+    const refuser = input.refused?.get(id);
+    if (o === undefined || o === refuser) {
+      const row = o === undefined ? input.previous?.get(id) : undefined;
       const handoff = row?.state === "revoking";
-      moveReason[k] = handoff && isReason(row.reason) ? R[row.reason] : R.catalog;
-      from[k] = handoff ? row.owner : null;
+      moveReason[k] = refuser !== undefined ? R.released : handoff ? R[row.reason] : R.catalog;
+      from[k] = o ?? (handoff ? row.owner : null);
       free.push(k);
       continue;
     }
@@ -312,19 +234,22 @@ export function assign(input: AssignInput): AssignResult {
     unplaced.push(...place(shedding));
   }
 
-  // 5. The result.
+  // 5. Refusals: a stream placed on the member that gave it up goes elsewhere.
+  const refusedLeft = honourRefusals();
+
+  // 6. The result.
   const assignment = new Map<StreamId, string>();
   for (let k = 0; k < N; k++) if (owner[k]! >= 0) assignment.set(ids[k]!, hrw.ids[owner[k]!]!);
   const moves: Move[] = [];
   for (let k = 0; k < N; k++) {
     if (moveReason[k] === -1) continue;
     const to = owner[k]! >= 0 ? hrw.ids[owner[k]!]! : null;
-    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: REASONS[moveReason[k]!]! });
+    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: MOVE_REASONS[moveReason[k]!]! });
   }
   if (known < input.current.size) {
     for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
   }
-  const unassigned = unplaced.sort((a, b) => a - b).map((k) => ids[k]!);
+  const unassigned = [...unplaced.sort((a, b) => a - b), ...refusedLeft].map((k) => ids[k]!);
   const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));
   for (let i = 0; i < M; i++) targets.set(hrw.ids[i]!, target[i]!);
   return { assignment, moves, unassigned, targets, rebalanced, imbalanceBefore, imbalanceAfter: imbalanceOf() };
@@ -439,6 +364,36 @@ export function assign(input: AssignInput): AssignResult {
     return left;
   }
 
+  /**
+   * Moves each refused stream that sits on the member that gave it up to the usable member
+   * with the most room (capacity − load; equal room: the lower id, as hrw.ids is sorted),
+   * in the order of `refused`. Returns the streams that found no room.
+   */
+  function honourRefusals(): number[] {
+    const left: number[] = [];
+    if (!input.refused || input.refused.size === 0) return left;
+    const position = new Map(ids.map((id, k) => [id, k]));
+    for (const [id, who] of input.refused) {
+      const k = position.get(id);
+      const i = idx.get(who);
+      if (k === undefined || i === undefined || owner[k] !== i) continue;
+      owner[k] = -1;
+      load[i]!--;
+      let best = -1;
+      let bestRoom = 0;
+      for (let j = 0; j < M; j++) {
+        const r = cap[j]! - load[j]!;
+        if (j !== i && r > bestRoom) (best = j), (bestRoom = r);
+      }
+      if (best < 0) left.push(k);
+      else {
+        owner[k] = best;
+        load[best]!++;
+      }
+    }
+    return left;
+  }
+
   function put(k: number, i: number): void {
     owner[k] = i;
     load[i]!++;
@@ -456,64 +411,4 @@ export function assign(input: AssignInput): AssignResult {
     }
     return { ratio, streams };
   }
-}
-
-/**
- * `items` ordered by `keys` (non-negative integers, one per item, ascending), equal keys
- * by `tie`. Packs key and position into one double and sorts natively: several times
- * faster than a comparator sort for the large lists a placement from scratch sorts.
- */
-function sortByKey(items: readonly number[], keys: Float64Array, tie: (a: number, b: number) => number): number[] {
-  const n = items.length;
-  let max = 0;
-  for (let x = 0; x < n; x++) if (keys[x]! > max) max = keys[x]!;
-  const scale = 2 ** Math.ceil(Math.log2(n + 1));
-  if ((max + 1) * scale > Number.MAX_SAFE_INTEGER) {
-    const pos = Array.from(items, (_, x) => x).sort((a, b) => keys[a]! - keys[b]! || tie(items[a]!, items[b]!));
-    return pos.map((x) => items[x]!);
-  }
-  const packed = new Float64Array(n);
-  for (let x = 0; x < n; x++) packed[x] = keys[x]! * scale + x;
-  packed.sort();
-  const out = new Array<number>(n);
-  for (let x = 0; x < n; x++) out[x] = items[packed[x]! % scale]!;
-  for (let a = 0; a < n; ) {
-    const k = Math.floor(packed[a]! / scale);
-    let b = a + 1;
-    while (b < n && Math.floor(packed[b]! / scale) === k) b++;
-    if (b - a > 1) out.splice(a, b - a, ...out.slice(a, b).sort(tie));
-    a = b;
-  }
-  return out;
-}
-
-/**
- * The `count` items with the smallest keys, in no particular order; among equal keys at
- * the boundary, those first by `tie`. One native sort of the keys, one pass.
- */
-function weakest(items: readonly number[], keys: Float64Array, count: number, tie: (a: number, b: number) => number): number[] {
-  if (count <= 0) return [];
-  if (count >= items.length) return [...items];
-  const bound = keys.slice().sort()[count - 1]!;
-  const out: number[] = [];
-  const atBound: number[] = [];
-  for (let x = 0; x < items.length; x++) {
-    if (keys[x]! < bound) out.push(items[x]!);
-    else if (keys[x] === bound) atBound.push(items[x]!);
-  }
-  if (atBound.length > 1) atBound.sort(tie);
-  for (let x = 0; out.length < count; x++) out.push(atBound[x]!);
-  return out;
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Position of each id in sorted order. */
-function rankById(idList: readonly string[]): Int32Array {
-  const pos = idList.map((_, i) => i).sort((a, b) => cmp(idList[a]!, idList[b]!));
-  const rank = new Int32Array(idList.length);
-  pos.forEach((p, r) => (rank[p] = r));
-  return rank;
 }

@@ -31,6 +31,12 @@
  *
  * The leader's assignor uses the same function for every free choice, so falling back
  * from the orchestrated assignment to pure hashing moves few streams.
+ *
+ * Guarantees: the same owner for the same stream, members and weights on every agent and
+ * every run; a membership change moves only streams to or from the changed member.
+ * Does not guarantee: exact shares (a member's share is w/Σw only in expectation; the
+ * assignor computes exact targets), or owners that survive a change of this function
+ * (every agent of a cluster must run the same one).
  */
 
 import { KERNEL_PASSERS, scanKernel } from "./hash-kernel.js";
@@ -48,7 +54,7 @@ export function hashString(s: string): number {
 }
 
 /** murmur3's finalizer: a bijection on 32-bit integers with good avalanche. */
-export function fmix32(h: number): number {
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

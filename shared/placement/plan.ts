@@ -8,11 +8,16 @@
  * - a stream whose owner is dead (watched silent for HEARTBEAT_TIMEOUT) or left with
  *   nothing held moves at once;
  * - a stream is never given to a member while any other live member reports holding it.
+ *
+ * Guarantees: those rules for any input (test/unit/plan.property.test.ts), and placement
+ * by ./assignor.ts's laws for the streams that are free to move.
+ * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
+ * against members that under-report what they hold: `held` is trusted as reported.
  */
-import { Rendezvous, hashString } from "../shared/hash.js";
-import type { MemberView } from "../shared/membership.js";
-import { hashWeight } from "../shared/membership.js";
-import type { Mode, Stream, StreamId } from "../shared/types.js";
+import { Rendezvous, hashString } from "./hash.js";
+import { hashWeight, instanceState, isLive } from "../member-state.js";
+import type { MemberView } from "../membership.js";
+import type { InstanceStatus, Mode, MoveReason, Stream, StreamId } from "../types.js";
 import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
 
 export interface Row {
@@ -21,7 +26,7 @@ export interface Row {
   readonly state: "active" | "revoking";
   readonly next: string | null;
   readonly revokeVersion: number | null;
-  readonly reason: string;
+  readonly reason: MoveReason;
   readonly url: string;
   readonly name: string;
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -56,10 +61,10 @@ export interface PlanInput {
 }
 
 export type RowOp =
-  | { readonly op: "put"; readonly row: Row; readonly bump: string; readonly reason: string; readonly from: string | null }
-  | { readonly op: "revoke"; readonly stream: StreamId; readonly owner: string; readonly next: string | null; readonly reason: string }
+  | { readonly op: "put"; readonly row: Row; readonly bump: string; readonly reason: MoveReason; readonly from: string | null }
+  | { readonly op: "revoke"; readonly stream: StreamId; readonly owner: string; readonly next: string | null; readonly reason: MoveReason }
   | { readonly op: "retarget"; readonly stream: StreamId; readonly next: string | null }
-  | { readonly op: "delete"; readonly stream: StreamId; readonly owner: string; readonly reason: string };
+  | { readonly op: "delete"; readonly stream: StreamId; readonly owner: string; readonly reason: MoveReason };
 
 export interface Plan {
   readonly ops: RowOp[];
@@ -75,13 +80,11 @@ export interface Plan {
   readonly legacyOwned: number;
   /** Members in the assignor's pool. */
   readonly pool: readonly AssignMember[];
-  readonly statuses: Map<string, string>;
+  /** Members whose recorded state changes (see instanceState). */
+  readonly statuses: Map<string, InstanceStatus>;
   /** Streams per owner as the assignor saw them before this step (for the log). */
   readonly loadBefore: Readonly<Record<string, number>>;
 }
-
-const live = (m: MemberView | undefined): m is MemberView & { hb: NonNullable<MemberView["hb"]> } =>
-  !!m && !!m.hb && (m.status === "alive" || m.status === "warning");
 
 export function plan(input: PlanInput): Plan {
   const { members, rows } = input;
@@ -92,7 +95,7 @@ export function plan(input: PlanInput): Plan {
   const pool: AssignMember[] = [];
   const usable = new Set<string>();
   for (const m of members.values()) {
-    if (!live(m)) continue;
+    if (!isLive(m)) continue;
     const pinnedHashed = input.flag === "hashed" || m.hb.useOrchestrator === false;
     if (pinnedHashed) {
       hashedMembers.add(m.id);
@@ -121,7 +124,7 @@ export function plan(input: PlanInput): Plan {
   // 3. Who holds what right now (live members only: a dead member's lease has run out).
   const holders = new Map<StreamId, string[]>();
   for (const m of members.values()) {
-    if (!live(m)) continue;
+    if (!isLive(m)) continue;
     for (const s of m.hb.held) {
       const list = holders.get(s);
       if (list) list.push(m.id);
@@ -131,7 +134,7 @@ export function plan(input: PlanInput): Plan {
   const heldByOther = (s: StreamId, me: string | undefined) => legacy.has(s) || (holders.get(s) ?? []).some((h) => h !== me);
   const revocationDone = (r: Row): boolean => {
     const m = members.get(r.owner);
-    if (!live(m)) return true; // dead, or left holding nothing
+    if (!isLive(m)) return true; // dead, or left holding nothing
     if ((holders.get(r.stream) ?? []).includes(r.owner)) return false;
     return r.revokeVersion === null || m.hb.version >= r.revokeVersion || hashedMembers.has(r.owner);
   };
@@ -151,28 +154,24 @@ export function plan(input: PlanInput): Plan {
       current.set(s, hs[0]!); // adopt what a member physically holds (e.g. after hashing)
     } else if (row?.state === "active") {
       current.set(s, row.owner);
-      if (!live(members.get(row.owner))) dead.add(row.owner);
+      if (!isLive(members.get(row.owner))) dead.add(row.owner);
     }
   }
   // Streams a worker gave up (POST /streams/release) are free, and not given back to it.
+  // Should two members list one stream, the one it is with now is the one it leaves.
   const refused = new Map<StreamId, string>();
   for (const m of members.values()) {
-    if (!live(m)) continue;
-    for (const s of m.hb.released ?? []) {
-      refused.set(s, m.id);
-      if (current.get(s) === m.id) current.delete(s);
-    }
+    if (!isLive(m)) continue;
+    for (const s of m.hb.released ?? []) if (refused.get(s) === undefined || current.get(s) !== refused.get(s)) refused.set(s, m.id);
   }
-  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, policy: input.policy });
-  if (refused.size > 0) redirectRefused(result, refused, pool);
-  const reasons = new Map<StreamId, string>(result.moves.map((m) => [m.stream, m.reason]));
-  for (const s of refused.keys()) reasons.set(s, "released");
+  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, policy: input.policy });
+  const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 
   // 5. The difference, as row operations.
   const ops: RowOp[] = [];
   const bump = new Set<string>();
   const waiting: StreamId[] = [];
-  const put = (s: Stream, to: string, reason: string, from: string | null) => {
+  const put = (s: Stream, to: string, reason: MoveReason, from: string | null) => {
     ops.push({ op: "put", row: { stream: s.id, owner: to, state: "active", next: null, revokeVersion: null, reason, url: s.url, name: s.name, metadata: s.metadata }, bump: to, reason, from });
     bump.add(to);
   };
@@ -181,7 +180,7 @@ export function plan(input: PlanInput): Plan {
     const target = result.assignment.get(id);
     const row = rows.get(id);
     const stream = catalog.get(id);
-    const reason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
+    const reason: MoveReason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) continue;
       if (heldByOther(id, target)) waiting.push(id);
@@ -202,7 +201,7 @@ export function plan(input: PlanInput): Plan {
         }
         continue;
       }
-      if (live(members.get(row.owner))) {
+      if (isLive(members.get(row.owner))) {
         ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason });
         bump.add(row.owner);
       } else if (target !== undefined && stream) {
@@ -235,53 +234,20 @@ export function plan(input: PlanInput): Plan {
   //    bumped every tick until it reports orchestrated: its rows now mirror what it holds
   //    (adoption above), so it can switch without a gap.
   for (const m of members.values()) {
-    if (!live(m) || hashedMembers.has(m.id)) continue;
+    if (!isLive(m) || hashedMembers.has(m.id)) continue;
     const restamp = input.stamped !== undefined && input.stamped.get(m.id) !== m.hb.session;
     if ((input.instances.get(m.id)?.epoch ?? -1) !== input.epoch || m.hb.mode === "hashed" || restamp) bump.add(m.id);
   }
 
-  // 7. Status of every member, for /instances.
-  const statuses = new Map<string, string>();
+  // 7. State of every member, for /instances.
+  const statuses = new Map<string, InstanceStatus>();
   for (const m of members.values()) {
     const inst = input.instances.get(m.id);
-    let st: string = m.status === "alive" ? "active" : m.status === "warning" ? "warning" : m.status === "left" ? "removed" : "inactive";
-    if (live(m) && (m.hb.draining || inst?.draining)) st = "draining";
-    if (live(m) && inst && (inst.status === "inactive" || inst.status === "removed")) st = "recovering";
-    if (inst?.status === "recovering" && st === "active" && !usable.has(m.id) && !hashedMembers.has(m.id)) st = "recovering";
+    const st = instanceState(m, inst, usable.has(m.id) || hashedMembers.has(m.id));
     if (!inst || inst.status !== st) statuses.set(m.id, st);
   }
 
   const loadBefore: Record<string, number> = {};
   for (const owner of current.values()) loadBefore[owner] = (loadBefore[owner] ?? 0) + 1;
   return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses, loadBefore };
-}
-
-/**
- * A stream the assignor placed on the member that refused it goes to the usable member
- * with the most room instead (or stays unassigned if there is none).
- */
-function redirectRefused(result: AssignResult, refused: ReadonlyMap<StreamId, string>, pool: readonly AssignMember[]): void {
-  const load = new Map<string, number>();
-  for (const owner of result.assignment.values()) load.set(owner, (load.get(owner) ?? 0) + 1);
-  for (const [s, who] of refused) {
-    if (result.assignment.get(s) !== who) continue;
-    let best: AssignMember | undefined;
-    let bestRoom = 0;
-    for (const m of pool) {
-      if (m.id === who || m.draining) continue;
-      const room = m.capacity - (load.get(m.id) ?? 0);
-      if (room > bestRoom || (room === bestRoom && best && m.id < best.id)) {
-        best = m;
-        bestRoom = room;
-      }
-    }
-    load.set(who, (load.get(who) ?? 1) - 1);
-    if (best && bestRoom > 0) {
-      result.assignment.set(s, best.id);
-      load.set(best.id, (load.get(best.id) ?? 0) + 1);
-    } else {
-      result.assignment.delete(s);
-      result.unassigned.push(s);
-    }
-  }
 }

@@ -1,5 +1,5 @@
 /**
- * The SIMD scan kernel behind Rendezvous.ownerIndexes (shared/hash.ts): WebAssembly that
+ * The SIMD scan kernel behind Rendezvous.ownerIndexes (./hash.ts): WebAssembly that
  * computes four pair hashes per instruction and reports, per stream, which members score
  * above a cut. PURE: no imports, no I/O; its only state is its own memory, written and read
  * within one synchronous call. Where WebAssembly SIMD is missing, `scanKernel()` is null and
@@ -7,6 +7,10 @@
  *
  * The bytes are KERNEL_WAT (below) assembled by wabt's `wat2wasm` 1.0.32; to change the
  * kernel, edit the text and run `npx tsx bench/check-kernel.ts`, which prints the new bytes.
+ *
+ * Guarantees: for every input it accepts, the same passers as the plain scan (the unit
+ * tests compare them). Does not guarantee: that it exists (null without WebAssembly SIMD)
+ * or accepts every cut (the hash falls back), nor does it choose owners: ./hash.ts does.
  */
 /** At most this many members above the cut are reported per stream (about 6 on average). */
 export const KERNEL_PASSERS = 16;

@@ -1,0 +1,119 @@
+/**
+ * The inputs of a plan, read and assembled in ONE place for the leader's tick and for the
+ * dry run behind POST /rebalance?dry_run=1, so that a forced dry run computes exactly the
+ * plan the next forced tick would, given the same state: the same membership view, rows,
+ * instances, catalog, legacy members and session stamps. Also the rebalance policy: the
+ * thresholds, and what lets a rebalance skip the cooldown (`rebalanceTrigger`).
+ */
+import type { CatalogCache } from "../shared/catalog-cache.js";
+import type { Config } from "../shared/config.js";
+import type { LegacyView } from "../shared/legacy.js";
+import { isLive, liveIds } from "../shared/member-state.js";
+import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { AssignPolicy } from "../shared/placement/assignor.js";
+import type { PlanInput } from "../shared/placement/plan.js";
+import type { MoveReason, Stream, StreamId } from "../shared/types.js";
+import type { LeaderState, LeaderStore } from "./store.js";
+
+/** Everything a plan is computed from that lives outside the leader's memory. */
+export interface PlanSources {
+  readonly snapshot: Snapshot;
+  readonly state: LeaderState;
+  readonly catalog: readonly Stream[];
+  /** Streams of live legacy members (none unless LEGACY_TOTAL_SERVERS is set). */
+  readonly legacy: ReadonlyMap<StreamId, string>;
+}
+
+export interface SourceReaders {
+  readonly tracker: Pick<MembershipTracker, "refresh">;
+  readonly store: Pick<LeaderStore, "load">;
+  readonly catalog: CatalogCache;
+  readonly catalogRefreshMs: number;
+  readonly legacy: LegacyView;
+}
+
+/**
+ * Reads the sources: the membership (Redis, now), the rows and instances (Postgres, now),
+ * the catalog and the legacy members (cached). Throws when one cannot be read.
+ */
+export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {
+  const snapshot = await r.tracker.refresh();
+  const state = await r.store.load();
+  const catalog = await r.catalog.get(r.catalogRefreshMs);
+  if (!catalog) throw new Error(r.catalog.lastError ?? "catalog not readable yet");
+  const { owned } = await r.legacy.read(catalog.streams, liveIds(snapshot.members.values()));
+  return { snapshot, state, catalog: catalog.streams, legacy: owned };
+}
+
+/** What the leader adds to the sources. */
+export interface LeaderTerms {
+  readonly epoch: number;
+  readonly policy: AssignPolicy;
+  readonly requireWorker: boolean;
+  /** Member → the session whose rows this leader's term has written (undefined off the leader). */
+  readonly stamped?: ReadonlyMap<string, string>;
+}
+
+export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
+  return {
+    epoch: t.epoch,
+    flag: src.state.flag.mode,
+    catalog: src.catalog,
+    rows: src.state.rows,
+    instances: src.state.instances,
+    members: src.snapshot.members,
+    legacy: src.legacy,
+    stamped: t.stamped,
+    policy: t.policy,
+    requireWorker: t.requireWorker,
+  };
+}
+
+/**
+ * The rebalance policy from the settings. `force`: rebalance to the targets whatever the
+ * imbalance (an operator's POST /rebalance, or its dry run).
+ */
+export function rebalancePolicy(
+  config: Pick<Config, "imbalanceThreshold" | "maxStreamDifference">,
+  o: { readonly rebalanceAllowed: boolean; readonly force: boolean; readonly rebalanceReason?: MoveReason },
+): AssignPolicy {
+  return {
+    imbalanceThreshold: config.imbalanceThreshold,
+    maxStreamDifference: config.maxStreamDifference,
+    rebalanceAllowed: o.rebalanceAllowed,
+    force: o.force,
+    rebalanceReason: o.rebalanceReason,
+  };
+}
+
+/**
+ * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
+ * nothing before: new, back, or its worker just came up; or it holds nothing while there
+ * are streams to share, e.g. it came back across a leader change), or a member's capacity
+ * changed. Undefined: only the cooldown lets a rebalance happen.
+ */
+export function rebalanceTrigger(
+  members: Iterable<MemberView>,
+  lastPool: ReadonlyMap<string, number>,
+  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
+  streams: number,
+  requireWorker: boolean,
+): MoveReason | undefined {
+  const owned = new Map<string, number>();
+  for (const r of rows.values()) {
+    const o = r.next ?? r.owner;
+    owned.set(o, (owned.get(o) ?? 0) + 1);
+  }
+  let reason: MoveReason | undefined;
+  for (const m of members) {
+    if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
+    // Members serving by hashing own no rows by design: they never count as starving.
+    if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
+    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
+    if (capacity <= 0) continue;
+    const before = lastPool.get(m.id) ?? 0;
+    if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";
+    else if (before !== 0 && before !== capacity) reason ??= "capacity";
+  }
+  return reason;
+}
