@@ -104,7 +104,7 @@ describe("README: commands", () => {
     [/^npx fingerctl mode (hashed|orchestrated)$/, "test/cli/fingerctl.test.ts", ['"mode"', '"hashed"', '"orchestrated"']],
     [/^npx fingerctl rebalance( --dry-run)?$/, "test/cli/fingerctl.test.ts", ['"rebalance"', '"--dry-run"']],
     [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url http:\/\/127\.0\.0\.1:8001 drain demo-2$/, "test/demo.test.ts", ['["fingerctl", "--url"', '"drain"']],
-    [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['"-m", "unittest", "discover", "-s", "clients/python"']],
+    [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['runUnittestSuite("clients/python")']],
     [/^apt-get install postgresql redis-server$/, ".ci/run", ["apt_install postgresql", "apt_install redis-server"]],
     // No Docker engine in CI: the files these run are checked by test/compose.test.ts.
     [/^docker build -t fingerv7-sidecar \.$/, "test/compose.test.ts", ['read("Dockerfile")']],
