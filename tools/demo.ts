@@ -26,7 +26,8 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { SimWorker } from "./sim-worker.js";
 import { createDemoDatabase, type DemoDatabase } from "./demo-db.js";
-import { ServicesUnavailable, freePort, portFree, resolveServices, type DemoServices } from "./demo-services.js";
+import { ServicesUnavailable, resolveServices, type DemoServices } from "./demo-services.js";
+import { freePort, portFree } from "./ports.js";
 import { statusLine, type AgentSample } from "./demo-status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
