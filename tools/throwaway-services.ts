@@ -40,6 +40,8 @@ interface StartOptions {
 /** One server process at a time on a fixed port, with its temporary directory. */
 abstract class ThrowawayServer {
   readonly url: string;
+  /** The server's own log, in `root`; its last lines explain a failed start. */
+  protected readonly logFile: string;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -49,16 +51,28 @@ abstract class ThrowawayServer {
     /** Temporary directory holding the data and the log; removed by stop(). */
     readonly root: string,
     url: string,
+    logName: string,
     private readonly signals: Readonly<Record<Shutdown, NodeJS.Signals>>,
     private readonly startTimeoutMs: number,
   ) {
     this.url = url;
+    this.logFile = path.join(root, logName);
   }
 
   protected abstract spawnServer(): ChildProcess;
   /** undefined when the server answers a query; the error otherwise. */
   protected abstract answers(): Promise<string | undefined>;
-  protected abstract get logFile(): string;
+
+  /** The first start: when it fails, nothing is left behind (no process, no directory). */
+  protected async firstUp(): Promise<this> {
+    try {
+      await this.up();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    return this;
+  }
 
   /** Starts the server (again) on its port and waits until it answers. */
   async up(): Promise<void> {
@@ -126,7 +140,7 @@ export class ThrowawayPostgres extends ThrowawayServer {
     private readonly owner: { uid: number; gid: number } | undefined,
   ) {
     // SIGINT: fast shutdown (clean); SIGQUIT: immediate shutdown (crash recovery at the next start).
-    super("PostgreSQL", port, root, `postgres://postgres@127.0.0.1:${port}/postgres`, { graceful: "SIGINT", immediate: "SIGQUIT" }, 30_000);
+    super("PostgreSQL", port, root, `postgres://postgres@127.0.0.1:${port}/postgres`, "postgres.log", { graceful: "SIGINT", immediate: "SIGQUIT" }, 30_000);
   }
 
   /** initdb in a new temporary directory, then the server on a free port. `binDir` defaults to the first of knownPostgresDirs(). */
@@ -149,18 +163,7 @@ export class ThrowawayPostgres extends ThrowawayServer {
       fs.rmSync(root, { recursive: true, force: true });
       throw new ServicesUnavailable(`initdb from ${binDir} failed: ${out.split("\n").slice(-3).join(" ")}`);
     }
-    const server = new ThrowawayPostgres(await freePort(), root, binDir, owner);
-    try {
-      await server.up();
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
-    return server;
-  }
-
-  protected get logFile(): string {
-    return path.join(this.root, "postgres.log");
+    return new ThrowawayPostgres(await freePort(), root, binDir, owner).firstUp();
   }
 
   protected spawnServer(): ChildProcess {
@@ -261,7 +264,7 @@ export class ThrowawayRedis extends ThrowawayServer {
     root: string,
     private readonly bin: string,
   ) {
-    super("Redis", port, root, `redis://127.0.0.1:${port}`, { graceful: "SIGTERM", immediate: "SIGKILL" }, 15_000);
+    super("Redis", port, root, `redis://127.0.0.1:${port}`, "redis.log", { graceful: "SIGTERM", immediate: "SIGKILL" }, 15_000);
   }
 
   /** redis-server without persistence on a free port: a restart (`down()`, `up()`) loses every key. `bin` defaults to findRedisServer(). */
@@ -269,18 +272,7 @@ export class ThrowawayRedis extends ThrowawayServer {
     const bin = o.bin ?? findRedisServer(knownRedisDirs(process.env));
     if (!bin) throw new ServicesUnavailable("redis-server is not on PATH; Debian: apt-get install redis-server");
     const root = fs.mkdtempSync(path.join(os.tmpdir(), `${o.name ?? "fingerv7"}-redis-`));
-    const server = new ThrowawayRedis(await freePort(), root, bin);
-    try {
-      await server.up();
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
-    return server;
-  }
-
-  protected get logFile(): string {
-    return path.join(this.root, "redis.log");
+    return new ThrowawayRedis(await freePort(), root, bin).firstUp();
   }
 
   protected spawnServer(): ChildProcess {
