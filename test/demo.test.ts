@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ServicesUnavailable, resolveServices } from "../tools/demo-services.js";
 import { freePort } from "../tools/ports.js";
 import { statusLine } from "../tools/demo-status.js";
-import { waitFor } from "./helpers/cluster.js";
+import { processGroupAlive, waitFor } from "./helpers/cluster.js";
 import { ADMIN_DATABASE_URL, REDIS_URL, connectTestRedis } from "./helpers/services.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -60,14 +60,7 @@ function leftovers(runId: string, tempDirs: readonly string[]): string[] {
   return found;
 }
 
-function groupGone(run: Run): boolean {
-  try {
-    process.kill(-run.proc.pid!, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
+const groupGone = (run: Run) => !processGroupAlive(run.proc.pid!);
 
 const SERVED_ALL = new RegExp(`served ${CATALOG}/${CATALOG} · overlaps 0`);
 

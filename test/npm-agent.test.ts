@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FAST_TIMINGS, freePort, waitFor } from "./helpers/cluster.js";
+import { FAST_TIMINGS, freePort, processGroupAlive, waitFor } from "./helpers/cluster.js";
 import { REDIS_URL, clearPrefix, connectTestRedis, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "./helpers/services.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -73,14 +73,7 @@ describe("npm run agent", () => {
     proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-    const groupAlive = () => {
-      try {
-        process.kill(-proc.pid!, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const groupAlive = () => processGroupAlive(proc.pid!);
     try {
       let health: { instance_id?: string } = {};
       await waitFor(async () => {
