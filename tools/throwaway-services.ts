@@ -93,13 +93,17 @@ abstract class ThrowawayServer {
     throw new ServicesUnavailable(`the throwaway ${this.what} did not answer within ${this.startTimeoutMs / 1000} s: ${this.logTail()}`);
   }
 
-  /** Stops the server and waits for its process to be gone (SIGKILL when a graceful stop takes over 10 s). The data stays. */
+  /**
+   * Stops the server and waits for its process to be gone; the data stays. SIGKILL only
+   * when it is still there after 10 s: killing PostgreSQL's postmaster early would leave
+   * its backends holding the shared memory that the next `up()` needs.
+   */
   async down(how: Shutdown = "immediate"): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     p.kill("SIGCONT"); // a frozen server cannot act on the signal below
     p.kill(this.signals[how]);
-    const late = new Promise<"late">((r) => setTimeout(() => r("late"), how === "immediate" ? 3000 : 10_000).unref());
+    const late = new Promise<"late">((r) => setTimeout(() => r("late"), 10_000).unref());
     if ((await Promise.race([this.exited, late])) === "late") {
       p.kill("SIGKILL");
       await this.exited;
