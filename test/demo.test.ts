@@ -13,10 +13,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { Keys } from "../shared/keys.js";
-import { ServicesUnavailable, freePort, resolveServices } from "../tools/demo-services.js";
+import { ServicesUnavailable, resolveServices } from "../tools/demo-services.js";
+import { freePort } from "../tools/ports.js";
 import { statusLine } from "../tools/demo-status.js";
-import { waitFor } from "./helpers/cluster.js";
+import { processGroupAlive, waitFor } from "./helpers/cluster.js";
 import { ADMIN_DATABASE_URL, REDIS_URL, connectTestRedis } from "./helpers/services.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -60,14 +60,7 @@ function leftovers(runId: string, tempDirs: readonly string[]): string[] {
   return found;
 }
 
-function groupGone(run: Run): boolean {
-  try {
-    process.kill(-run.proc.pid!, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
+const groupGone = (run: Run) => !processGroupAlive(run.proc.pid!);
 
 const SERVED_ALL = new RegExp(`served ${CATALOG}/${CATALOG} · overlaps 0`);
 
@@ -146,7 +139,7 @@ describe("npm run demo", () => {
     await sql.end({ timeout: 1 });
     expect(rows.length).toBe(0);
     const redis = await connectTestRedis();
-    const keys = await redis.keys(new Keys(prefix).pattern);
+    const keys = await redis.keys(`${prefix}:*`);
     redis.disconnect();
     expect(keys).toEqual([]);
   });

@@ -22,6 +22,7 @@ export interface DemoDatabase {
   drop(): Promise<void>;
 }
 
+/** Replaces the database name of a postgres URL. */
 export function withDatabase(url: string, db: string): string {
   const u = new URL(url);
   u.pathname = `/${db}`;

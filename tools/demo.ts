@@ -24,10 +24,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { Keys } from "../shared/keys.js";
 import { SimWorker } from "./sim-worker.js";
 import { createDemoDatabase, type DemoDatabase } from "./demo-db.js";
-import { ServicesUnavailable, freePort, portFree, resolveServices, type DemoServices } from "./demo-services.js";
+import { ServicesUnavailable, resolveServices, type DemoServices } from "./demo-services.js";
+import { freePort, portFree } from "./ports.js";
+import { clearPrefix } from "./redis-keys.js";
 import { statusLine, type AgentSample } from "./demo-status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -142,7 +143,7 @@ async function main(): Promise<number> {
 
     const db: DemoDatabase = await createDemoDatabase(services.postgres.url);
     cleanups.push({ what: "the demo database", run: () => db.drop() });
-    cleanups.push({ what: "the demo's Redis keys", run: () => clearPrefix(services.redis.url, prefix) });
+    cleanups.push({ what: "the demo's Redis keys", run: () => clearDemoKeys(services.redis.url, prefix) });
     const streams = await db.activeStreams();
     say(`  Catalog:    ${streams} streams in ${db.describe} (removed on exit); Redis key prefix ${prefix}`);
     if (interrupted()) return 0;
@@ -293,17 +294,12 @@ async function choosePorts(base: number, n: number): Promise<number[]> {
   return [...ports];
 }
 
-async function clearPrefix(url: string, prefix: string): Promise<void> {
+async function clearDemoKeys(url: string, prefix: string): Promise<void> {
   const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 });
   r.on("error", () => {});
   try {
     await r.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await r.scan(cursor, "MATCH", new Keys(prefix).pattern, "COUNT", 500);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== "0");
+    await clearPrefix(r, prefix);
   } finally {
     r.disconnect();
   }

@@ -4,7 +4,7 @@ Two parts:
 * ``StubAgentTests``: a scripted HTTP server stands in for the agent, to check the rules
   precisely (the lease counts from the request's send time, a late answer is not acted on,
   the view is replaced stops-first and acknowledged only afterwards, reconnect backoff).
-* ``RealAgentTests``: a REAL agent (node + tsx, agent/main.ts) on a throwaway PostgreSQL
+* ``RealAgentTests``: a REAL agent (node + tsx, agent/main.ts, started by test/pyhelpers/agent_harness.py) on a throwaway PostgreSQL
   database (created with psql) and a private Redis key prefix; the client follows it
   through catalog changes, a frozen agent (SIGSTOP: the lease runs out, streams stop) and
   an agent restart (reconnect).
@@ -20,38 +20,24 @@ import http.server
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "test", "pyhelpers"))
+from agent_harness import AgentSandbox, free_port, psql, wait_until  # noqa: E402
 from fingerv7_sidecar import SidecarClient, Stream  # noqa: E402
 
 # The client's warnings (lease ran out, agent unreachable) are expected here; keep the output clean.
 logging.getLogger("fingerv7_sidecar").setLevel(logging.ERROR)
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ADMIN_DB = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if check():
-            return time.monotonic() - t0
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Recorder:
@@ -240,7 +226,7 @@ class StubAgentTests(unittest.TestCase):
 class ExampleTests(unittest.TestCase):
     def test_the_example_main_loop_starts_streams_and_stops_them_on_sigterm(self) -> None:
         stub = StubAgent(lambda n, q: (0, 200, assignment(1, [1, 2])) if n == 0 else (0.5, 200, assignment(1, [1, 2])))
-        example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "example_fingerv7_main.py")
+        example = os.path.join(HERE, "example_fingerv7_main.py")
         proc = subprocess.Popen([sys.executable, example], env={**os.environ, "SIDECAR_URL": stub.url}, stderr=subprocess.PIPE, text=True)
         lines: List[str] = []
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
@@ -260,26 +246,6 @@ class ExampleTests(unittest.TestCase):
 # ---- against a real agent ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def with_database(url: str, db: str) -> str:
-    u = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
-
-
-def psql(url: str, sql: str) -> str:
-    if not shutil.which("psql"):
-        raise RuntimeError("psql is required for these tests (Debian: apt-get install postgresql-client)")
-    done = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise RuntimeError(f"PostgreSQL is required for these tests ({url}): {done.stderr.strip()}")
-    return done.stdout
-
-
 class RealAgentTests(unittest.TestCase):
     """One agent process; the client beside it. Steps run in order in one test."""
 
@@ -287,76 +253,20 @@ class RealAgentTests(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        tag = uuid.uuid4().hex[:8]
-        cls.db = f"t_pyclient_{tag}"
-        psql(ADMIN_DB, f"create database {cls.db}")
-        cls.db_url = with_database(ADMIN_DB, cls.db)
-        psql(
-            cls.db_url,
+        cls.sandbox = AgentSandbox(
+            "pyclient",
             "create table streams (id serial primary key, url text, name text, active boolean not null default true, cidade text);"
             f"insert into streams (url, name, cidade) select 'http://radio.example.invalid/s' || g, 'Stream ' || g, 'Curitiba' from generate_series(1, {cls.STREAMS}) g;",
         )
-        cls.port = free_port()
-        cls.prefix = f"t_pyclient_{tag}"
-        cls.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "DATABASE_URL": cls.db_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": cls.prefix,
-            "INSTANCE_ID": f"py-{tag}",
-            "MAX_STREAMS": "20",
-            "PORT": str(cls.port),
-            "HOST": "127.0.0.1",
-            "LOG_LEVEL": "warn",
-            "HEARTBEAT_INTERVAL": "0.5",
-            "HEARTBEAT_TIMEOUT": "3",
-            "WORKER_LEASE": "1.8",
-            "LEADER_LEASE_TTL": "2",
-            "FALLBACK_GRACE": "5",
-            "CATALOG_REFRESH": "1",
-            "DRAIN_TIMEOUT": "3",
-        }
-        cls.url = f"http://127.0.0.1:{cls.port}"
-        cls.agent = cls.start_agent()
-
-    @classmethod
-    def start_agent(cls) -> subprocess.Popen:
-        node = os.environ.get("NODE", shutil.which("node") or "node")
-        os.makedirs(os.path.join(ROOT, "test-output"), exist_ok=True)
-        log_path = os.path.join(ROOT, "test-output", f"pyclient-{cls.prefix}.log")
-        with open(log_path, "ab") as log:  # the agent's log, for a failing run
-            proc = subprocess.Popen([node, "--import", "tsx", "agent/main.ts"], cwd=ROOT, env=cls.env, stdout=log, stderr=log)
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the agent exited at start with code {proc.returncode}")
-            try:
-                urllib.request.urlopen(cls.url + "/health", timeout=1).close()
-                return True
-            except urllib.error.HTTPError:
-                return True  # 503 while it settles: it listens
-            except OSError:
-                return False
-
-        wait_until(listening, 40, "the agent to listen")
-        return proc
+        cls.db_url = cls.sandbox.db_url
+        port = free_port()
+        cls.env = cls.sandbox.agent_env(f"py-{cls.sandbox.tag}", port)
+        cls.url = f"http://127.0.0.1:{port}"
+        cls.agent = cls.sandbox.start_agent(cls.env)
 
     @classmethod
     def tearDownClass(cls) -> None:
-        if cls.agent.poll() is None:
-            os.kill(cls.agent.pid, signal.SIGCONT)
-            cls.agent.kill()
-            cls.agent.wait(10)
-        try:
-            psql(ADMIN_DB, f"drop database if exists {cls.db} with (force)")
-        finally:
-            if shutil.which("redis-cli"):
-                u = urllib.parse.urlsplit(REDIS_URL)
-                # The pattern is Keys.pattern (shared/keys.ts), which Python cannot import.
-                keys = subprocess.run(["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379), "--scan", "--pattern", f"{cls.prefix}:*"], capture_output=True, text=True).stdout.split()
-                if keys:
-                    subprocess.run(["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379), "del", *keys], capture_output=True)
+        cls.sandbox.close()
 
     def test_follows_a_real_agent(self) -> None:
         rec = Recorder()
@@ -401,7 +311,7 @@ class RealAgentTests(unittest.TestCase):
                 self.agent.wait(20)
                 wait_until(lambda: rec.ids() == set(), 10, "the streams to stop while the agent is gone")
                 wait_until(lambda: client.failures > 0, 10, "the client to notice the agent is gone")
-                type(self).agent = self.start_agent()
+                type(self).agent = self.sandbox.start_agent(self.env)
                 wait_until(lambda: rec.ids() == before, 40, "the streams after the restart")
                 self.assertEqual(client.failures, 0)
         finally:

@@ -10,20 +10,15 @@
 import crypto from "node:crypto";
 import postgres from "postgres";
 import { Redis } from "ioredis";
-import { Keys } from "../../shared/keys.js";
+import { withDatabase } from "../../tools/demo-db.js";
+
+export { clearPrefix } from "../../tools/redis-keys.js";
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 export function uniqueName(tag: string): string {
   return `t_${tag.replace(/[^a-z0-9]/gi, "_").toLowerCase().slice(0, 20)}_${crypto.randomBytes(4).toString("hex")}`;
-}
-
-/** Replaces the database name of a postgres URL. */
-export function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
 }
 
 export interface TestDatabase {
@@ -71,16 +66,6 @@ export async function connectTestRedis(url = REDIS_URL): Promise<Redis> {
     throw new Error(`Redis is required for this test and is not reachable at ${url}: ${(err as Error).message}`);
   }
   return r;
-}
-
-/** Deletes every key under a prefix. */
-export async function clearPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", new Keys(prefix).pattern, "COUNT", 500);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== "0");
 }
 
 /** Creates a catalog table `streams` with n rows (ids 1..n). */

@@ -16,60 +16,23 @@ A missing service is an error, never a skip.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.parse
 import urllib.request
-import uuid
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Set
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "pyhelpers"))
+from agent_harness import AgentSandbox, free_port, wait_until  # noqa: E402
 from fingerv7_orchestrator_client import OrchestratorClient, OrchestratorError  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ADMIN_DB = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 STREAMS = 12
 TOKEN = "change-me-legacy-client-token"
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if check():
-            return time.monotonic() - t0
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def psql(url: str, sql: str) -> str:
-    if not shutil.which("psql"):
-        raise RuntimeError("psql is required for these tests (Debian: apt-get install postgresql-client)")
-    done = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise RuntimeError(f"PostgreSQL is required for these tests ({url}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def with_database(url: str, db: str) -> str:
-    u = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
 
 
 class Fleet:
@@ -162,86 +125,22 @@ class Worker(threading.Thread):
 class OlderWorkerApiTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        tag = uuid.uuid4().hex[:8]
-        cls.db = f"t_legacyclient_{tag}"
-        psql(ADMIN_DB, f"create database {cls.db}")
-        cls.db_url = with_database(ADMIN_DB, cls.db)
-        psql(
-            cls.db_url,
+        cls.sandbox = AgentSandbox(
+            "legacyclient",
             "create table streams (url text, name text, sheet text, cidade text, estado text, regiao text, segmento text, index integer);"
             "insert into streams (url, name, sheet, cidade, estado, regiao, segmento, index) "
             f"select 'http://radio.example.invalid/s' || g, 'Radio ' || g, 'Radios', 'Curitiba', 'PR', 'Sul', 'Popular', g from generate_series(1, {STREAMS}) g;",
         )
-        cls.prefix = f"t_legacyclient_{tag}"
-        cls.procs: Dict[str, subprocess.Popen] = {}
-        cls.urls: Dict[str, str] = {}
-        cls.logs: List[str] = []
 
     @classmethod
     def start_agent(cls, name: str) -> str:
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "DATABASE_URL": cls.db_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": cls.prefix,
-            "INSTANCE_ID": name,
-            "MAX_STREAMS": "20",
-            "STREAMS_ID_COLUMN": "index",
-            "ADMIN_TOKEN": TOKEN,
-            "REBALANCE_COOLDOWN": "300",
-            "PORT": str(port),
-            "HOST": "127.0.0.1",
-            "LOG_LEVEL": "warn",
-            "HEARTBEAT_INTERVAL": "0.5",
-            "HEARTBEAT_TIMEOUT": "3",
-            "WORKER_LEASE": "1.8",
-            "LEADER_LEASE_TTL": "2",
-            "FALLBACK_GRACE": "5",
-            "CATALOG_REFRESH": "1",
-            "DRAIN_TIMEOUT": "3",
-        }
-        node = os.environ.get("NODE", shutil.which("node") or "node")
-        os.makedirs(os.path.join(ROOT, "test-output"), exist_ok=True)
-        log_path = os.path.join(ROOT, "test-output", f"legacyclient-{cls.prefix}-{name}.log")
-        cls.logs.append(log_path)
-        with open(log_path, "ab") as log:  # the agent's log, for a failing run
-            proc = subprocess.Popen([node, "--import", "tsx", "agent/main.ts"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"agent {name} exited at start with code {proc.returncode}; see {log_path}")
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).close()
-                return True
-            except urllib.error.HTTPError:
-                return True  # 503 while it settles: it listens
-            except OSError:
-                return False
-
-        wait_until(listening, 40, f"agent {name} to listen")
-        cls.procs[name] = proc
-        cls.urls[name] = url
-        return url
+        cls.sandbox.start_agent(cls.sandbox.agent_env(name, port, STREAMS_ID_COLUMN="index", ADMIN_TOKEN=TOKEN, REBALANCE_COOLDOWN="300"))
+        return f"http://127.0.0.1:{port}"
 
     @classmethod
     def tearDownClass(cls) -> None:
-        for proc in cls.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        try:
-            psql(ADMIN_DB, f"drop database if exists {cls.db} with (force)")
-        finally:
-            if shutil.which("redis-cli"):
-                u = urllib.parse.urlsplit(REDIS_URL)
-                cli = ["redis-cli", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 6379)]
-                # The pattern is Keys.pattern (shared/keys.ts), which Python cannot import.
-                keys = subprocess.run([*cli, "--scan", "--pattern", f"{cls.prefix}:*"], capture_output=True, text=True).stdout.split()
-                if keys:
-                    subprocess.run([*cli, "del", *keys], capture_output=True)
+        cls.sandbox.close()
 
     def admin(self, url: str, method: str, path: str) -> int:
         req = urllib.request.Request(url + path, data=b"" if method == "POST" else None, method=method, headers={"Authorization": f"Bearer {TOKEN}"})
