@@ -127,7 +127,7 @@ export class Agent {
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
       protocol: this.protocol,
-      pg: new PgHeartbeats(this.sql, config.schema),
+      pg: ((reader) => ({ readAll: () => reader.readAll(t.memberForgetMs) }))(new PgHeartbeats(this.sql, config.schema)),
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
@@ -196,6 +196,8 @@ export class Agent {
       isLeader: () => this.elector.isLeader(),
       leaseToken: () => lease.token,
       onFenced: () => void this.elector.resign(),
+      onStalled: (why) => void this.elector.stepAside(t.leaderHoldOffMs, why),
+      forgetHeartbeats: (ids) => this.pgHeartbeats.forget(ids),
       requireWorker: config.requireWorker,
     });
     this.elector = new Elector({
@@ -431,6 +433,7 @@ export class Agent {
       released: [...this.worker.released],
       states: this.worker.streamStates(),
       worker: this.worker.health(now),
+      pgOk: this.heartbeat.channels.postgres,
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),
       location: this.config.location,

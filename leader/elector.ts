@@ -48,6 +48,7 @@ export class Elector {
   private loop: Promise<void> | undefined;
   private watchdog: Promise<void> | undefined;
   private watchdogAbort: AbortController | undefined;
+  private holdOffUntil = 0;
   elections = 0;
 
   constructor(private readonly o: ElectorOptions) {
@@ -84,6 +85,17 @@ export class Elector {
     await this.o.lease.release();
   }
 
+  /**
+   * Gives up leadership and stays a follower for `holdOffMs`: a leader that cannot do its
+   * work (PostgreSQL unreachable from here) lets a member that can take over.
+   */
+  async stepAside(holdOffMs: number, reason: string): Promise<void> {
+    this.holdOffUntil = this.o.clock.now() + holdOffMs;
+    if (this.state !== "leader") return;
+    this.stopLeading(reason);
+    await this.o.lease.release();
+  }
+
   /** Gives up leadership now (SIGTERM, operator), releasing the lease for a fast handover. */
   async resign(): Promise<void> {
     if (this.state !== "leader") return;
@@ -98,7 +110,7 @@ export class Elector {
   private async run(): Promise<void> {
     const signal = this.closing.signal;
     while (!signal.aborted) {
-      await this.tryAcquireOrRenew();
+      if (this.state === "leader" || this.o.clock.now() >= this.holdOffUntil) await this.tryAcquireOrRenew();
       try {
         await this.o.clock.sleep(this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs, signal);
       } catch (err) {

@@ -14,12 +14,16 @@ import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
 import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
+import { isLive } from "../shared/member-state.js";
 import type { Metrics } from "../shared/metrics.js";
 import { plan, type Plan } from "../shared/placement/plan.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
-import type { LeaderInfo, MoveReason, Nudge, StreamId } from "../shared/types.js";
+import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
 import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
 import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
+
+/** How often a hung tick is checked for a stall. */
+const STALL_POLL_MS = 250;
 
 export interface LeaderDeps {
   readonly id: string;
@@ -38,6 +42,10 @@ export interface LeaderDeps {
   readonly leaseToken: () => string | undefined;
   /** Called when Postgres says another leader has a newer epoch. */
   readonly onFenced: () => void;
+  /** Called when this leader could not complete its work in time while others could: step aside. */
+  readonly onStalled: (why: string) => void;
+  /** Deletes the PostgreSQL heartbeats of members forgotten for good. */
+  readonly forgetHeartbeats: (ids: readonly string[]) => Promise<void>;
   readonly requireWorker: boolean;
 }
 
@@ -65,6 +73,7 @@ export class LeaderLoop {
   /** Member → the session whose rows this term has written (see plan's `stamped`). */
   private stamped = new Map<string, string>();
   private publishing: Promise<void> = Promise.resolve();
+  private lastProgressAt = 0;
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -103,42 +112,27 @@ export class LeaderLoop {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    const log = this.d.logger;
     // A new term: a new epoch must be won; nothing observed in an earlier term carries over.
     this.epoch = undefined;
     this.stamped = new Map();
     this.lastPool = new Map();
     this.revokedAt.clear();
     this.forceNext = false;
-    const tickEvery = Math.max(50, Math.round(this.d.config.heartbeatIntervalMs / 2));
+    const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
     // PostgreSQL, or every agent would conclude there is no leader and fall back.
     const publisher = this.publishWhileLeading(signal);
+    // Progress = a completed tick (or the epoch won). A leader without progress for
+    // leaderStallMs while other members reach PostgreSQL steps aside (see stalled()).
+    this.lastProgressAt = this.d.clock.now();
     while (!signal.aborted) {
-      try {
-        if (this.epoch === undefined) {
-          await this.publishLeader();
-          this.epoch = await this.d.store.bumpEpoch(this.d.id);
-          const ago = await this.d.store.lastRebalanceAgoMs();
-          this.lastRebalanceAt = ago === null ? -Infinity : this.d.clock.now() - ago;
-          this.d.metrics.epoch.set(this.epoch);
-          this.d.metrics.elections.inc();
-          log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
-          await this.publishLeader();
-          this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
-        }
-        await this.tick(this.epoch, signal);
-        this.st.lastError = undefined;
-      } catch (err) {
-        if (isAbortError(err) || signal.aborted) break;
-        if (err instanceof FencedOutError) {
-          log.warn({ category: "INSTANCE", err }, "fenced out: a newer leader exists; stepping down");
-          this.d.onFenced();
-          break;
-        }
-        const msg = err instanceof Error ? err.message : String(err);
-        if (msg !== this.st.lastError) log.warn({ category: "ERROR", err }, "leader tick failed; retrying");
-        this.st.lastError = msg;
+      const work = this.settle(this.step(signal));
+      const outcome = await this.awaitOrStall(work, signal);
+      if (outcome === "stalled" || outcome === "fenced") break;
+      if (signal.aborted) break;
+      if (this.stalled()) {
+        this.stepAside();
+        break;
       }
       await this.waitForWork(tickEvery, signal);
     }
@@ -146,8 +140,82 @@ export class LeaderLoop {
     this.d.metrics.isLeader.set(0);
   }
 
+  /** One unit of leader work: win the epoch if needed, then tick. */
+  private async step(signal: AbortSignal): Promise<"ok" | "failed" | "fenced"> {
+    const log = this.d.logger;
+    try {
+      if (this.epoch === undefined) {
+        await this.publishLeader();
+        this.epoch = await this.d.store.bumpEpoch(this.d.id);
+        const ago = await this.d.store.lastRebalanceAgoMs();
+        this.lastRebalanceAt = ago === null ? -Infinity : this.d.clock.now() - ago;
+        this.d.metrics.epoch.set(this.epoch);
+        this.d.metrics.elections.inc();
+        log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
+        await this.publishLeader();
+        this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
+      }
+      await this.tick(this.epoch, signal);
+      this.lastProgressAt = this.d.clock.now();
+      this.st.lastError = undefined;
+      return "ok";
+    } catch (err) {
+      if (isAbortError(err) || signal.aborted) return "failed";
+      if (err instanceof FencedOutError) {
+        log.warn({ category: "INSTANCE", err }, "fenced out: a newer leader exists; stepping down");
+        this.d.onFenced();
+        return "fenced";
+      }
+      const msg = err instanceof Error ? err.message : String(err);
+      if (msg !== this.st.lastError) log.warn({ category: "ERROR", err }, "leader tick failed; retrying");
+      this.st.lastError = msg;
+      return "failed";
+    }
+  }
+
+  private settle<T>(p: Promise<T>): { readonly promise: Promise<T>; done: boolean } {
+    const w = { promise: p, done: false };
+    void p.finally(() => (w.done = true));
+    return w;
+  }
+
+  /**
+   * Waits for the work; while it hangs (a blackholed PostgreSQL answers nothing, ever),
+   * checks every STALL_POLL_MS whether to step aside. Never starts a second tick beside a
+   * hung one.
+   */
+  private async awaitOrStall<T>(work: { readonly promise: Promise<T>; done: boolean }, signal: AbortSignal): Promise<T | "stalled"> {
+    while (!work.done && !signal.aborted) {
+      await Promise.race([work.promise, this.d.clock.sleep(STALL_POLL_MS, signal).catch(() => {})]);
+      if (!work.done && this.stalled()) {
+        this.stepAside();
+        return "stalled";
+      }
+    }
+    return signal.aborted && !work.done ? "stalled" : work.promise;
+  }
+
+  /**
+   * No progress for leaderStallMs while another live member reports reaching PostgreSQL:
+   * the trouble is this leader's own link, so another member would do better. When nobody
+   * reaches PostgreSQL, stepping aside would only churn the lease: stay.
+   */
+  private stalled(): boolean {
+    if (this.d.clock.now() - this.lastProgressAt < this.d.config.timings.leaderStallMs) return false;
+    const snap = this.d.tracker.latest;
+    if (!snap) return false;
+    for (const m of snap.members.values()) if (m.id !== this.d.id && isLive(m) && m.hb.pgOk === true) return true;
+    return false;
+  }
+
+  private stepAside(): void {
+    const why = `no leader tick completed for ${this.d.config.timings.leaderStallMs / 1000} s while other members reach PostgreSQL`;
+    this.d.logger.warn({ category: "INSTANCE", lastError: this.st.lastError }, `${why}; stepping aside`);
+    this.d.onStalled(why);
+  }
+
   private async publishWhileLeading(signal: AbortSignal): Promise<void> {
-    const every = Math.max(50, Math.round(this.d.config.leaderLeaseTtlMs / 5));
+    const every = this.d.config.timings.leaderInfoPublishMs;
     while (!signal.aborted) {
       if (this.d.isLeader()) await this.publishLeader().catch(() => {});
       await this.d.clock.sleep(every, signal).catch(() => {});
@@ -319,7 +387,7 @@ export class LeaderLoop {
 
   private async maybeSaveStats(epoch: number, snap: Snapshot): Promise<void> {
     const now = this.d.clock.now();
-    if (now - this.lastStatsAt < 10_000) return;
+    if (now - this.lastStatsAt < this.d.config.timings.statsSaveMs) return;
     this.lastStatsAt = now;
     const stats = [...snap.members.values()]
       .filter((m) => m.hb && m.status !== "dead")
@@ -332,7 +400,7 @@ export class LeaderLoop {
    * does not grow forever. Their history stays in Postgres.
    */
   private async pruneMembers(snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>): Promise<void> {
-    const goneForMs = Math.max(60_000, 10 * this.d.config.heartbeatTimeoutMs);
+    const goneForMs = this.d.config.timings.memberForgetMs;
     const owners = new Set<string>();
     for (const r of rows.values()) {
       owners.add(r.owner);
@@ -341,13 +409,14 @@ export class LeaderLoop {
     const prune = [...snap.members.values()].filter((m) => !m.present && (m.status === "left" || m.status === "dead") && m.silentMs > goneForMs && !owners.has(m.id));
     if (prune.length === 0) return;
     await this.d.protocol.pruneMembers(prune.map((m) => m.id));
+    await this.d.forgetHeartbeats(prune.map((m) => m.id));
     for (const m of prune) this.d.tracker.forget(m.id);
     this.d.logger.info({ category: "INSTANCE", pruned: prune.map((m) => m.id) }, "forgot members gone for long");
   }
 
   private async maybePruneEvents(): Promise<void> {
     const now = this.d.clock.now();
-    if (now - this.lastEventPruneAt < 10 * 60_000) return;
+    if (now - this.lastEventPruneAt < this.d.config.timings.eventPruneMs) return;
     this.lastEventPruneAt = now;
     const n = await this.d.store.pruneEvents(this.d.config.eventRetentionMs);
     if (n > 0) this.d.logger.info({ category: "PERF", deleted: n }, "pruned old events");

@@ -103,6 +103,13 @@ export interface Timings {
   readonly leaderTickMs: number;
   /** How often the leader re-publishes who leads (as often as it renews). */
   readonly leaderInfoPublishMs: number;
+  /**
+   * A leader that has not completed a tick for this long (LEADER_LEASE_TTL) while other
+   * members reach PostgreSQL steps aside, and stays a follower for leaderHoldOffMs (two
+   * TTLs) so one of them takes over.
+   */
+  readonly leaderStallMs: number;
+  readonly leaderHoldOffMs: number;
   /** Redis command timeout of the heartbeat and lease clients: under one heartbeat, 0.2–1 s. */
   readonly redisCommandTimeoutMs: number;
   /** How long a heartbeat write to PostgreSQL may take before it counts as unconfirmed. */
@@ -138,6 +145,8 @@ export function deriveTimings(c: Omit<Config, "timings">): Timings {
     electorRetryMs: Math.max(50, Math.round(hb / 2)),
     leaderTickMs: Math.max(50, Math.round(hb / 2)),
     leaderInfoPublishMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
+    leaderStallMs: c.leaderLeaseTtlMs,
+    leaderHoldOffMs: 2 * c.leaderLeaseTtlMs,
     redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
     heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),

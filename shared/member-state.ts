@@ -55,8 +55,10 @@ export interface InstanceRowState {
  * The state of an instance: what the leader records in `instances.status` and what
  * /instances and the dashboard show, by one rule set.
  * - From the tracker's status: alive → active, warning → warning, left → removed,
- *   dead → inactive (also for a member tracked without a heartbeat seen yet: by its status).
- * - A live member draining (by its heartbeat or the operator's flag on its row) → draining.
+ *   dead → inactive. A member tracked without any heartbeat seen (the owner of rows,
+ *   watched since this tracker started) is not live: inactive.
+ * - A live member draining (by its heartbeat, its shutdown, or the operator's flag on its
+ *   row) → draining.
  * - A live member whose row says it was gone (inactive, removed) → recovering: it is back.
  * - A member recorded as recovering, and otherwise active, stays recovering until it
  *   serves (`serving`: it may be given streams, or serves by hashing). The leader knows
@@ -65,8 +67,8 @@ export interface InstanceRowState {
  */
 export function instanceState(m: MemberView | undefined, row: InstanceRowState | undefined, serving?: boolean): InstanceStatus {
   if (!m) return !row || row.removedAt || row.status === "removed" ? "removed" : "inactive";
-  let st: InstanceStatus = m.status === "alive" ? "active" : m.status === "warning" ? "warning" : m.status === "left" ? "removed" : "inactive";
-  if (isLive(m) && (m.hb.draining || row?.draining)) st = "draining";
+  let st: InstanceStatus = !m.hb ? "inactive" : m.status === "alive" ? "active" : m.status === "warning" ? "warning" : m.status === "left" ? "removed" : "inactive";
+  if (isLive(m) && (m.hb.draining || m.hb.leaving || row?.draining)) st = "draining";
   if (isLive(m) && row && (row.status === "inactive" || row.status === "removed")) st = "recovering";
   if (row?.status === "recovering" && st === "active" && serving !== true) st = "recovering";
   return st;

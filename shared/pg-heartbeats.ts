@@ -8,7 +8,8 @@
  *   write cannot roll a member's progress back.
  * - Reads return the stored heartbeats as written; a payload that does not parse is
  *   skipped (one agent's bad write must not blind the others).
- * It does not time anything: progress is dated by the reader, on its own clock.
+ * It does not time progress: that is dated by the reader, on its own clock. Only rows
+ * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
@@ -40,9 +41,16 @@ export class PgHeartbeats {
     );
   }
 
-  /** Every stored heartbeat. */
-  async readAll(): Promise<StoredPgHeartbeat[]> {
-    const rows = await this.sql.unsafe(`select instance_id, seq, payload::text as payload from ${this.table}`);
+  /**
+   * Every heartbeat written within `maxAgeMs` (by PostgreSQL's own clock, in one query).
+   * Older rows are members gone for long: a tracker seeing them for the first time must
+   * not take them for live members. A live member writes every HEARTBEAT_INTERVAL.
+   */
+  async readAll(maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
+    const rows = await this.sql.unsafe(
+      `select instance_id, seq, payload::text as payload from ${this.table} where written_at > now() - make_interval(secs => $1)`,
+      [maxAgeMs / 1000],
+    );
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {
       const hb = decodeHeartbeat(String(r.payload));

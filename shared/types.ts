@@ -93,6 +93,8 @@ export interface Heartbeat {
    */
   readonly states?: Readonly<Record<StreamId, { readonly s: string; readonly e?: string }>>;
   readonly worker: WorkerHealth;
+  /** The agent's previous heartbeat to PostgreSQL was confirmed (it reaches PostgreSQL). */
+  readonly pgOk?: boolean;
   readonly startedAt: string;
   readonly host: string;
   readonly location: string;
