@@ -26,7 +26,7 @@ import { legacyOwned, readLegacyMembers, type LegacyMember } from "../shared/leg
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
-import { closeRedis, createRedis } from "../shared/redis.js";
+import { closeRedis, createRedis, redisTargets } from "../shared/redis.js";
 import { migrate } from "../shared/schema.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
@@ -113,8 +113,9 @@ export class Agent {
     // /status calls while PostgreSQL is away must never queue in front of the leader's
     // epoch bump or the agent's own assignment reads.
     this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
-    this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
-    this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
+    const redisAt = redisTargets(config);
+    this.redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
+    this.lockClients = [this.redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
       redis: this.redis,
@@ -283,7 +284,7 @@ export class Agent {
       }
     }
     log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
-    this.sub = createRedis(this.config.redisUrls[0]!, { commandTimeoutMs: 1000, subscriber: true });
+    this.sub = createRedis(redisTargets(this.config)[0]!, { commandTimeoutMs: 1000, subscriber: true });
     this.sub.on("message", (_channel: string, message: string) => this.onNudge(message));
     // Re-read after (re)subscribing: nudges sent while we were away are lost.
     this.sub.on("ready", () => this.wakeOwn.wake());
