@@ -17,6 +17,11 @@
  * - failoverDetector: the client also listens to the sentinels' +switch-master and
  *   reconnects at once. Without it a client connected to the old primary keeps writing
  *   there (its writes later lost) until that node is converted, seconds later.
+ * - an "end" we did not ask for is undone: ioredis 6 ends a Sentinel client for good
+ *   when the failover detector of its previous connection fires while a reconnect is
+ *   still asking the sentinels (SentinelConnector.connect throws "Connection is
+ *   closed." and Redis#_connect sets status "end"). Left alone, that agent would never
+ *   reach Redis again while the rest of the fleet does.
  */
 import { Redis, type RedisOptions as IORedisOptions } from "ioredis";
 import type { Config, RedisSentinelConfig } from "./config.js";
@@ -46,6 +51,10 @@ export const FAILOVER_REPLY = /^(READONLY|MASTERDOWN|LOADING|NOREPLICAS)\b|-(REA
 export function reconnectOnFailoverReply(err: Error): boolean | 1 {
   return FAILOVER_REPLY.test(err.message) ? 1 : false;
 }
+
+/** Clients closed on purpose (closeRedis); any other "end" is reconnected. */
+const closedOnPurpose = new WeakSet<Redis>();
+const RECONNECT_AFTER_END_MS = 200;
 
 export function createRedis(target: RedisTarget, opts: RedisOptions): Redis {
   const common: IORedisOptions = {
@@ -78,11 +87,19 @@ export function createRedis(target: RedisTarget, opts: RedisOptions): Redis {
   // Connection errors surface through failing commands; an unhandled 'error' event
   // would otherwise crash the process.
   client.on("error", () => {});
+  client.on("end", () => {
+    if (closedOnPurpose.has(client)) return;
+    const timer = setTimeout(() => {
+      if (!closedOnPurpose.has(client) && client.status === "end") client.connect().catch(() => {});
+    }, RECONNECT_AFTER_END_MS);
+    timer.unref();
+  });
   return client;
 }
 
 /** Closes a client without throwing (it may already be closed or unreachable). */
 export async function closeRedis(client: Redis): Promise<void> {
+  closedOnPurpose.add(client);
   try {
     await client.quit();
   } catch {
