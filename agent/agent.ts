@@ -26,7 +26,7 @@ import { FailureMemo, type Logger } from "../shared/logger.js";
 import { liveIds } from "../shared/member-state.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
-import { closeRedis, createRedis } from "../shared/redis.js";
+import { closeRedis, createRedis, redisTargets } from "../shared/redis.js";
 import { decodeNudge, RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
 import { PgHeartbeats } from "../shared/pg-heartbeats.js";
@@ -121,8 +121,9 @@ export class Agent {
     this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
     this.hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
     this.pgHeartbeats = new PgHeartbeats(this.hbSql, config.schema);
-    this.redis = createRedis(config.redisUrls[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
-    this.lockClients = [this.redis, ...config.redisUrls.slice(1).map((u) => createRedis(u, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
+    const redisAt = redisTargets(config);
+    this.redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
+    this.lockClients = [this.redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
@@ -317,7 +318,7 @@ export class Agent {
       }
     }
     log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
-    this.sub = createRedis(this.config.redisUrls[0]!, { commandTimeoutMs: 1000, subscriber: true });
+    this.sub = createRedis(redisTargets(this.config)[0]!, { commandTimeoutMs: 1000, subscriber: true });
     this.sub.on("message", (_channel: string, message: string) => this.onNudge(message));
     // Re-read after (re)subscribing: nudges sent while we were away are lost.
     this.sub.on("ready", () => this.wakeOwn.wake());

@@ -22,6 +22,15 @@ export class ConfigError extends Error {
   }
 }
 
+export interface RedisSentinelConfig {
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+  /** The master group name the sentinels monitor. */
+  readonly name: string;
+  /** Password of the data nodes (REDIS_PASSWORD) and of the sentinels (REDIS_SENTINEL_PASSWORD). */
+  readonly password: string | undefined;
+  readonly sentinelPassword: string | undefined;
+}
+
 export type CoordinationLossPolicy = "keep" | "stop";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
@@ -36,8 +45,10 @@ export interface Config {
   /** The operator's catalog table, possibly schema-qualified; read, never written. */
   readonly streamsTable: { readonly schema?: string; readonly name: string };
   readonly streamsIdColumn: string;
-  /** One URL, or several for a Redlock quorum; the FIRST one also carries heartbeats. */
+  /** One URL, or several for a Redlock quorum; the FIRST one also carries heartbeats. Unused with sentinels. */
   readonly redisUrls: readonly string[];
+  /** Redis under Sentinel (REDIS_SENTINELS): every client asks the sentinels for the master. */
+  readonly redisSentinel: RedisSentinelConfig | undefined;
   readonly redisKeyPrefix: string;
   /** This agent's own switch: false keeps it on hashing whatever the cluster flag says. */
   readonly useOrchestrator: boolean;
@@ -285,6 +296,37 @@ function redisUrls(env: Env): string[] {
   return urls.map((u) => url(got.name, u, ["redis:", "rediss:"]));
 }
 
+/**
+ * REDIS_SENTINELS=host:port,[v6]:port,… with REDIS_SENTINEL_NAME and the passwords. The
+ * lease then lives on the one master the sentinels name: a Redlock quorum of several
+ * REDIS_URLs beside it would mix two models, so that is refused.
+ */
+function redisSentinel(env: Env, urls: readonly string[]): RedisSentinelConfig | undefined {
+  const got = pick(env, ["REDIS_SENTINELS"]);
+  const password = pick(env, ["REDIS_PASSWORD"])?.value;
+  const sentinelPassword = pick(env, ["REDIS_SENTINEL_PASSWORD"])?.value;
+  if (!got) {
+    for (const name of ["REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_NAME"]) {
+      if (pick(env, [name])) throw new ConfigError(name, `Invalid setting ${name}: it is used only with REDIS_SENTINELS (without sentinels the password belongs in REDIS_URL, redis://:PASSWORD@host:port).`);
+    }
+    return undefined;
+  }
+  const sentinels = got.value.split(",").map((p) => p.trim()).filter(Boolean).map((part) => {
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(part) ?? /^([A-Za-z0-9][A-Za-z0-9.-]{0,252}):(\d{1,5})$/.exec(part);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535 || (part.startsWith("[") && net.isIPv6(m[1]!) === false)) {
+      throw bad(got.name, got.value, "sentinel addresses host:port separated by commas (IPv6 in brackets: [::1]:26379)");
+    }
+    return { host: m[1]!, port };
+  });
+  if (sentinels.length === 0) throw bad(got.name, got.value, "at least one sentinel host:port");
+  if (urls.length > 1) {
+    throw new ConfigError("REDIS_URL", `Invalid setting REDIS_URL: it lists ${urls.length} URLs (a Redlock quorum) while REDIS_SENTINELS is set; a quorum over sentinel-managed nodes gives no extra safety. Use one or the other (with REDIS_SENTINELS, REDIS_URL is ignored).`);
+  }
+  const name = matching(env, ["REDIS_SENTINEL_NAME"], "mymaster", /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "a master group name of letters, digits or . _ : -");
+  return { sentinels, name, password, sentinelPassword };
+}
+
 /** A list of CIDRs or single addresses ("10.0.0.0/8, ::1"), normalised to CIDRs. */
 function cidrs(env: Env, names: readonly string[], fallback: readonly string[]): string[] {
   const got = pick(env, names);
@@ -334,6 +376,7 @@ export function loadConfig(env: Env = {}): Config {
     streamsTable: tableName(env),
     streamsIdColumn: matching(env, ["STREAMS_ID_COLUMN"], "id", IDENT, "a column name of letters, digits and _"),
     redisUrls: redisUrls(env),
+    redisSentinel: redisSentinel(env, redisUrls(env)),
     redisKeyPrefix: matching(env, ["REDIS_KEY_PREFIX"], "fingerv7", PREFIX, "1-64 letters, digits or : _ . -"),
     useOrchestrator: boolean(env, ["USE_ORCHESTRATOR"], true),
     heartbeatIntervalMs,
@@ -431,6 +474,11 @@ export function describeConfig(c: Config): Record<string, unknown> {
     ...c,
     databaseUrl: redactUrl(c.databaseUrl),
     redisUrls: c.redisUrls.map(redactUrl),
+    redisSentinel: c.redisSentinel && {
+      ...c.redisSentinel,
+      password: c.redisSentinel.password === undefined ? undefined : "***",
+      sentinelPassword: c.redisSentinel.sentinelPassword === undefined ? undefined : "***",
+    },
     adminToken: undefined,
     admin: c.adminToken ? "enabled (token set)" : "disabled (no ADMIN_TOKEN)",
   };
