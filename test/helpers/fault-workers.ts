@@ -9,6 +9,8 @@
  *   every stream when the lease runs out, starts stopping then (at the lease's end, even
  *   if the timer fires late) and is recorded as stopped when the stop completes, after a
  *   seeded random stop latency in [stopMs[0], stopMs[1]];
+ * - asks with version=V only once every stop answer V asked for has completed (the
+ *   contract: that request is the acknowledgement the hand-off waits for);
  * - reports with POST /v1/report every second.
  * LegacyWorker (the older API, like today's fingerv7 and test/legacy-client):
  * - registers (POST /api/workers/register), then polls GET /api/streams/assign every
@@ -89,6 +91,11 @@ class Streams {
     }
   }
 
+  /** Resolves once every stop in progress has completed. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await sleep(10);
+  }
+
   stopAll(): void {
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
@@ -161,13 +168,16 @@ export class LeaseWorker implements FaultWorker {
         if (this.stopped) return;
         this.fetches++;
         this.lastError = undefined;
-        this.version = body.version;
         // Never extend an earlier, longer lease with a shorter one, and never count from the answer.
         const until = sentAt + body.lease_ms;
         if (body.lease_ms > 0) this.deadline = until;
         const want = body.lease_ms > 0 && until > performance.now() ? new Set(body.streams.map((s) => String(s.id))) : new Set<string>();
         this.streams.apply(want, this.stopDelay);
         this.armExpiry();
+        // The contract: ask with version=V only once V is applied, i.e. once every stream
+        // it dropped has really stopped (that request is the acknowledgement).
+        await this.streams.settled();
+        this.version = body.version;
       } catch (err) {
         if (this.stopped) return;
         this.lastError = err instanceof Error ? err.message : String(err);
