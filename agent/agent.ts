@@ -133,6 +133,7 @@ export class Agent {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,
       maxGapMs: t.trackerMaxGapMs,
+      requireWorker: config.requireWorker,
     });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
     this.legacy = new LegacyView({

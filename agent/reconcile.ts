@@ -63,7 +63,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
 
 /** The streams weighted rendezvous hashing gives `me` over the live view. */
 export function hashedShare(me: string, catalog: readonly Stream[], snap: Snapshot): Stream[] {
-  const hrw = new Rendezvous([...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m) })));
+  const hrw = new Rendezvous([...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, snap.requireWorker) })));
   const mine = hrw.ids.indexOf(me);
   if (mine < 0) return [];
   const owners = hrw.ownerIndexes(catalog.map((s) => hashString(s.id)));

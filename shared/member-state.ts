@@ -26,11 +26,13 @@ export function liveIds(members: Iterable<MemberView>): Set<string> {
 
 /**
  * The hashing weight of a member: its capacity while it is live, not draining and not
- * leaving; 0 otherwise. Agents and the leader both use this, so they compute the same
- * owners for the same snapshot.
+ * leaving (and, with REQUIRE_WORKER, while its worker is alive: a dead fingerv7 beside a
+ * live agent gets no share); 0 otherwise. Agents and the leader both use this, so they
+ * compute the same owners for the same snapshot.
  */
-export function hashWeight(m: MemberView): number {
+export function hashWeight(m: MemberView, requireWorker = false): number {
   if (!isLive(m) || m.hb.draining || m.hb.leaving) return 0;
+  if (requireWorker && !m.hb.worker.ok) return 0;
   return Math.max(0, m.hb.capacity);
 }
 

@@ -55,6 +55,8 @@ export interface Snapshot {
   readonly viewGrewAt: number;
   /** Which channels this read could see. */
   readonly channels: { readonly redis: boolean; readonly postgres: boolean };
+  /** REQUIRE_WORKER as the hashing weights of this view were computed (member-state.ts). */
+  readonly requireWorker?: boolean;
 }
 
 type Channel = "redis" | "postgres";
@@ -85,6 +87,8 @@ export interface TrackerOptions {
   readonly heartbeatWarningMs: number;
   /** A read gap longer than this means we were not watching: restart every member's clock. */
   readonly maxGapMs: number;
+  /** REQUIRE_WORKER: a member whose worker is down weighs nothing in the hash. */
+  readonly requireWorker?: boolean;
 }
 
 export class MembershipTracker {
@@ -210,6 +214,7 @@ export class MembershipTracker {
       viewVersion: this.viewVersion,
       viewGrewAt: this.viewGrewAt,
       channels: { redis: ok.redis, postgres: ok.postgres },
+      requireWorker: this.o.requireWorker ?? false,
     };
     this.last = snap;
     return snap;
@@ -218,7 +223,7 @@ export class MembershipTracker {
   private updateView(members: ReadonlyMap<string, MemberView>, now: number): void {
     const weights = new Map<string, number>();
     for (const m of members.values()) {
-      const w = hashWeight(m);
+      const w = hashWeight(m, this.o.requireWorker);
       if (w > 0) weights.set(m.id, w);
     }
     const key = [...weights].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([id, w]) => `${id}=${w}`).join(",");

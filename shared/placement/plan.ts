@@ -109,7 +109,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   // 2. What hashing members own: the same function, weights and view the agents use.
-  const hrw = hashedMembers.size > 0 ? new Rendezvous([...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m) }))) : undefined;
+  const hrw = hashedMembers.size > 0 ? new Rendezvous([...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, input.requireWorker) }))) : undefined;
   const hashedOwned = new Set<StreamId>();
   if (hrw && hrw.size > 0) {
     const owners = hrw.ownerIndexes(input.catalog.map((s) => hashString(s.id)));

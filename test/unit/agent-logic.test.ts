@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { resolveMode, type ModeInput } from "../../agent/mode.js";
-import { reconcile } from "../../agent/reconcile.js";
+import { hashedShare, reconcile } from "../../agent/reconcile.js";
 import type { MemberView, Snapshot } from "../../shared/membership.js";
 import type { Heartbeat, Stream } from "../../shared/types.js";
 
@@ -99,5 +99,17 @@ describe("reconcile", () => {
     const r = reconcile({ me: "a", now, mode: "orchestrated", listed: [], rows: [stream("1")], catalog: undefined, snapshot: snap, hashSettleMs: 0, maxViewAgeMs: 3000 });
     expect(r.streams).toEqual([]);
     expect(r.blocked).toEqual(["1"]);
+  });
+});
+
+describe("hashed mode and REQUIRE_WORKER", () => {
+  it("a member whose worker is down gets no hashed share when the view requires a worker", () => {
+    const catalog = Array.from({ length: 60 }, (_, i) => stream(String(i + 1)));
+    const dead = member("b", []);
+    const down = { ...dead, hb: { ...dead.hb!, worker: { ...dead.hb!.worker, ok: false } } };
+    const snap = (requireWorker: boolean): Snapshot => ({ ...snapshot([member("a", []), down], 100_000, 0), requireWorker });
+    expect(hashedShare("b", catalog, snap(false)).length).toBeGreaterThan(0);
+    expect(hashedShare("b", catalog, snap(true))).toEqual([]);
+    expect(hashedShare("a", catalog, snap(true))).toHaveLength(60);
   });
 });
