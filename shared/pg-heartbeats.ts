@@ -31,10 +31,14 @@ export class PgHeartbeats {
     this.table = `${ident(schema)}.heartbeats`;
   }
 
-  /** Writes this agent's heartbeat. Throws when PostgreSQL did not confirm it. */
+  /**
+   * Writes this agent's heartbeat. Throws when PostgreSQL did not confirm it. The JSON goes
+   * in as text and is cast: bound to a jsonb parameter, postgres.js would store it as one
+   * JSON string instead of an object.
+   */
   async write(hb: Heartbeat): Promise<void> {
     await this.sql.unsafe(
-      `insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4, now())
+      `insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4::text::jsonb, now())
        on conflict (instance_id) do update set session = excluded.session, seq = excluded.seq, payload = excluded.payload, written_at = now()
         where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq`,
       [hb.id, hb.session, hb.seq, JSON.stringify(hb)],
