@@ -59,6 +59,8 @@ export class HeartbeatLoop {
   private readonly failures = { redis: new FailureMemo(), postgres: new FailureMemo() };
   private lastReportedHeld: readonly string[] = [];
   private lastConfirmed: { at: number; incarnation: string } | undefined;
+  /** When the PostgreSQL heartbeats started failing (undefined while they succeed). */
+  private pgFailingSince: number | undefined;
 
   constructor(private readonly d: HeartbeatDeps) {}
 
@@ -75,6 +77,11 @@ export class HeartbeatLoop {
   /** The Redis channel's current failure, if any. */
   get error(): string | undefined {
     return this.failures.redis.message;
+  }
+
+  /** How long the heartbeats to PostgreSQL have been failing (0 while they succeed). */
+  postgresDownMs(now = this.d.clock.now()): number {
+    return this.pgFailingSince === undefined ? 0 : now - this.pgFailingSince;
   }
 
   get postgresError(): string | undefined {
@@ -96,6 +103,8 @@ export class HeartbeatLoop {
     const hb = d.build(sentAt);
     const [r, p] = await Promise.allSettled([d.sendRedis(hb), d.sendPostgres(hb)]);
     this.confirmed = { redis: r.status === "fulfilled", postgres: p.status === "fulfilled" };
+    if (this.confirmed.postgres) this.pgFailingSince = undefined;
+    else this.pgFailingSince ??= sentAt;
     this.record("redis", r);
     this.record("postgres", p);
     if (r.status === "fulfilled") {

@@ -8,7 +8,7 @@
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Config } from "../shared/config.js";
 import type { LegacyView } from "../shared/legacy.js";
-import { isLive, liveIds } from "../shared/member-state.js";
+import { isLive, liveIds, placementCapacity } from "../shared/member-state.js";
 import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { AssignPolicy } from "../shared/placement/assignor.js";
 import type { PlanInput } from "../shared/placement/plan.js";
@@ -52,6 +52,8 @@ export interface LeaderTerms {
   readonly requireWorker: boolean;
   /** Member → the session whose rows this leader's term has written (undefined off the leader). */
   readonly stamped?: ReadonlyMap<string, string>;
+  /** See PlanInput.honourPgCut. */
+  readonly honourPgCut?: boolean;
 }
 
 export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
@@ -66,6 +68,7 @@ export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
     stamped: t.stamped,
     policy: t.policy,
     requireWorker: t.requireWorker,
+    honourPgCut: t.honourPgCut,
   };
 }
 
@@ -109,7 +112,7 @@ export function rebalanceTrigger(
     if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
     // Members serving by hashing own no rows by design: they never count as starving.
     if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
-    const capacity = requireWorker && !m.hb.worker.ok ? 0 : m.hb.capacity;
+    const capacity = placementCapacity(m, requireWorker);
     if (capacity <= 0) continue;
     const before = lastPool.get(m.id) ?? 0;
     if ((before === 0 && lastPool.size > 0) || (streams > 0 && (owned.get(m.id) ?? 0) === 0)) reason = "join";

@@ -74,6 +74,7 @@ export class LeaderLoop {
   private stamped = new Map<string, string>();
   private publishing: Promise<void> = Promise.resolve();
   private lastProgressAt = 0;
+  private lastFailureAt = -Infinity;
   private st: {
     lastTickAt?: number;
     lastError?: string;
@@ -166,6 +167,7 @@ export class LeaderLoop {
         this.d.onFenced();
         return "fenced";
       }
+      this.lastFailureAt = this.d.clock.now();
       const msg = err instanceof Error ? err.message : String(err);
       if (msg !== this.st.lastError) log.warn({ category: "ERROR", err }, "leader tick failed; retrying");
       this.st.lastError = msg;
@@ -257,7 +259,10 @@ export class LeaderLoop {
     if (signal.aborted) return;
 
     const policy = this.policy(snap, state.rows, sources.catalog.length);
-    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped }));
+    // After this leader's own PostgreSQL trouble, members' "cut" flags may describe an
+    // outage that just ended for everyone: wait a HEARTBEAT_TIMEOUT before acting on them.
+    const honourPgCut = this.d.clock.now() - this.lastFailureAt >= this.d.config.heartbeatTimeoutMs;
+    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut }));
     const events = this.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {

@@ -36,6 +36,16 @@ export function hashWeight(m: MemberView, requireWorker = false): number {
   return Math.max(0, m.hb.capacity);
 }
 
+/**
+ * How many streams the leader may place on a live member: its capacity, or 0 when its
+ * worker is down (with REQUIRE_WORKER) or it is cut from PostgreSQL (it could not read
+ * rows given to it; what it holds stays held until it can).
+ */
+export function placementCapacity(m: LiveMember, requireWorker: boolean, honourPgCut = true): number {
+  if ((requireWorker && !m.hb.worker.ok) || (honourPgCut && m.hb.pgCut === true)) return 0;
+  return Math.max(0, m.hb.capacity);
+}
+
 /** Streams that live members (other than `except`) report holding. */
 export function heldByOthers(snap: Snapshot, except: string): Map<StreamId, string> {
   const out = new Map<StreamId, string>();

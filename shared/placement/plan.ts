@@ -15,7 +15,7 @@
  * against members that under-report what they hold: `held` is trusted as reported.
  */
 import { Rendezvous, hashString } from "./hash.js";
-import { hashWeight, instanceState, isLive } from "../member-state.js";
+import { hashWeight, instanceState, isLive, placementCapacity } from "../member-state.js";
 import type { MemberView } from "../membership.js";
 import type { InstanceStatus, Mode, MoveReason, Stream, StreamId } from "../types.js";
 import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
@@ -50,6 +50,12 @@ export interface PlanInput {
   readonly policy: AssignPolicy;
   /** A member whose worker is not fetching cannot serve: treat it as unable to hold streams. */
   readonly requireWorker: boolean;
+  /**
+   * Give nothing to members cut from PostgreSQL (they could not read it). False right after
+   * the leader's own PostgreSQL trouble: then every member's flag may still describe an
+   * outage that just ended for all, and acting on them would move streams for nothing.
+   */
+  readonly honourPgCut?: boolean;
   /** Streams owned by live legacy members (no sidecar): never given to anyone else. */
   readonly legacy?: ReadonlyMap<StreamId, string>;
   /**
@@ -102,8 +108,7 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     const draining = m.hb.draining || m.hb.leaving || input.instances.get(m.id)?.draining === true;
-    const workerDown = input.requireWorker && !m.hb.worker.ok;
-    const capacity = workerDown ? 0 : Math.max(0, m.hb.capacity);
+    const capacity = placementCapacity(m, input.requireWorker, input.honourPgCut ?? true);
     pool.push({ id: m.id, capacity, draining });
     if (!draining && capacity > 0) usable.add(m.id);
   }

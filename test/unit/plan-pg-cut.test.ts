@@ -1,0 +1,41 @@
+/**
+ * A member cut from PostgreSQL (its heartbeats there failing for half a HEARTBEAT_TIMEOUT)
+ * cannot read rows given to it: the plan gives it nothing, and what it holds is revoked
+ * but stays with it until it lets go (break-before-make), so nothing goes unserved.
+ * Regression: the leader gave a dead member's streams to a member that could not read
+ * them, and they went unserved until PostgreSQL came back.
+ */
+import { describe, expect, it } from "vitest";
+import { plan, type InstanceRow, type Row } from "../../shared/placement/plan.js";
+import type { MemberView } from "../../shared/membership.js";
+import type { Heartbeat, Stream } from "../../shared/types.js";
+
+const stream = (id: string): Stream => ({ id, url: `u${id}`, name: id, metadata: {} });
+const row = (s: string, owner: string): Row => ({ stream: s, owner, state: "active", next: null, revokeVersion: null, reason: "catalog", url: `u${s}`, name: s, metadata: {} });
+
+function member(id: string, held: string[], pgCut = false): MemberView {
+  const hb: Heartbeat = {
+    id, seq: 1, session: "s", capacity: 20, draining: false, mode: "orchestrated", useOrchestrator: true, version: 1, held, leaving: false, restarting: false,
+    worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" }, startedAt: "", host: "", location: "", software: "", pgCut,
+  };
+  return { id, hb, present: true, status: "alive", silentMs: 0, firstSeenAt: 0 };
+}
+
+describe("a member cut from PostgreSQL", () => {
+  it("gets no new streams; its own are revoked but stay held by it", () => {
+    const aIds = ["1", "2", "3", "4", "5"];
+    const bIds = ["6", "7", "8", "9", "10"];
+    const rows = new Map<string, Row>([...aIds.map((s) => [s, row(s, "a")] as const), ...bIds.map((s) => [s, row(s, "b")] as const)]);
+    const instances = new Map<string, InstanceRow>(["a", "b"].map((id) => [id, { id, draining: false, version: 1, epoch: 1, status: "active" }]));
+    const members = new Map([["a", member("a", aIds, true)], ["b", member("b", bIds)]]);
+    const catalog = Array.from({ length: 12 }, (_, i) => stream(String(i + 1)));
+    const p = plan({ epoch: 1, flag: "orchestrated", catalog, rows, instances, members, policy: { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: true }, requireWorker: false });
+    const puts = p.ops.filter((o) => o.op === "put");
+    expect(puts.map((o) => (o.op === "put" ? o.row.owner : "")).every((owner) => owner === "b")).toBe(true);
+    expect(puts.map((o) => (o.op === "put" ? o.row.stream : "")).sort()).toEqual(["11", "12"]);
+    const revoked = p.ops.filter((o) => o.op === "revoke").map((o) => (o.op === "revoke" ? o.stream : "")).sort();
+    expect(revoked).toEqual([...aIds].sort());
+    // Nothing of a's is given away yet: b may start them only once a no longer holds them.
+    expect(puts.some((o) => o.op === "put" && aIds.includes(o.row.stream))).toBe(false);
+  });
+});
