@@ -423,6 +423,7 @@ export class Agent {
       id: this.id,
       seq: ++this.seq,
       ttlMs: this.config.heartbeatTimeoutMs,
+      leaseMs: this.config.workerLeaseMs,
       session: this.sessionNow,
       capacity: this.capacity,
       draining: this.own?.draining ?? false,

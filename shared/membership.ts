@@ -190,7 +190,8 @@ export class MembershipTracker {
         // keys say nothing, and a member dead before may have come back unseen.
         if (restart[c] && (!entry.dead || (c === "redis" && newIncarnation))) entry.progressAt[c] = Math.max(entry.progressAt[c], now);
       }
-      const silentOnAll = this.channels.every((c) => now - entry.progressAt[c] >= this.o.heartbeatTimeoutMs);
+      const timeout = deadAfterMs(this.o.heartbeatTimeoutMs, entry.hb);
+      const silentOnAll = this.channels.every((c) => now - entry.progressAt[c] >= timeout);
       // With a channel unreadable nobody new is declared dead; the dead stay dead until
       // they show progress.
       entry.dead = blind ? entry.dead && !progressed.has(id) : silentOnAll;
@@ -235,6 +236,19 @@ export class MembershipTracker {
     if (grew) this.viewGrewAt = now;
     this.liveWeights = weights;
   }
+}
+
+/** Margin between a member's published worker lease and the silence that declares it dead. */
+const LEASE_MARGIN_MS = 1000;
+
+/**
+ * How long a member must be silent before it is dead: the larger of this decider's
+ * HEARTBEAT_TIMEOUT and the member's own (it publishes it, with its worker lease). During
+ * a rolling change of HEARTBEAT_TIMEOUT or WORKER_LEASE, a decider with a shorter timeout
+ * must not declare a member dead while that member's worker may still hold its lease.
+ */
+export function deadAfterMs(ownTimeoutMs: number, hb: Heartbeat | undefined): number {
+  return Math.max(ownTimeoutMs, hb?.ttlMs ?? 0, hb?.leaseMs !== undefined ? hb.leaseMs + LEASE_MARGIN_MS : 0);
 }
 
 /** Whether heartbeat `a` was written after `b` by the same member. */

@@ -67,6 +67,8 @@ export interface Heartbeat {
   readonly seq: number;
   /** The TTL this heartbeat was written with (its HEARTBEAT_TIMEOUT), so readers can date it from its PTTL. */
   readonly ttlMs?: number;
+  /** Its WORKER_LEASE: deciders wait at least this (plus a margin) before declaring it dead. */
+  readonly leaseMs?: number;
   /**
    * Random per process start, with a suffix that changes whenever the agent withdrew and
    * resynced (a freeze, a lapsed lease): either way the leader re-stamps its rows.

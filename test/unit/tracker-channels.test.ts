@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../shared/clock.js";
-import { MembershipTracker } from "../../shared/membership.js";
+import { MembershipTracker, deadAfterMs } from "../../shared/membership.js";
 import type { StoredPgHeartbeat } from "../../shared/pg-heartbeats.js";
 import type { RawSnapshot } from "../../shared/redis-protocol.js";
 import type { Heartbeat } from "../../shared/types.js";
@@ -21,6 +21,7 @@ function harness() {
   const clock = new ManualClock(10_000);
   const seq = { redis: new Map<string, number>(), postgres: new Map<string, number>() };
   const down = { redis: false, postgres: false };
+  const ttl = new Map<string, number>();
   const tracker = new MembershipTracker({
     clock,
     heartbeatTimeoutMs: TIMEOUT,
@@ -29,13 +30,13 @@ function harness() {
     protocol: {
       snapshot: async (): Promise<RawSnapshot> => {
         if (down.redis) throw new Error("Redis unreachable");
-        return { incarnation: "i1", leader: undefined, flag: undefined, members: [...seq.redis].map(([id, n]) => ({ id, heartbeat: hb(id, n), pttlMs: 1000 })) };
+        return { incarnation: "i1", leader: undefined, flag: undefined, members: [...seq.redis].map(([id, n]) => ({ id, heartbeat: { ...hb(id, n), ttlMs: ttl.get(id) }, pttlMs: 1000 })) };
       },
     },
     pg: {
       readAll: async (): Promise<StoredPgHeartbeat[]> => {
         if (down.postgres) throw new Error("PostgreSQL unreachable");
-        return [...seq.postgres].map(([id, n]) => ({ id, heartbeat: hb(id, n) }));
+        return [...seq.postgres].map(([id, n]) => ({ id, heartbeat: { ...hb(id, n), ttlMs: ttl.get(id) } }));
       },
     },
   });
@@ -45,7 +46,7 @@ function harness() {
     await clock.advance(500);
     return tracker.refresh();
   };
-  return { tick, down, tracker };
+  return { tick, down, tracker, setTtl: (id: string, ms: number) => ttl.set(id, ms) };
 }
 
 describe("two liveness channels", () => {
@@ -105,5 +106,28 @@ describe("two liveness channels", () => {
     await expect(h.tick({ a: ["postgres"] })).resolves.toBeDefined();
     h.down.postgres = true;
     await expect(h.tick({})).rejects.toThrow(/Redis unreachable/);
+  });
+});
+
+describe("deadAfterMs: the larger of the decider's and the member's timeouts", () => {
+  it("a member with a longer HEARTBEAT_TIMEOUT or WORKER_LEASE than the decider waits for its own", () => {
+    const base = hb("m", 1);
+    expect(deadAfterMs(3_000, base)).toBe(3_000);
+    expect(deadAfterMs(3_000, { ...base, ttlMs: 10_000 })).toBe(10_000);
+    expect(deadAfterMs(3_000, { ...base, ttlMs: 3_000, leaseMs: 6_000 })).toBe(7_000);
+    expect(deadAfterMs(8_000, { ...base, ttlMs: 3_000, leaseMs: 1_800 })).toBe(8_000);
+  });
+
+  it("the tracker applies it: a member announcing a longer timeout is not dead at the decider's", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"] });
+    // Written with the member's own (longer) timeout, then silence.
+    h.setTtl("a", 6_000);
+    await h.tick({ a: ["redis", "postgres"] });
+    let snap = await h.tick({});
+    for (let i = 0; i < 8; i++) snap = await h.tick({});
+    expect(snap.members.get("a")!.status).not.toBe("dead");
+    for (let i = 0; i < 6; i++) snap = await h.tick({});
+    expect(snap.members.get("a")!.status).toBe("dead");
   });
 });
