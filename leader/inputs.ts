@@ -54,6 +54,8 @@ export interface LeaderTerms {
   readonly stamped?: ReadonlyMap<string, string>;
   /** See PlanInput.honourPgCut. */
   readonly honourPgCut?: boolean;
+  /** See PlanInput.hashSettled. */
+  readonly hashSettled?: boolean;
 }
 
 export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
@@ -69,6 +71,7 @@ export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
     policy: t.policy,
     requireWorker: t.requireWorker,
     honourPgCut: t.honourPgCut,
+    hashSettled: t.hashSettled,
   };
 }
 

@@ -262,7 +262,7 @@ export class LeaderLoop {
     // After this leader's own PostgreSQL trouble, members' "cut" flags may describe an
     // outage that just ended for everyone: wait a HEARTBEAT_TIMEOUT before acting on them.
     const honourPgCut = this.d.clock.now() - this.lastFailureAt >= this.d.config.heartbeatTimeoutMs;
-    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut }));
+    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled: this.d.clock.now() - (snap.viewChangedAt ?? 0) >= this.d.config.hashSettleMs }));
     const events = this.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {

@@ -53,6 +53,8 @@ export interface Snapshot {
   readonly viewVersion: number;
   /** Local time the live set last GREW (a join or a weight change); removals do not count. */
   readonly viewGrewAt: number;
+  /** Local time the live set last changed in any way. */
+  readonly viewChangedAt?: number;
   /** Which channels this read could see. */
   readonly channels: { readonly redis: boolean; readonly postgres: boolean };
   /** REQUIRE_WORKER as the hashing weights of this view were computed (member-state.ts). */
@@ -99,6 +101,7 @@ export class MembershipTracker {
   private viewKey = "";
   private viewVersion = 0;
   private viewGrewAt = 0;
+  private viewChangedAt = 0;
   private liveWeights = new Map<string, number>();
   private inflight: Promise<Snapshot> | undefined;
   private readonly channels: readonly Channel[];
@@ -214,6 +217,7 @@ export class MembershipTracker {
       incarnation: this.incarnation,
       viewVersion: this.viewVersion,
       viewGrewAt: this.viewGrewAt,
+      viewChangedAt: this.viewChangedAt,
       channels: { redis: ok.redis, postgres: ok.postgres },
       requireWorker: this.o.requireWorker ?? false,
     };
@@ -234,6 +238,7 @@ export class MembershipTracker {
     this.viewKey = key;
     this.viewVersion++;
     if (grew) this.viewGrewAt = now;
+    this.viewChangedAt = now;
     this.liveWeights = weights;
   }
 }

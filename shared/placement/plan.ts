@@ -56,6 +56,8 @@ export interface PlanInput {
    * outage that just ended for all, and acting on them would move streams for nothing.
    */
   readonly honourPgCut?: boolean;
+  /** The membership view has not changed for HASH_SETTLE (only matters with hashing members). */
+  readonly hashSettled?: boolean;
   /** Streams owned by live legacy members (no sidecar): never given to anyone else. */
   readonly legacy?: ReadonlyMap<StreamId, string>;
   /**
@@ -180,6 +182,10 @@ export function plan(input: PlanInput): Plan {
     ops.push({ op: "put", row: { stream: s.id, owner: to, state: "active", next: null, revokeVersion: null, reason, url: s.url, name: s.name, metadata: s.metadata }, bump: to, reason, from });
     bump.add(to);
   };
+  // A stream goes to a new owner only when nobody else holds it and, with hashing members
+  // in the cluster, only once the membership view has settled (HASH_SETTLE): while views
+  // differ a hashing agent may take the same free stream by its own reading of the hash.
+  const mayGive = (s: StreamId, to: string) => !heldByOther(s, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
   const streamIds = new Set<StreamId>([...poolStreams, ...rows.keys()]);
   for (const id of [...streamIds].sort()) {
     const target = result.assignment.get(id);
@@ -188,7 +194,7 @@ export function plan(input: PlanInput): Plan {
     const reason: MoveReason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) continue;
-      if (heldByOther(id, target)) waiting.push(id);
+      if (!mayGive(id, target)) waiting.push(id);
       else put(stream, target, reason, null);
       continue;
     }
@@ -210,7 +216,7 @@ export function plan(input: PlanInput): Plan {
         ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason });
         bump.add(row.owner);
       } else if (target !== undefined && stream) {
-        if (heldByOther(id, target)) waiting.push(id);
+        if (!mayGive(id, target)) waiting.push(id);
         else put(stream, target, reasons.get(id) ?? "failover", row.owner);
       } else {
         ops.push({ op: "delete", stream: id, owner: row.owner, reason });
@@ -220,7 +226,7 @@ export function plan(input: PlanInput): Plan {
     // revoking
     if (revocationDone(row)) {
       if (target !== undefined && stream) {
-        if (heldByOther(id, target)) waiting.push(id);
+        if (!mayGive(id, target)) waiting.push(id);
         else put(stream, target, row.reason, row.owner);
       } else {
         ops.push({ op: "delete", stream: id, owner: row.owner, reason: row.reason });

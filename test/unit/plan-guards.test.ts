@@ -1,9 +1,12 @@
 /**
+ * Guards in the plan.
  * A member cut from PostgreSQL (its heartbeats there failing for half a HEARTBEAT_TIMEOUT)
  * cannot read rows given to it: the plan gives it nothing, and what it holds is revoked
  * but stays with it until it lets go (break-before-make), so nothing goes unserved.
  * Regression: the leader gave a dead member's streams to a member that could not read
  * them, and they went unserved until PostgreSQL came back.
+ * With hashing members in the cluster, free streams wait until the view has settled:
+ * while views differ a hashing agent may take the same stream by its own hash.
  */
 import { describe, expect, it } from "vitest";
 import { plan, type InstanceRow, type Row } from "../../shared/placement/plan.js";
@@ -37,5 +40,21 @@ describe("a member cut from PostgreSQL", () => {
     expect(revoked).toEqual([...aIds].sort());
     // Nothing of a's is given away yet: b may start them only once a no longer holds them.
     expect(puts.some((o) => o.op === "put" && aIds.includes(o.row.stream))).toBe(false);
+  });
+});
+
+describe("with hashing members in the cluster", () => {
+  it("a free stream is placed only once the membership view has settled (HASH_SETTLE)", () => {
+    const hashing = member("h", []);
+    const h = { ...hashing, hb: { ...hashing.hb!, mode: "hashed" as const, useOrchestrator: false } };
+    const members = new Map([["a", member("a", [])], ["h", h]]);
+    const instances = new Map<string, InstanceRow>([["a", { id: "a", draining: false, version: 1, epoch: 1, status: "active" }]]);
+    const catalog = Array.from({ length: 20 }, (_, i) => stream(String(i + 1)));
+    const input = { epoch: 1, flag: "orchestrated" as const, catalog, rows: new Map<string, Row>(), instances, members, policy: { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: true }, requireWorker: false };
+    const unsettled = plan({ ...input, hashSettled: false });
+    expect(unsettled.ops.filter((o) => o.op === "put")).toEqual([]);
+    expect(unsettled.waiting.length).toBeGreaterThan(0);
+    const settled = plan({ ...input, hashSettled: true });
+    expect(settled.ops.filter((o) => o.op === "put").length).toBe(unsettled.waiting.length);
   });
 });
