@@ -145,6 +145,8 @@ const id = z.union([z.number(), z.string()]);
 
 export const instanceSchema = z.object({
   instance_id: z.string(),
+  /** The documents' name for instance_id (same value). */
+  id: z.string(),
   status: z.enum(INSTANCE_STATES),
   is_leader: z.boolean(),
   registered_at: z.string().nullable(),
@@ -157,6 +159,8 @@ export const instanceSchema = z.object({
   load_percentage: z.number(),
   processed_total: z.number(),
   errors_total: z.number(),
+  /** performanceScore(processed_total, errors_total): the share of successful captures, 0–1. */
+  performance_score: z.number(),
   worker: z.object({ ok: z.boolean(), last_seen_ms_ago: z.number().nullable(), kind: z.string() }).nullable(),
   mode: z.enum(["orchestrated", "hashed"]).nullable(),
   draining: z.boolean(),
@@ -177,6 +181,10 @@ export const eventSchema = z.object({
   reason: z.string().nullable(),
   epoch: z.number().nullable(),
   detail: z.unknown(),
+  /** The documents' names: when, what (the kind), and one sentence. */
+  timestamp: z.string(),
+  action: z.string(),
+  details: z.string(),
 });
 export type EventView = z.infer<typeof eventSchema>;
 
@@ -273,6 +281,7 @@ export function clusterView(input: ViewInput): ClusterView {
     const seenAgo = m?.hb ? Math.round(m.silentMs) : null;
     return {
       instance_id: iid,
+      id: iid,
       status,
       is_leader: leader?.id === iid,
       registered_at: row?.registeredAt ?? null,
@@ -285,6 +294,7 @@ export function clusterView(input: ViewInput): ClusterView {
       load_percentage: capacity > 0 ? round1((100 * current) / capacity) : 0,
       processed_total: Math.max(hb?.worker.processed ?? 0, row?.processed ?? 0),
       errors_total: Math.max(hb?.worker.errors ?? 0, row?.errors ?? 0),
+      performance_score: performanceScore(Math.max(hb?.worker.processed ?? 0, row?.processed ?? 0), Math.max(hb?.worker.errors ?? 0, row?.errors ?? 0)),
       worker: hb ? { ok: hb.worker.ok, last_seen_ms_ago: hb.worker.lastSeenMsAgo, kind: hb.worker.kind } : null,
       mode: isLive(m) ? m.hb.mode : null,
       draining: (hb?.draining ?? false) || (row?.draining ?? false),
@@ -339,7 +349,57 @@ export function clusterView(input: ViewInput): ClusterView {
 }
 
 function eventView(e: EventRecord): EventView {
-  return { id: e.id, at: e.at, kind: e.kind, stream_id: e.stream === null ? null : presentId(e.stream), from: e.from, to: e.to, reason: e.reason, epoch: e.epoch, detail: e.detail };
+  const stream = e.stream === null ? null : presentId(e.stream);
+  return {
+    id: e.id,
+    at: e.at,
+    kind: e.kind,
+    stream_id: stream,
+    from: e.from,
+    to: e.to,
+    reason: e.reason,
+    epoch: e.epoch,
+    detail: e.detail,
+    timestamp: e.at,
+    action: e.kind,
+    details: describeEvent(e.kind, stream, e.from, e.to, e.reason),
+  };
+}
+
+/**
+ * The documents' performance score of an instance: the share of its worker's captures
+ * that succeeded, processed / (processed + errors), over the totals its worker reported
+ * (1 when it reported nothing yet: no evidence of trouble). Rounded to 3 decimals.
+ */
+export function performanceScore(processed: number, errors: number): number {
+  const total = processed + errors;
+  return total > 0 ? Math.round((1000 * processed) / total) / 1000 : 1;
+}
+
+/** One sentence for a recent change, as the documents' `details` ("Moved stream 12 from a to b"). */
+export function describeEvent(kind: string, stream: string | number | null, from: string | null, to: string | null, reason: string | null): string {
+  const why = reason ? ` (${reason})` : "";
+  const s = stream === null ? "" : `stream ${stream}`;
+  switch (kind) {
+    case "assign":
+      return from && to && from !== to ? `Moved ${s} from ${from} to ${to}${why}` : `Assigned ${s} to ${to ?? "nobody"}${why}`;
+    case "revoke":
+      return `Revoking ${s} from ${from ?? "?"}${to ? ` for ${to}` : ""}${why}`;
+    case "unassign":
+      return `Unassigned ${s} from ${from ?? "?"}${why}`;
+    case "unplaced":
+      return `Streams left unassigned${why}`;
+    case "drain":
+      return `Drain requested for ${from ?? "?"}${why}`;
+    case "undrain":
+      return `Undrain requested for ${from ?? "?"}${why}`;
+    case "mode":
+      return `Cluster mode changed${why}`;
+    case "leader":
+      return `New leader ${to ?? from ?? "?"}${why}`;
+    default:
+      return `${kind}${s ? ` ${s}` : ""}${why}`;
+  }
 }
 
 // ---- response shapes (the contract; fingerctl and the tests parse with these) -----------
@@ -389,6 +449,10 @@ export const streamsStatusBody = z.object({
       streams: z.array(id),
       /** What the worker last reported per stream (processing, completed, failed, …), with the error of a failing one. */
       stream_states: z.record(z.string(), z.object({ status: z.string(), error: z.string().optional() })),
+      /** The documents' names: the count, the ids, and the instance's last heartbeat. */
+      assigned_streams: z.number(),
+      stream_ids: z.array(id),
+      last_updated: z.string().nullable(),
     }),
   ),
   unassigned: z.array(id),

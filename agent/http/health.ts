@@ -38,10 +38,17 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
     const healthy = postgres.ok && redis.ok && electorHealthy && agent.heartbeatHealthy;
     // The cluster at a glance (instances by state, streams assigned/unassigned), when readable.
     let cluster: Record<string, unknown> | null = null;
+    // The documents' top-level counts (null while the cluster state is unreadable).
+    let instances: { total: number; active: number; inactive: number; warning: number } | null = null;
+    let totals: { total: number; assigned: number; unassigned: number; processing: number } | null = null;
     if (postgres.ok) {
       try {
         const v = await agent.operator.view({ events: 1 });
         cluster = { instances: v.counts, streams: v.streams };
+        instances = { total: v.counts.total, active: v.counts.active, inactive: v.counts.inactive, warning: v.counts.warning };
+        // Processing: streams some live worker reports holding right now.
+        const processing = v.instances.reduce((n, i) => n + i.held_streams, 0);
+        totals = { total: v.streams.active, assigned: v.streams.assigned, unassigned: v.streams.unassigned, processing };
       } catch {
         cluster = null; // the dependency probes above already say what is wrong
       }
@@ -61,7 +68,9 @@ export function healthRoutes(agent: Agent, startedAt: number): Hono {
       dependencies: { postgres, redis },
       worker: { ok: worker.ok, last_seen_ms_ago: worker.lastSeenMsAgo, kind: worker.kind },
       cluster,
-      streams: (({ offered, held, leaseMs }) => ({ served: offered, held, lease_ms: leaseMs }))(agent.worker.summary()),
+      instances,
+      // This agent's worker (served, held, lease_ms) and the cluster's totals (the documents' fields).
+      streams: (({ offered, held, leaseMs }) => ({ served: offered, held, lease_ms: leaseMs, total: totals?.total ?? null, assigned: totals?.assigned ?? null, unassigned: totals?.unassigned ?? null, processing: totals?.processing ?? null }))(agent.worker.summary()),
     };
     return c.json(body, healthy ? 200 : 503);
   });

@@ -92,7 +92,8 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
         const ids = v.owned.get(i.instance_id) ?? [];
         const states = v.states.get(i.instance_id) ?? {};
         const stream_states = Object.fromEntries(Object.entries(states).map(([sid, st]) => [sid, st.e ? { status: st.s, error: redactText(st.e) } : { status: st.s }]));
-        return { instance_id: i.instance_id, status: i.status, max_streams: i.max_streams, count: ids.length, streams: ids.map(presentId), stream_states };
+        const shown = ids.map(presentId);
+        return { instance_id: i.instance_id, status: i.status, max_streams: i.max_streams, count: ids.length, streams: shown, stream_states, assigned_streams: ids.length, stream_ids: shown, last_updated: i.last_heartbeat };
       }),
     unassigned: v.unassigned.map(presentId),
     recent_changes: v.events,
