@@ -20,6 +20,7 @@ import { CatalogCache } from "../shared/catalog-cache.js";
 import { Waker, isAbortError, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
+import { probe, withTimeout, type Probe } from "../shared/deadline.js";
 import { Keys } from "../shared/keys.js";
 import { LegacyView } from "../shared/legacy.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
@@ -41,6 +42,8 @@ import { newerFlag } from "./mode.js";
 import { beginResync, decideOffer, initialOfferState, sessionOf, type OfferState } from "./offer.js";
 import { OperatorActions } from "./operator-actions.js";
 import { WorkerLink } from "./worker-link.js";
+
+export type { Probe } from "../shared/deadline.js";
 
 export interface AgentDeps {
   readonly config: Config;
@@ -599,36 +602,5 @@ export class Agent {
     if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
       throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
     }
-  }
-}
-
-export interface Probe {
-  readonly ok: boolean;
-  readonly response_ms: number;
-  readonly error?: string;
-}
-
-async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs: number): Promise<Probe> {
-  const t0 = clock.now();
-  const ctl = new AbortController();
-  const elapsed = () => Math.round((clock.now() - t0) * 10) / 10;
-  try {
-    await Promise.race([fn(), clock.sleep(timeoutMs, ctl.signal).then(() => Promise.reject(new Error(`no answer within ${timeoutMs} ms`)))]);
-    return { ok: true, response_ms: elapsed() };
-  } catch (err) {
-    return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    ctl.abort();
-  }
-}
-
-/** Resolves as `p`, or rejects once `ms` passed (the late answer is ignored). */
-async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
-  const ctl = new AbortController();
-  try {
-    return await Promise.race([p, clock.sleep(ms, ctl.signal).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms`)))]);
-  } finally {
-    ctl.abort();
-    p.catch(() => {}); // a late failure of an abandoned write is expected
   }
 }
