@@ -12,6 +12,7 @@
  *   agent/loops.ts           the periodic loops: step, sleep (or be woken), log failures
  *   agent/shutdown.ts        the graceful exit: drain or withdraw, within DRAIN_TIMEOUT
  *   agent/operator-actions.ts what an operator can ask of any agent
+ *   agent/leadership.ts      the lease, the elector and the leader loop wired together
  *   leader/                  election and the leader loop
  *
  * Components, started in this order and closed in reverse:
@@ -24,23 +25,24 @@ import type { Redis } from "ioredis";
 import { CatalogCache } from "../shared/catalog-cache.js";
 import { Waker, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
-import { connect, type Sql } from "../shared/db.js";
+import type { Sql } from "../shared/db.js";
 import { probe, withTimeout, type Probe } from "../shared/deadline.js";
 import { Keys } from "../shared/keys.js";
 import { LegacyView } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
-import { closeRedis, createRedis, redisTargets } from "../shared/redis.js";
+import { closeRedis, redisTargets } from "../shared/redis.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
 import { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
-import { Elector } from "../leader/elector.js";
-import { RedlockLease } from "../leader/lease.js";
-import { LeaderLoop } from "../leader/leader.js";
+import type { Elector } from "../leader/elector.js";
+import type { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
+import { closeConnections, openConnections, type Connections } from "./connections.js";
 import { HeartbeatLoop } from "./heartbeat.js";
+import { Leadership } from "./leadership.js";
 import { repeat } from "./loops.js";
 import { newerFlag } from "./mode.js";
 import { subscribeNudges } from "./nudges.js";
@@ -69,19 +71,20 @@ export class Agent {
   readonly operator: OperatorActions;
   readonly elector: Elector;
   readonly leader: LeaderLoop;
+  private readonly leadership: Leadership;
   readonly session = crypto.randomUUID();
   readonly startedAtWall: number;
 
   private readonly keys: Keys;
+  /** Pools and clients, with why each exists (agent/connections.ts). */
+  private readonly connections: Connections;
   /** The agent's PostgreSQL pools; tests end them to cut the database. */
   readonly sql: Sql;
   readonly opsSql: Sql;
-  /** One connection for the PostgreSQL heartbeat alone: it never queues behind other work. */
   private readonly hbSql: Sql;
   private readonly pgHeartbeats: PgHeartbeats;
   private readonly redis: Redis;
   private readonly protocol: RedisProtocol;
-  private readonly lockClients: Redis[];
   private readonly store: Store;
   private readonly tracker: MembershipTracker;
   private readonly catalog: CatalogCache;
@@ -99,7 +102,6 @@ export class Agent {
   private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
   private leaving = false;
   private restarting = false;
-  private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
 
@@ -114,16 +116,9 @@ export class Agent {
     this.startedAtWall = clock.wall();
     this.wakeHeartbeat = new Waker(clock, this.closing.signal);
     this.wakeOwn = new Waker(clock, this.closing.signal);
-    this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS });
-    // Operator reads and health probes get their own small pool: a burst of /health or
-    // /status calls while PostgreSQL is away must never queue in front of the leader's
-    // epoch bump or the agent's own assignment reads.
-    this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
-    this.hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
+    this.connections = openConnections(config);
+    ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
     this.pgHeartbeats = new PgHeartbeats(this.hbSql, config.schema);
-    const redisAt = redisTargets(config);
-    this.redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
-    this.lockClients = [this.redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
@@ -204,37 +199,24 @@ export class Agent {
       wakeOwn: () => this.wakeOwn.wake(),
       signal: this.closing.signal,
     });
-    const lease = new RedlockLease(this.lockClients, this.keys.leader, clock);
-    this.leader = new LeaderLoop({
+    this.leadership = new Leadership({
       id: config.instanceId,
       config,
       clock,
-      logger: this.logger.child({ component: "leader" }),
+      logger: this.logger,
       protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
       legacy: this.legacy,
       metrics: this.metrics,
-      isLeader: () => this.elector.isLeader(),
-      leaseToken: () => lease.token,
-      onFenced: () => void this.elector.resign(),
-      onStalled: (why) => void this.elector.stepAside(t.leaderHoldOffMs, why),
       forgetHeartbeats: (ids) => this.pgHeartbeats.forget(ids),
       requireWorker: config.requireWorker,
+      lockClients: this.connections.lockClients,
+      leaseKey: this.keys.leader,
     });
-    this.elector = new Elector({
-      id: config.instanceId,
-      lease,
-      clock,
-      logger: this.logger.child({ component: "elector" }),
-      ttlMs: config.leaderLeaseTtlMs,
-      renewIntervalMs: t.electorRenewMs,
-      retryIntervalMs: t.electorRetryMs,
-      onStartedLeading: (signal) => {
-        this.leaderRun = this.leader.run(signal).catch((err) => this.logger.error({ err, category: "ERROR" }, "leader loop crashed"));
-      },
-    });
+    this.elector = this.leadership.elector;
+    this.leader = this.leadership.leader;
     this.operator = new OperatorActions({
       config,
       clock,
@@ -387,12 +369,10 @@ export class Agent {
     if (this.closed) return;
     this.closed = true;
     this.closing.abort();
-    await this.elector.close().catch(() => {});
-    await this.leaderRun;
+    await this.leadership.close();
     await Promise.allSettled(this.loops);
     if (this.sub) await closeRedis(this.sub);
-    for (const c of this.lockClients) await closeRedis(c);
-    await Promise.all([this.sql, this.opsSql, this.hbSql].map((p) => p.end({ timeout: 2 }).catch(() => {})));
+    await closeConnections(this.connections);
   }
 
   /**
