@@ -94,8 +94,8 @@ export function deriveTimings(c: TimingSettings): Timings {
 
 /**
  * The derived intervals must keep the rules the safety model leans on. They follow from
- * loadConfig's checks across settings (shared/config.ts) for every accepted setting; a failure here is a bug in deriveTimings,
- * so it is an Error, not a ConfigError.
+ * loadConfig's checks across settings (shared/config.ts) for every accepted setting; a
+ * failure here is a bug in deriveTimings, so it is an Error, not a ConfigError.
  */
 export function checkTimings(c: TimingSettings, t: Timings): void {
   const broken = (rule: string) => new Error(`derived timings break a rule: ${rule}`);
