@@ -3,6 +3,7 @@
  * the one holding the lease also runs the leader loop. This file only composes the parts,
  * starts them and stops them; each rule lives in the part that owns it:
  *
+ *   agent/connections.ts     the PostgreSQL pools and Redis clients, and why each exists
  *   agent/startup.ts         migrate, refuse a live twin, inherit the worker's rows, register
  *   agent/heartbeat.ts       the heartbeat step and when it renews the worker's lease
  *   agent/offer.ts           what is offered (resync, row trust, mode, acquisitions) PURE
