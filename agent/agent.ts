@@ -3,10 +3,17 @@
  * the one holding the lease also runs the leader loop. This file only composes the parts,
  * starts them and stops them; each rule lives in the part that owns it:
  *
+ *   agent/connections.ts     the PostgreSQL pools and Redis clients, and why each exists
+ *   agent/startup.ts         migrate, refuse a live twin, inherit the worker's rows, register
  *   agent/heartbeat.ts       the heartbeat step and when it renews the worker's lease
  *   agent/offer.ts           what is offered (resync, row trust, mode, acquisitions) PURE
+ *   agent/offering.ts        when the offer is recomputed and how a decision is applied
  *   agent/worker-link.ts     the worker beside us, both APIs (offers, reports, capacity)
+ *   agent/nudges.ts          the cluster channel's subscriber and what each nudge wakes
+ *   agent/loops.ts           the periodic loops: step, sleep (or be woken), log failures
+ *   agent/shutdown.ts        the graceful exit: drain or withdraw, within DRAIN_TIMEOUT
  *   agent/operator-actions.ts what an operator can ask of any agent
+ *   agent/leadership.ts      the lease, the elector and the leader loop wired together
  *   leader/                  election and the leader loop
  *
  * Components, started in this order and closed in reverse:
@@ -17,45 +24,44 @@ import crypto from "node:crypto";
 import os from "node:os";
 import type { Redis } from "ioredis";
 import { CatalogCache } from "../shared/catalog-cache.js";
-import { Waker, isAbortError, type Clock } from "../shared/clock.js";
+import { Waker, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
-import { connect, type Sql } from "../shared/db.js";
+import type { Sql } from "../shared/db.js";
+import { probe, withTimeout, type Probe } from "../shared/deadline.js";
 import { Keys } from "../shared/keys.js";
 import { LegacyView } from "../shared/legacy.js";
-import { FailureMemo, type Logger } from "../shared/logger.js";
-import { liveIds } from "../shared/member-state.js";
+import type { Logger } from "../shared/logger.js";
 import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
-import { closeRedis, createRedis, redisTargets } from "../shared/redis.js";
-import { decodeNudge, RedisProtocol } from "../shared/redis-protocol.js";
-import { migrate } from "../shared/schema.js";
+import { closeRedis, redisTargets } from "../shared/redis.js";
+import { RedisProtocol } from "../shared/redis-protocol.js";
 import { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
-import { Elector } from "../leader/elector.js";
-import { RedlockLease } from "../leader/lease.js";
-import { LeaderLoop } from "../leader/leader.js";
+import type { Elector } from "../leader/elector.js";
+import type { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
+import { closeConnections, openConnections, type Connections } from "./connections.js";
 import { HeartbeatLoop } from "./heartbeat.js";
+import { Leadership } from "./leadership.js";
+import { repeat } from "./loops.js";
 import { newerFlag } from "./mode.js";
-import { beginResync, decideOffer, initialOfferState, sessionOf, type OfferState } from "./offer.js";
+import { subscribeNudges } from "./nudges.js";
+import { exitGracefully } from "./shutdown.js";
+import { sessionOf } from "./offer.js";
+import { Offering } from "./offering.js";
 import { OperatorActions } from "./operator-actions.js";
+import { join, register } from "./startup.js";
 import { WorkerLink } from "./worker-link.js";
+
+export type { Probe } from "../shared/deadline.js";
+export { DuplicateInstanceError } from "./startup.js";
 
 export interface AgentDeps {
   readonly config: Config;
   readonly clock: Clock;
   readonly logger: Logger;
 }
-
-export class DuplicateInstanceError extends Error {
-  override readonly name = "DuplicateInstanceError";
-}
-
-/** The shortest pause between two extra membership reads for blocked streams. */
-const VIEW_REFRESH_MIN_MS = 100;
-/** How often a shutdown checks whether its streams are gone. */
-const SHUTDOWN_POLL_MS = 50;
 
 export class Agent {
   readonly config: Config;
@@ -66,39 +72,37 @@ export class Agent {
   readonly operator: OperatorActions;
   readonly elector: Elector;
   readonly leader: LeaderLoop;
+  private readonly leadership: Leadership;
   readonly session = crypto.randomUUID();
   readonly startedAtWall: number;
 
   private readonly keys: Keys;
+  /** Pools and clients, with why each exists (agent/connections.ts). */
+  private readonly connections: Connections;
   /** The agent's PostgreSQL pools; tests end them to cut the database. */
   readonly sql: Sql;
   readonly opsSql: Sql;
-  /** One connection for the PostgreSQL heartbeat alone: it never queues behind other work. */
   private readonly hbSql: Sql;
   private readonly pgHeartbeats: PgHeartbeats;
   private readonly redis: Redis;
   private readonly protocol: RedisProtocol;
-  private readonly lockClients: Redis[];
   private readonly store: Store;
   private readonly tracker: MembershipTracker;
   private readonly catalog: CatalogCache;
   private readonly legacy: LegacyView;
   private readonly heartbeat: HeartbeatLoop;
+  private readonly offering: Offering;
   private readonly closing = new AbortController();
   private readonly wakeHeartbeat: Waker;
   private readonly wakeOwn: Waker;
   private sub: Redis | undefined;
   private loops: Promise<void>[] = [];
   private seq = 0;
-  private offerState: OfferState;
   private own: OwnAssignment | undefined;
   private ownLoadedAt = -Infinity;
   private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
   private leaving = false;
   private restarting = false;
-  private viewRefreshPending = false;
-  private lastViewRefreshAt = -Infinity;
-  private leaderRun: Promise<void> | undefined;
   private closed = false;
   private started = false;
 
@@ -111,19 +115,11 @@ export class Agent {
     this.keys = new Keys(config.redisKeyPrefix);
     this.metrics = new Metrics({ instance: config.instanceId });
     this.startedAtWall = clock.wall();
-    this.offerState = initialOfferState(clock.now());
     this.wakeHeartbeat = new Waker(clock, this.closing.signal);
     this.wakeOwn = new Waker(clock, this.closing.signal);
-    this.sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS });
-    // Operator reads and health probes get their own small pool: a burst of /health or
-    // /status calls while PostgreSQL is away must never queue in front of the leader's
-    // epoch bump or the agent's own assignment reads.
-    this.opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
-    this.hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
+    this.connections = openConnections(config);
+    ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
     this.pgHeartbeats = new PgHeartbeats(this.hbSql, config.schema);
-    const redisAt = redisTargets(config);
-    this.redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
-    this.lockClients = [this.redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
@@ -155,7 +151,7 @@ export class Agent {
       longPollCapMs: t.longPollCapMs,
       onHeldShrank: () => this.wakeHeartbeat.wake(),
       onReleased: () => {
-        this.afterChange();
+        this.offering.afterChange();
         this.wakeHeartbeat.wake();
       },
       onDeclared: (capacity) => {
@@ -175,45 +171,54 @@ export class Agent {
       sendRedis: (hb) => this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs),
       sendPostgres: (hb) => withTimeout(this.clock, this.pgHeartbeats.write(hb), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat"),
       build: (now) => this.buildHeartbeat(now),
-      resyncing: () => this.offerState.resyncSince !== undefined,
-      requireResync: (now, why) => this.requireResync(now, why),
+      resyncing: () => this.offering.resyncing,
+      requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {
         this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag };
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => this.publish({ t: "ack", id: this.id }),
     });
-    const lease = new RedlockLease(this.lockClients, this.keys.leader, clock);
-    this.leader = new LeaderLoop({
+    this.offering = new Offering({
+      config,
+      clock,
+      logger: this.logger,
+      metrics: this.metrics,
+      session: this.session,
+      worker: this.worker,
+      tracker: this.tracker,
+      catalog: this.catalog,
+      legacy: this.legacy,
+      reads: () => ({
+        heartbeatOk: this.heartbeat.healthy,
+        own: this.own,
+        ownLoadedAt: this.ownLoadedAt,
+        flag: this.flag,
+        leader: this.leaderInfo,
+        leaving: this.leaving,
+      }),
+      wakeHeartbeat: () => this.wakeHeartbeat.wake(),
+      wakeOwn: () => this.wakeOwn.wake(),
+      signal: this.closing.signal,
+    });
+    this.leadership = new Leadership({
       id: config.instanceId,
       config,
       clock,
-      logger: this.logger.child({ component: "leader" }),
+      logger: this.logger,
       protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
       catalog: this.catalog,
       legacy: this.legacy,
       metrics: this.metrics,
-      isLeader: () => this.elector.isLeader(),
-      leaseToken: () => lease.token,
-      onFenced: () => void this.elector.resign(),
-      onStalled: (why) => void this.elector.stepAside(t.leaderHoldOffMs, why),
       forgetHeartbeats: (ids) => this.pgHeartbeats.forget(ids),
       requireWorker: config.requireWorker,
+      lockClients: this.connections.lockClients,
+      leaseKey: this.keys.leader,
     });
-    this.elector = new Elector({
-      id: config.instanceId,
-      lease,
-      clock,
-      logger: this.logger.child({ component: "elector" }),
-      ttlMs: config.leaderLeaseTtlMs,
-      renewIntervalMs: t.electorRenewMs,
-      retryIntervalMs: t.electorRetryMs,
-      onStartedLeading: (signal) => {
-        this.leaderRun = this.leader.run(signal).catch((err) => this.logger.error({ err, category: "ERROR" }, "leader loop crashed"));
-      },
-    });
+    this.elector = this.leadership.elector;
+    this.leader = this.leadership.leader;
     this.operator = new OperatorActions({
       config,
       clock,
@@ -241,15 +246,15 @@ export class Agent {
 
   /** This process's session, with the resync generation: what the leader stamps rows for. */
   get sessionNow(): string {
-    return sessionOf(this.session, this.offerState);
+    return sessionOf(this.session, this.offering.state);
   }
 
   get mode(): Mode {
-    return this.offerState.mode;
+    return this.offering.state.mode;
   }
 
   get modeExplanation(): string {
-    return this.offerState.modeReason;
+    return this.offering.state.modeReason;
   }
 
   get ownAssignment(): OwnAssignment | undefined {
@@ -301,72 +306,62 @@ export class Agent {
     if (this.started) return;
     this.started = true;
     const log = this.logger.child({ category: "STARTUP" });
-    // Postgres may not be up yet (compose, a restart): retry with a clear line, never crash.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await migrate(this.sql, this.config.schema);
-        await this.checkDuplicate();
-        const before = await this.store.ownAssignment(this.id);
-        // The worker may have outlived our previous process: it still holds those rows
-        // (and its declared capacity) until it applies one of our answers.
-        this.worker.inherit([...before.active.map((r) => r.id), ...before.revoking], before.declaredCapacity);
-        await this.register();
-        break;
-      } catch (err) {
-        if (err instanceof DuplicateInstanceError || this.closing.signal.aborted) throw err;
-        log.warn({ err, attempt, category: "ERROR" }, "cannot reach PostgreSQL or Redis yet; retrying");
-        await this.clock.sleep(Math.min(5000, 250 * attempt), this.closing.signal);
-      }
-    }
+    await join({
+      config: this.config,
+      clock: this.clock,
+      logger: log,
+      sql: this.sql,
+      store: this.store,
+      protocol: this.protocol,
+      worker: this.worker,
+      session: this.session,
+      capacity: () => this.capacity,
+      signal: this.closing.signal,
+    });
     log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
-    this.sub = createRedis(redisTargets(this.config)[0]!, { commandTimeoutMs: 1000, subscriber: true });
-    this.sub.on("message", (_channel: string, message: string) => this.onNudge(message));
-    // Re-read after (re)subscribing: nudges sent while we were away are lost.
-    this.sub.on("ready", () => this.wakeOwn.wake());
-    void this.sub.subscribe(this.keys.channel).catch(() => {});
+    this.sub = subscribeNudges(redisTargets(this.config)[0]!, this.keys.channel, {
+      id: this.id,
+      ownVersion: () => this.own?.version ?? 0,
+      leading: () => this.elector.isLeader(),
+      reloadOwn: () => this.wakeOwn.wake(),
+      refreshView: () =>
+        void this.tracker.refresh().then(
+          () => this.offering.afterChange(),
+          () => {},
+        ),
+      leader: this.leader,
+    });
     const t = this.config.timings;
-    this.loops.push(this.loop("heartbeat", this.config.heartbeatIntervalMs, () => this.heartbeat.beat(), this.wakeHeartbeat));
-    this.loops.push(this.loop("tracker", this.config.heartbeatIntervalMs, () => this.track()));
-    this.loops.push(this.loop("own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
-    this.loops.push(this.loop("catalog", this.config.catalogRefreshMs, () => this.refreshCatalog()));
+    const ctx = { clock: this.clock, logger: this.logger, signal: this.closing.signal };
+    this.loops.push(repeat(ctx, "heartbeat", this.config.heartbeatIntervalMs, () => this.heartbeat.beat(), this.wakeHeartbeat));
+    this.loops.push(repeat(ctx, "tracker", this.config.heartbeatIntervalMs, () => this.track()));
+    this.loops.push(repeat(ctx, "own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
+    this.loops.push(repeat(ctx, "catalog", this.config.catalogRefreshMs, () => this.refreshCatalog()));
     this.elector.start();
   }
 
-  /**
-   * Graceful exit, bounded by DRAIN_TIMEOUT.
-   * SHUTDOWN_DRAIN=true: stop taking streams and hand off what we hold (the leader moves
-   * them, or hashing peers take them), then say goodbye.
-   * SHUTDOWN_DRAIN=false (a restart): withdraw the worker and exit; the rows stay ours
-   * for HEARTBEAT_TIMEOUT, so the same INSTANCE_ID coming back moves nothing.
-   */
+  /** Graceful exit, bounded by DRAIN_TIMEOUT: hands off (or withdraws for a restart), then closes (agent/shutdown.ts). */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    const log = this.logger.child({ category: "INSTANCE" });
-    const serving = this.worker.serving;
     if (this.started && !this.leaving && !this.restarting) {
-      const deadline = this.clock.now() + this.config.drainTimeoutMs;
-      const pause = () => this.clock.sleep(SHUTDOWN_POLL_MS).catch(() => {});
-      if (this.config.shutdownDrain) {
-        this.leaving = true;
-        log.info({ held: serving.held().length }, "draining before exit");
-        this.wakeHeartbeat.wake();
-        const leaderOk = () => !!this.leaderInfo?.ready && this.mode === "orchestrated";
-        // Orchestrated: wait until the leader moved our rows away. Hashed: release at once.
-        while (this.clock.now() < deadline && !this.closing.signal.aborted) {
-          const rowsLeft = (this.own?.active.length ?? 0) + (this.own?.revoking.length ?? 0);
-          if (!leaderOk() || rowsLeft === 0) break;
-          await pause();
-        }
-      } else {
-        this.restarting = true;
-        log.info({ held: serving.held().length }, "exiting for a restart: keeping the membership, withdrawing the worker");
-      }
-      serving.setListed([]);
-      // Wait for the worker to confirm the empty list (or for its lease to run out).
-      while (this.clock.now() < deadline && serving.held().length > 0) await pause();
-      await this.heartbeat.beat().catch(() => {}); // the goodbye: holding nothing
-      if (this.elector.isLeader()) await this.elector.resign();
-      log.info({ held: serving.held().length }, this.leaving ? "handed off; exiting" : "withdrawn; exiting");
+      await exitGracefully({
+        clock: this.clock,
+        logger: this.logger,
+        drainTimeoutMs: this.config.drainTimeoutMs,
+        shutdownDrain: this.config.shutdownDrain,
+        signal: this.closing.signal,
+        serving: this.worker.serving,
+        announce: (how) => {
+          if (how === "leaving") this.leaving = true;
+          else this.restarting = true;
+        },
+        wakeHeartbeat: () => this.wakeHeartbeat.wake(),
+        leaderMovesRows: () => !!this.leaderInfo?.ready && this.mode === "orchestrated",
+        rowsLeft: () => (this.own?.active.length ?? 0) + (this.own?.revoking.length ?? 0),
+        beat: () => this.heartbeat.beat(),
+        isLeader: () => this.elector.isLeader(),
+        resign: () => this.elector.resign(),
+      });
     }
     await this.close();
   }
@@ -376,12 +371,10 @@ export class Agent {
     if (this.closed) return;
     this.closed = true;
     this.closing.abort();
-    await this.elector.close().catch(() => {});
-    await this.leaderRun;
+    await this.leadership.close();
     await Promise.allSettled(this.loops);
     if (this.sub) await closeRedis(this.sub);
-    for (const c of this.lockClients) await closeRedis(c);
-    await Promise.all([this.sql, this.opsSql, this.hbSql].map((p) => p.end({ timeout: 2 }).catch(() => {})));
+    await closeConnections(this.connections);
   }
 
   /**
@@ -398,25 +391,6 @@ export class Agent {
   }
 
   // ---- loops ---------------------------------------------------------------------
-
-  private loop(name: string, everyMs: number, step: () => Promise<unknown>, waker?: Waker): Promise<void> {
-    const signal = this.closing.signal;
-    const log = this.logger.child({ component: name });
-    const sleeper = waker ?? new Waker(this.clock, signal);
-    return (async () => {
-      const failure = new FailureMemo();
-      while (!signal.aborted) {
-        try {
-          await step();
-          failure.succeeded();
-        } catch (err) {
-          if (signal.aborted || isAbortError(err)) break;
-          if (failure.failed(err)) log.warn({ err, category: "ERROR" }, `${name} step failed`);
-        }
-        await sleeper.sleep(everyMs);
-      }
-    })();
-  }
 
   private buildHeartbeat(now: number): Heartbeat {
     return {
@@ -447,7 +421,7 @@ export class Agent {
 
   private async track(): Promise<void> {
     await this.tracker.refresh();
-    this.afterChange();
+    this.offering.afterChange();
   }
 
   private async loadOwn(): Promise<void> {
@@ -456,7 +430,7 @@ export class Agent {
     if (!own.registered) await this.register();
     this.own = own;
     this.ownLoadedAt = started;
-    this.afterChange();
+    this.offering.afterChange();
   }
 
   private async refreshCatalog(): Promise<void> {
@@ -464,174 +438,10 @@ export class Agent {
     // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
     await this.catalog.get(this.mode === "hashed" ? t.catalogMaxAgeHashedMs : t.catalogMaxAgeOrchestratedMs);
     await this.legacy.members();
-    if (this.mode === "hashed") this.afterChange();
-  }
-
-  /** Legacy members' streams, as this agent last read them (hashing leaves them alone). */
-  private legacyView(snap: Snapshot | undefined): Map<string, string> | undefined {
-    if (!this.catalog.current) return undefined;
-    return this.legacy.owned(this.catalog.current.streams, liveIds(snap?.members.values() ?? []));
-  }
-
-  private requireResync(now: number, why: string): void {
-    if (this.offerState.resyncSince === undefined) {
-      this.logger.warn({ category: "INSTANCE", why }, "withdrawing every stream until the assignment and membership are re-read");
-    }
-    this.offerState = beginResync(this.offerState, now);
-    this.worker.serving.setListed([]);
-    this.worker.serving.expire();
-    this.wakeOwn.wake();
-  }
-
-  /** Recomputes the mode and the offered set from the latest reads (agent/offer.ts). */
-  private afterChange(): void {
-    if (this.closed) return;
-    const now = this.clock.now();
-    const snap = this.tracker.latest;
-    const serving = this.worker.serving;
-    const d = decideOffer(this.offerState, {
-      now,
-      me: this.id,
-      processSession: this.session,
-      useOrchestrator: this.config.useOrchestrator,
-      fallbackGraceMs: this.config.fallbackGraceMs,
-      hashSettleMs: this.config.hashSettleMs,
-      maxViewAgeMs: this.config.timings.maxViewAgeMs,
-      heartbeatOk: this.heartbeat.healthy,
-      snapshot: snap,
-      own: this.own,
-      ownLoadedAt: this.ownLoadedAt,
-      flag: this.flag,
-      leader: this.leaderInfo,
-      leaving: this.leaving,
-      listed: serving.streams,
-      catalog: this.catalog.current?.streams,
-      legacy: this.legacyView(snap),
-      released: this.worker.released,
-    });
-    this.offerState = d.state;
-    if (d.resynced) {
-      this.logger.info({ category: "INSTANCE" }, "resynced; serving again after the next confirmed heartbeat");
-      this.wakeHeartbeat.wake();
-    }
-    if (d.modeChange) {
-      this.logger.info({ category: "INSTANCE", from: d.modeChange.from, to: d.modeChange.to, why: d.modeChange.why }, `mode: ${d.modeChange.to}`);
-      this.wakeHeartbeat.wake();
-    }
-    this.worker.forgetReleased(d.forgetReleased);
-    if (d.streams === undefined) return;
-    const before = serving.streams.length;
-    if (serving.setListed(d.streams)) {
-      this.logger.debug({ category: "STREAM", before, after: d.streams.length, blocked: d.blocked }, "offer changed");
-      this.wakeHeartbeat.wake();
-    }
-    if (this.leaving) return;
-    this.metrics.streamsServed.set(serving.streams.length);
-    for (const m of ["orchestrated", "hashed"] as const) this.metrics.mode.set({ mode: m }, m === this.mode ? 1 : 0);
-    // Wanted streams still held elsewhere: the holder may have let go since our last read
-    // of the membership (a handoff in progress). Look again now instead of at the next tick.
-    if (d.blocked > 0 && snap && now - snap.at > 50) this.refreshViewSoon();
-  }
-
-  /** One extra membership read, at most every VIEW_REFRESH_MIN_MS, followed by a recomputation. */
-  private refreshViewSoon(): void {
-    if (this.viewRefreshPending || this.closed) return;
-    this.viewRefreshPending = true;
-    void this.clock
-      .sleep(Math.max(0, VIEW_REFRESH_MIN_MS - (this.clock.now() - this.lastViewRefreshAt)), this.closing.signal)
-      .then(() => this.tracker.refresh())
-      .then(
-        () => {
-          this.lastViewRefreshAt = this.clock.now();
-          this.viewRefreshPending = false;
-          this.afterChange();
-        },
-        () => {
-          // Redis unreachable or closing: the regular tracker loop carries on.
-          this.viewRefreshPending = false;
-        },
-      );
-  }
-
-  private onNudge(message: string): void {
-    const n = decodeNudge(message);
-    if (!n) return;
-    const leading = this.elector.isLeader();
-    switch (n.t) {
-      case "assign":
-        if ((n.versions[this.id] ?? 0) > (this.own?.version ?? 0)) this.wakeOwn.wake();
-        break;
-      case "mode":
-      case "drain":
-        this.wakeOwn.wake();
-        if (leading) this.leader.nudge();
-        break;
-      case "leader":
-        void this.tracker.refresh().then(
-          () => this.afterChange(),
-          () => {},
-        );
-        this.wakeOwn.wake();
-        break;
-      case "ack":
-        if (leading) this.leader.nudge();
-        break;
-      case "rebalance":
-        if (leading) this.leader.requestRebalance();
-        break;
-    }
+    if (this.mode === "hashed") this.offering.afterChange();
   }
 
   private async register(): Promise<void> {
-    await this.store.register({ id: this.id, capacity: this.capacity, software: SOFTWARE_VERSION, location: this.config.location, host: os.hostname() });
-  }
-
-  /**
-   * Refuses to start beside a live agent with the same INSTANCE_ID (its heartbeats keep
-   * progressing). A crashed predecessor's key stops progressing: we take over its rows.
-   */
-  private async checkDuplicate(): Promise<void> {
-    const t = this.config.timings;
-    const { heartbeat: a, pttlMs } = await this.protocol.readHeartbeat(this.id);
-    if (!a || a.session === this.session || a.leaving || a.restarting) return;
-    // Silent for more than a beat and a half: the predecessor crashed; take over.
-    if (this.config.heartbeatTimeoutMs - pttlMs > t.duplicateSilentMs) return;
-    await this.clock.sleep(t.duplicateWatchMs);
-    // Unreadable now (Redis gone): nothing proves a live twin, start.
-    const b = (await this.protocol.readHeartbeat(this.id).catch(() => undefined))?.heartbeat;
-    if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
-      throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${this.id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
-    }
-  }
-}
-
-export interface Probe {
-  readonly ok: boolean;
-  readonly response_ms: number;
-  readonly error?: string;
-}
-
-async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs: number): Promise<Probe> {
-  const t0 = clock.now();
-  const ctl = new AbortController();
-  const elapsed = () => Math.round((clock.now() - t0) * 10) / 10;
-  try {
-    await Promise.race([fn(), clock.sleep(timeoutMs, ctl.signal).then(() => Promise.reject(new Error(`no answer within ${timeoutMs} ms`)))]);
-    return { ok: true, response_ms: elapsed() };
-  } catch (err) {
-    return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    ctl.abort();
-  }
-}
-
-/** Resolves as `p`, or rejects once `ms` passed (the late answer is ignored). */
-async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, what: string): Promise<T> {
-  const ctl = new AbortController();
-  try {
-    return await Promise.race([p, clock.sleep(ms, ctl.signal).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms`)))]);
-  } finally {
-    ctl.abort();
-    p.catch(() => {}); // a late failure of an abandoned write is expected
+    await register(this.store, this.config, this.capacity);
   }
 }

@@ -6,6 +6,9 @@
  * the legacy members (cached), as ./inputs.ts does for the dry run too; plan (pure);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
  * agents. A deposed leader's transaction fails on the epoch.
+ *
+ * Beside this file: ./stall.ts decides when a leader that cannot complete its ticks
+ * steps aside; ./accounting.ts turns each plan into event rows, metrics and log lines.
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
@@ -14,16 +17,14 @@ import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
 import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
-import { isLive } from "../shared/member-state.js";
 import type { Metrics } from "../shared/metrics.js";
 import { plan, type Plan } from "../shared/placement/plan.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
 import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
+import { LeaderAccounting } from "./accounting.js";
 import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
-import { FencedOutError, type EventRow, type LeaderStore } from "./store.js";
-
-/** How often a hung tick is checked for a stall. */
-const STALL_POLL_MS = 250;
+import { StallWatch } from "./stall.js";
+import { FencedOutError, type LeaderStore } from "./store.js";
 
 export interface LeaderDeps {
   readonly id: string;
@@ -66,27 +67,34 @@ export class LeaderLoop {
   private pending = false;
   private lastRebalanceAt = -Infinity;
   private lastPool = new Map<string, number>();
-  private lastUnassignedKey = "";
-  private revokedAt = new Map<StreamId, number>();
   private lastStatsAt = -Infinity;
   private lastEventPruneAt = -Infinity;
   /** Member → the session whose rows this term has written (see plan's `stamped`). */
   private stamped = new Map<string, string>();
   private publishing: Promise<void> = Promise.resolve();
-  private lastProgressAt = 0;
   private lastFailureAt = -Infinity;
   private st: {
     lastTickAt?: number;
     lastError?: string;
     lastRebalance?: LeaderStatus["lastRebalance"];
-    unassigned: StreamId[];
-    waiting: number;
-    lastPlan?: LeaderStatus["lastPlan"];
-  } = { unassigned: [], waiting: 0 };
+  } = {};
+  private readonly accounting: LeaderAccounting;
+  private readonly stall: StallWatch;
   /** Set by POST /rebalance: the next tick rebalances whatever the imbalance. */
   private forceNext = false;
 
-  constructor(private readonly d: LeaderDeps) {}
+  constructor(private readonly d: LeaderDeps) {
+    this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
+    this.stall = new StallWatch({
+      id: d.id,
+      clock: d.clock,
+      logger: d.logger,
+      stallMs: d.config.timings.leaderStallMs,
+      membership: () => d.tracker.latest,
+      lastError: () => this.st.lastError,
+      onStalled: d.onStalled,
+    });
+  }
 
   get status(): LeaderStatus {
     return {
@@ -95,9 +103,9 @@ export class LeaderLoop {
       lastTickAt: this.st.lastTickAt,
       lastError: this.st.lastError,
       lastRebalance: this.st.lastRebalance,
-      unassigned: this.st.unassigned,
-      waiting: this.st.waiting,
-      lastPlan: this.st.lastPlan,
+      unassigned: this.accounting.unassigned,
+      waiting: this.accounting.waiting,
+      lastPlan: this.accounting.lastPlan,
     };
   }
 
@@ -117,24 +125,20 @@ export class LeaderLoop {
     this.epoch = undefined;
     this.stamped = new Map();
     this.lastPool = new Map();
-    this.revokedAt.clear();
+    this.accounting.newTerm();
     this.forceNext = false;
     const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
     // PostgreSQL, or every agent would conclude there is no leader and fall back.
     const publisher = this.publishWhileLeading(signal);
     // Progress = a completed tick (or the epoch won). A leader without progress for
-    // leaderStallMs while other members reach PostgreSQL steps aside (see stalled()).
-    this.lastProgressAt = this.d.clock.now();
+    // leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
+    this.stall.progressed();
     while (!signal.aborted) {
-      const work = this.settle(this.step(signal));
-      const outcome = await this.awaitOrStall(work, signal);
+      const outcome = await this.stall.await(this.step(signal), signal);
       if (outcome === "stalled" || outcome === "fenced") break;
       if (signal.aborted) break;
-      if (this.stalled()) {
-        this.stepAside();
-        break;
-      }
+      if (this.stall.stepAsideIfStalled()) break;
       await this.waitForWork(tickEvery, signal);
     }
     await publisher;
@@ -157,7 +161,7 @@ export class LeaderLoop {
         this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
       }
       await this.tick(this.epoch, signal);
-      this.lastProgressAt = this.d.clock.now();
+      this.stall.progressed();
       this.st.lastError = undefined;
       return "ok";
     } catch (err) {
@@ -173,47 +177,6 @@ export class LeaderLoop {
       this.st.lastError = msg;
       return "failed";
     }
-  }
-
-  private settle<T>(p: Promise<T>): { readonly promise: Promise<T>; done: boolean } {
-    const w = { promise: p, done: false };
-    void p.finally(() => (w.done = true));
-    return w;
-  }
-
-  /**
-   * Waits for the work; while it hangs (a blackholed PostgreSQL answers nothing, ever),
-   * checks every STALL_POLL_MS whether to step aside. Never starts a second tick beside a
-   * hung one.
-   */
-  private async awaitOrStall<T>(work: { readonly promise: Promise<T>; done: boolean }, signal: AbortSignal): Promise<T | "stalled"> {
-    while (!work.done && !signal.aborted) {
-      await Promise.race([work.promise, this.d.clock.sleep(STALL_POLL_MS, signal).catch(() => {})]);
-      if (!work.done && this.stalled()) {
-        this.stepAside();
-        return "stalled";
-      }
-    }
-    return signal.aborted && !work.done ? "stalled" : work.promise;
-  }
-
-  /**
-   * No progress for leaderStallMs while another live member reports reaching PostgreSQL:
-   * the trouble is this leader's own link, so another member would do better. When nobody
-   * reaches PostgreSQL, stepping aside would only churn the lease: stay.
-   */
-  private stalled(): boolean {
-    if (this.d.clock.now() - this.lastProgressAt < this.d.config.timings.leaderStallMs) return false;
-    const snap = this.d.tracker.latest;
-    if (!snap) return false;
-    for (const m of snap.members.values()) if (m.id !== this.d.id && isLive(m) && m.hb.pgOk === true) return true;
-    return false;
-  }
-
-  private stepAside(): void {
-    const why = `no leader tick completed for ${this.d.config.timings.leaderStallMs / 1000} s while other members reach PostgreSQL`;
-    this.d.logger.warn({ category: "INSTANCE", lastError: this.st.lastError }, `${why}; stepping aside`);
-    this.d.onStalled(why);
   }
 
   private async publishWhileLeading(signal: AbortSignal): Promise<void> {
@@ -262,8 +225,9 @@ export class LeaderLoop {
     // After this leader's own PostgreSQL trouble, members' "cut" flags may describe an
     // outage that just ended for everyone: wait a HEARTBEAT_TIMEOUT before acting on them.
     const honourPgCut = this.d.clock.now() - this.lastFailureAt >= this.d.config.heartbeatTimeoutMs;
-    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled: this.d.clock.now() - (snap.viewChangedAt ?? 0) >= this.d.config.hashSettleMs }));
-    const events = this.events(p, state.rows);
+    const hashSettled = this.d.clock.now() - (snap.viewChangedAt ?? 0) >= this.d.config.hashSettleMs;
+    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled }));
+    const events = this.accounting.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {
       // Cheap local check first; the epoch check inside the transaction is the real fence.
@@ -277,7 +241,7 @@ export class LeaderLoop {
       for (const [id, session] of sessions) this.stamped.set(id, session);
       await this.publishVersions(versions);
       this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
-      this.account(p);
+      this.accounting.account(p);
     }
     if (p.result.rebalanced) {
       this.lastRebalanceAt = this.d.clock.now();
@@ -287,7 +251,7 @@ export class LeaderLoop {
     }
     this.forceNext = false;
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
-    this.report(p, sources.catalog.length);
+    this.accounting.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
     await this.pruneMembers(snap, state.rows);
     await this.maybePruneEvents();
@@ -320,74 +284,6 @@ export class LeaderLoop {
     const reason = rebalanceTrigger(snap.members.values(), this.lastPool, rows, streams, this.d.requireWorker);
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
     return rebalancePolicy(cfg, { rebalanceAllowed: cooled || reason !== undefined, force: this.forceNext, rebalanceReason: reason ?? "imbalance" });
-  }
-
-  private events(p: Plan, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): EventRow[] {
-    const out: EventRow[] = [];
-    const reasons = new Map(p.result.moves.map((m) => [m.stream, m.reason]));
-    for (const op of p.ops) {
-      if (op.op === "put" && op.from !== op.row.owner) {
-        // A completed handoff keeps the reason it was revoked for (drain, imbalance, …),
-        // whatever the assignor reports for the stream in this tick.
-        const handoff = rows.get(op.row.stream)?.state === "revoking";
-        out.push({ kind: "assign", stream_id: op.row.stream, from_instance: op.from, to_instance: op.row.owner, reason: handoff ? op.reason : (reasons.get(op.row.stream) ?? op.reason) });
-      } else if (op.op === "revoke") {
-        out.push({ kind: "revoke", stream_id: op.stream, from_instance: op.owner, to_instance: op.next, reason: op.reason });
-      } else if (op.op === "delete") {
-        out.push({ kind: "unassign", stream_id: op.stream, from_instance: op.owner, reason: op.reason });
-      }
-    }
-    const key = p.result.unassigned.join(",");
-    if (key !== this.lastUnassignedKey) {
-      if (p.result.unassigned.length > 0) {
-        out.push({ kind: "unplaced", reason: "capacity", detail: { count: p.result.unassigned.length, streams: p.result.unassigned.slice(0, 100) } });
-      }
-      this.lastUnassignedKey = key;
-    }
-    return out;
-  }
-
-  /** Metrics and the per-tick log line: how many moved and why. */
-  private account(p: Plan): void {
-    const now = this.d.clock.now();
-    const byReason: Record<string, number> = {};
-    for (const op of p.ops) {
-      if (op.op === "revoke") {
-        this.revokedAt.set(op.stream, now);
-        byReason[op.reason] = (byReason[op.reason] ?? 0) + 1;
-        this.d.metrics.moves.inc({ reason: op.reason });
-      } else if (op.op === "put" && op.from !== op.row.owner) {
-        const started = this.revokedAt.get(op.row.stream);
-        if (started !== undefined) {
-          this.d.metrics.handoffSeconds.observe((now - started) / 1000);
-          this.revokedAt.delete(op.row.stream);
-        } else {
-          byReason[op.reason] = (byReason[op.reason] ?? 0) + 1;
-          this.d.metrics.moves.inc({ reason: op.reason });
-        }
-      } else if (op.op === "delete") {
-        this.revokedAt.delete(op.stream);
-      }
-    }
-    const moved = Object.values(byReason).reduce((a, b) => a + b, 0);
-    this.st.lastPlan = { moves: moved, byReason };
-    if (moved > 0) {
-      // Who could hold what, so a move's reason can be checked against the members' state.
-      const members = Object.fromEntries(p.pool.map((m) => [m.id, `${p.result.targets.get(m.id) ?? 0}/${m.capacity}${m.draining ? " draining" : ""}`]));
-      this.d.logger.info({ category: "BALANCE", moved, byReason, members, before: p.loadBefore, waiting: p.waiting.length, unassigned: p.result.unassigned.length }, `moved ${moved} stream(s)`);
-    }
-  }
-
-  private report(p: Plan, total: number): void {
-    this.st.unassigned = p.result.unassigned;
-    this.st.waiting = p.waiting.length;
-    const m = this.d.metrics.clusterStreams;
-    m.set({ state: "total" }, total);
-    m.set({ state: "assigned" }, p.result.assignment.size);
-    m.set({ state: "unassigned" }, p.result.unassigned.length);
-    m.set({ state: "hashed" }, p.hashedOwned);
-    m.set({ state: "legacy" }, p.legacyOwned);
-    this.d.logger.debug({ category: "BALANCE", assigned: p.result.assignment.size, unassigned: p.result.unassigned.length, waiting: p.waiting.length, ops: p.ops.length }, "leader tick");
   }
 
   private async maybeSaveStats(epoch: number, snap: Snapshot): Promise<void> {

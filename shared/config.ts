@@ -8,28 +8,19 @@
  *
  * A bad value throws ConfigError whose message is ONE line naming the setting, the value
  * and what was expected; main.ts prints it and exits before anything starts.
+ *
+ * Beside this file: shared/config-values.ts reads and checks one value (and defines
+ * ConfigError), shared/config-redis.ts reads the Redis and Sentinel settings, and
+ * shared/timings.ts derives and checks the intervals that follow from the settings.
  */
-import net from "node:net";
 import os from "node:os";
+import { redisSentinel, redisUrls, type RedisSentinelConfig } from "./config-redis.js";
+import { bad, boolean, cidrs, ConfigError, integer, matching, oneOf, pick, ratio, redactUrl, seconds, url, type Env } from "./config-values.js";
+import { checkTimings, deriveTimings, type Timings } from "./timings.js";
 
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-  constructor(
-    readonly setting: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface RedisSentinelConfig {
-  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
-  /** The master group name the sentinels monitor. */
-  readonly name: string;
-  /** Password of the data nodes (REDIS_PASSWORD) and of the sentinels (REDIS_SENTINEL_PASSWORD). */
-  readonly password: string | undefined;
-  readonly sentinelPassword: string | undefined;
-}
+export { ConfigError, redactUrl } from "./config-values.js";
+export type { RedisSentinelConfig } from "./config-redis.js";
+export type { Timings } from "./timings.js";
 
 export type CoordinationLossPolicy = "keep" | "stop";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -100,83 +91,6 @@ export interface Config {
   readonly timings: Timings;
 }
 
-/**
- * Every interval the agent and the leader derive from the settings, in milliseconds.
- * Each one is a consequence of a setting, never a setting itself; they live here so that
- * the rules between them are checked in one place.
- */
-export interface Timings {
-  /** How often the leader renews its lease (a fifth of LEADER_LEASE_TTL: four retries fit in one TTL). */
-  readonly electorRenewMs: number;
-  /** How often a follower tries to take a free lease (half a heartbeat). */
-  readonly electorRetryMs: number;
-  /** How often the leader ticks when nothing nudges it (half a heartbeat). */
-  readonly leaderTickMs: number;
-  /** How often the leader re-publishes who leads (as often as it renews). */
-  readonly leaderInfoPublishMs: number;
-  /**
-   * A leader that has not completed a tick for this long (LEADER_LEASE_TTL) while other
-   * members reach PostgreSQL steps aside, and stays a follower for leaderHoldOffMs (two
-   * TTLs) so one of them takes over.
-   */
-  readonly leaderStallMs: number;
-  readonly leaderHoldOffMs: number;
-  /** Redis command timeout of the heartbeat and lease clients: under one heartbeat, 0.2–1 s. */
-  readonly redisCommandTimeoutMs: number;
-  /** How long a heartbeat write to PostgreSQL may take before it counts as unconfirmed. */
-  readonly heartbeatWriteTimeoutMs: number;
-  /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
-  readonly postgresConnectTimeoutS: number;
-  /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
-  readonly trackerMaxGapMs: number;
-  /** A membership view older than this is too stale to decide anything from (3 heartbeats). */
-  readonly maxViewAgeMs: number;
-  /** How often an agent re-reads its own rows when no nudge arrives. */
-  readonly ownRowsReloadMs: number;
-  /** How old a cached catalog may be for hashing (CATALOG_REFRESH) and, orchestrated, as a fallback copy. */
-  readonly catalogMaxAgeHashedMs: number;
-  readonly catalogMaxAgeOrchestratedMs: number;
-  /** A long-poll waits at most this long: a third of the lease, so the worker renews in time. */
-  readonly longPollCapMs: number;
-  /** A heartbeat key silent this long at start belongs to a crashed predecessor (1.5 heartbeats). */
-  readonly duplicateSilentMs: number;
-  /** How long a starting agent watches a live-looking key for progress before refusing to start. */
-  readonly duplicateWatchMs: number;
-  /** Members gone (left or dead, owning nothing) for this long are forgotten by the leader. */
-  readonly memberForgetMs: number;
-  /** How often the leader saves per-member statistics and prunes old events. */
-  readonly statsSaveMs: number;
-  readonly eventPruneMs: number;
-}
-
-export function deriveTimings(c: Omit<Config, "timings">): Timings {
-  const hb = c.heartbeatIntervalMs;
-  return {
-    electorRenewMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
-    electorRetryMs: Math.max(50, Math.round(hb / 2)),
-    leaderTickMs: Math.max(50, Math.round(hb / 2)),
-    leaderInfoPublishMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
-    leaderStallMs: c.leaderLeaseTtlMs,
-    leaderHoldOffMs: 2 * c.leaderLeaseTtlMs,
-    redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
-    heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
-    postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
-    trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
-    maxViewAgeMs: 3 * hb,
-    ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),
-    catalogMaxAgeHashedMs: c.catalogRefreshMs,
-    catalogMaxAgeOrchestratedMs: 6 * c.catalogRefreshMs,
-    longPollCapMs: Math.max(100, Math.floor(c.workerLeaseMs / 3)),
-    duplicateSilentMs: Math.round(1.5 * hb),
-    duplicateWatchMs: Math.round(2.5 * hb),
-    memberForgetMs: Math.max(60_000, 10 * c.heartbeatTimeoutMs),
-    statsSaveMs: 10_000,
-    eventPruneMs: 10 * 60_000,
-  };
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** An instance id: the one pattern INSTANCE_ID, routes and the CLI accept. */
 export const INSTANCE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -184,86 +98,6 @@ export const INSTANCE_ID_RULE = "1-128 letters, digits or . _ : @ - (starting wi
 const INSTANCE = INSTANCE_ID_PATTERN;
 const PREFIX = /^[A-Za-z0-9][A-Za-z0-9:_.-]{0,63}$/;
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
-
-/** Reads the first of `names` that is set to a non-empty value. */
-function pick(env: Env, names: readonly string[]): { name: string; value: string } | undefined {
-  for (const name of names) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== "") return { name, value: value.trim() };
-  }
-  return undefined;
-}
-
-function bad(name: string, value: string, expected: string): ConfigError {
-  return new ConfigError(name, `Invalid setting ${name}=${JSON.stringify(value)}: expected ${expected}.`);
-}
-
-function seconds(env: Env, names: readonly string[], fallbackMs: number, opts: { min?: number; max?: number } = {}): number {
-  const got = pick(env, names);
-  if (!got) return fallbackMs;
-  const n = Number(got.value);
-  const min = opts.min ?? 0.01;
-  const max = opts.max ?? 86_400;
-  if (!/^\d+(\.\d+)?$|^\.\d+$/.test(got.value) || !Number.isFinite(n) || n < min || n > max) {
-    throw bad(got.name, got.value, `a duration in seconds between ${min} and ${max} (decimals allowed, e.g. 5 or 0.2)`);
-  }
-  return Math.round(n * 1000);
-}
-
-function integer(env: Env, names: readonly string[], fallback: number, min: number, max: number): number {
-  const got = pick(env, names);
-  if (!got) return fallback;
-  const n = Number(got.value);
-  if (!/^\d+$/.test(got.value) || n < min || n > max) {
-    throw bad(got.name, got.value, `a whole number between ${min} and ${max}`);
-  }
-  return n;
-}
-
-function ratio(env: Env, names: readonly string[], fallback: number): number {
-  const got = pick(env, names);
-  if (!got) return fallback;
-  const n = Number(got.value);
-  if (!/^\d*(\.\d+)?$/.test(got.value) || !Number.isFinite(n) || n <= 0 || n >= 1) {
-    throw bad(got.name, got.value, "a fraction between 0 and 1 (e.g. 0.15 for 15 %)");
-  }
-  return n;
-}
-
-function boolean(env: Env, names: readonly string[], fallback: boolean): boolean {
-  const got = pick(env, names);
-  if (!got) return fallback;
-  const v = got.value.toLowerCase();
-  if (["1", "true", "yes", "on"].includes(v)) return true;
-  if (["0", "false", "no", "off"].includes(v)) return false;
-  throw bad(got.name, got.value, "true or false");
-}
-
-function matching(env: Env, names: readonly string[], fallback: string, re: RegExp, expected: string): string {
-  const got = pick(env, names);
-  if (!got) return fallback;
-  if (!re.test(got.value)) throw bad(got.name, got.value, expected);
-  return got.value;
-}
-
-function oneOf<T extends string>(env: Env, names: readonly string[], fallback: T, allowed: readonly T[]): T {
-  const got = pick(env, names);
-  if (!got) return fallback;
-  const v = got.value.toLowerCase() as T;
-  if (!allowed.includes(v)) throw bad(got.name, got.value, `one of ${allowed.join(", ")}`);
-  return v;
-}
-
-function url(name: string, value: string, protocols: readonly string[]): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw bad(name, redactUrl(value), `a URL such as ${protocols[0]}//host:port`);
-  }
-  if (!protocols.includes(parsed.protocol)) throw bad(name, redactUrl(value), `a URL starting with ${protocols.join(" or ")}//`);
-  return value;
-}
 
 function databaseUrl(env: Env): string {
   const direct = pick(env, ["DATABASE_URL"]);
@@ -286,64 +120,6 @@ function tableName(env: Env): { schema?: string; name: string } {
     throw bad(got.name, got.value, "a table name of letters, digits and _ (optionally schema.table)");
   }
   return parts.length === 2 ? { schema: parts[0]!, name: parts[1]! } : { name: parts[0]! };
-}
-
-function redisUrls(env: Env): string[] {
-  const got = pick(env, ["REDIS_URL"]);
-  if (!got) return ["redis://localhost:6379"];
-  const urls = got.value.split(",").map((s) => s.trim()).filter(Boolean);
-  if (urls.length === 0) throw bad(got.name, got.value, "one or more redis:// URLs separated by commas");
-  return urls.map((u) => url(got.name, u, ["redis:", "rediss:"]));
-}
-
-/**
- * REDIS_SENTINELS=host:port,[v6]:port,… with REDIS_SENTINEL_NAME and the passwords. The
- * lease then lives on the one master the sentinels name: a Redlock quorum of several
- * REDIS_URLs beside it would mix two models, so that is refused.
- */
-function redisSentinel(env: Env, urls: readonly string[]): RedisSentinelConfig | undefined {
-  const got = pick(env, ["REDIS_SENTINELS"]);
-  const password = pick(env, ["REDIS_PASSWORD"])?.value;
-  const sentinelPassword = pick(env, ["REDIS_SENTINEL_PASSWORD"])?.value;
-  if (!got) {
-    for (const name of ["REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_NAME"]) {
-      if (pick(env, [name])) throw new ConfigError(name, `Invalid setting ${name}: it is used only with REDIS_SENTINELS (without sentinels the password belongs in REDIS_URL, redis://:PASSWORD@host:port).`);
-    }
-    return undefined;
-  }
-  const sentinels = got.value.split(",").map((p) => p.trim()).filter(Boolean).map((part) => {
-    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(part) ?? /^([A-Za-z0-9][A-Za-z0-9.-]{0,252}):(\d{1,5})$/.exec(part);
-    const port = Number(m?.[2]);
-    if (!m || port < 1 || port > 65535 || (part.startsWith("[") && net.isIPv6(m[1]!) === false)) {
-      throw bad(got.name, got.value, "sentinel addresses host:port separated by commas (IPv6 in brackets: [::1]:26379)");
-    }
-    return { host: m[1]!, port };
-  });
-  if (sentinels.length === 0) throw bad(got.name, got.value, "at least one sentinel host:port");
-  if (urls.length > 1) {
-    throw new ConfigError("REDIS_URL", `Invalid setting REDIS_URL: it lists ${urls.length} URLs (a Redlock quorum) while REDIS_SENTINELS is set; a quorum over sentinel-managed nodes gives no extra safety. Use one or the other (with REDIS_SENTINELS, REDIS_URL is ignored).`);
-  }
-  const name = matching(env, ["REDIS_SENTINEL_NAME"], "mymaster", /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "a master group name of letters, digits or . _ : -");
-  return { sentinels, name, password, sentinelPassword };
-}
-
-/** A list of CIDRs or single addresses ("10.0.0.0/8, ::1"), normalised to CIDRs. */
-function cidrs(env: Env, names: readonly string[], fallback: readonly string[]): string[] {
-  const got = pick(env, names);
-  if (!got) return [...fallback];
-  const out: string[] = [];
-  for (const part of got.value.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const [addr = "", bits, extra] = part.split("/");
-    const family = net.isIP(addr);
-    const max = family === 4 ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (family === 0 || extra !== undefined || (bits !== undefined && !/^\d{1,3}$/.test(bits)) || prefix > max) {
-      throw bad(got.name, got.value, "addresses or CIDRs separated by commas, e.g. 127.0.0.1/32,::1/128 or 10.0.0.0/8");
-    }
-    out.push(`${addr}/${prefix}`);
-  }
-  if (out.length === 0) throw bad(got.name, got.value, "at least one address or CIDR");
-  return out;
 }
 
 export function loadConfig(env: Env = {}): Config {
@@ -438,34 +214,10 @@ function checkAcross(c: Omit<Config, "timings">): void {
   }
 }
 
-/**
- * The derived intervals must keep the rules the safety model leans on. They follow from
- * the checks above for every accepted setting; a failure here is a bug in deriveTimings,
- * so it is an Error, not a ConfigError.
- */
-function checkTimings(c: Omit<Config, "timings">, t: Timings): void {
-  const broken = (rule: string) => new Error(`derived timings break a rule: ${rule}`);
-  if (t.longPollCapMs >= c.workerLeaseMs) throw broken("a long-poll must end before the worker's lease");
-  if (t.electorRenewMs >= c.leaderLeaseTtlMs) throw broken("the leader must renew before its lease ends");
-  if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
-  if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
-}
-
 /** Host names may contain characters an instance id may not; keep the id valid. */
 function sanitizeHostname(name: string): string {
   const cleaned = name.replace(/[^A-Za-z0-9._:@-]/g, "-").replace(/^[^A-Za-z0-9]+/, "");
   return cleaned.slice(0, 128) || "agent";
-}
-
-/** Hides the password of a URL, for logs and status output. */
-export function redactUrl(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return value.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@");
-  }
 }
 
 /** The config as it may be shown to people: no passwords, no token. */

@@ -94,6 +94,8 @@ describe("README: commands", () => {
     [/^npm test$/, ".ci/run", ["npm test"]],
     [/^npm run demo$/, "test/demo.test.ts", ['["run", "demo"']],
     [/^npm run build$/, "test/compose.test.ts", ['["run", "build"']],
+    // `npm test` runs the fault suite too: the same config after the main run.
+    [/^npm run test:faults$/, "package.json", ['"test:faults": "vitest run --config vitest.faults.config.ts"', "&& vitest run --config vitest.faults.config.ts"]],
     [/^npm run bench( -- --quick)?$/, "test/bench.test.ts", ['["run", "bench", "--", "--quick"']],
     [/^node dist\/agent\/main\.js$/, "test/compose.test.ts", ['"agent", "main.js"']],
     [/^npm run agent$/, "test/npm-agent.test.ts", ['spawn("npm", ["run", "agent"]', 'spawnSync("npm", ["run", "agent"]']],

@@ -71,10 +71,12 @@ describe("deploy/kubernetes/fingerv7.yaml", () => {
 
   it("gives the sidecar only settings the agent reads and accepts, and the whole environment loads", () => {
     const read = settingsRead();
-    const source = fs.readFileSync(path.join(ROOT, "shared/config.ts"), "utf8");
+    // loadConfig's own file and the setting readers beside it (shared/config-*.ts).
+    const files = fs.readdirSync(path.join(ROOT, "shared")).filter((f) => f === "config.ts" || /^config-.*\.ts$/.test(f));
+    const source = files.map((f) => fs.readFileSync(path.join(ROOT, "shared", f), "utf8")).join("\n");
     for (const [name, value] of Object.entries(sidecarEnv)) {
       expect(read.has(name), `${name} is not read by loadConfig`).toBe(true);
-      expect(source, `${name} does not appear in shared/config.ts`).toContain(`"${name}"`);
+      expect(source, `${name} does not appear in shared/config.ts or shared/config-*.ts`).toContain(`"${name}"`);
       expect(() => loadConfig({ [name]: value }), `${name}=${value}`).not.toThrow();
     }
     const config = loadConfig(sidecarEnv);

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import type { CatalogSnapshot } from "../../shared/catalog.js";
 import type { MemberStatus, MemberView, Snapshot } from "../../shared/membership.js";
 import { instanceState } from "../../shared/member-state.js";
-import { clusterView, type InstanceRecord, type SharedRows } from "../../shared/status.js";
+import { clusterView } from "../../shared/status.js";
+import type { InstanceRecord, SharedRows } from "../../shared/status-rows.js";
 import { INSTANCE_STATES } from "../../shared/types.js";
 import type { Heartbeat } from "../../shared/types.js";
 

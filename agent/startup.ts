@@ -1,0 +1,85 @@
+/**
+ * How an agent joins: create or upgrade the schema, refuse to run beside a live twin,
+ * take over the rows a previous process of this INSTANCE_ID left to its worker, and
+ * register in PostgreSQL.
+ *
+ * Guarantees: while PostgreSQL or Redis cannot be reached, the sequence is retried with a
+ * clear line (never a crash) until it succeeds or the agent closes; a live agent with the
+ * same INSTANCE_ID stops it with DuplicateInstanceError, never retried. Does not: start
+ * any loop, or subscribe (agent/agent.ts does, once this returns).
+ */
+import os from "node:os";
+import type { Clock } from "../shared/clock.js";
+import type { Config } from "../shared/config.js";
+import type { Sql } from "../shared/db.js";
+import type { Logger } from "../shared/logger.js";
+import type { RedisProtocol } from "../shared/redis-protocol.js";
+import { migrate } from "../shared/schema.js";
+import type { Store } from "../shared/store.js";
+import { SOFTWARE_VERSION } from "../shared/types.js";
+import type { WorkerLink } from "./worker-link.js";
+
+export class DuplicateInstanceError extends Error {
+  override readonly name = "DuplicateInstanceError";
+}
+
+export interface StartupDeps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sql: Sql;
+  readonly store: Store;
+  readonly protocol: RedisProtocol;
+  readonly worker: Pick<WorkerLink, "inherit">;
+  /** This process's session: its own heartbeat key is no twin. */
+  readonly session: string;
+  readonly capacity: () => number;
+  /** Aborted when the agent closes: stop retrying. */
+  readonly signal: AbortSignal;
+}
+
+/** Migrates, checks for a twin, inherits the worker's rows and registers; retries until done. */
+export async function join(d: StartupDeps): Promise<void> {
+  const id = d.config.instanceId;
+  // Postgres may not be up yet (compose, a restart): retry with a clear line, never crash.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrate(d.sql, d.config.schema);
+      await checkDuplicate(d);
+      const before = await d.store.ownAssignment(id);
+      // The worker may have outlived our previous process: it still holds those rows
+      // (and its declared capacity) until it applies one of our answers.
+      d.worker.inherit([...before.active.map((r) => r.id), ...before.revoking], before.declaredCapacity);
+      await register(d.store, d.config, d.capacity());
+      break;
+    } catch (err) {
+      if (err instanceof DuplicateInstanceError || d.signal.aborted) throw err;
+      d.logger.warn({ err, attempt, category: "ERROR" }, "cannot reach PostgreSQL or Redis yet; retrying");
+      await d.clock.sleep(Math.min(5000, 250 * attempt), d.signal);
+    }
+  }
+}
+
+/** Records this agent in the instances table (inserted, or refreshed if it is there). */
+export async function register(store: Store, config: Config, capacity: number): Promise<void> {
+  await store.register({ id: config.instanceId, capacity, software: SOFTWARE_VERSION, location: config.location, host: os.hostname() });
+}
+
+/**
+ * Refuses to start beside a live agent with the same INSTANCE_ID (its heartbeats keep
+ * progressing). A crashed predecessor's key stops progressing: we take over its rows.
+ */
+async function checkDuplicate(d: StartupDeps): Promise<void> {
+  const t = d.config.timings;
+  const id = d.config.instanceId;
+  const { heartbeat: a, pttlMs } = await d.protocol.readHeartbeat(id);
+  if (!a || a.session === d.session || a.leaving || a.restarting) return;
+  // Silent for more than a beat and a half: the predecessor crashed; take over.
+  if (d.config.heartbeatTimeoutMs - pttlMs > t.duplicateSilentMs) return;
+  await d.clock.sleep(t.duplicateWatchMs);
+  // Unreadable now (Redis gone): nothing proves a live twin, start.
+  const b = (await d.protocol.readHeartbeat(id).catch(() => undefined))?.heartbeat;
+  if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
+    throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
+  }
+}

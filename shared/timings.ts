@@ -1,0 +1,106 @@
+/**
+ * The intervals the agent and the leader derive from the settings: computed and checked
+ * here, once, and carried on the Config as `timings` (shared/config.ts calls
+ * `deriveTimings` then `checkTimings`). Pure arithmetic: no I/O, no clock.
+ *
+ * Guarantees: every derived interval keeps the rules `checkTimings` lists, for every
+ * setting loadConfig accepts. Does not: read settings or report bad ones (that is
+ * loadConfig's ConfigError); a broken rule here is a bug, thrown as a plain Error.
+ */
+
+/** The settings the timings follow from (a Config provides them). */
+export interface TimingSettings {
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly leaderLeaseTtlMs: number;
+  readonly catalogRefreshMs: number;
+  readonly workerLeaseMs: number;
+}
+
+/**
+ * Every interval the agent and the leader derive from the settings, in milliseconds.
+ * Each one is a consequence of a setting, never a setting itself; they live here so that
+ * the rules between them are checked in one place.
+ */
+export interface Timings {
+  /** How often the leader renews its lease (a fifth of LEADER_LEASE_TTL: four retries fit in one TTL). */
+  readonly electorRenewMs: number;
+  /** How often a follower tries to take a free lease (half a heartbeat). */
+  readonly electorRetryMs: number;
+  /** How often the leader ticks when nothing nudges it (half a heartbeat). */
+  readonly leaderTickMs: number;
+  /** How often the leader re-publishes who leads (as often as it renews). */
+  readonly leaderInfoPublishMs: number;
+  /**
+   * A leader that has not completed a tick for this long (LEADER_LEASE_TTL) while other
+   * members reach PostgreSQL steps aside, and stays a follower for leaderHoldOffMs (two
+   * TTLs) so one of them takes over.
+   */
+  readonly leaderStallMs: number;
+  readonly leaderHoldOffMs: number;
+  /** Redis command timeout of the heartbeat and lease clients: under one heartbeat, 0.2–1 s. */
+  readonly redisCommandTimeoutMs: number;
+  /** How long a heartbeat write to PostgreSQL may take before it counts as unconfirmed. */
+  readonly heartbeatWriteTimeoutMs: number;
+  /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
+  readonly postgresConnectTimeoutS: number;
+  /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
+  readonly trackerMaxGapMs: number;
+  /** A membership view older than this is too stale to decide anything from (3 heartbeats). */
+  readonly maxViewAgeMs: number;
+  /** How often an agent re-reads its own rows when no nudge arrives. */
+  readonly ownRowsReloadMs: number;
+  /** How old a cached catalog may be for hashing (CATALOG_REFRESH) and, orchestrated, as a fallback copy. */
+  readonly catalogMaxAgeHashedMs: number;
+  readonly catalogMaxAgeOrchestratedMs: number;
+  /** A long-poll waits at most this long: a third of the lease, so the worker renews in time. */
+  readonly longPollCapMs: number;
+  /** A heartbeat key silent this long at start belongs to a crashed predecessor (1.5 heartbeats). */
+  readonly duplicateSilentMs: number;
+  /** How long a starting agent watches a live-looking key for progress before refusing to start. */
+  readonly duplicateWatchMs: number;
+  /** Members gone (left or dead, owning nothing) for this long are forgotten by the leader. */
+  readonly memberForgetMs: number;
+  /** How often the leader saves per-member statistics and prunes old events. */
+  readonly statsSaveMs: number;
+  readonly eventPruneMs: number;
+}
+
+export function deriveTimings(c: TimingSettings): Timings {
+  const hb = c.heartbeatIntervalMs;
+  return {
+    electorRenewMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
+    electorRetryMs: Math.max(50, Math.round(hb / 2)),
+    leaderTickMs: Math.max(50, Math.round(hb / 2)),
+    leaderInfoPublishMs: Math.max(50, Math.round(c.leaderLeaseTtlMs / 5)),
+    leaderStallMs: c.leaderLeaseTtlMs,
+    leaderHoldOffMs: 2 * c.leaderLeaseTtlMs,
+    redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
+    heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
+    postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
+    trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
+    maxViewAgeMs: 3 * hb,
+    ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),
+    catalogMaxAgeHashedMs: c.catalogRefreshMs,
+    catalogMaxAgeOrchestratedMs: 6 * c.catalogRefreshMs,
+    longPollCapMs: Math.max(100, Math.floor(c.workerLeaseMs / 3)),
+    duplicateSilentMs: Math.round(1.5 * hb),
+    duplicateWatchMs: Math.round(2.5 * hb),
+    memberForgetMs: Math.max(60_000, 10 * c.heartbeatTimeoutMs),
+    statsSaveMs: 10_000,
+    eventPruneMs: 10 * 60_000,
+  };
+}
+
+/**
+ * The derived intervals must keep the rules the safety model leans on. They follow from
+ * loadConfig's checks across settings (shared/config.ts) for every accepted setting; a
+ * failure here is a bug in deriveTimings, so it is an Error, not a ConfigError.
+ */
+export function checkTimings(c: TimingSettings, t: Timings): void {
+  const broken = (rule: string) => new Error(`derived timings break a rule: ${rule}`);
+  if (t.longPollCapMs >= c.workerLeaseMs) throw broken("a long-poll must end before the worker's lease");
+  if (t.electorRenewMs >= c.leaderLeaseTtlMs) throw broken("the leader must renew before its lease ends");
+  if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
+  if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
+}
