@@ -17,8 +17,9 @@
  *   leader/                  election and the leader loop
  *
  * Components, started in this order and closed in reverse:
- *   Postgres (migrate, register) → Redis → tracker → heartbeat → own-rows loader →
- *   subscriber → elector (→ leader loop while leading) → HTTP (main.ts).
+ *   Postgres (migrate, register) → Redis subscriber → loops (heartbeat to both liveness
+ *   channels, tracker, own rows, catalog) → elector (→ leader loop while leading) →
+ *   HTTP (main.ts).
  */
 import crypto from "node:crypto";
 import os from "node:os";
@@ -124,7 +125,9 @@ export class Agent {
     this.store = new Store(this.sql, config.schema);
     this.tracker = new MembershipTracker({
       protocol: this.protocol,
-      pg: ((reader) => ({ readAll: () => reader.readAll(t.memberForgetMs) }))(new PgHeartbeats(this.sql, config.schema)),
+      // A blackholed PostgreSQL answers nothing, ever: past the deadline the channel counts
+      // as unread (nobody new is declared dead), and the Redis view still comes through.
+      pg: ((reader) => ({ readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read") }))(new PgHeartbeats(this.sql, config.schema)),
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       heartbeatWarningMs: config.heartbeatWarningMs,

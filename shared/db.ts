@@ -13,6 +13,9 @@ export interface DbOptions {
   readonly connectTimeout?: number;
 }
 
+/** No statement of the agent's runs longer than this (the largest leader write takes well under a second at 100k streams). */
+const STATEMENT_TIMEOUT_MS = 30_000;
+
 export function connect(url: string, opts: DbOptions = {}): Sql {
   return postgres(url, {
     max: opts.max ?? 4,
@@ -29,7 +32,9 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
     onnotice: () => {
       // CREATE ... IF NOT EXISTS notices are expected on every start; nothing to report.
     },
-    connection: { application_name: "fingerv7-sidecar" },
+    // Every statement has a server-side bound too (a lock wait, a runaway query); the
+    // callers that must answer within a heartbeat add their own client-side deadlines.
+    connection: { application_name: "fingerv7-sidecar", statement_timeout: STATEMENT_TIMEOUT_MS },
   }) as unknown as Sql;
 }
 

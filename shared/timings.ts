@@ -42,6 +42,8 @@ export interface Timings {
   readonly redisCommandTimeoutMs: number;
   /** How long a heartbeat write to PostgreSQL may take before it counts as unconfirmed. */
   readonly heartbeatWriteTimeoutMs: number;
+  /** How long the tracker waits for the PostgreSQL heartbeats before counting that channel unread. */
+  readonly heartbeatReadTimeoutMs: number;
   /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
   readonly postgresConnectTimeoutS: number;
   /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
@@ -77,6 +79,7 @@ export function deriveTimings(c: TimingSettings): Timings {
     leaderHoldOffMs: 2 * c.leaderLeaseTtlMs,
     redisCommandTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
     heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
+    heartbeatReadTimeoutMs: Math.max(1000, hb),
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
     trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
     maxViewAgeMs: 3 * hb,
