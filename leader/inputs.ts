@@ -112,7 +112,8 @@ export function rebalanceTrigger(
   }
   let reason: MoveReason | undefined;
   for (const m of members) {
-    if (!isLive(m) || m.hb.draining || m.hb.leaving) continue;
+    // A member cut from PostgreSQL is out of the placement until it is back (plan.ts).
+    if (!isLive(m) || m.hb.draining || m.hb.leaving || m.hb.pgCut === true) continue;
     // Members serving by hashing own no rows by design: they never count as starving.
     if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
     const capacity = placementCapacity(m, requireWorker);

@@ -38,11 +38,11 @@ export function hashWeight(m: MemberView, requireWorker = false): number {
 
 /**
  * How many streams the leader may place on a live member: its capacity, or 0 when its
- * worker is down (with REQUIRE_WORKER) or it is cut from PostgreSQL (it could not read
- * rows given to it; what it holds stays held until it can).
+ * worker is down (with REQUIRE_WORKER). (A member cut from PostgreSQL is left out of the
+ * placement altogether: shared/placement/plan.ts.)
  */
-export function placementCapacity(m: LiveMember, requireWorker: boolean, honourPgCut = true): number {
-  if ((requireWorker && !m.hb.worker.ok) || (honourPgCut && m.hb.pgCut === true)) return 0;
+export function placementCapacity(m: LiveMember, requireWorker: boolean): number {
+  if (requireWorker && !m.hb.worker.ok) return 0;
   return Math.max(0, m.hb.capacity);
 }
 

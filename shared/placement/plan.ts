@@ -102,6 +102,9 @@ export function plan(input: PlanInput): Plan {
   const hashedMembers = new Set<string>();
   const pool: AssignMember[] = [];
   const usable = new Set<string>();
+  // Members cut from PostgreSQL cannot read rows: they keep what they hold, untouched (no
+  // revoke they could not see), get nothing new, and the rest is placed among the others.
+  const frozen = new Map<StreamId, string>();
   for (const m of members.values()) {
     if (!isLive(m)) continue;
     const pinnedHashed = input.flag === "hashed" || m.hb.useOrchestrator === false;
@@ -109,8 +112,12 @@ export function plan(input: PlanInput): Plan {
       hashedMembers.add(m.id);
       continue;
     }
+    if (input.honourPgCut !== false && m.hb.pgCut === true) {
+      for (const s of m.hb.held) frozen.set(s, m.id);
+      continue;
+    }
     const draining = m.hb.draining || m.hb.leaving || input.instances.get(m.id)?.draining === true;
-    const capacity = placementCapacity(m, input.requireWorker, input.honourPgCut ?? true);
+    const capacity = placementCapacity(m, input.requireWorker);
     pool.push({ id: m.id, capacity, draining });
     if (!draining && capacity > 0) usable.add(m.id);
   }
@@ -126,7 +133,7 @@ export function plan(input: PlanInput): Plan {
     });
   }
   const legacy = input.legacy ?? new Map<StreamId, string>();
-  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id)).map((s) => s.id);
+  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id)).map((s) => s.id);
 
   // 3. Who holds what right now (live members only: a dead member's lease has run out).
   const holders = new Map<StreamId, string[]>();
@@ -191,6 +198,7 @@ export function plan(input: PlanInput): Plan {
     const target = result.assignment.get(id);
     const row = rows.get(id);
     const stream = catalog.get(id);
+    if (frozen.has(id)) continue; // its holder cannot read PostgreSQL: leave its row as it is
     const reason: MoveReason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) continue;
