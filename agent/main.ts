@@ -3,7 +3,7 @@
  * process.env, listens on a port or handles signals.
  *
  * SIGTERM / SIGINT: drain (hand the streams off), release the lease, exit, all within
- * DRAIN_TIMEOUT; a second signal exits at once.
+ * DRAIN_TIMEOUT; a second signal (more than a second after the first) exits at once.
  */
 import { serve } from "@hono/node-server";
 import { systemClock } from "../shared/clock.js";
@@ -11,6 +11,9 @@ import { ConfigError, describeConfig, loadConfig, type Config } from "../shared/
 import { createLogger } from "../shared/logger.js";
 import { Agent, DuplicateInstanceError } from "./agent.js";
 import { createApp } from "./http/app.js";
+
+/** Signals this close to the first are the same signal forwarded twice, not a second one. */
+const DUPLICATE_SIGNAL_MS = 1000;
 
 function main(): void {
   let config: Config;
@@ -35,12 +38,16 @@ function main(): void {
   });
 
   let stopping = false;
+  let firstSignalAt = 0;
   const stop = (signal: string) => {
+    // A wrapper (tsx, npm) may forward the same signal again a moment later: one signal.
+    if (stopping && systemClock.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
     if (stopping) {
       logger.warn({ category: "INSTANCE", signal }, "second signal: exiting now");
       process.exit(1);
     }
     stopping = true;
+    firstSignalAt = systemClock.now();
     logger.info({ category: "INSTANCE", signal }, "shutting down");
     const hardStop = setTimeout(() => process.exit(1), config.drainTimeoutMs + 5000);
     hardStop.unref();
