@@ -414,6 +414,7 @@ export class Agent {
       states: this.worker.streamStates(),
       worker: this.worker.health(now),
       pgOk: this.heartbeat.channels.postgres,
+      redisOk: this.heartbeat.channels.redis,
       pgCut: this.heartbeat.postgresDownMs(now) >= this.config.heartbeatTimeoutMs / 2,
       startedAt: new Date(this.startedAtWall).toISOString(),
       host: os.hostname(),

@@ -11,7 +11,9 @@
  * clock). Whenever the tracker could not watch a channel (a failed read, a pause of this
  * process, Redis losing its data = a new incarnation), that channel's clocks restart for
  * every member not already dead, and while a channel cannot be read nobody new is
- * declared dead: a member that reaches only the other store is not silent.
+ * declared dead: a member that reaches only the other store is not silent. (Unless the
+ * member's own last heartbeat said it could not confirm on that channel either, as in an
+ * outage of that store for everyone: then it is judged on the channels it could use.)
  *
  * Why this is enough: an agent renews its worker's lease only from heartbeats one of the
  * channels confirmed, for WORKER_LEASE < HEARTBEAT_TIMEOUT, so when neither channel has
@@ -183,7 +185,6 @@ export class MembershipTracker {
     }
     for (const row of pgRows ?? []) observe("postgres", row.id, row.heartbeat);
 
-    const blind = this.channels.some((c) => !ok[c]);
     for (const [id, entry] of this.entries) {
       if (raw && !seen.has(id)) entry.present = false;
       for (const c of this.channels) {
@@ -194,9 +195,13 @@ export class MembershipTracker {
         if (restart[c] && (!entry.dead || (c === "redis" && newIncarnation))) entry.progressAt[c] = Math.max(entry.progressAt[c], now);
       }
       const timeout = deadAfterMs(this.o.heartbeatTimeoutMs, entry.hb);
-      const silentOnAll = this.channels.every((c) => now - entry.progressAt[c] >= timeout);
-      // With a channel unreadable nobody new is declared dead; the dead stay dead until
-      // they show progress.
+      // A channel this tracker cannot read may be the one keeping the member alive, unless
+      // the member itself last said it could not confirm there either (an outage of that
+      // store for everyone, say): then it is judged on the channels it can use.
+      const blind = this.channels.some((c) => !ok[c] && !reportsDown(entry.hb, c));
+      const judged = this.channels.filter((c) => ok[c]);
+      const silentOnAll = judged.every((c) => now - entry.progressAt[c] >= timeout);
+      // Blind: nobody new is declared dead; the dead stay dead until they show progress.
       entry.dead = blind ? entry.dead && !progressed.has(id) : silentOnAll;
     }
 
@@ -241,6 +246,11 @@ export class MembershipTracker {
     this.viewChangedAt = now;
     this.liveWeights = weights;
   }
+}
+
+/** The member's last heartbeat says its previous write to channel `c` was not confirmed. */
+function reportsDown(hb: Heartbeat | undefined, c: Channel): boolean {
+  return c === "postgres" ? hb?.pgOk === false : hb?.redisOk === false;
 }
 
 /** Margin between a member's published worker lease and the silence that declares it dead. */

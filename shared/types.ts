@@ -97,6 +97,8 @@ export interface Heartbeat {
   readonly worker: WorkerHealth;
   /** The agent's previous heartbeat to PostgreSQL was confirmed (it reaches PostgreSQL). */
   readonly pgOk?: boolean;
+  /** The agent's previous heartbeat to Redis was confirmed. */
+  readonly redisOk?: boolean;
   /**
    * Its heartbeats to PostgreSQL have failed for half a HEARTBEAT_TIMEOUT or more: it
    * cannot read new rows, so it must be given nothing (what it serves stays with it).

@@ -22,6 +22,7 @@ function harness() {
   const seq = { redis: new Map<string, number>(), postgres: new Map<string, number>() };
   const down = { redis: false, postgres: false };
   const ttl = new Map<string, number>();
+  const pgDown = new Set<string>();
   const tracker = new MembershipTracker({
     clock,
     heartbeatTimeoutMs: TIMEOUT,
@@ -30,7 +31,7 @@ function harness() {
     protocol: {
       snapshot: async (): Promise<RawSnapshot> => {
         if (down.redis) throw new Error("Redis unreachable");
-        return { incarnation: "i1", leader: undefined, flag: undefined, members: [...seq.redis].map(([id, n]) => ({ id, heartbeat: { ...hb(id, n), ttlMs: ttl.get(id) }, pttlMs: 1000 })) };
+        return { incarnation: "i1", leader: undefined, flag: undefined, members: [...seq.redis].map(([id, n]) => ({ id, heartbeat: { ...hb(id, n), ttlMs: ttl.get(id), ...(pgDown.has(id) ? { pgOk: false } : {}) }, pttlMs: 1000 })) };
       },
     },
     pg: {
@@ -46,7 +47,7 @@ function harness() {
     await clock.advance(500);
     return tracker.refresh();
   };
-  return { tick, down, tracker, setTtl: (id: string, ms: number) => ttl.set(id, ms) };
+  return { tick, down, tracker, setTtl: (id: string, ms: number) => ttl.set(id, ms), reportPgDown: (id: string) => pgDown.add(id) };
 }
 
 describe("two liveness channels", () => {
@@ -129,5 +130,18 @@ describe("deadAfterMs: the larger of the decider's and the member's timeouts", (
     expect(snap.members.get("a")!.status).not.toBe("dead");
     for (let i = 0; i < 6; i++) snap = await h.tick({});
     expect(snap.members.get("a")!.status).toBe("dead");
+  });
+});
+
+describe("a channel down for everyone", () => {
+  it("PostgreSQL unreadable here, and the member last said it could not reach it either: judged on Redis alone", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"] });
+    h.down.postgres = true;
+    h.reportPgDown("b");
+    await h.tick({ a: ["redis"], b: ["redis"] });
+    let snap = await h.tick({ a: ["redis"] });
+    for (let i = 0; i < 7; i++) snap = await h.tick({ a: ["redis"] });
+    expect(snap.members.get("b")!.status).toBe("dead");
   });
 });
