@@ -185,6 +185,10 @@ export class MembershipTracker {
     }
     for (const row of pgRows ?? []) observe("postgres", row.id, row.heartbeat);
 
+    // A channel this tracker cannot read is down for everyone when every member heard from
+    // lately (on a channel it can read) says its own last write there failed too.
+    const recent = [...this.entries.values()].filter((e) => e.hb && this.channels.some((c) => ok[c] && now - e.progressAt[c] < this.o.heartbeatWarningMs));
+    const downForAll = (c: Channel) => !ok[c] && recent.length > 0 && recent.every((e) => reportsDown(e.hb, c));
     for (const [id, entry] of this.entries) {
       if (raw && !seen.has(id)) entry.present = false;
       for (const c of this.channels) {
@@ -196,9 +200,9 @@ export class MembershipTracker {
       }
       const timeout = deadAfterMs(this.o.heartbeatTimeoutMs, entry.hb);
       // A channel this tracker cannot read may be the one keeping the member alive, unless
-      // the member itself last said it could not confirm there either (an outage of that
-      // store for everyone, say): then it is judged on the channels it can use.
-      const blind = this.channels.some((c) => !ok[c] && !reportsDown(entry.hb, c));
+      // the member itself last said it could not confirm there either, or that store is
+      // down for everyone: then it is judged on the channels that can be read.
+      const blind = this.channels.some((c) => !ok[c] && !downForAll(c) && !reportsDown(entry.hb, c));
       const judged = this.channels.filter((c) => ok[c]);
       const silentOnAll = judged.every((c) => now - entry.progressAt[c] >= timeout);
       // Blind: nobody new is declared dead; the dead stay dead until they show progress.

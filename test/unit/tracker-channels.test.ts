@@ -145,3 +145,27 @@ describe("a channel down for everyone", () => {
     expect(snap.members.get("b")!.status).toBe("dead");
   });
 });
+
+describe("a channel down for everyone, seen from the survivors", () => {
+  it("a member that died just as PostgreSQL went down (its last heartbeat still said PostgreSQL was fine) is judged on Redis once everyone else reports PostgreSQL down", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"], c: ["redis", "postgres"] });
+    h.down.postgres = true;
+    h.reportPgDown("a");
+    h.reportPgDown("c");
+    let snap = await h.tick({ a: ["redis"], c: ["redis"] });
+    for (let i = 0; i < 8; i++) snap = await h.tick({ a: ["redis"], c: ["redis"] });
+    expect(snap.members.get("b")!.status).toBe("dead");
+    expect(snap.members.get("a")!.status).toBe("alive");
+  });
+
+  it("while another member still reports reaching PostgreSQL, a member silent on Redis is not judged (it may be alive there)", async () => {
+    const h = harness();
+    await h.tick({ a: ["redis", "postgres"], b: ["redis", "postgres"], c: ["redis", "postgres"] });
+    h.down.postgres = true;
+    h.reportPgDown("a");
+    let snap = await h.tick({ a: ["redis"], c: ["redis"] });
+    for (let i = 0; i < 8; i++) snap = await h.tick({ a: ["redis"], c: ["redis"] });
+    expect(snap.members.get("b")!.status).not.toBe("dead");
+  });
+});
