@@ -25,15 +25,19 @@ export interface LegacyMember {
   readonly ip: string | null;
 }
 
-/** Fresh rows of the legacy heartbeat table; [] when the table does not exist. */
-export async function readLegacyMembers(sql: Sql, table: string, timeoutMs: number): Promise<LegacyMember[]> {
+/**
+ * Every row of the legacy heartbeat table (one per legacy instance: a small table); []
+ * when the table does not exist. `ageMs` compares the written timestamp, which a legacy
+ * host may have taken from its own clock, with PostgreSQL's: LegacyView trusts it only
+ * for a row it has not watched yet.
+ */
+export async function readLegacyRows(sql: Sql, table: string): Promise<LegacyMember[]> {
   try {
     const rows = await sql.unsafe(
       `select server_id::text as id, last_heartbeat, status::text as status, ip_address::text as ip,
               (extract(epoch from (now() - last_heartbeat)) * 1000)::float8 as age_ms
          from ${ident(table)}
-        where last_heartbeat > now() - make_interval(secs => $1)`,
-      [timeoutMs / 1000],
+        where last_heartbeat is not null`,
     );
     return rows.map((r) => ({
       id: String(r.id),
@@ -46,6 +50,11 @@ export async function readLegacyMembers(sql: Sql, table: string, timeoutMs: numb
     if ((err as { code?: string }).code === "42P01") return []; // no legacy table: no legacy members
     throw err;
   }
+}
+
+/** Rows whose written timestamp is fresher than `timeoutMs` by PostgreSQL's clock. */
+export async function readLegacyMembers(sql: Sql, table: string, timeoutMs: number): Promise<LegacyMember[]> {
+  return (await readLegacyRows(sql, table)).filter((m) => m.ageMs < timeoutMs);
 }
 
 /**
@@ -98,9 +107,18 @@ export interface LegacyViewOptions {
  * leader's tick, the dry run, hashing, the operator's views). Reads the heartbeat table at
  * most every `maxAgeMs`, sharing a read in flight; a failed read throws and keeps the last
  * good one in `latest`.
+ *
+ * Liveness is judged on this agent's own clock, like the sidecars': a legacy instance is
+ * alive while its `last_heartbeat` value keeps changing, watched here, within
+ * LEGACY_HEARTBEAT_TIMEOUT. Only for a row seen for the first time is the written
+ * timestamp's age (against PostgreSQL's clock) used, to date its last change; a legacy
+ * host whose clock is far behind therefore counts as dead at first sight only until its
+ * next write (about a minute).
  */
 export class LegacyView {
   private last: { at: number; members: readonly LegacyMember[] } | undefined;
+  /** Per server_id: the last value seen and when (this agent's clock) it last changed. */
+  private readonly progress = new Map<string, { value: string; changedAt: number }>();
   private inflight: Promise<readonly LegacyMember[]> | undefined;
 
   constructor(private readonly o: LegacyViewOptions) {}
@@ -140,7 +158,16 @@ export class LegacyView {
 
   private async fetch(): Promise<readonly LegacyMember[]> {
     const started = this.o.clock.now();
-    const members = await readLegacyMembers(this.o.sql, this.o.table, this.o.timeoutMs);
+    const rows = await readLegacyRows(this.o.sql, this.o.table);
+    const now = this.o.clock.now();
+    const members: LegacyMember[] = [];
+    for (const row of rows) {
+      const seen = this.progress.get(row.id);
+      if (!seen) this.progress.set(row.id, { value: row.lastHeartbeat, changedAt: now - Math.min(row.ageMs, this.o.timeoutMs) });
+      else if (seen.value !== row.lastHeartbeat) this.progress.set(row.id, { value: row.lastHeartbeat, changedAt: now });
+      const silentMs = now - this.progress.get(row.id)!.changedAt;
+      if (silentMs < this.o.timeoutMs) members.push({ ...row, ageMs: silentMs });
+    }
     this.last = { at: started, members };
     return members;
   }
