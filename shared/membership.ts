@@ -270,9 +270,12 @@ export function deadAfterMs(ownTimeoutMs: number, hb: Heartbeat | undefined): nu
   return Math.max(ownTimeoutMs, hb?.ttlMs ?? 0, hb?.leaseMs !== undefined ? hb.leaseMs + LEASE_MARGIN_MS : 0);
 }
 
-/** Whether heartbeat `a` was written after `b` by the same member. */
-function isNewer(a: Heartbeat, b: Heartbeat): boolean {
-  if (a.session === b.session) return a.seq > b.seq;
-  // A new process (or resync generation): its heartbeats supersede the old session's.
-  return a.startedAt > b.startedAt || (a.startedAt === b.startedAt && a.session.length > b.session.length);
+/**
+ * Whether heartbeat `a` was written after `b` by the same member. One process numbers its
+ * heartbeats with one growing `seq`, across its resync generations (whose sessions differ
+ * only by a suffix); a later process (a restart) supersedes an earlier one.
+ */
+export function isNewer(a: Heartbeat, b: Heartbeat): boolean {
+  if (a.startedAt !== b.startedAt) return a.startedAt > b.startedAt;
+  return a.seq > b.seq;
 }

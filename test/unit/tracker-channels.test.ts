@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../shared/clock.js";
-import { MembershipTracker, deadAfterMs } from "../../shared/membership.js";
+import { MembershipTracker, deadAfterMs, isNewer } from "../../shared/membership.js";
 import type { StoredPgHeartbeat } from "../../shared/pg-heartbeats.js";
 import type { RawSnapshot } from "../../shared/redis-protocol.js";
 import type { Heartbeat } from "../../shared/types.js";
@@ -167,5 +167,20 @@ describe("a channel down for everyone, seen from the survivors", () => {
     let snap = await h.tick({ a: ["redis"], c: ["redis"] });
     for (let i = 0; i < 8; i++) snap = await h.tick({ a: ["redis"], c: ["redis"] });
     expect(snap.members.get("b")!.status).not.toBe("dead");
+  });
+});
+
+describe("isNewer", () => {
+  it("orders one process's heartbeats by seq across resync generations, and a restart after them", () => {
+    const base = hb("m", 10);
+    const gen1 = { ...base, session: "p.1", seq: 20 };
+    const gen2 = { ...base, session: "p.2", seq: 30 };
+    // Regression: the second resync generation ("p.2") was not newer than the first ("p.1"),
+    // so a member frozen twice kept showing its old session and was never restamped.
+    expect(isNewer(gen2, gen1)).toBe(true);
+    expect(isNewer(gen1, gen2)).toBe(false);
+    const restarted = { ...base, session: "q", seq: 1, startedAt: "2026-01-01T00:05:00Z" };
+    expect(isNewer(restarted, gen2)).toBe(true);
+    expect(isNewer(gen2, restarted)).toBe(false);
   });
 });
