@@ -6,6 +6,7 @@
  *   agent/connections.ts     the PostgreSQL pools and Redis clients, and why each exists
  *   agent/startup.ts         migrate, refuse a live twin, inherit the worker's rows, register
  *   agent/heartbeat.ts       the heartbeat step and when it renews the worker's lease
+ *   agent/liveness.ts        both liveness channels wired: heartbeat writes, tracker reads
  *   agent/offer.ts           what is offered (resync, row trust, mode, acquisitions) PURE
  *   agent/offering.ts        when the offer is recomputed and how a decision is applied
  *   agent/worker-link.ts     the worker beside us, both APIs (offers, reports, capacity)
@@ -22,28 +23,28 @@
  *   HTTP (main.ts).
  */
 import crypto from "node:crypto";
-import os from "node:os";
 import type { Redis } from "ioredis";
 import { CatalogCache } from "../shared/catalog-cache.js";
 import { Waker, type Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Sql } from "../shared/db.js";
-import { probe, withTimeout, type Probe } from "../shared/deadline.js";
+import type { Probe } from "../shared/deadline.js";
 import { Keys } from "../shared/keys.js";
 import { LegacyView } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
-import { MembershipTracker, type ClusterFlag, type Snapshot } from "../shared/membership.js";
+import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, redisTargets } from "../shared/redis.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
-import { PgHeartbeats } from "../shared/pg-heartbeats.js";
+import type { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
-import { SOFTWARE_VERSION, type Heartbeat, type LeaderInfo, type Mode, type Nudge } from "../shared/types.js";
+import type { LeaderInfo, Mode, Nudge } from "../shared/types.js";
 import type { Elector } from "../leader/elector.js";
 import type { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
-import { closeConnections, openConnections, type Connections } from "./connections.js";
-import { HeartbeatLoop } from "./heartbeat.js";
+import { closeConnections, openConnections, probeConnections, type Connections } from "./connections.js";
+import type { HeartbeatLoop } from "./heartbeat.js";
+import { createLiveness, type HeartbeatState } from "./liveness.js";
 import { Leadership } from "./leadership.js";
 import { repeat } from "./loops.js";
 import { newerFlag } from "./mode.js";
@@ -98,7 +99,6 @@ export class Agent {
   private readonly wakeOwn: Waker;
   private sub: Redis | undefined;
   private loops: Promise<void>[] = [];
-  private seq = 0;
   private own: OwnAssignment | undefined;
   private ownLoadedAt = -Infinity;
   private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
@@ -120,29 +120,10 @@ export class Agent {
     this.wakeOwn = new Waker(clock, this.closing.signal);
     this.connections = openConnections(config);
     ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
-    this.pgHeartbeats = new PgHeartbeats(this.hbSql, config.schema);
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
-    this.tracker = new MembershipTracker({
-      protocol: this.protocol,
-      // A blackholed PostgreSQL answers nothing, ever: past the deadline the channel counts
-      // as unread (nobody new is declared dead), and the Redis view still comes through.
-      pg: ((reader) => ({ readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read") }))(new PgHeartbeats(this.sql, config.schema)),
-      clock,
-      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-      heartbeatWarningMs: config.heartbeatWarningMs,
-      maxGapMs: t.trackerMaxGapMs,
-      requireWorker: config.requireWorker,
-    });
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
-    this.legacy = new LegacyView({
-      sql: this.sql,
-      table: config.legacyHeartbeatsTable,
-      timeoutMs: config.legacyHeartbeatTimeoutMs,
-      totalServers: config.legacyTotalServers,
-      clock,
-      maxAgeMs: config.heartbeatIntervalMs,
-    });
+    this.legacy = LegacyView.fromConfig(config, this.sql, clock);
     this.worker = new WorkerLink({
       clock,
       logger: this.logger.child({ component: "worker" }),
@@ -157,23 +138,19 @@ export class Agent {
         this.offering.afterChange();
         this.wakeHeartbeat.wake();
       },
-      onDeclared: (capacity) => {
-        this.store.setDeclaredCapacity(this.id, capacity ?? null).catch((err) => {
-          // Only a restart would forget it; the heartbeat announces the capacity anyway.
-          this.logger.warn({ err, category: "ERROR" }, "could not record the declared capacity");
-        });
-      },
+      declared: { save: (capacity) => this.store.setDeclaredCapacity(this.id, capacity) },
     });
-    this.heartbeat = new HeartbeatLoop({
+    ({ tracker: this.tracker, heartbeat: this.heartbeat, pgHeartbeats: this.pgHeartbeats } = createLiveness({
+      config,
       clock,
-      logger: this.logger.child({ component: "heartbeat" }),
+      logger: this.logger,
       metrics: this.metrics,
+      sql: this.sql,
+      hbSql: this.hbSql,
+      protocol: this.protocol,
+      startedAtWall: this.startedAtWall,
       serving: this.worker.serving,
-      workerLeaseMs: config.workerLeaseMs,
-      policy: config.onCoordinationLoss,
-      sendRedis: (hb) => this.protocol.heartbeat(hb, this.config.heartbeatTimeoutMs),
-      sendPostgres: (hb) => withTimeout(this.clock, this.pgHeartbeats.write(hb), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat"),
-      build: (now) => this.buildHeartbeat(now),
+      state: (now) => this.heartbeatState(now),
       resyncing: () => this.offering.resyncing,
       requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {
@@ -181,7 +158,7 @@ export class Agent {
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => this.publish({ t: "ack", id: this.id }),
-    });
+    }));
     this.offering = new Offering({
       config,
       clock,
@@ -300,9 +277,8 @@ export class Agent {
   }
 
   /** Probes PostgreSQL (operator pool) and Redis; each answer within `timeoutMs` or a failure. */
-  async probeDependencies(timeoutMs: number): Promise<{ postgres: Probe; redis: Probe }> {
-    const [postgres, redis] = await Promise.all([probe(this.clock, () => this.opsSql`select 1`, timeoutMs), probe(this.clock, () => this.redis.ping(), timeoutMs)]);
-    return { postgres, redis };
+  probeDependencies(timeoutMs: number): Promise<{ postgres: Probe; redis: Probe }> {
+    return probeConnections(this.connections, this.clock, timeoutMs);
   }
 
   async start(): Promise<void> {
@@ -395,17 +371,12 @@ export class Agent {
 
   // ---- loops ---------------------------------------------------------------------
 
-  private buildHeartbeat(now: number): Heartbeat {
+  private heartbeatState(now: number): HeartbeatState {
     return {
-      id: this.id,
-      seq: ++this.seq,
-      ttlMs: this.config.heartbeatTimeoutMs,
-      leaseMs: this.config.workerLeaseMs,
       session: this.sessionNow,
       capacity: this.capacity,
       draining: this.own?.draining ?? false,
       mode: this.mode,
-      useOrchestrator: this.config.useOrchestrator,
       version: this.own?.version ?? 0,
       held: this.worker.serving.held(now),
       leaving: this.leaving,
@@ -413,13 +384,6 @@ export class Agent {
       released: [...this.worker.released],
       states: this.worker.streamStates(),
       worker: this.worker.health(now),
-      pgOk: this.heartbeat.channels.postgres,
-      redisOk: this.heartbeat.channels.redis,
-      pgCut: this.heartbeat.postgresDownMs(now) >= this.config.heartbeatTimeoutMs / 2,
-      startedAt: new Date(this.startedAtWall).toISOString(),
-      host: os.hostname(),
-      location: this.config.location,
-      software: SOFTWARE_VERSION,
     };
   }
 

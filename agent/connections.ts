@@ -5,11 +5,14 @@
  * Guarantees: the PostgreSQL heartbeat has a connection of its own and operator reads a
  * small pool of their own, so neither queues behind the leader's or the agent's work; the
  * first Redis client carries heartbeats and the protocol, and every client (the first
- * included) takes part in the lease; close ends every one without throwing. Does not:
+ * included) takes part in the lease; a probe answers within its deadline; close ends
+ * every one without throwing. Does not:
  * retry or reconnect (the clients do), or own the nudge subscriber (agent/nudges.ts).
  */
 import type { Redis } from "ioredis";
+import type { Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
+import { probe, type Probe } from "../shared/deadline.js";
 import { connect, type Sql } from "../shared/db.js";
 import { closeRedis, createRedis, redisTargets } from "../shared/redis.js";
 
@@ -40,6 +43,12 @@ export function openConnections(config: Config): Connections {
 }
 
 /** Closes the Redis clients, then ends the pools (waiting at most 2 s each). */
+/** PostgreSQL (the operator pool) and Redis, each answering within `timeoutMs` or a failure. */
+export async function probeConnections(c: Connections, clock: Clock, timeoutMs: number): Promise<{ postgres: Probe; redis: Probe }> {
+  const [postgres, redis] = await Promise.all([probe(clock, () => c.opsSql`select 1`, timeoutMs), probe(clock, () => c.redis.ping(), timeoutMs)]);
+  return { postgres, redis };
+}
+
 export async function closeConnections(c: Connections): Promise<void> {
   for (const r of c.lockClients) await closeRedis(r);
   await Promise.all([c.sql, c.opsSql, c.hbSql].map((p) => p.end({ timeout: 2 }).catch(() => {})));

@@ -84,6 +84,15 @@ export class HeartbeatLoop {
     return this.pgFailingSince === undefined ? 0 : now - this.pgFailingSince;
   }
 
+  /**
+   * Which channels this agent reached, for its next heartbeat: deciders use it to tell an
+   * outage of one store for everyone from a member alive only there, and the leader gives
+   * nothing to a member cut from PostgreSQL for half a HEARTBEAT_TIMEOUT (pgCut).
+   */
+  report(now: number, heartbeatTimeoutMs: number): { pgOk: boolean; redisOk: boolean; pgCut: boolean } {
+    return { pgOk: this.confirmed.postgres, redisOk: this.confirmed.redis, pgCut: this.postgresDownMs(now) >= heartbeatTimeoutMs / 2 };
+  }
+
   get postgresError(): string | undefined {
     return this.failures.postgres.message;
   }

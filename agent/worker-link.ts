@@ -69,8 +69,8 @@ export interface WorkerLinkOptions {
   readonly onHeldShrank: () => void;
   /** The worker gave streams up: recompute the offer and heartbeat now. */
   readonly onReleased: () => void;
-  /** The declared capacity changed (undefined: forgotten): remember it across restarts. */
-  readonly onDeclared: (capacity: number | undefined) => void;
+  /** Where a declared capacity is remembered across restarts (null: forgotten). */
+  readonly declared: { save(capacity: number | null): Promise<void> };
 }
 
 /** Workers remembered for GET /api/workers besides the current one. */
@@ -232,7 +232,7 @@ export class WorkerLink {
       }
       this.past = [cur, ...this.past.filter((w) => w.id !== cur.id && w.id !== id)].slice(0, PAST_WORKERS);
       this.declaredCapacity = undefined;
-      this.o.onDeclared(undefined);
+      this.remember(null);
       this.o.logger.info({ category: "INSTANCE", from: cur.id, to: id, silentMs: Math.round(silentMs) }, "a new worker took over this sidecar");
     }
     const wall = new Date(this.o.clock.wall()).toISOString();
@@ -262,7 +262,7 @@ export class WorkerLink {
     if (capacity === undefined || capacity === w.capacity) return;
     w.capacity = capacity;
     this.declaredCapacity = capacity;
-    this.o.onDeclared(capacity);
+    this.remember(capacity);
     this.o.logger.info({ category: "INSTANCE", worker: w.id, capacity }, "the worker declared its capacity");
   }
 
@@ -281,6 +281,13 @@ export class WorkerLink {
 
   get workerTimeoutMs(): number {
     return this.o.workerTimeoutMs;
+  }
+
+  private remember(capacity: number | null): void {
+    this.o.declared.save(capacity).catch((err) => {
+      // Only a restart would forget it; the heartbeat announces the capacity anyway.
+      this.o.logger.warn({ err, category: "ERROR" }, "could not record the declared capacity");
+    });
   }
 
   private touch(w: BoundWorker, now: number): void {

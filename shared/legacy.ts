@@ -123,6 +123,11 @@ export class LegacyView {
 
   constructor(private readonly o: LegacyViewOptions) {}
 
+  /** The view an agent uses: its LEGACY_* settings, re-read at most once a heartbeat. */
+  static fromConfig(c: { legacyHeartbeatsTable: string; legacyHeartbeatTimeoutMs: number; legacyTotalServers: number | undefined; heartbeatIntervalMs: number }, sql: Sql, clock: Clock): LegacyView {
+    return new LegacyView({ sql, table: c.legacyHeartbeatsTable, timeoutMs: c.legacyHeartbeatTimeoutMs, totalServers: c.legacyTotalServers, clock, maxAgeMs: c.heartbeatIntervalMs });
+  }
+
   get enabled(): boolean {
     return !!this.o.totalServers;
   }

@@ -14,7 +14,7 @@ import { LeaseWorker, LegacyWorker, Rng, type FaultWorker } from "./fault-worker
 import { agreement, ServedLog, type ClusterAnswer } from "./served-checker.js";
 import { REDIS_URL, clearPrefix, connectTestRedis, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "./services.js";
 
-export const ADMIN_TOKEN = "fault-suite-admin-token";
+export const ADMIN_TOKEN = "change-me-fault-admin-token";
 export const SECONDS = (k: string): number => Number(FAST_TIMINGS[k]) * 1000;
 
 export type Store = "redis" | "pg";

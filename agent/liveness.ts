@@ -1,0 +1,94 @@
+/**
+ * The two liveness channels as this agent uses them, wired in one place: the heartbeat it
+ * writes to Redis and to PostgreSQL (agent/heartbeat.ts decides what a confirmation
+ * renews), and the membership tracker that reads everyone's from both
+ * (shared/membership.ts decides who is dead).
+ *
+ * Guarantees: every write and every PostgreSQL read has a deadline shorter than a
+ * heartbeat, so a blackholed link counts as a failed (or unread) channel instead of a
+ * step that hangs; the payload carries what deciders need to judge this member (its
+ * timeouts, what it holds, which channels it reached).
+ * It does not schedule anything: the agent's loops call beat() and refresh().
+ */
+import os from "node:os";
+import type { Clock } from "../shared/clock.js";
+import type { Config } from "../shared/config.js";
+import type { Sql } from "../shared/db.js";
+import { withTimeout } from "../shared/deadline.js";
+import type { Logger } from "../shared/logger.js";
+import { MembershipTracker } from "../shared/membership.js";
+import type { Metrics } from "../shared/metrics.js";
+import { PgHeartbeats } from "../shared/pg-heartbeats.js";
+import type { RedisProtocol } from "../shared/redis-protocol.js";
+import { SOFTWARE_VERSION, type Heartbeat } from "../shared/types.js";
+import { HeartbeatLoop, type HeartbeatDeps } from "./heartbeat.js";
+
+/** What the agent contributes to each heartbeat: its state as of `now`. */
+export type HeartbeatState = Omit<Heartbeat, "id" | "seq" | "ttlMs" | "leaseMs" | "useOrchestrator" | "pgOk" | "redisOk" | "pgCut" | "host" | "location" | "software" | "startedAt">;
+
+export interface LivenessDeps extends Pick<HeartbeatDeps, "serving" | "resyncing" | "requireResync" | "onReply" | "onReleased"> {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** The pool the tracker reads the PostgreSQL heartbeats with. */
+  readonly sql: Sql;
+  /** The connection this agent's PostgreSQL heartbeats are written on (theirs alone). */
+  readonly hbSql: Sql;
+  readonly protocol: RedisProtocol;
+  readonly startedAtWall: number;
+  state(now: number): HeartbeatState;
+}
+
+export interface Liveness {
+  readonly tracker: MembershipTracker;
+  readonly heartbeat: HeartbeatLoop;
+  readonly pgHeartbeats: PgHeartbeats;
+}
+
+export function createLiveness(d: LivenessDeps): Liveness {
+  const { config, clock } = d;
+  const t = config.timings;
+  const pgHeartbeats = new PgHeartbeats(d.hbSql, config.schema);
+  const reader = new PgHeartbeats(d.sql, config.schema);
+  const tracker = new MembershipTracker({
+    protocol: d.protocol,
+    // A blackholed PostgreSQL answers nothing, ever: past the deadline the channel counts
+    // as unread (nobody new is declared dead), and the Redis view still comes through.
+    pg: { readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read") },
+    clock,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    heartbeatWarningMs: config.heartbeatWarningMs,
+    maxGapMs: t.trackerMaxGapMs,
+    requireWorker: config.requireWorker,
+  });
+  let seq = 0;
+  const heartbeat: HeartbeatLoop = new HeartbeatLoop({
+    clock,
+    logger: d.logger.child({ component: "heartbeat" }),
+    metrics: d.metrics,
+    serving: d.serving,
+    workerLeaseMs: config.workerLeaseMs,
+    policy: config.onCoordinationLoss,
+    sendRedis: (hb) => d.protocol.heartbeat(hb, config.heartbeatTimeoutMs),
+    sendPostgres: (hb) => withTimeout(clock, pgHeartbeats.write(hb), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat"),
+    build: (now) => ({
+      ...d.state(now),
+      id: config.instanceId,
+      seq: ++seq,
+      ttlMs: config.heartbeatTimeoutMs,
+      leaseMs: config.workerLeaseMs,
+      useOrchestrator: config.useOrchestrator,
+      ...heartbeat.report(now, config.heartbeatTimeoutMs),
+      startedAt: new Date(d.startedAtWall).toISOString(),
+      host: os.hostname(),
+      location: config.location,
+      software: SOFTWARE_VERSION,
+    }),
+    resyncing: d.resyncing,
+    requireResync: d.requireResync,
+    onReply: d.onReply,
+    onReleased: d.onReleased,
+  });
+  return { tracker, heartbeat, pgHeartbeats };
+}
