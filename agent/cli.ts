@@ -4,8 +4,8 @@
  * the server is tested with.
  *
  *   fingerctl [--url URL] [--json] <command>
- *     status | instances | streams | drain ID | undrain ID | mode orchestrated|hashed
- *     rebalance [--dry-run]
+ *     status | instances | streams [--failing] | stream ID | retry ID | drain ID
+ *     undrain ID | mode orchestrated|hashed | rebalance [--dry-run]
  *
  * URL: --url, else FINGERCTL_URL, else ORCHESTRATOR_URL, else http://localhost:8001.
  * Admin commands send ADMIN_TOKEN as a bearer token. The environment is handed in by the
@@ -30,6 +30,8 @@ import {
   type StreamsStatusBody,
 } from "../shared/status.js";
 import { redactText } from "../shared/logger.js";
+import { ago, ids, pct, table, time } from "./cli-format.js";
+import { formatFailing, formatRetry, formatStream, retryBody, streamDetailBody, streamsHealthBody } from "./cli-streams.js";
 
 export const DEFAULT_URL = "http://localhost:8001";
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -50,6 +52,9 @@ Commands:
   status                       the cluster: leader, epoch, mode, instance and stream counts
   instances                    every instance: state, load against capacity, worker health
   streams                      stream totals, who serves which streams, recent changes
+  streams --failing            failing and quarantined streams, with their last error
+  stream ID                    one stream: owner, health, failures, recent moves
+  retry ID                     release stream ID from quarantine and forget its failures
   drain ID                     stop giving instance ID streams and move its streams away
   undrain ID                   let instance ID serve again
   mode orchestrated|hashed     flip the cluster mode (hashed = the rollback)
@@ -60,7 +65,7 @@ Options:
   --json       print the agent's JSON answer instead of tables
   -h, --help   this text
 
-Admin commands (drain, undrain, mode, rebalance) send $ADMIN_TOKEN as a bearer token.
+Admin commands (retry, drain, undrain, mode, rebalance) send $ADMIN_TOKEN as a bearer token.
 Exit codes: 0 ok, 1 refused or failed, 2 bad usage, 3 agent unreachable.
 `;
 
@@ -77,16 +82,18 @@ interface Args {
   url: string | undefined;
   json: boolean;
   dryRun: boolean;
+  failing: boolean;
   help: boolean;
   words: string[];
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { url: undefined, json: false, dryRun: false, help: false, words: [] };
+  const a: Args = { url: undefined, json: false, dryRun: false, failing: false, help: false, words: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--json") a.json = true;
     else if (arg === "--dry-run" || arg === "--dry_run") a.dryRun = true;
+    else if (arg === "--failing") a.failing = true;
     else if (arg === "-h" || arg === "--help" || arg === "help") a.help = true;
     else if (arg === "--url") {
       const v = argv[++i];
@@ -145,7 +152,8 @@ class Client {
     }
     if (!res.ok && !(res.status === 202 && opts.admin)) {
       const e = errorBody.safeParse(body);
-      let msg = e.success ? e.data.message : `HTTP ${res.status}`;
+      const bare = (body as { error?: unknown } | null)?.error;
+      let msg = e.success ? e.data.message : typeof bare === "string" && bare.trim() ? redactText(bare) : `HTTP ${res.status}`;
       if (res.status === 401 && !this.token) msg += " ADMIN_TOKEN is not set in this environment.";
       throw new CliError(EXIT.refused, `the agent at ${where} refused ${method} ${path} (HTTP ${res.status}): ${msg}`);
     }
@@ -158,36 +166,6 @@ class Client {
 }
 
 // ---- formatting ----------------------------------------------------------------------
-
-/** Left-aligned columns, two spaces apart; numeric columns right-aligned. */
-export function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const cells = [header.map(String), ...rows.map((r) => r.map(String))];
-  const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"));
-  const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  return (
-    cells
-      .map((r) =>
-        r
-          .map((c, i) => (numeric[i] ? c.padStart(width[i]!) : c.padEnd(width[i]!)))
-          .join("  ")
-          .trimEnd(),
-      )
-      .join("\n") + "\n"
-  );
-}
-
-const pct = (x: number) => `${x.toFixed(1)}%`;
-function ago(ms: number | null): string {
-  if (ms === null) return "never";
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  if (ms < 3_600_000) return `${Math.round(ms / 60_000)}m`;
-  return `${Math.round(ms / 3_600_000)}h`;
-}
-const time = (iso: string | null) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
-function ids(list: readonly (number | string)[], max = 12): string {
-  if (list.length === 0) return "-";
-  return list.slice(0, max).join(",") + (list.length > max ? ` …(+${list.length - max})` : "");
-}
 
 export function formatStatus(s: StatusBody): string {
   const c = s.instances;
@@ -273,6 +251,7 @@ export async function run(argv: readonly string[], env: Env, io: CliIo): Promise
     }
     const cmd = args.words[0]!;
     if (args.dryRun && cmd !== "rebalance") throw new CliError(EXIT.usage, "--dry-run only applies to rebalance");
+    if (args.failing && cmd !== "streams") throw new CliError(EXIT.usage, "--failing only applies to streams");
     const client = new Client(agentUrl(args.url, env), env.ADMIN_TOKEN?.trim() || undefined, io);
     switch (cmd) {
       case "status": {
@@ -288,9 +267,26 @@ export async function run(argv: readonly string[], env: Env, io: CliIo): Promise
         return EXIT.ok;
       }
       case "streams": {
-        if (args.words.length > 1) throw new CliError(EXIT.usage, "streams takes no argument");
+        if (args.words.length > 1) throw new CliError(EXIT.usage, "streams takes no argument (only --failing)");
+        if (args.failing) {
+          const b = await client.request("GET", "/streams/status?limit=20", streamsHealthBody);
+          emit(args.json, { health: b.health, failing_streams: b.failing_streams, quarantined_streams: b.quarantined_streams }, () => formatFailing(b));
+          return EXIT.ok;
+        }
         const b = await client.request("GET", "/streams/status?limit=20", streamsStatusBody);
         emit(args.json, b, () => formatStreams(b));
+        return EXIT.ok;
+      }
+      case "stream": {
+        const sid = one(args.words, "the stream ID");
+        const b = await client.request("GET", `/streams/${encodeURIComponent(sid)}`, streamDetailBody);
+        emit(args.json, b, () => formatStream(b));
+        return EXIT.ok;
+      }
+      case "retry": {
+        const sid = one(args.words, "the stream ID");
+        const b = await client.request("POST", `/streams/${encodeURIComponent(sid)}/retry`, retryBody, { admin: true });
+        emit(args.json, b, () => formatRetry(b));
         return EXIT.ok;
       }
       case "drain":
