@@ -7,6 +7,8 @@ Drop this file next to fingerv7 and let it decide which streams the worker proce
     client = SidecarClient("http://localhost:8001", on_start=start_capture, on_stop=stop_capture)
     client.start()          # background threads: long-poll, lease watchdog, optional reports
     ...
+    client.report_stream(stream_id, ok=False, error="403")   # after each capture
+    client.report_rate_limited(until)                         # on a 429 pause (None: resumed)
     client.report(processed_count=n, error_count=e)
     ...
     client.stop()           # stops every stream, then returns
@@ -24,6 +26,13 @@ The rules it follows (the worker half of the sidecar's safety model):
   worker safely: the agent's peers wait longer than the lease before they do.
 * Progress goes to ``POST /v1/report``; call :meth:`SidecarClient.report`, or pass
   ``progress`` and ``report_every_s`` to report periodically.
+* Stream health: after each capture call :meth:`SidecarClient.report_stream` with its
+  outcome; the outcomes are batched into the next report (a stream with at least one
+  success since the last report is "ok", one with only failures is "failed" with the last
+  error, one with neither is "processing"). The agent moves a stream that keeps failing on
+  this worker to another one. When the recognition service pauses the worker (HTTP 429),
+  call :meth:`SidecarClient.report_rate_limited` with the end of the pause (and ``None``
+  when it is over): the agent gives the worker's streams to others meanwhile.
 * Connection errors are retried with exponential backoff and jitter (``backoff_initial_s``
   doubling up to ``backoff_max_s``); the lease keeps running meanwhile.
 
@@ -44,12 +53,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 __all__ = ["SidecarClient", "Stream", "SidecarError"]
 __version__ = "1.0.0"
 
 StreamId = Union[int, str]
+MAX_ERROR_CHARS = 500  # a worker's error text is free-form; the agent needs a short one
 log = logging.getLogger("fingerv7_sidecar")
 
 
@@ -126,6 +137,12 @@ class SidecarClient:
         self.epoch: Optional[int] = None
         self.last_error: Optional[str] = None
         self.failures = 0  # consecutive failed requests
+
+        # Capture outcomes since the last report: str(id) -> (ok, last error).
+        self._outcomes: Dict[str, Tuple[bool, Optional[str]]] = {}
+        self._rate_limited_until: Optional[datetime] = None
+        self._rate_limit_seq = 0  # bumped on every report_rate_limited(); 0: never called
+        self._rate_limit_sent = 0
 
     # ---- the local view -----------------------------------------------------------
 
@@ -216,21 +233,82 @@ class SidecarClient:
             self._changed.notify_all()
         return True
 
+    def report_stream(self, stream_id: StreamId, ok: bool, error: Optional[str] = None) -> None:
+        """Records one capture's outcome for ``stream_id``; sent with the next report.
+
+        ``ok`` is True when the capture produced audio (whether or not a song was
+        identified), False when it failed; ``error`` says why, in a few words ("403",
+        "timeout", "empty capture"). A success since the last report outweighs failures.
+        """
+        if not isinstance(ok, bool):
+            raise TypeError(f"report_stream: ok must be True or False, not {ok!r}")
+        if error is not None and not isinstance(error, str):
+            raise TypeError(f"report_stream: error must be a string or None, not {type(error).__name__}")
+        if not isinstance(stream_id, (int, str)) or isinstance(stream_id, bool):
+            raise TypeError(f"report_stream: stream_id must be an int or a str, not {stream_id!r}")
+        text = None if ok else " ".join((error or "failed").split())[:MAX_ERROR_CHARS] or "failed"
+        with self._lock:
+            prev = self._outcomes.get(str(stream_id))  # 12 and "12" are the same stream
+            if ok or prev is None or not prev[0]:  # a success since the last report stays "ok"
+                self._outcomes[str(stream_id)] = (ok, text)
+
+    def report_rate_limited(self, until: Optional[datetime]) -> None:
+        """The recognition service paused this worker until ``until`` (None: not paused).
+
+        Sent as ``rate_limited_until`` with the next report (and every report while the
+        pause lasts). A naive datetime is taken as local time.
+        """
+        if until is not None and not isinstance(until, datetime):
+            raise TypeError(f"report_rate_limited: until must be a datetime or None, not {type(until).__name__}")
+        with self._lock:
+            self._rate_limited_until = until
+            self._rate_limit_seq += 1
+
     def report(
         self,
         processed_count: Optional[int] = None,
         error_count: Optional[int] = None,
         streams: Optional[List[Mapping[str, Any]]] = None,
     ) -> Dict[str, Any]:
-        """POST /v1/report. ``streams`` defaults to every stream of the view as "processing"."""
-        if streams is None:
-            streams = [{"id": sid, "status": "processing"} for sid in self.streams]
+        """POST /v1/report.
+
+        ``streams`` defaults to every stream of the view with its outcome since the last
+        report ("ok", "failed" with the error, or "processing"); outcomes that could not
+        be delivered go with the next report.
+        """
+        with self._lock:
+            outcomes: Dict[str, Tuple[bool, Optional[str]]] = {}
+            if streams is None:  # these outcomes go now; recorded ones keep for the next report
+                outcomes, self._outcomes = self._outcomes, {}
+                streams = [self._stream_entry(sid, outcomes.get(str(sid))) for sid in self._view]
+            rl_seq, rl_until = self._rate_limit_seq, self._rate_limited_until
         body: Dict[str, Any] = {"streams": list(streams)}
         if processed_count is not None:
             body["processed_count"] = int(processed_count)
         if error_count is not None:
             body["error_count"] = int(error_count)
-        return self._request("POST", "/v1/report", body=body, timeout=self.request_margin_s)
+        if rl_seq != self._rate_limit_sent or (rl_until is not None and _utc(rl_until) > datetime.now(timezone.utc)):
+            body["rate_limited_until"] = None if rl_until is None else _iso(rl_until)
+        try:
+            answer = self._request("POST", "/v1/report", body=body, timeout=self.request_margin_s)
+        except Exception:
+            with self._lock:  # not delivered: merge back under what was recorded meanwhile
+                for sid, outcome in outcomes.items():
+                    current = self._outcomes.get(sid)
+                    if current is None or (outcome[0] and not current[0]):
+                        self._outcomes[sid] = outcome
+            raise
+        with self._lock:
+            self._rate_limit_sent = max(self._rate_limit_sent, rl_seq)
+        return answer
+
+    @staticmethod
+    def _stream_entry(sid: StreamId, outcome: Optional[Tuple[bool, Optional[str]]]) -> Dict[str, Any]:
+        if outcome is None:
+            return {"id": sid, "status": "processing"}
+        if outcome[0]:
+            return {"id": sid, "status": "ok"}
+        return {"id": sid, "status": "failed", "error": outcome[1]}
 
     # ---- internals ----------------------------------------------------------------
 
@@ -315,3 +393,12 @@ class SidecarClient:
         if not isinstance(parsed, dict):
             raise SidecarError(f"{method} {path}: answer is not a JSON object")
         return parsed
+
+
+def _utc(when: datetime) -> datetime:
+    return when.astimezone(timezone.utc)  # a naive datetime is local time
+
+
+def _iso(when: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a Z, as the agent's timestamps are."""
+    return _utc(when).strftime("%Y-%m-%dT%H:%M:%S.") + f"{_utc(when).microsecond // 1000:03d}Z"
