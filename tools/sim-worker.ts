@@ -4,15 +4,60 @@
  *   with exactly the returned set;
  * - its lease runs from the moment it SENT the request that was answered, for lease_ms;
  *   when the lease runs out without a new answer it stops everything at once;
- * - it reports progress with POST /v1/report.
+ * - it reports progress with POST /v1/report, one report per capture cycle (reportEveryMs):
+ *   per stream "processing" (started since the last report), "ok" or "failed" + error.
+ * Failure rules make it fail like a real one (nothing fails without a rule):
+ * - a rule with `on` fails its streams only on workers whose labels hold every pair
+ *   (geo-blocking: fails on exit=nl, works on exit=br); without `on`, everywhere it is
+ *   given (a dead upstream, when every worker has it; a broken worker, with streams "*");
+ * - rateLimit(until) reports a recognition-service pause as rate_limited_until (ISO, then
+ *   null once cleared or over); while paused its streams report "processing".
+ * It does NOT decide anything from its failures: it keeps processing whatever the agent
+ * says, exactly as a real worker does; moving streams away is the agent's job.
  * Used by the demo and by the cluster tests (whose observer samples `serving`).
  */
+export type Labels = Readonly<Record<string, string>>;
+
+export interface FailureRule {
+  /** The streams that fail ("*": every stream). */
+  readonly streams: readonly string[] | "*";
+  /** Fail only on a worker whose labels include every one of these pairs. */
+  readonly on?: Labels;
+  /** The error reported, e.g. "403 Forbidden", "connection refused". */
+  readonly error: string;
+}
+
 export interface SimWorkerOptions {
   readonly url: string;
   /** Long-poll wait in seconds. */
   readonly waitS?: number;
+  /** One capture cycle: how often outcomes are reported. */
   readonly reportEveryMs?: number;
   readonly onChange?: (serving: ReadonlySet<string>) => void;
+  /** This worker's labels: the same as its agent's LABELS. */
+  readonly labels?: Labels;
+  readonly failures?: readonly FailureRule[];
+}
+
+/** "exit=nl,region=sudeste" → { exit: "nl", region: "sudeste" }; a bad pair is an error. */
+export function parseLabels(text: string): Labels {
+  const out: Record<string, string> = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([\w.-]+)=([\w.-]+)$/.exec(part);
+    if (!m) throw new Error(`bad label ${JSON.stringify(part)}: expected key=value`);
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** The error a capture of `stream` gets on a worker with `labels`, or undefined when it works. */
+export function failureOf(stream: string, labels: Labels, rules: readonly FailureRule[]): string | undefined {
+  for (const r of rules) {
+    if (r.streams !== "*" && !r.streams.includes(stream)) continue;
+    if (r.on && !Object.entries(r.on).every(([k, v]) => labels[k] === v)) continue;
+    return r.error;
+  }
+  return undefined;
 }
 
 export class SimWorker {
@@ -25,8 +70,14 @@ export class SimWorker {
   private loopDone: Promise<void> | undefined;
   private reporter: NodeJS.Timeout | undefined;
   private ctl = new AbortController();
+  private reportedSet = new Set<string>();
+  private pausedUntil: number | null = null;
+  private pauseToSend: string | null | undefined;
+  private errors = 0;
   lastError: string | undefined;
   fetches = 0;
+  /** Failed captures reported so far. */
+  failedReports = 0;
 
   constructor(private readonly o: SimWorkerOptions) {}
 
@@ -48,6 +99,15 @@ export class SimWorker {
     if (this.reporter) clearInterval(this.reporter);
     this.apply(new Set(), "stopped");
     await this.loopDone?.catch(() => {});
+  }
+
+  /**
+   * The recognition service paused this worker until `untilMs` (wall clock, ms since the
+   * epoch), or the pause is over (null). Sent with the next report.
+   */
+  rateLimit(untilMs: number | null): void {
+    this.pausedUntil = untilMs;
+    this.pauseToSend = untilMs === null ? null : new Date(untilMs).toISOString();
   }
 
   private apply(next: Set<string>, _why: string): void {
@@ -96,14 +156,34 @@ export class SimWorker {
 
   private async report(): Promise<void> {
     if (this.stopped) return;
-    this.processed += this.servingSet.size;
+    const now = Date.now();
+    const paused = this.pausedUntil !== null && now < this.pausedUntil;
+    if (this.pausedUntil !== null && !paused) this.rateLimit(null); // the pause is over
+    const serving = [...this.servingSet];
+    const rules = this.o.failures ?? [];
+    const streams = serving.map((id) => {
+      if (paused || !this.reportedSet.has(id)) return { id, status: "processing" };
+      const error = failureOf(id, this.o.labels ?? {}, rules);
+      return error === undefined ? { id, status: "ok" } : { id, status: "failed", error };
+    });
+    this.reportedSet = new Set(serving);
+    const failed = streams.filter((s) => s.status === "failed").length;
+    this.errors += failed;
+    this.processed += streams.length - failed;
+    const body: Record<string, unknown> = { processed_count: this.processed, error_count: this.errors, streams };
+    const pause = this.pauseToSend;
+    if (pause !== undefined || paused) body.rate_limited_until = pause ?? new Date(this.pausedUntil!).toISOString();
     try {
-      await fetch(`${this.o.url}/v1/report`, {
+      const res = await fetch(`${this.o.url}/v1/report`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ processed_count: this.processed, error_count: 0, streams: [...this.servingSet].map((id) => ({ id, status: "processing" })) }),
+        body: JSON.stringify(body),
         signal: AbortSignal.timeout(2000),
       });
+      if (res.ok) {
+        this.failedReports += failed;
+        if (this.pauseToSend === pause) this.pauseToSend = undefined;
+      }
     } catch {
       // The agent may be down; reports are best effort.
     }
