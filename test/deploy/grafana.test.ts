@@ -49,7 +49,7 @@ describe("deploy/grafana/fingerv7.json", () => {
     expect(panels.some((p) => p.type === "row" && p.panels.length > 0), "a collapsed row with nested panels").toBe(true);
   });
 
-  it("shows leader and epoch, served and unassigned streams, moves by reason, per-instance load, handoff and tick latency, heartbeat failures, mode", () => {
+  it("shows leader and epoch, served and unassigned streams, moves by reason, per-instance load, handoff and tick latency, heartbeat failures, mode, stream health", () => {
     const wanted: [string, RegExp][] = [
       ["leader", /fingerv7_is_leader\b/],
       ["epoch", /fingerv7_leader_epoch\b/],
@@ -61,6 +61,8 @@ describe("deploy/grafana/fingerv7.json", () => {
       ["leader tick latency", /histogram_quantile\(0\.95, sum by \(le\) \(rate\(fingerv7_leader_tick_duration_seconds_bucket\[/],
       ["heartbeat failures", /fingerv7_heartbeats_total\{result="failed"/],
       ["mode per agent", /max by \(instance\) \(fingerv7_mode\{/],
+      ["streams by health", /max by \(health\) \(fingerv7_streams_health\)/],
+      ["failure-driven moves by reason", /sum by \(reason\) \(rate\(fingerv7_stream_failovers_total\[/],
     ];
     for (const [what, re] of wanted) expect(panelExprs.some((e) => re.test(e)), what).toBe(true);
   });

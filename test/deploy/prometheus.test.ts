@@ -37,7 +37,7 @@ describe("deploy/prometheus/alerts.yml", () => {
 
   it("gives every alert a for, a severity, a summary, a description and a runbook in docs/operations.md", () => {
     const anchors = new Set([...read("docs/operations.md").matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.trim().toLowerCase().replace(/[^\w\- ]/g, "").replace(/ /g, "-")));
-    expect(rules.map((r) => r.alert)).toEqual(["FingerV7AgentsAbsent", "FingerV7NoLeader", "FingerV7MultipleLeaders", "FingerV7StreamsUnassigned", "FingerV7WorkerWithoutLease", "FingerV7HeartbeatFailures", "FingerV7RebalanceStorm"]);
+    expect(rules.map((r) => r.alert)).toEqual(["FingerV7AgentsAbsent", "FingerV7NoLeader", "FingerV7MultipleLeaders", "FingerV7StreamsUnassigned", "FingerV7WorkerWithoutLease", "FingerV7HeartbeatFailures", "FingerV7RebalanceStorm", "FingerV7StreamsQuarantined", "FingerV7StreamsFailing", "FingerV7StreamFailoverStorm", "FingerV7WorkerDegraded"]);
     for (const r of rules) {
       expect(r.for, r.alert).toMatch(/^\d+[smh]$/);
       expect(["warning", "critical"], r.alert).toContain(r.labels?.severity);
@@ -49,9 +49,13 @@ describe("deploy/prometheus/alerts.yml", () => {
     }
   });
 
-  it("has no stream-health alert yet (its metric does not exist), only the commented placeholder", () => {
-    expect(rules.flatMap((r) => metricNames(r.expr))).not.toContain("fingerv7_streams_health");
-    expect(read(RULES)).toMatch(/^# Stream-health alerts .*come with\n# stream health/m);
+  it("alerts on stream health from fingerv7_streams_health{health} and fingerv7_stream_failovers_total{reason}", () => {
+    const byName = new Map(rules.map((r) => [r.alert, r.expr]));
+    expect(byName.get("FingerV7StreamsQuarantined")).toMatch(/fingerv7_streams_health\{health="quarantined"\}/);
+    expect(byName.get("FingerV7StreamsFailing")).toMatch(/fingerv7_streams_health\{health="failing"\}/);
+    expect(byName.get("FingerV7StreamFailoverStorm")).toMatch(/fingerv7_stream_failovers_total\{reason="failing"\}/);
+    expect(byName.get("FingerV7WorkerDegraded")).toMatch(/fingerv7_stream_failovers_total\{reason="worker-degraded"\}/);
+    expect(read(RULES)).not.toMatch(/^# Stream-health alerts/m);
   });
 });
 
