@@ -6,8 +6,10 @@
  * can hold it in a template string untouched. It builds every node with textContent, never
  * innerHTML with data: stream names, ids and reasons come from the operator's tables.
  * Data arrives as server-sent events (`dashboard/events`, event "state"); without
- * EventSource it polls `dashboard/state`.
+ * EventSource it polls `dashboard/state`. The stream-health part (dashboard-health.ts)
+ * also reads `health/streams` once a minute or so for its chart.
  */
+import { HEALTH_SCRIPT, HEALTH_SECTION, HEALTH_STYLE } from "./dashboard-health.js";
 
 export const STYLE = `
 :root { --bg:#0f1419; --panel:#171e26; --line:#263241; --text:#d8e1ea; --dim:#8a9aab; --ok:#3fb97c; --warn:#e0a93a; --bad:#e5534b; --info:#4c9be8; }
@@ -65,7 +67,7 @@ section h2 { font-size:13px; color:var(--dim); text-transform:uppercase; letter-
 #unassigned-list { font-size:12px; color:var(--bad); word-break:break-all; background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:8px 10px; min-height:36px; }
 .empty { color:var(--dim); font-style:italic; padding:8px 10px; }
 #error { display:none; background:#3a1d1d; color:#ffb4ae; padding:8px 20px; }
-`;
+${HEALTH_STYLE}`;
 
 export const SCRIPT = `
 (function () {
@@ -181,6 +183,7 @@ export const SCRIPT = `
       if (i.location) meta.appendChild(el("span", null, i.location));
       if (i.version) meta.appendChild(el("span", null, "v" + i.version));
       c.appendChild(meta);
+      degradedMark(c, i);
       f.appendChild(c);
     });
   }
@@ -246,6 +249,7 @@ export const SCRIPT = `
     });
   }
 
+${HEALTH_SCRIPT}
   var lastSeq = 0;
   function render(state) {
     if (!state || !state.status) return;
@@ -256,6 +260,8 @@ export const SCRIPT = `
     renderFleet(state.instances);
     renderMap(state.streams);
     renderMoves(state.streams);
+    renderHealthMap(state.streams);
+    renderFailing(state.streams);
     document.body.setAttribute("data-seq", String(++lastSeq));
   }
   function problem(msg) { var e = $("error"); e.textContent = msg; e.style.display = "block"; }
@@ -276,6 +282,7 @@ export const SCRIPT = `
     es.onerror = function () { live(false); };
   }
   connect();
+  pollHealth();
 })();
 `;
 
@@ -306,7 +313,7 @@ export function page(): string {
     <section><h2>Streams, coloured by who serves them</h2><div id="map"></div><div id="legend"></div>
       <h2 style="margin-top:14px">Unassigned streams</h2><div id="unassigned-list"></div></section>
     <section><h2>Recent changes and why</h2><ul id="moves"></ul></section>
-  </div>
+  </div>${HEALTH_SECTION}
 </main>
 <script>${SCRIPT}</script>
 </body>

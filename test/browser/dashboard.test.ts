@@ -1,7 +1,9 @@
 /**
  * The dashboard in a real headless browser (Debian's chromium, driven by playwright-core;
- * .ci/tools installs it): the page renders the instances of a running cluster and updates
- * by itself when one is drained. Screenshots are kept in test-output/ for a person to look at.
+ * .ci/tools installs it): the page renders the instances of a running cluster, updates
+ * by itself when one is drained, and shows stream health: a stream its worker reports
+ * failing (map colour, legend count, the failing list with its error), a rate-limited
+ * worker marked degraded, and the served-and-healthy chart from /health/streams. Screenshots are kept in test-output/ for a person to look at.
  * A missing browser FAILS the test; it never skips.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -10,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
-import { instancesBody } from "../../shared/status.js";
+import { instancesBody, streamsStatusBody } from "../../shared/status.js";
 import { TOKEN, call, startAgent, waitSettled, type RunningAgent } from "../http/fixture.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -34,7 +36,8 @@ describe("the dashboard in headless chromium", () => {
     await createCatalog(db.sql, STREAMS);
     const prefix = uniqueName("dashboard");
     for (const [id, capacity] of [["edge-1", 20], ["edge-2", 15], ["edge-3", 10]] as const) {
-      agents.push(await startAgent({ id, databaseUrl: db.url, prefix, capacity, listen: true, env: { ADMIN_TOKEN: TOKEN, LOCATION: "lab" } }));
+      // A long STREAM_FAILOVER_AFTER: a failing stream stays failing on its worker while the page is read.
+      agents.push(await startAgent({ id, databaseUrl: db.url, prefix, capacity, listen: true, env: { ADMIN_TOKEN: TOKEN, LOCATION: "lab", STREAM_FAILOVER_AFTER: "600" } }));
     }
     await waitSettled(agents[0]!.app, STREAMS, "the cluster to settle", 3);
     // Lean on a shared 2-core machine: one page, no GPU, no sandbox helpers.
@@ -96,6 +99,43 @@ describe("the dashboard in headless chromium", () => {
     await page.screenshot({ path: path.join(OUT, "dashboard-drained.png"), fullPage: true });
     expect(existsSync(path.join(OUT, "dashboard-drained.png"))).toBe(true);
   });
+
+  it("shows stream health: a failing stream, a degraded worker, the served-and-healthy chart", async () => {
+    // edge-1's worker reports one of its streams failing and the others fine.
+    const edge1 = agents[0]!;
+    const mine = streamsStatusBody.parse((await call(edge1.app, "GET", "/streams/status")).body).distribution.find((d) => d.instance_id === "edge-1")!.streams;
+    const victim = mine[0]!;
+    const report = await call(edge1.app, "POST", "/v1/report", { body: { streams: mine.map((id) => (id === victim ? { id, status: "failed", error: "403 geo-blocked" } : { id, status: "ok" })) } });
+    expect(report.status).toBe(200);
+    const row = page.locator(`#failing tr[data-stream="${victim}"]`);
+    await expect.poll(() => row.count(), { timeout: 30_000, interval: 200 }).toBe(1);
+    expect(await row.getAttribute("data-health")).toBe("failing");
+    expect(await row.locator("td.err").textContent()).toBe("403 geo-blocked");
+    expect(await page.locator('#health-map span[data-health="failing"]').count()).toBe(1);
+    expect(await page.locator('#health-map span[data-health="ok"]').count()).toBeGreaterThan(0);
+    expect(await page.textContent('#health-legend [data-legend="failing"]')).toBe("failing (1)");
+
+    // edge-3's worker is paused by the recognition service's rate limit: degraded.
+    const until = new Date(Date.now() + 10 * 60_000).toISOString();
+    expect((await call(agents[2]!.app, "POST", "/v1/report", { body: { streams: [], rate_limited_until: until } })).status).toBe(200);
+    await expect.poll(() => page.getAttribute('[data-instance="edge-3"]', "data-degraded"), { timeout: 30_000, interval: 200 }).toBe("rate-limited");
+    expect(await page.textContent('[data-instance="edge-3"] .degraded-mark')).toMatch(/degraded: rate-limited until/);
+    expect(await page.locator('[data-instance="edge-1"][data-degraded]').count()).toBe(0);
+
+    // The chart: the leader records one sample a minute; the page draws what the API returns.
+    type Sample = { served: number; streams: number; healthy: number };
+    const samples = async (): Promise<Sample[]> => (await call(edge1.app, "GET", "/health/streams?minutes=60")).body.samples ?? [];
+    await expect.poll(async () => (await samples()).length, { timeout: 90_000, interval: 1000 }).toBeGreaterThan(0);
+    await page.reload();
+    await expect.poll(() => page.locator("#health-chart polyline").count(), { timeout: 20_000, interval: 200 }).toBe(3);
+    const shown = async () => {
+      const all = await samples();
+      const last = all[all.length - 1]!;
+      return (await page.textContent("#health-now"))?.startsWith(`now ${last.served} of ${last.streams} served, ${last.healthy} served and healthy`) === true;
+    };
+    await expect.poll(shown, { timeout: 40_000, interval: 500 }).toBe(true);
+    await page.screenshot({ path: path.join(OUT, "dashboard-health.png"), fullPage: true });
+  }, 150_000);
 
   it("ran without a script error or a blocked resource", () => {
     expect(problems).toEqual([]);
