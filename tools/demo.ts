@@ -15,7 +15,9 @@
  *
  * Options: --agents N (3..9, default 3) · --port P (first agent's port, default 8001;
  * 0 = any free ports) · --throwaway (start private PostgreSQL and Redis servers even when
- * others are available) · --status-every S (seconds between status lines, default 3).
+ * others are available) · --status-every S (seconds between status lines, default 3) ·
+ * --failures (tools/demo-failures.ts: LABELS exit=nl / exit=br, one geo-blocked stream and
+ * one dead upstream, with the default stream-health settings).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
@@ -24,7 +26,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { SimWorker } from "./sim-worker.js";
+import { SimWorker, type Labels } from "./sim-worker.js";
+import { arm, choose, demoLabels, explain, labelsText, whereNow, type Chosen } from "./demo-failures.js";
 import { createDemoDatabase, type DemoDatabase } from "./demo-db.js";
 import { ServicesUnavailable, resolveServices, type DemoServices } from "./demo-services.js";
 import { freePort, portFree } from "./ports.js";
@@ -53,6 +56,7 @@ interface DemoAgent {
   readonly logFile: string;
   readonly proc: ChildProcess;
   readonly exited: Promise<void>;
+  readonly labels: Labels;
   worker: SimWorker | undefined;
 }
 
@@ -67,11 +71,12 @@ async function main(): Promise<number> {
       port: { type: "string", default: "8001" },
       throwaway: { type: "boolean", default: false },
       "status-every": { type: "string", default: "3" },
+      failures: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    say("npm run demo [-- --agents N] [--port P] [--throwaway] [--status-every S]");
+    say(USAGE);
     return 0;
   }
   const agentCount = Number(values.agents);
@@ -160,6 +165,7 @@ async function main(): Promise<number> {
       const capacity = DEMO_CAPACITIES[i]!;
       const port = ports[i]!;
       const logFile = path.join(runDir, `${id}.log`);
+      const labels = values.failures ? demoLabels(i) : {};
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "/tmp",
@@ -172,12 +178,13 @@ async function main(): Promise<number> {
         INSTANCE_ID: id,
         MAX_STREAMS: String(capacity),
         PORT: String(port),
+        ...(values.failures ? { LABELS: labelsText(labels) } : {}),
       };
       const fd = fs.openSync(logFile, "a");
       const proc = spawn(process.execPath, ["--import", "tsx", "agent/main.ts"], { cwd: ROOT, env, detached: true, stdio: ["ignore", fd, fd] });
       fs.closeSync(fd);
       const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-      agents.push({ id, capacity, port, url: `http://127.0.0.1:${port}`, logFile, proc, exited, worker: undefined });
+      agents.push({ id, capacity, port, url: `http://127.0.0.1:${port}`, logFile, proc, exited, labels, worker: undefined });
     }
     cleanups.push({
       what: "the simulated workers",
@@ -191,7 +198,7 @@ async function main(): Promise<number> {
       agents.map(async (a) => {
         await waitListening(a, 60_000, interrupted);
         if (interrupted()) return;
-        a.worker = new SimWorker({ url: a.url, waitS: 10, reportEveryMs: 2000 });
+        a.worker = new SimWorker({ url: a.url, waitS: 10, reportEveryMs: 2000, labels: a.labels });
         a.worker.start();
       }),
     );
@@ -206,10 +213,21 @@ async function main(): Promise<number> {
     say("Stop:       Ctrl-C");
     say("");
 
+    // --failures: once every worker kind serves something, two streams start failing.
+    let chosen: Chosen | undefined;
     const tick = async () => {
       const samples: AgentSample[] = await Promise.all(agents.map((a) => sample(a)));
       const catalog = await db.activeStreams().catch(() => undefined);
-      if (!interrupted()) say(statusLine(new Date(), samples, catalog));
+      if (interrupted()) return;
+      if (values.failures && !chosen) {
+        chosen = choose(agents.map((a, i) => ({ id: a.id, labels: a.labels, serving: samples[i]!.serving })));
+        if (chosen) {
+          arm(agents.map((a) => a.worker!), chosen);
+          for (const line of explain(chosen, agents, first.url)) say(line);
+          say("");
+        }
+      }
+      say(statusLine(new Date(), samples, catalog) + (chosen ? ` · ${whereNow(chosen, samples)}` : ""));
     };
     await tick();
     statusTimer = setInterval(() => void tick(), statusEvery * 1000);
@@ -334,8 +352,10 @@ function tail(file: string, n: number): string {
   }
 }
 
+const USAGE = "usage: npm run demo [-- --agents N] [--port P] [--throwaway] [--status-every S] [--failures]";
+
 function usage(problem: string): number {
-  say(`${problem}\nusage: npm run demo [-- --agents N] [--port P] [--throwaway] [--status-every S]`);
+  say(`${problem}\n${USAGE}`);
   return 2;
 }
 

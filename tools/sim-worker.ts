@@ -78,8 +78,16 @@ export class SimWorker {
   fetches = 0;
   /** Failed captures reported so far. */
   failedReports = 0;
+  private failures: readonly FailureRule[];
 
-  constructor(private readonly o: SimWorkerOptions) {}
+  constructor(private readonly o: SimWorkerOptions) {
+    this.failures = o.failures ?? [];
+  }
+
+  /** Replaces the failure rules; the next capture cycle follows them. */
+  setFailures(rules: readonly FailureRule[]): void {
+    this.failures = rules;
+  }
 
   /** What this worker processes at this instant (empty once its lease ran out). */
   get serving(): ReadonlySet<string> {
@@ -160,7 +168,7 @@ export class SimWorker {
     const paused = this.pausedUntil !== null && now < this.pausedUntil;
     if (this.pausedUntil !== null && !paused) this.rateLimit(null); // the pause is over
     const serving = [...this.servingSet];
-    const rules = this.o.failures ?? [];
+    const rules = this.failures;
     const streams = serving.map((id) => {
       if (paused || !this.reportedSet.has(id)) return { id, status: "processing" };
       const error = failureOf(id, this.o.labels ?? {}, rules);
