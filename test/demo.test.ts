@@ -5,7 +5,10 @@
  *   agents answer, and after Ctrl-C no process of the demo is left (agents, servers);
  * - with the local services: a second Ctrl-C stops it at once, and its database and Redis
  *   keys are gone afterwards (it never touches anything else);
- * - with nothing to use: one clear message saying what to install.
+ * - with nothing to use: one clear message saying what to install;
+ * - with --failures (default stream-health settings): the agents carry LABELS exit=nl /
+ *   exit=br, the geo-blocked stream shows failing with its error on an exit=nl worker and
+ *   moves to an exit=br worker after STREAM_FAILOVER_AFTER (120 s), with no overlap.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -16,6 +19,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ServicesUnavailable, resolveServices } from "../tools/demo-services.js";
 import { freePort } from "../tools/ports.js";
 import { statusLine } from "../tools/demo-status.js";
+import { DEAD_ERROR, GEO_ERROR, choose, demoLabels, explain, failureRules, whereNow } from "../tools/demo-failures.js";
+import { failureOf } from "../tools/sim-worker.js";
 import { processGroupAlive, waitFor } from "./helpers/cluster.js";
 import { ADMIN_DATABASE_URL, REDIS_URL, connectTestRedis } from "./helpers/services.js";
 
@@ -179,4 +184,50 @@ describe("npm run demo", () => {
     ], 3);
     expect(line).toBe("[12:00:05] leader b (epoch 3) · orchestrated · served 2/3 · overlaps 1 · a 2/2 · b* 1/2 · c down");
   });
+
+  it("--failures: picks a geo-blocked stream on an exit=nl worker and a dead one elsewhere", () => {
+    expect([0, 1, 2, 3].map((i) => demoLabels(i).exit)).toEqual(["nl", "br", "nl", "br"]);
+    const fleet = [
+      { id: "demo-1", labels: demoLabels(0), serving: ["12", "3", "40"] },
+      { id: "demo-2", labels: demoLabels(1), serving: ["5", "2"] },
+      { id: "demo-3", labels: demoLabels(2), serving: [] },
+    ];
+    expect(choose([{ ...fleet[0]!, serving: [] }, fleet[1]!])).toBeUndefined();
+    const c = choose(fleet)!;
+    expect(c).toEqual({ geo: "3", dead: "2", geoOwner: "demo-1" });
+    const rules = failureRules(c);
+    expect(failureOf("3", demoLabels(0), rules)).toBe(GEO_ERROR);
+    expect(failureOf("3", demoLabels(1), rules)).toBeUndefined();
+    expect(failureOf("2", demoLabels(1), rules)).toBe(DEAD_ERROR);
+    expect(whereNow(c, fleet)).toBe("geo-blocked 3 on demo-1 · dead 2 on demo-2");
+    const text = explain(c, fleet, "http://127.0.0.1:8001").join("\n");
+    expect(text).toContain("LABELS exit=nl on demo-1, demo-3; exit=br on demo-2");
+    expect(text).toContain("npx fingerctl --url http://127.0.0.1:8001 streams --failing");
+  });
+
+  it("with --failures and the default stream-health settings: the geo-blocked stream fails on exit=nl and moves to exit=br", async () => {
+    const run = startDemo(["--failures", "--port", "0", "--status-every", "1"], { DATABASE_URL: ADMIN_DATABASE_URL, REDIS_URL });
+    await waitFor(() => /stream \d+ is geo-blocked/.test(run.out) || run.proc.exitCode !== null, 60_000, "the failure scenario to be armed", 200).catch((err: Error) => {
+      throw new Error(`${err.message}\n${run.out}`);
+    });
+    const [, geo, firstOwner] = /stream (\d+) is geo-blocked: fails on exit=nl .*; now on (demo-\d)/.exec(run.out)!;
+    const dead = /stream (\d+) has a dead upstream/.exec(run.out)![1]!;
+    const url = /Dashboard: +(http:\/\/127\.0\.0\.1:\d+)\//.exec(run.out)![1]!;
+    expect(run.out).toMatch(/LABELS exit=nl on demo-1, demo-3; exit=br on demo-2/);
+    const instances = (await (await fetch(`${url}/instances`)).json()) as { instances: { instance_id: string; labels?: Record<string, string> }[] };
+    expect(Object.fromEntries(instances.instances.map((i) => [i.instance_id, i.labels?.exit]))).toEqual({ "demo-1": "nl", "demo-2": "br", "demo-3": "nl" });
+    // The geo-blocked stream shows failing with its error, as fingerctl prints it.
+    const ctl = (...args: string[]) => spawnSync("npx", ["fingerctl", "--url", url, ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    await waitFor(() => /health {5}failing since/.test(ctl("stream", geo!).stdout), 60_000, `stream ${geo} to show failing`, 2000);
+    expect(ctl("streams", "--failing").stdout).toMatch(new RegExp(`^${geo}\\s+Rádio Demo .+\\s+${firstOwner}\\s+.*403 Forbidden \\(geo-blocked\\)$`, "m"));
+    // After STREAM_FAILOVER_AFTER (120 s) it moves; it settles on exit=br (demo-2), maybe via demo-3.
+    const moved = new RegExp(`geo-blocked ${geo} on demo-2 · dead ${dead} on `);
+    await waitFor(() => moved.test(run.out), 300_000, `stream ${geo} to move to demo-2`, 1000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${run.out.slice(-3000)}`);
+    });
+    expect(run.out).not.toMatch(/overlaps [1-9]/);
+    ctrlC(run);
+    await run.exited;
+    expect(run.out).toContain("Stopped; nothing left running.");
+  }, 420_000);
 });
