@@ -45,6 +45,8 @@ import { LeaderStore } from "../leader/store.js";
 import { closeConnections, openConnections, probeConnections, type Connections } from "./connections.js";
 import type { HeartbeatLoop } from "./heartbeat.js";
 import { createLiveness, type HeartbeatState } from "./liveness.js";
+import { StreamOutcomes } from "./stream-outcomes.js";
+import { StreamHealthStore } from "../shared/stream-health-store.js";
 import { Leadership } from "./leadership.js";
 import { repeat } from "./loops.js";
 import { newerFlag } from "./mode.js";
@@ -93,6 +95,9 @@ export class Agent {
   private readonly catalog: CatalogCache;
   private readonly legacy: LegacyView;
   private readonly heartbeat: HeartbeatLoop;
+  /** Stream health in PostgreSQL (shared/stream-health-store.ts). */
+  readonly health: StreamHealthStore;
+  private readonly outcomes: StreamOutcomes;
   private readonly offering: Offering;
   private readonly closing = new AbortController();
   private readonly wakeHeartbeat: Waker;
@@ -122,7 +127,7 @@ export class Agent {
     ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
     this.protocol = new RedisProtocol(this.redis, this.keys);
     this.store = new Store(this.sql, config.schema);
-    this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, this.logger.child({ component: "catalog" }));
+    this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn, placementColumn: config.streamsPlacementColumn }, clock, this.logger.child({ component: "catalog" }));
     this.legacy = LegacyView.fromConfig(config, this.sql, clock);
     this.worker = new WorkerLink({
       clock,
@@ -139,7 +144,10 @@ export class Agent {
         this.wakeHeartbeat.wake();
       },
       declared: { save: (capacity) => this.store.setDeclaredCapacity(this.id, capacity) },
+      onOutcomes: (streams, until) => this.outcomes.report(streams, until),
     });
+    this.health = new StreamHealthStore(this.sql, config.schema);
+    this.outcomes = new StreamOutcomes({ id: config.instanceId, clock, logger: this.logger.child({ component: "outcomes" }), store: this.health, timings: t, held: () => this.worker.serving.held() });
     ({ tracker: this.tracker, heartbeat: this.heartbeat, pgHeartbeats: this.pgHeartbeats } = createLiveness({
       config,
       clock,
@@ -193,6 +201,7 @@ export class Agent {
       legacy: this.legacy,
       metrics: this.metrics,
       forgetHeartbeats: (ids) => this.pgHeartbeats.forget(ids),
+      health: this.health,
       requireWorker: config.requireWorker,
       lockClients: this.connections.lockClients,
       leaseKey: this.keys.leader,
@@ -384,6 +393,8 @@ export class Agent {
       released: [...this.worker.released],
       states: this.worker.streamStates(),
       worker: this.worker.health(now),
+      labels: Object.keys(this.config.labels).length > 0 ? this.config.labels : undefined,
+      degraded: this.outcomes.degraded(now),
     };
   }
 

@@ -8,7 +8,7 @@
  * Shrinking views (a member died or left) need no settling: removing a member never
  * changes the hash owner of a stream it did not own.
  */
-import { Rendezvous, hashString } from "../shared/placement/hash.js";
+import { hashOwners } from "../shared/placement/hash-owners.js";
 import { hashWeight, heldByOthers } from "../shared/member-state.js";
 import type { Snapshot } from "../shared/membership.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
@@ -63,9 +63,8 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
 
 /** The streams weighted rendezvous hashing gives `me` over the live view. */
 export function hashedShare(me: string, catalog: readonly Stream[], snap: Snapshot): Stream[] {
-  const hrw = new Rendezvous([...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, snap.requireWorker) })));
+  const { hrw, owners } = hashOwners(catalog, [...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, snap.requireWorker), labels: m.hb?.labels })));
   const mine = hrw.ids.indexOf(me);
   if (mine < 0) return [];
-  const owners = hrw.ownerIndexes(catalog.map((s) => hashString(s.id)));
   return catalog.filter((_, i) => owners[i] === mine);
 }

@@ -32,6 +32,8 @@ export interface WorkerReport {
   readonly processed?: number;
   readonly errors?: number;
   readonly streams?: readonly StreamReport[];
+  /** The worker is paused by a rate limit until then (ISO time); null: no longer. */
+  readonly rateLimitedUntil?: string | null;
 }
 
 /** An older-API worker as the sidecar knows it (GET /api/workers). */
@@ -71,6 +73,8 @@ export interface WorkerLinkOptions {
   readonly onReleased: () => void;
   /** Where a declared capacity is remembered across restarts (null: forgotten). */
   readonly declared: { save(capacity: number | null): Promise<void> };
+  /** Every report's stream outcomes and pause go here (agent/stream-outcomes.ts). */
+  readonly onOutcomes?: (streams: readonly StreamReport[], rateLimitedUntil: string | null | undefined) => void;
 }
 
 /** Workers remembered for GET /api/workers besides the current one. */
@@ -136,6 +140,7 @@ export class WorkerLink {
     if (r.processed !== undefined) this.processed = r.processed;
     if (r.errors !== undefined) this.errors = r.errors;
     for (const s of r.streams ?? []) this.states.set(s.id, { status: s.status, error: s.error, at: now });
+    this.o.onOutcomes?.(r.streams ?? [], r.rateLimitedUntil);
     this.o.metrics.workerReports.inc();
     this.o.metrics.workerProcessed.set(this.processed);
     this.o.metrics.workerErrors.set(this.errors);

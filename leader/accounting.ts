@@ -50,10 +50,14 @@ export class LeaderAccounting {
         out.push({ kind: "unassign", stream_id: op.stream, from_instance: op.owner, reason: op.reason });
       }
     }
-    const key = p.result.unassigned.join(",");
+    const unplaced = [...p.unplaced.keys()];
+    const key = unplaced.map((s) => `${s}:${p.unplaced.get(s)}`).join(",");
     if (key !== this.lastUnassignedKey) {
-      if (p.result.unassigned.length > 0) {
-        out.push({ kind: "unplaced", reason: "capacity", detail: { count: p.result.unassigned.length, streams: p.result.unassigned.slice(0, 100) } });
+      if (unplaced.length > 0) {
+        const byReason: Record<string, number> = {};
+        for (const why of p.unplaced.values()) byReason[why] = (byReason[why] ?? 0) + 1;
+        const main = Object.entries(byReason).sort((a, b) => b[1] - a[1])[0]![0];
+        out.push({ kind: "unplaced", reason: main as EventRow["reason"], detail: { count: unplaced.length, by_reason: byReason, streams: unplaced.slice(0, 100) } });
       }
       this.lastUnassignedKey = key;
     }
@@ -92,12 +96,12 @@ export class LeaderAccounting {
   }
 
   report(p: Plan, total: number): void {
-    this.unassigned = p.result.unassigned;
+    this.unassigned = [...p.unplaced.keys()];
     this.waiting = p.waiting.length;
     const m = this.d.metrics.clusterStreams;
     m.set({ state: "total" }, total);
     m.set({ state: "assigned" }, p.result.assignment.size);
-    m.set({ state: "unassigned" }, p.result.unassigned.length);
+    m.set({ state: "unassigned" }, p.unplaced.size);
     m.set({ state: "hashed" }, p.hashedOwned);
     m.set({ state: "legacy" }, p.legacyOwned);
     this.d.logger.debug({ category: "BALANCE", assigned: p.result.assignment.size, unassigned: p.result.unassigned.length, waiting: p.waiting.length, ops: p.ops.length }, "leader tick");

@@ -6,7 +6,8 @@
  * thresholds, and what lets a rebalance skip the cooldown (`rebalanceTrigger`).
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
-import type { Config } from "../shared/config.js";
+import type { Config, StreamHealthSettings } from "../shared/config.js";
+import type { HealthView, StreamHealthStore } from "../shared/stream-health-store.js";
 import type { LegacyView } from "../shared/legacy.js";
 import { isLive, liveIds, placementCapacity } from "../shared/member-state.js";
 import type { MemberView, MembershipTracker, Snapshot } from "../shared/membership.js";
@@ -22,6 +23,8 @@ export interface PlanSources {
   readonly catalog: readonly Stream[];
   /** Streams of live legacy members (none unless LEGACY_TOTAL_SERVERS is set). */
   readonly legacy: ReadonlyMap<StreamId, string>;
+  /** Stream health: open failure episodes, quarantines, the failure memory. */
+  readonly health: HealthView;
 }
 
 export interface SourceReaders {
@@ -30,6 +33,8 @@ export interface SourceReaders {
   readonly catalog: CatalogCache;
   readonly catalogRefreshMs: number;
   readonly legacy: LegacyView;
+  readonly health: Pick<StreamHealthStore, "readForPlan">;
+  readonly healthSettings: StreamHealthSettings;
 }
 
 /**
@@ -42,7 +47,8 @@ export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {
   const catalog = await r.catalog.get(r.catalogRefreshMs);
   if (!catalog) throw new Error(r.catalog.lastError ?? "catalog not readable yet");
   const { owned } = await r.legacy.read(catalog.streams, liveIds(snapshot.members.values()));
-  return { snapshot, state, catalog: catalog.streams, legacy: owned };
+  const health = await r.health.readForPlan(r.healthSettings.failureMemoryMs);
+  return { snapshot, state, catalog: catalog.streams, legacy: owned, health };
 }
 
 /** What the leader adds to the sources. */
@@ -56,6 +62,9 @@ export interface LeaderTerms {
   readonly honourPgCut?: boolean;
   /** See PlanInput.hashSettled. */
   readonly hashSettled?: boolean;
+  readonly healthSettings: StreamHealthSettings;
+  /** Failure-driven changes this plan may make (0 for a dry run: it predicts placement, not failovers). */
+  readonly healthBudget: number;
 }
 
 export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
@@ -72,6 +81,7 @@ export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
     requireWorker: t.requireWorker,
     honourPgCut: t.honourPgCut,
     hashSettled: t.hashSettled,
+    health: { view: src.health, settings: t.healthSettings, budget: t.healthBudget },
   };
 }
 
@@ -113,7 +123,8 @@ export function rebalanceTrigger(
   let reason: MoveReason | undefined;
   for (const m of members) {
     // A member cut from PostgreSQL is out of the placement until it is back (plan.ts).
-    if (!isLive(m) || m.hb.draining || m.hb.leaving || m.hb.pgCut === true) continue;
+    // A degraded member's pool shrinks to what it keeps (health-rules.ts): not a capacity change.
+    if (!isLive(m) || m.hb.draining || m.hb.leaving || m.hb.pgCut === true || m.hb.degraded !== undefined) continue;
     // Members serving by hashing own no rows by design: they never count as starving.
     if (!m.hb.useOrchestrator || m.hb.mode === "hashed") continue;
     const capacity = placementCapacity(m, requireWorker);

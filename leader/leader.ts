@@ -24,6 +24,8 @@ import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
 import { LeaderAccounting } from "./accounting.js";
 import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
 import { StallWatch } from "./stall.js";
+import { LeaderHealth } from "./health.js";
+import type { StreamHealthStore } from "../shared/stream-health-store.js";
 import { FencedOutError, type LeaderStore } from "./store.js";
 
 export interface LeaderDeps {
@@ -48,6 +50,8 @@ export interface LeaderDeps {
   /** Deletes the PostgreSQL heartbeats of members forgotten for good. */
   readonly forgetHeartbeats: (ids: readonly string[]) => Promise<void>;
   readonly requireWorker: boolean;
+  /** Stream health in PostgreSQL (read per tick, written fenced: ./health.ts). */
+  readonly health: StreamHealthStore;
 }
 
 export interface LeaderStatus {
@@ -80,11 +84,21 @@ export class LeaderLoop {
   } = {};
   private readonly accounting: LeaderAccounting;
   private readonly stall: StallWatch;
+  private readonly streamHealth: LeaderHealth;
   /** Set by POST /rebalance: the next tick rebalances whatever the imbalance. */
   private forceNext = false;
 
   constructor(private readonly d: LeaderDeps) {
     this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
+    this.streamHealth = new LeaderHealth({
+      clock: d.clock,
+      logger: d.logger,
+      metrics: d.metrics,
+      settings: d.config.streamHealth,
+      store: d.health,
+      fence: d.store,
+      figuresEveryMs: d.config.timings.statsSaveMs,
+    });
     this.stall = new StallWatch({
       id: d.id,
       clock: d.clock,
@@ -126,6 +140,7 @@ export class LeaderLoop {
     this.stamped = new Map();
     this.lastPool = new Map();
     this.accounting.newTerm();
+    this.streamHealth.newTerm();
     this.forceNext = false;
     const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
@@ -226,7 +241,8 @@ export class LeaderLoop {
     // outage that just ended for everyone: wait a HEARTBEAT_TIMEOUT before acting on them.
     const honourPgCut = this.d.clock.now() - this.lastFailureAt >= this.d.config.heartbeatTimeoutMs;
     const hashSettled = this.d.clock.now() - (snap.viewChangedAt ?? 0) >= this.d.config.hashSettleMs;
-    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled }));
+    const healthBudget = this.streamHealth.budget();
+    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled, healthSettings: this.d.config.streamHealth, healthBudget }));
     const events = this.accounting.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {
@@ -243,6 +259,7 @@ export class LeaderLoop {
       this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
       this.accounting.account(p);
     }
+    await this.streamHealth.applied(epoch, p);
     if (p.result.rebalanced) {
       this.lastRebalanceAt = this.d.clock.now();
       const reason = p.result.moves.find((m) => m.reason === "join" || m.reason === "imbalance" || m.reason === "manual" || m.reason === "capacity")?.reason ?? "imbalance";
@@ -253,6 +270,7 @@ export class LeaderLoop {
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.accounting.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
+    await this.streamHealth.figures(sources.catalog, snap, state.rows);
     await this.pruneMembers(snap, state.rows);
     await this.maybePruneEvents();
     this.st.lastTickAt = this.d.clock.now();
@@ -269,12 +287,12 @@ export class LeaderLoop {
     const sources = await readPlanSources(this.readers());
     const policy = rebalancePolicy(this.d.config, { rebalanceAllowed: true, force: true });
     const stamped = this.d.isLeader() ? this.stamped : undefined;
-    return plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped }));
+    return plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped, healthSettings: this.d.config.streamHealth, healthBudget: 0 }));
   }
 
   private readers() {
-    const { tracker, store, catalog, legacy, config } = this.d;
-    return { tracker, store, catalog, legacy, catalogRefreshMs: config.catalogRefreshMs };
+    const { tracker, store, catalog, legacy, config, health } = this.d;
+    return { tracker, store, catalog, legacy, catalogRefreshMs: config.catalogRefreshMs, health, healthSettings: config.streamHealth };
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */

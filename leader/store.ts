@@ -227,7 +227,8 @@ export class LeaderStore {
     return rows.length;
   }
 
-  private async checkEpoch(tx: TxSql, epoch: number): Promise<void> {
+  /** The fence: throws FencedOutError unless `epoch` is current (holds the row FOR SHARE until commit). */
+  async checkEpoch(tx: TxSql, epoch: number): Promise<void> {
     const rows = await tx`select epoch from ${this.table(tx, "leadership")} for share`;
     const current = num(rows[0]!.epoch);
     if (current !== epoch) throw new FencedOutError(epoch, current);

@@ -51,7 +51,11 @@ export class CatalogCache {
       this.snap = snap;
       this.at = this.clock.now();
       this.failure.succeeded();
-      const skipKey = snap.skipped.map((s) => `${s.id}:${s.reason}`).join(",");
+      const bad = snap.badConstraints ?? [];
+      const skipKey = [...snap.skipped.map((s) => `${s.id}:${s.reason}`), ...bad.map((b) => `${b.id}:${b.value}`)].join(",");
+      if (skipKey !== this.lastSkipKey && bad.length > 0) {
+        this.logger.warn({ category: "STREAM", streams: bad.slice(0, 20), count: bad.length }, "catalog placement values unreadable; those streams may go to any worker");
+      }
       if (skipKey !== this.lastSkipKey && snap.skipped.length > 0) {
         this.logger.warn({ category: "STREAM", skipped: snap.skipped.slice(0, 20), count: snap.skipped.length }, "catalog rows skipped");
       }

@@ -7,10 +7,12 @@
  *
  * Bad rows are skipped with a reason, never a crash: a NULL id, a missing url, a
  * duplicate id (the first row by id order wins). Rows with `active = false` are not
- * served; the column is honoured only when it exists.
+ * served; the column is honoured only when it exists. A placement value that cannot be
+ * read (STREAMS_PLACEMENT_COLUMN) is reported and the stream served without a constraint.
  */
 import type { Sql } from "./db.js";
 import { ident } from "./db.js";
+import { LABELS_RULE, parseLabels } from "./labels.js";
 import type { Stream, StreamId } from "./types.js";
 
 export class CatalogError extends Error {
@@ -25,17 +27,28 @@ export interface CatalogSkip {
   readonly reason: "null id" | "missing url" | "duplicate id";
 }
 
+/** A placement value that could not be read: the stream is served anywhere (nothing is lost), and this says why. */
+export interface CatalogConstraintError {
+  readonly id: string;
+  readonly value: string;
+  readonly error: string;
+}
+
 export interface CatalogSnapshot {
   /** Active streams, sorted by id. */
   readonly streams: readonly Stream[];
   /** Rows present but inactive (`active = false`). */
   readonly inactive: number;
   readonly skipped: readonly CatalogSkip[];
+  /** Rows whose placement column could not be read (served without a constraint). */
+  readonly badConstraints?: readonly CatalogConstraintError[];
 }
 
 export interface CatalogSource {
   readonly table: { readonly schema?: string; readonly name: string };
   readonly idColumn: string;
+  /** STREAMS_PLACEMENT_COLUMN: its "key=value,..." text becomes the stream's `constraint`. */
+  readonly placementColumn?: string;
 }
 
 const RESERVED = new Set(["url", "name"]);
@@ -58,11 +71,11 @@ export async function readCatalog(sql: Sql, src: CatalogSource): Promise<Catalog
     }
     throw err;
   }
-  return parseCatalogRows(rows.map((x) => x.r), src.idColumn);
+  return parseCatalogRows(rows.map((x) => x.r), src.idColumn, src.placementColumn);
 }
 
 /** Pure: turns catalog rows into the active stream list. Exported for property tests. */
-export function parseCatalogRows(rows: readonly Record<string, unknown>[], idColumn: string): CatalogSnapshot {
+export function parseCatalogRows(rows: readonly Record<string, unknown>[], idColumn: string, placementColumn?: string): CatalogSnapshot {
   if (rows.length > 0 && !rows.some((r) => idColumn in r)) {
     throw new CatalogError(`The streams catalog has no column ${idColumn} (check STREAMS_ID_COLUMN).`);
   }
@@ -84,6 +97,7 @@ export function parseCatalogRows(rows: readonly Record<string, unknown>[], idCol
   const streams: Stream[] = [];
   const seen = new Set<StreamId>();
   let inactive = 0;
+  const badConstraints: CatalogConstraintError[] = [];
   for (const { id, row } of candidates) {
     if (seen.has(id)) {
       skipped.push({ id, reason: "duplicate id" });
@@ -104,9 +118,19 @@ export function parseCatalogRows(rows: readonly Record<string, unknown>[], idCol
       if (k !== idColumn && !RESERVED.has(k)) metadata[k] = v;
     }
     const name = typeof row.name === "string" && row.name.trim() ? row.name.trim() : id;
-    streams.push({ id, url, name, metadata });
+    const raw = placementColumn === undefined ? undefined : row[placementColumn];
+    if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) {
+      streams.push({ id, url, name, metadata });
+      continue;
+    }
+    const parsed = typeof raw === "string" ? parseLabels(raw) : ({ ok: false, error: "not text" } as const);
+    if (parsed.ok) streams.push({ id, url, name, metadata, constraint: parsed.labels });
+    else {
+      badConstraints.push({ id, value: String(typeof raw === "string" ? raw : JSON.stringify(raw)).slice(0, 200), error: `${parsed.error}; expected ${LABELS_RULE}` });
+      streams.push({ id, url, name, metadata });
+    }
   }
-  return { streams, inactive, skipped };
+  return { streams, inactive, skipped, badConstraints };
 }
 
 /** Numeric ids sort numerically, then text ids lexically: the order operators expect. */

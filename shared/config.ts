@@ -16,11 +16,25 @@
 import os from "node:os";
 import { redisSentinel, redisUrls, type RedisSentinelConfig } from "./config-redis.js";
 import { bad, boolean, cidrs, ConfigError, integer, matching, oneOf, pick, ratio, redactUrl, seconds, url, type Env } from "./config-values.js";
+import { LABELS_RULE, parseLabels, type Labels } from "./labels.js";
 import { checkTimings, deriveTimings, type Timings } from "./timings.js";
 
 export { ConfigError, redactUrl } from "./config-values.js";
 export type { RedisSentinelConfig } from "./config-redis.js";
 export type { Timings } from "./timings.js";
+
+export interface StreamHealthSettings {
+  /** STREAM_FAILOVER_AFTER: a stream failing continuously on its worker this long moves. */
+  readonly failoverAfterMs: number;
+  /** STREAM_FAILURE_MEMORY: a stream is never placed back on a worker it failed on this recently. */
+  readonly failureMemoryMs: number;
+  /** STREAM_QUARANTINE_AFTER: failed on this many distinct workers in a row → quarantined. */
+  readonly quarantineAfter: number;
+  /** STREAM_QUARANTINE_RETRY: a quarantined stream is tried on one worker this often (doubling, up to the memory). */
+  readonly quarantineRetryMs: number;
+  /** STREAM_FAILOVER_BUDGET: failure-driven moves (failing, quarantined, worker-degraded) per minute. */
+  readonly failoverBudgetPerMinute: number;
+}
 
 export type CoordinationLossPolicy = "keep" | "stop";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -87,6 +101,12 @@ export interface Config {
    * streams or speak for it.
    */
   readonly workerAllow: readonly string[];
+  /** LABELS: what this agent's worker is (e.g. exit=br), matched against streams' placement constraints. */
+  readonly labels: Labels;
+  /** STREAMS_PLACEMENT_COLUMN: the catalog column whose "key=value,..." text constrains where a stream may go. */
+  readonly streamsPlacementColumn: string | undefined;
+  /** Stream health (shared/stream-health.ts and shared/placement/health-rules.ts). */
+  readonly streamHealth: StreamHealthSettings;
   /** Intervals derived from the settings above: computed and checked here, used everywhere. */
   readonly timings: Timings;
 }
@@ -181,11 +201,28 @@ export function loadConfig(env: Env = {}): Config {
     legacyHeartbeatsTable: matching(env, ["LEGACY_HEARTBEATS_TABLE"], "server_heartbeats", IDENT, "a table name of letters, digits and _"),
     eventRetentionMs: seconds(env, ["EVENT_RETENTION"], 7 * 86_400_000, { min: 60, max: 366 * 86_400 }),
     workerAllow: cidrs(env, ["WORKER_ALLOW"], ["127.0.0.1/32", "::1/128"]),
+    labels: labels(env),
+    streamsPlacementColumn: pick(env, ["STREAMS_PLACEMENT_COLUMN"]) ? matching(env, ["STREAMS_PLACEMENT_COLUMN"], "", IDENT, "a column name of letters, digits and _") : undefined,
+    streamHealth: {
+      failoverAfterMs: seconds(env, ["STREAM_FAILOVER_AFTER"], 120_000, { min: 1 }),
+      failureMemoryMs: seconds(env, ["STREAM_FAILURE_MEMORY"], 6 * 3_600_000, { min: 1, max: 30 * 86_400 }),
+      quarantineAfter: integer(env, ["STREAM_QUARANTINE_AFTER"], 3, 1, 1000),
+      quarantineRetryMs: seconds(env, ["STREAM_QUARANTINE_RETRY"], 900_000, { min: 1 }),
+      failoverBudgetPerMinute: integer(env, ["STREAM_FAILOVER_BUDGET"], 20, 1, 100_000),
+    },
   };
   checkAcross(base);
   const timings = deriveTimings(base);
   checkTimings(base, timings);
   return Object.freeze({ ...base, timings: Object.freeze(timings) });
+}
+
+function labels(env: Env): Labels {
+  const got = pick(env, ["LABELS"]);
+  if (!got) return {};
+  const parsed = parseLabels(got.value);
+  if (!parsed.ok) throw bad(got.name, got.value, `${LABELS_RULE} (${parsed.error})`);
+  return parsed.labels;
 }
 
 /** Checks between settings, in the spirit of client-go's "leaseDuration must be greater than renewDeadline". */
@@ -208,6 +245,9 @@ function checkAcross(c: Omit<Config, "timings">): void {
   }
   if (c.fallbackGraceMs < c.leaderLeaseTtlMs) {
     throw new ConfigError("FALLBACK_GRACE", `Invalid setting FALLBACK_GRACE=${s(c.fallbackGraceMs)}: must be at least LEADER_LEASE_TTL=${s(c.leaderLeaseTtlMs)}, or every ordinary leader change flips the fleet to hashing.`);
+  }
+  if (c.streamHealth.quarantineRetryMs > c.streamHealth.failureMemoryMs) {
+    throw new ConfigError("STREAM_QUARANTINE_RETRY", `Invalid setting STREAM_QUARANTINE_RETRY=${s(c.streamHealth.quarantineRetryMs)}: must not exceed STREAM_FAILURE_MEMORY=${s(c.streamHealth.failureMemoryMs)}, or a quarantined stream would have forgotten its failures before its first retry.`);
   }
   if (c.streamsTable.schema === c.schema) {
     throw new ConfigError("STREAMS_TABLE", `Invalid setting STREAMS_TABLE=${c.streamsTable.schema}.${c.streamsTable.name}: the catalog cannot live in the orchestrator's own schema ${c.schema}.`);

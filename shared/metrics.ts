@@ -4,6 +4,9 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/** The move reasons fingerv7_stream_failovers_total counts. */
+export const FAILOVER_REASONS = ["failing", "quarantined", "worker-degraded"] as const;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly streamsServed: Gauge;
@@ -31,6 +34,8 @@ export class Metrics {
   readonly workerLoad: Gauge;
   readonly workerStreamUpdates: Counter<"status">;
   readonly workerIdConflicts: Counter;
+  readonly streamsHealth: Gauge<"health">;
+  readonly streamFailovers: Counter<"reason">;
 
   constructor(labels: { instance: string }) {
     const r = this.registry;
@@ -67,5 +72,9 @@ export class Metrics {
     this.workerLoad = new Gauge({ name: "fingerv7_worker_current_load", help: "Streams the worker said it was processing in its last heartbeat (older worker API).", registers: [r] });
     this.workerStreamUpdates = new Counter({ name: "fingerv7_worker_stream_updates_total", help: "Stream status updates from the worker (POST /api/streams/update), by status.", labelNames: ["status"], registers: [r] });
     this.workerIdConflicts = new Counter({ name: "fingerv7_worker_id_conflicts_total", help: "Calls refused because they named a worker other than the one this sidecar serves.", registers: [r] });
+    this.streamsHealth = new Gauge({ name: "fingerv7_streams_health", help: "Active streams by health (ok, failing, quarantined, unknown), as the leader sees them.", labelNames: ["health"], registers: [r] });
+    this.streamFailovers = new Counter({ name: "fingerv7_stream_failovers_total", help: "Failure-driven moves decided by the leader, by reason (failing, quarantined, worker-degraded).", labelNames: ["reason"], registers: [r] });
+    // Present from the start (at 0), so rate() and alerts see every series.
+    for (const reason of FAILOVER_REASONS) this.streamFailovers.inc({ reason }, 0);
   }
 }

@@ -14,6 +14,8 @@
  * - events: what moved, when, and why.
  * - heartbeats: one row per agent, its latest heartbeat: the second liveness channel
  *   beside Redis (shared/pg-heartbeats.ts).
+ * - stream_health, stream_failures, health_samples: whether streams are heard, where
+ *   they failed, and served-and-healthy counts over time (shared/stream-health-store.ts).
  */
 import type { Sql, TxSql } from "./db.js";
 import { ident } from "./db.js";
@@ -124,6 +126,48 @@ const MIGRATIONS: readonly Migration[] = [
           payload     jsonb not null,
           written_at  timestamptz not null default now()
         )`),
+  },
+  {
+    id: 5,
+    name: "stream health",
+    // Whether each stream is heard: its current failure episode (on which instance, since
+    // when), its last success and error, its quarantine; the failures charged to it (the
+    // failure memory); one sample a minute of served-and-healthy streams.
+    up: (tx, s) =>
+      tx.unsafe(`
+        create table ${s}.stream_health (
+          stream_id      text primary key,
+          failing_on     text,
+          failing_since  timestamptz,
+          last_ok_at     timestamptz,
+          last_error     text,
+          last_error_at  timestamptz,
+          quarantined_at timestamptz,
+          retry_at       timestamptz,
+          retries        integer not null default 0,
+          updated_at     timestamptz not null default now()
+        );
+        create index stream_health_attention on ${s}.stream_health (stream_id)
+          where failing_on is not null or quarantined_at is not null;
+
+        create table ${s}.stream_failures (
+          id          bigserial primary key,
+          stream_id   text not null,
+          instance_id text not null,
+          exit_label  text,
+          error       text,
+          at          timestamptz not null default now()
+        );
+        create index stream_failures_stream on ${s}.stream_failures (stream_id, at desc);
+        create index stream_failures_at on ${s}.stream_failures (at);
+
+        create table ${s}.health_samples (
+          at      timestamptz primary key,
+          streams integer not null,
+          served  integer not null,
+          healthy integer not null
+        );
+      `),
   },
 ];
 

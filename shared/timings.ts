@@ -15,6 +15,7 @@ export interface TimingSettings {
   readonly leaderLeaseTtlMs: number;
   readonly catalogRefreshMs: number;
   readonly workerLeaseMs: number;
+  readonly streamHealth: { readonly failoverAfterMs: number };
 }
 
 /**
@@ -66,6 +67,18 @@ export interface Timings {
   /** How often the leader saves per-member statistics and prunes old events. */
   readonly statsSaveMs: number;
   readonly eventPruneMs: number;
+  /**
+   * A worker whose streams mostly fail is degraded once that has lasted this long: half of
+   * STREAM_FAILOVER_AFTER, at most 30 s, so a dead VPN exit is seen as the worker's fault
+   * before any of its streams is charged.
+   */
+  readonly degradeAfterMs: number;
+  /** A worker degraded by failures gets streams again after this long without a success (5 × STREAM_FAILOVER_AFTER). */
+  readonly degradedHoldMs: number;
+  /** Only outcomes this recent count towards a worker being degraded (2 × STREAM_FAILOVER_AFTER, at least a minute). */
+  readonly outcomeWindowMs: number;
+  /** An unchanged outcome is written again at most this often (a failure's last error, a success's time). */
+  readonly outcomeRewriteMs: number;
 }
 
 export function deriveTimings(c: TimingSettings): Timings {
@@ -92,6 +105,10 @@ export function deriveTimings(c: TimingSettings): Timings {
     memberForgetMs: Math.max(60_000, 10 * c.heartbeatTimeoutMs),
     statsSaveMs: 10_000,
     eventPruneMs: 10 * 60_000,
+    degradeAfterMs: Math.min(30_000, Math.round(c.streamHealth.failoverAfterMs / 2)),
+    degradedHoldMs: 5 * c.streamHealth.failoverAfterMs,
+    outcomeWindowMs: Math.max(60_000, 2 * c.streamHealth.failoverAfterMs),
+    outcomeRewriteMs: 30_000,
   };
 }
 
@@ -105,5 +122,6 @@ export function checkTimings(c: TimingSettings, t: Timings): void {
   if (t.longPollCapMs >= c.workerLeaseMs) throw broken("a long-poll must end before the worker's lease");
   if (t.electorRenewMs >= c.leaderLeaseTtlMs) throw broken("the leader must renew before its lease ends");
   if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
+  if (t.degradeAfterMs >= c.streamHealth.failoverAfterMs) throw broken("a degraded worker must be seen before its streams are charged");
   if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
 }

@@ -9,6 +9,11 @@ export interface Stream {
   readonly name: string;
   /** Every other catalog column, passed through to the worker. */
   readonly metadata: Readonly<Record<string, unknown>>;
+  /**
+   * Labels a worker must carry to serve this stream (from the STREAMS_PLACEMENT_COLUMN
+   * column, e.g. "exit=nl"); absent = any worker.
+   */
+  readonly constraint?: Readonly<Record<string, string>>;
 }
 
 export type Mode = "orchestrated" | "hashed";
@@ -30,6 +35,10 @@ export const MOVE_REASONS = [
   "released", // the worker gave the stream up (POST /streams/release)
   "handoff cancelled", // a stream being revoked stays with its owner after all
   "legacy", // a legacy member (no sidecar) owns the stream by the old static rule
+  "failing", // it failed continuously on its worker for STREAM_FAILOVER_AFTER
+  "quarantined", // it failed on STREAM_QUARANTINE_AFTER workers in a row: taken off every worker
+  "worker-degraded", // its worker is degraded (most of its streams fail, or it is rate-limited)
+  "no-matching-worker", // no live worker carries the labels the stream requires
 ] as const;
 export type MoveReason = (typeof MOVE_REASONS)[number];
 
@@ -104,6 +113,10 @@ export interface Heartbeat {
    * cannot read new rows, so it must be given nothing (what it serves stays with it).
    */
   readonly pgCut?: boolean;
+  /** LABELS: what this agent's worker is (e.g. {exit: "br"}), matched against streams' constraints. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** The worker is degraded (agent/stream-outcomes.ts): its streams move away, it gets nothing new. */
+  readonly degraded?: WorkerDegraded;
   readonly startedAt: string;
   readonly host: string;
   readonly location: string;
@@ -119,6 +132,17 @@ export interface WorkerHealth {
   readonly errors: number;
   readonly kind: "v1" | "legacy" | "none";
 }
+
+export interface WorkerDegraded {
+  /** "failures": most of its streams fail together; "rate-limited": it reported a pause. */
+  readonly reason: "failures" | "rate-limited";
+  /** Wall-clock ISO time the pause ends (rate-limited only). */
+  readonly until?: string;
+}
+
+/** A stream's health as operators see it (shared/stream-health.ts decides it). */
+export const STREAM_HEALTHS = ["ok", "failing", "quarantined", "unknown"] as const;
+export type StreamHealth = (typeof STREAM_HEALTHS)[number];
 
 export interface LeaderInfo {
   readonly id: string;

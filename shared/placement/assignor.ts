@@ -89,7 +89,24 @@ export interface AssignInput {
    * (capacity − load, then the lower id) or, with no room anywhere, stays unassigned.
    */
   readonly refused?: ReadonlyMap<StreamId, string>;
+  /**
+   * Where some streams may go (labels, failure memory, degraded workers: ./health-rules.ts).
+   * A constrained stream is never left on a member it does not allow: placement puts it
+   * where it would go anyway if that is allowed, else on the allowed member with the
+   * lowest `rank`, then the most room to its target, then to its capacity (then the lower
+   * id); with no room anywhere it stays unassigned. `evict`: its current owner, if not
+   * allowed, gives it up with `reason`.
+   */
+  readonly constraints?: ReadonlyMap<StreamId, StreamConstraint>;
   readonly policy: AssignPolicy;
+}
+
+export interface StreamConstraint {
+  readonly allowed: (member: string) => boolean;
+  readonly evict: boolean;
+  readonly reason: MoveReason;
+  /** Lower first among allowed members (default 0 for all). */
+  readonly rank?: (member: string) => number;
 }
 
 export interface Move {
@@ -160,10 +177,12 @@ export function assign(input: AssignInput): AssignResult {
     const o = input.current.get(id);
     if (o !== undefined) known++;
     const refuser = input.refused?.get(id);
-    if (o === undefined || o === refuser) {
+    const c = input.constraints?.get(id);
+    const evicted = o !== undefined && o !== refuser && c !== undefined && c.evict && !c.allowed(o);
+    if (o === undefined || o === refuser || evicted) {
       const row = o === undefined ? input.previous?.get(id) : undefined;
       const handoff = row?.state === "revoking";
-      moveReason[k] = refuser !== undefined ? R.released : handoff ? R[row.reason] : R.catalog;
+      moveReason[k] = refuser !== undefined && !evicted ? R.released : evicted ? R[c.reason] : handoff ? R[row.reason] : R.catalog;
       from[k] = o ?? (handoff ? row.owner : null);
       free.push(k);
       continue;
@@ -234,8 +253,8 @@ export function assign(input: AssignInput): AssignResult {
     unplaced.push(...place(shedding));
   }
 
-  // 5. Refusals: a stream placed on the member that gave it up goes elsewhere.
-  const refusedLeft = honourRefusals();
+  // 5. Refusals and constraints: a stream placed where it may not be goes elsewhere.
+  const refusedLeft = [...honourRefusals(), ...honourConstraints()];
 
   // 6. The result.
   const assignment = new Map<StreamId, string>();
@@ -384,6 +403,43 @@ export function assign(input: AssignInput): AssignResult {
       for (let j = 0; j < M; j++) {
         const r = cap[j]! - load[j]!;
         if (j !== i && r > bestRoom) (best = j), (bestRoom = r);
+      }
+      if (best < 0) left.push(k);
+      else {
+        owner[k] = best;
+        load[best]!++;
+      }
+    }
+    return left;
+  }
+
+  /**
+   * Moves each constrained stream placed on a member it does not allow to the allowed
+   * member ranked first (rank, then room to target, then room to capacity, then id).
+   * Returns the streams that found no room. Cost: O(members) per misplaced stream.
+   */
+  function honourConstraints(): number[] {
+    const left: number[] = [];
+    if (!input.constraints || input.constraints.size === 0) return left;
+    const position = new Map(ids.map((id, k) => [id, k]));
+    for (const [id, c] of input.constraints) {
+      const k = position.get(id);
+      if (k === undefined) continue;
+      const i = owner[k]!;
+      if (i < 0 || c.allowed(hrw.ids[i]!)) continue;
+      owner[k] = -1;
+      load[i]!--;
+      if (moveReason[k] === -1) {
+        moveReason[k] = R[c.reason];
+        from[k] = hrw.ids[i]!;
+      }
+      let best = -1;
+      let key: [number, number, number] = [0, 0, 0];
+      for (let j = 0; j < M; j++) {
+        const capRoom = cap[j]! - load[j]!;
+        if (capRoom <= 0 || !c.allowed(hrw.ids[j]!)) continue;
+        const cand: [number, number, number] = [-(c.rank?.(hrw.ids[j]!) ?? 0), target[j]! - load[j]!, capRoom];
+        if (best < 0 || cand[0] > key[0] || (cand[0] === key[0] && (cand[1] > key[1] || (cand[1] === key[1] && cand[2] > key[2])))) (best = j), (key = cand);
       }
       if (best < 0) left.push(k);
       else {

@@ -14,11 +14,14 @@
  * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
  * against members that under-report what they hold: `held` is trusted as reported.
  */
-import { Rendezvous, hashString } from "./hash.js";
+import { hashOwners } from "./hash-owners.js";
 import { hashWeight, instanceState, isLive, placementCapacity } from "../member-state.js";
 import type { MemberView } from "../membership.js";
 import type { InstanceStatus, Mode, MoveReason, Stream, StreamId } from "../types.js";
+import type { StreamHealthSettings } from "../config.js";
+import type { HealthOp, HealthView } from "../stream-health-store.js";
 import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
+import { healthRules } from "./health-rules.js";
 
 export interface Row {
   readonly stream: StreamId;
@@ -66,6 +69,13 @@ export interface PlanInput {
    * rows written after it started.
    */
   readonly stamped?: ReadonlyMap<string, string>;
+  /** Stream health and its settings (./health-rules.ts); absent: placement ignores health. */
+  readonly health?: {
+    readonly view: HealthView | undefined;
+    readonly settings: StreamHealthSettings;
+    /** Failure-driven changes this tick may make (STREAM_FAILOVER_BUDGET's bucket). */
+    readonly budget: number;
+  };
 }
 
 export type RowOp =
@@ -92,7 +102,18 @@ export interface Plan {
   readonly statuses: Map<string, InstanceStatus>;
   /** Streams per owner as the assignor saw them before this step (for the log). */
   readonly loadBefore: Readonly<Record<string, number>>;
+  /** Why each stream left without a member is unassigned (capacity, quarantined, no-matching-worker). */
+  readonly unplaced: ReadonlyMap<StreamId, MoveReason>;
+  /** Health changes the leader writes with this plan (charged failures, quarantines). */
+  readonly healthOps: readonly HealthOp[];
+  /** Failure-driven changes spent from the budget. */
+  readonly healthSpent: number;
+  /** Members treated as degraded. */
+  readonly degraded: ReadonlySet<string>;
 }
+
+/** Health settings when the input carries none: they are never consulted then (no view, no budget). */
+const NO_HEALTH: StreamHealthSettings = { failoverAfterMs: Infinity, failureMemoryMs: 0, quarantineAfter: Infinity, quarantineRetryMs: 0, failoverBudgetPerMinute: 0 };
 
 export function plan(input: PlanInput): Plan {
   const { members, rows } = input;
@@ -123,17 +144,17 @@ export function plan(input: PlanInput): Plan {
   }
 
   // 2. What hashing members own: the same function, weights and view the agents use.
-  const hrw = hashedMembers.size > 0 ? new Rendezvous([...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, input.requireWorker) }))) : undefined;
   const hashedOwned = new Set<StreamId>();
-  if (hrw && hrw.size > 0) {
-    const owners = hrw.ownerIndexes(input.catalog.map((s) => hashString(s.id)));
+  if (hashedMembers.size > 0) {
+    const { hrw, owners } = hashOwners(input.catalog, [...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, input.requireWorker), labels: m.hb?.labels })));
     input.catalog.forEach((s, i) => {
       const o = owners[i]! >= 0 ? hrw.ids[owners[i]!] : undefined;
       if (o !== undefined && hashedMembers.has(o)) hashedOwned.add(s.id);
     });
   }
   const legacy = input.legacy ?? new Map<StreamId, string>();
-  const poolStreams = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id)).map((s) => s.id);
+  const inPlacement = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id));
+  let poolStreams = inPlacement.map((s) => s.id);
 
   // 3. Who holds what right now (live members only: a dead member's lease has run out).
   const holders = new Map<StreamId, string[]>();
@@ -171,6 +192,29 @@ export function plan(input: PlanInput): Plan {
       if (!isLive(members.get(row.owner))) dead.add(row.owner);
     }
   }
+  // 4b. Health and labels (./health-rules.ts): constraints, streams out of the placement,
+  //     degraded members (they keep only what they do not lose this tick, and get nothing new).
+  const health = healthRules({
+    view: input.health?.view,
+    settings: input.health?.settings ?? NO_HEALTH,
+    budget: input.health?.budget ?? 0,
+    usable: pool.filter((m) => usable.has(m.id)).map((m) => ({ id: m.id, labels: members.get(m.id)?.hb?.labels, degraded: input.health ? members.get(m.id)?.hb?.degraded : undefined })),
+    streams: inPlacement,
+    owners: current,
+  });
+  if (health.out.size > 0) {
+    poolStreams = poolStreams.filter((s) => !health.out.has(s));
+    for (const s of health.out.keys()) current.delete(s);
+  }
+  if (health.degraded.size > 0) {
+    const owned = new Map<string, number>();
+    for (const o of current.values()) owned.set(o, (owned.get(o) ?? 0) + 1);
+    for (let x = 0; x < pool.length; x++) {
+      const m = pool[x]!;
+      if (health.degraded.has(m.id)) pool[x] = { ...m, capacity: Math.max(0, Math.min(m.capacity, (owned.get(m.id) ?? 0) - (health.evicted.get(m.id) ?? 0))) };
+    }
+  }
+
   // Streams a worker gave up (POST /streams/release) are free, and not given back to it.
   // Should two members list one stream, the one it is with now is the one it leaves.
   const refused = new Map<StreamId, string>();
@@ -178,7 +222,7 @@ export function plan(input: PlanInput): Plan {
     if (!isLive(m)) continue;
     for (const s of m.hb.released ?? []) if (refused.get(s) === undefined || current.get(s) !== refused.get(s)) refused.set(s, m.id);
   }
-  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, policy: input.policy });
+  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, constraints: health.constraints, policy: input.policy });
   const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 
   // 5. The difference, as row operations.
@@ -199,7 +243,7 @@ export function plan(input: PlanInput): Plan {
     const row = rows.get(id);
     const stream = catalog.get(id);
     if (frozen.has(id)) continue; // its holder cannot read PostgreSQL: leave its row as it is
-    const reason: MoveReason = reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
+    const reason: MoveReason = health.out.get(id) ?? reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) continue;
       if (!mayGive(id, target)) waiting.push(id);
@@ -268,5 +312,22 @@ export function plan(input: PlanInput): Plan {
 
   const loadBefore: Record<string, number> = {};
   for (const owner of current.values()) loadBefore[owner] = (loadBefore[owner] ?? 0) + 1;
-  return { ops, bump, result, waiting, hashedMembers, hashedOwned: hashedOwned.size, legacyOwned: legacy.size, pool, statuses, loadBefore };
+  const unplaced = new Map<StreamId, MoveReason>(result.unassigned.map((s) => [s, "capacity"]));
+  for (const [s, why] of health.out) unplaced.set(s, why);
+  return {
+    ops,
+    bump,
+    result,
+    waiting,
+    hashedMembers,
+    hashedOwned: hashedOwned.size,
+    legacyOwned: legacy.size,
+    pool,
+    statuses,
+    loadBefore,
+    unplaced,
+    healthOps: health.ops,
+    healthSpent: health.spent,
+    degraded: health.degraded,
+  };
 }

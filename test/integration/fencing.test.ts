@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
-import { migrate } from "../../shared/schema.js";
+import { LATEST_MIGRATION, migrate } from "../../shared/schema.js";
 import { FencedOutError, LeaderStore } from "../../leader/store.js";
 import type { RowOp } from "../../shared/placement/plan.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
@@ -96,7 +96,7 @@ describe("fencing epoch", () => {
 
   it("migrations are idempotent and safe to run from many agents at once", async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => migrate(sqlA, "orchestrator_concurrent")));
-    expect(results.flat()).toEqual([1, 2, 3, 4]);
+    expect(results.flat()).toEqual(Array.from({ length: LATEST_MIGRATION }, (_, i) => i + 1));
     expect(await migrate(sqlB, "orchestrator_concurrent")).toEqual([]);
     const t = await db.sql`select count(*)::int as n from information_schema.tables where table_schema = 'orchestrator_concurrent'`;
     expect(t[0]!.n).toBe(7);
