@@ -10,11 +10,11 @@
 import { z } from "zod";
 import { redactText } from "../shared/logger.js";
 import { streamsStatusBody } from "../shared/status.js";
+import { STREAM_HEALTHS } from "../shared/types.js";
 import { table, time } from "./cli-format.js";
 
 const id = z.union([z.number(), z.string()]);
-export const HEALTH = ["ok", "failing", "quarantined", "unknown"] as const;
-const health = z.enum(HEALTH);
+const health = z.enum(STREAM_HEALTHS);
 
 /** GET /streams/status with its stream-health additions. */
 export const streamsHealthBody = streamsStatusBody.extend({

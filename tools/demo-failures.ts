@@ -20,10 +20,7 @@ export function demoLabels(i: number): Labels {
   return { exit: i % 2 === 0 ? "nl" : "br" };
 }
 
-export const labelsText = (l: Labels) =>
-  Object.entries(l)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+export { formatLabels as labelsText } from "../shared/labels.js";
 
 export interface Chosen {
   readonly geo: string;

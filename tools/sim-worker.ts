@@ -16,7 +16,9 @@
  * says, exactly as a real worker does; moving streams away is the agent's job.
  * Used by the demo and by the cluster tests (whose observer samples `serving`).
  */
-export type Labels = Readonly<Record<string, string>>;
+import { parseLabels as parseSharedLabels, satisfies, type Labels } from "../shared/labels.js";
+
+export type { Labels };
 
 export interface FailureRule {
   /** The streams that fail ("*": every stream). */
@@ -39,22 +41,18 @@ export interface SimWorkerOptions {
   readonly failures?: readonly FailureRule[];
 }
 
-/** "exit=nl,region=sudeste" → { exit: "nl", region: "sudeste" }; a bad pair is an error. */
+/** "exit=nl,region=sudeste" → { exit: "nl", region: "sudeste" }, by the agents' own rule; a bad pair is an error. */
 export function parseLabels(text: string): Labels {
-  const out: Record<string, string> = {};
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const m = /^([\w.-]+)=([\w.-]+)$/.exec(part);
-    if (!m) throw new Error(`bad label ${JSON.stringify(part)}: expected key=value`);
-    out[m[1]!] = m[2]!;
-  }
-  return out;
+  const parsed = parseSharedLabels(text);
+  if (!parsed.ok) throw new Error(`bad labels ${JSON.stringify(text)}: ${parsed.error}`);
+  return parsed.labels;
 }
 
 /** The error a capture of `stream` gets on a worker with `labels`, or undefined when it works. */
 export function failureOf(stream: string, labels: Labels, rules: readonly FailureRule[]): string | undefined {
   for (const r of rules) {
     if (r.streams !== "*" && !r.streams.includes(stream)) continue;
-    if (r.on && !Object.entries(r.on).every(([k, v]) => labels[k] === v)) continue;
+    if (r.on && !satisfies(labels, r.on)) continue;
     return r.error;
   }
   return undefined;

@@ -48,7 +48,7 @@ describe("simulated worker failure rules", () => {
     expect(failureOf("9", parseLabels("exit=br"), rules)).toBe("connection refused");
     expect(failureOf("8", parseLabels("exit=nl"), rules)).toBeUndefined();
     expect(failureOf("123", {}, [{ streams: "*", error: "timeout" }])).toBe("timeout");
-    expect(() => parseLabels("exit")).toThrow(/bad label "exit": expected key=value/);
+    expect(() => parseLabels("exit")).toThrow(/bad labels "exit": "exit" is not key=value/);
   });
 });
 
