@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { redactText } from "../shared/logger.js";
-import { streamsStatusBody } from "../shared/status.js";
+import { instanceSchema, instancesBody, streamsStatusBody } from "../shared/status.js";
 import { STREAM_HEALTHS } from "../shared/types.js";
 import { table, time } from "./cli-format.js";
 
@@ -23,6 +23,32 @@ export const streamsHealthBody = streamsStatusBody.extend({
   quarantined_streams: z.array(z.object({ id, name: z.string(), error: z.string().nullable(), since: z.string().nullable(), retry_at: z.string().nullable() })),
 });
 export type StreamsHealthBody = z.infer<typeof streamsHealthBody>;
+
+const pairs = (c: Record<string, string> | null) => (c && Object.keys(c).length ? Object.entries(c).map(([k, v]) => `${k}=${v}`).join(",") : "-");
+
+/** GET /instances with the workers' health: degraded (and why, until when) and labels. */
+export const instancesHealthBody = instancesBody.extend({
+  instances: z.array(
+    instanceSchema.extend({
+      degraded: z.boolean().optional(),
+      degraded_reason: z.string().nullable().optional(),
+      degraded_until: z.string().nullable().optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+    }),
+  ),
+});
+export type InstancesHealthBody = z.infer<typeof instancesHealthBody>;
+type InstanceHealth = InstancesHealthBody["instances"][number];
+
+/** The WORKER column: its liveness, and "degraded" with the reason when it is. */
+export function workerCell(i: InstanceHealth, ago: (ms: number | null) => string): string {
+  const live = i.worker ? (i.worker.kind === "none" ? "none" : i.worker.ok ? "ok" : `silent ${ago(i.worker.last_seen_ms_ago)}`) : "-";
+  if (!i.degraded) return live;
+  const why = i.degraded_reason === "rate-limited" ? `rate-limited${i.degraded_until ? ` until ${time(i.degraded_until)}` : ""}` : (i.degraded_reason ?? "yes");
+  return `${live}, DEGRADED (${why})`;
+}
+
+export const labelsCell = (i: InstanceHealth) => pairs(i.labels ?? null);
 
 /** GET /streams/:id. */
 export const streamDetailBody = z.object({
@@ -54,8 +80,6 @@ export function oneLine(text: string | null, max = 80): string {
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
-
-const pairs = (c: Record<string, string> | null) => (c && Object.keys(c).length ? Object.entries(c).map(([k, v]) => `${k}=${v}`).join(",") : "-");
 
 export function formatFailing(b: StreamsHealthBody): string {
   const h = b.health;

@@ -18,20 +18,18 @@ import type { z } from "zod";
 import {
   drainBody,
   errorBody,
-  instancesBody,
   modeBody,
   planBody,
   rebalanceBody,
   statusBody,
   streamsStatusBody,
-  type InstancesBody,
   type PlanBody,
   type StatusBody,
   type StreamsStatusBody,
 } from "../shared/status.js";
 import { redactText } from "../shared/logger.js";
 import { ago, ids, pct, table, time } from "./cli-format.js";
-import { formatFailing, formatRetry, formatStream, retryBody, streamDetailBody, streamsHealthBody } from "./cli-streams.js";
+import { formatFailing, formatRetry, formatStream, instancesHealthBody, labelsCell, retryBody, streamDetailBody, streamsHealthBody, workerCell, type InstancesHealthBody } from "./cli-streams.js";
 
 export const DEFAULT_URL = "http://localhost:8001";
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -182,7 +180,7 @@ export function formatStatus(s: StatusBody): string {
   return `Cluster, as seen by ${s.answered_by} at ${time(s.generated_at)}\n` + lines.map(([k, v]) => `  ${k.padEnd(11)} ${v}`).join("\n") + "\n";
 }
 
-export function formatInstances(b: InstancesBody): string {
+export function formatInstances(b: InstancesHealthBody): string {
   const rows = b.instances.map((i) => [
     i.instance_id,
     i.is_leader ? "*" : "",
@@ -190,17 +188,18 @@ export function formatInstances(b: InstancesBody): string {
     i.current_streams,
     i.max_streams,
     pct(i.load_percentage),
-    i.worker ? (i.worker.kind === "none" ? "none" : i.worker.ok ? "ok" : `silent ${ago(i.worker.last_seen_ms_ago)}`) : "-",
+    workerCell(i, ago),
     i.processed_total,
     i.errors_total,
     ago(i.last_heartbeat_ms_ago),
     i.mode ?? "-",
     i.version ?? "-",
     i.location || "-",
+    labelsCell(i),
   ]);
   const s = b.summary;
   return (
-    (rows.length ? table(["ID", "LEADER", "STATUS", "STREAMS", "CAPACITY", "LOAD", "WORKER", "PROCESSED", "ERRORS", "LAST HB", "MODE", "VERSION", "LOCATION"], rows) : "No instance has registered yet.\n") +
+    (rows.length ? table(["ID", "LEADER", "STATUS", "STREAMS", "CAPACITY", "LOAD", "WORKER", "PROCESSED", "ERRORS", "LAST HB", "MODE", "VERSION", "LOCATION", "LABELS"], rows) : "No instance has registered yet.\n") +
     `\n${s.live_instances} of ${s.total_instances} instance(s) live; capacity ${s.total_capacity}, assigned ${s.total_assigned}, average load ${pct(s.average_load)}, ` +
     `imbalance ${s.system_imbalance.toFixed(3)} (threshold ${s.imbalance_threshold}, max difference ${s.max_stream_difference} stream(s))\n`
   );
@@ -262,7 +261,7 @@ export async function run(argv: readonly string[], env: Env, io: CliIo): Promise
       }
       case "instances": {
         if (args.words.length > 1) throw new CliError(EXIT.usage, "instances takes no argument");
-        const b = await client.request("GET", "/instances", instancesBody);
+        const b = await client.request("GET", "/instances", instancesHealthBody);
         emit(args.json, b, () => formatInstances(b));
         return EXIT.ok;
       }

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../../agent/cli.js";
-import { formatFailing, formatStream, oneLine, streamDetailBody, streamsHealthBody, type StreamDetailBody, type StreamsHealthBody } from "../../agent/cli-streams.js";
+import { formatFailing, formatStream, labelsCell, oneLine, workerCell, streamDetailBody, streamsHealthBody, type StreamDetailBody, type StreamsHealthBody } from "../../agent/cli-streams.js";
 import { waitFor } from "../helpers/cluster.js";
 import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 import { TOKEN, call, startAgent, waitSettled, type RunningAgent } from "../http/fixture.js";
@@ -89,6 +89,16 @@ describe("fingerctl stream-health views (formatting)", () => {
     expect(q).toMatch(/health {5}quarantined since 2026-01-01 11:00:00Z, next retry 2026-01-01 11:30:00Z \(1 retry so far\)/);
     expect(q).toContain("`fingerctl retry 7` releases it now");
     expect(formatStream(detail({ url: "http://user:secret@radio.example.invalid/x" }))).not.toContain("secret");
+  });
+
+  it("instances: a degraded worker is marked with why (and until when); labels shown", () => {
+    const base = { worker: { ok: true, last_seen_ms_ago: 100, kind: "v1" } } as Parameters<typeof workerCell>[0];
+    const ago = () => "1s";
+    expect(workerCell(base, ago)).toBe("ok");
+    expect(workerCell({ ...base, degraded: true, degraded_reason: "failures", degraded_until: null }, ago)).toBe("ok, DEGRADED (failures)");
+    expect(workerCell({ ...base, degraded: true, degraded_reason: "rate-limited", degraded_until: "2026-01-01T10:00:00.000Z" }, ago)).toBe("ok, DEGRADED (rate-limited until 2026-01-01 10:00:00Z)");
+    expect(labelsCell({ ...base, labels: { exit: "br", region: "sudeste" } })).toBe("exit=br,region=sudeste");
+    expect(labelsCell(base)).toBe("-");
   });
 
   it("keeps a worker's free-text error on one bounded line", () => {
