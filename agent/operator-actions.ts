@@ -15,13 +15,15 @@ import type { Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Sql } from "../shared/db.js";
 import type { LegacyView } from "../shared/legacy.js";
-import { liveIds } from "../shared/member-state.js";
+import { isLive, liveIds } from "../shared/member-state.js";
 import type { Logger } from "../shared/logger.js";
 import type { MembershipTracker } from "../shared/membership.js";
-import { readShared, type SharedRows } from "../shared/status-rows.js";
+import { readShared, readStreamMoves, type SharedRows } from "../shared/status-rows.js";
+import { streamDetail, type StreamDetailBody } from "../shared/status-health.js";
+import { StreamHealthStore, type HealthRecord, type HealthSample } from "../shared/stream-health-store.js";
 import { clusterView, type ClusterView } from "../shared/status.js";
 import type { Store } from "../shared/store.js";
-import type { LeaderInfo, Mode, Nudge } from "../shared/types.js";
+import type { LeaderInfo, Mode, Nudge, StreamId } from "../shared/types.js";
 import type { Plan } from "../shared/placement/plan.js";
 
 export interface OperatorDeps {
@@ -45,6 +47,8 @@ export interface OperatorDeps {
 
 export class OperatorActions {
   private readonly inflight = new Map<number, Promise<SharedRows>>();
+  private healthStore: StreamHealthStore | undefined;
+  private healthInflight: Promise<Map<StreamId, HealthRecord>> | undefined;
 
   constructor(private readonly d: OperatorDeps) {}
 
@@ -52,9 +56,60 @@ export class OperatorActions {
   async view(opts: { events?: number } = {}): Promise<ClusterView> {
     const { tracker, catalog, config } = this.d;
     const snapshot = tracker.latest ?? (await tracker.refresh());
-    const [rows, cat] = await Promise.all([this.sharedRows(opts.events ?? 50), catalog.get(config.catalogRefreshMs)]);
+    const [rows, cat, health] = await Promise.all([this.sharedRows(opts.events ?? 50), catalog.get(config.catalogRefreshMs), this.healthRecords()]);
     const legacy = this.d.legacy.enabled && cat ? await this.d.legacy.read(cat.streams, liveIds(snapshot.members.values())) : undefined;
-    return clusterView({ rows, snapshot, catalog: cat, catalogError: catalog.lastError, leader: this.d.leaderInfo(), nowWall: this.d.clock.wall(), legacy });
+    return clusterView({ rows, snapshot, catalog: cat, catalogError: catalog.lastError, leader: this.d.leaderInfo(), nowWall: this.d.clock.wall(), legacy, health });
+  }
+
+  /**
+   * One stream for GET /streams/:id: where it is, its health, its failure memory and its
+   * recent moves. Undefined when the catalog has no active stream of that id.
+   */
+  async stream(id: StreamId): Promise<StreamDetailBody | undefined> {
+    const view = await this.view({ events: 0 });
+    const cat = await this.d.catalog.get(this.d.config.catalogRefreshMs);
+    const stream = cat?.streams.find((s) => s.id === id);
+    if (!stream) return undefined;
+    const [{ record, failures }, moves] = await Promise.all([this.health.detail(id, this.d.config.streamHealth.failureMemoryMs), readStreamMoves(this.d.opsSql, this.d.config.schema, id, 20)]);
+    const row = (await this.sharedRows(0)).assignments.find((a) => a.stream === id);
+    const owner = view.ownerOf(id);
+    const hashedOwner = owner !== null && view.instances.find((i) => i.instance_id === owner)?.mode === "hashed";
+    const state = owner === null ? "unassigned" : view.instances.find((i) => i.instance_id === owner)?.status === "legacy" ? "legacy" : hashedOwner && !row ? "hashed" : row?.state === "revoking" ? "revoking" : "assigned";
+    const snapshot = this.d.tracker.latest;
+    const liveLabels = snapshot ? [...snapshot.members.values()].filter(isLive).map((m) => m.hb.labels) : [];
+    return streamDetail({ stream, owner, state, record, failures, moves, liveLabels });
+  }
+
+  /** An operator's retry of a stream (quarantined or not): its quarantine and failure memory are forgotten, and the leader replans now. */
+  async retryStream(id: StreamId): Promise<boolean> {
+    const cat = await this.d.catalog.get(this.d.config.catalogRefreshMs);
+    if (!cat?.streams.some((s) => s.id === id)) return false;
+    await this.health.retry(id);
+    this.requestRebalanceTick();
+    this.d.logger.info({ category: "STREAM", stream: id }, "stream retry requested: quarantine and failure memory forgotten");
+    return true;
+  }
+
+  healthSamples(minutes: number): Promise<HealthSample[]> {
+    return this.health.samples(minutes);
+  }
+
+  private get health(): StreamHealthStore {
+    return (this.healthStore ??= new StreamHealthStore(this.d.opsSql, this.d.config.schema));
+  }
+
+  private async healthRecords(): Promise<Map<StreamId, HealthRecord>> {
+    let p = this.healthInflight;
+    if (!p) {
+      p = this.health.readAll().finally(() => (this.healthInflight = undefined));
+      this.healthInflight = p;
+    }
+    return p;
+  }
+
+  /** The leader ticks soon (a nudge travels to it wherever it runs); no forced rebalance. */
+  private requestRebalanceTick(): void {
+    this.d.publish({ t: "ack", id: "operator" });
   }
 
   clusterFlag(): Promise<{ mode: Mode; version: number }> {

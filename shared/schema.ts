@@ -161,6 +161,8 @@ const MIGRATIONS: readonly Migration[] = [
         create index stream_failures_stream on ${s}.stream_failures (stream_id, at desc);
         create index stream_failures_at on ${s}.stream_failures (at);
 
+        create index events_stream on ${s}.events (stream_id, id desc) where stream_id is not null;
+
         create table ${s}.health_samples (
           at      timestamptz primary key,
           streams integer not null,

@@ -18,6 +18,8 @@ import type { LegacyMember } from "./legacy.js";
 import { instanceState, isLive } from "./member-state.js";
 import type { MemberView, Snapshot } from "./membership.js";
 import type { EventRecord, SharedRows } from "./status-rows.js";
+import { failingStreamSchema, healthCountsSchema, healthSummary, quarantinedStreamSchema, type HealthSummary } from "./status-health.js";
+import type { HealthRecord } from "./stream-health-store.js";
 import { INSTANCE_STATES, type InstanceStatus, type LeaderInfo, type StreamId } from "./types.js";
 
 // ---- the joined view (PURE) ------------------------------------------------------------
@@ -49,6 +51,12 @@ export const instanceSchema = z.object({
   assignment_version: z.number(),
   location: z.string(),
   host: z.string().nullable(),
+  /** Its worker is degraded (most streams fail together, or rate-limited): its streams move away. */
+  degraded: z.boolean(),
+  degraded_reason: z.enum(["failures", "rate-limited"]).nullable(),
+  degraded_until: z.string().nullable(),
+  /** LABELS of its worker (e.g. {exit: "br"}). */
+  labels: z.record(z.string(), z.string()),
 });
 export type InstanceView = z.infer<typeof instanceSchema>;
 
@@ -102,6 +110,10 @@ export interface ClusterView {
   readonly events: EventView[];
   readonly lastRebalance: z.infer<typeof lastRebalanceSchema>;
   readonly catalogError: string | null;
+  /** Stream health (shared/status-health.ts); counts of zero when health was not read. */
+  readonly health: HealthSummary;
+  /** Each stream's current owner: the live member holding it, else its row's owner. */
+  readonly ownerOf: (s: StreamId) => string | null;
 }
 
 export interface ViewInput {
@@ -115,6 +127,8 @@ export interface ViewInput {
   readonly nowWall: number;
   /** Live legacy members and the streams they own by the old static rule. */
   readonly legacy?: { readonly members: readonly LegacyMember[]; readonly owned: ReadonlyMap<StreamId, string> };
+  /** Stream health records (shared/stream-health-store.ts readAll). */
+  readonly health?: ReadonlyMap<StreamId, HealthRecord>;
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -134,10 +148,10 @@ export function clusterView(input: ViewInput): ClusterView {
     (owned.get(a.owner) ?? owned.set(a.owner, []).get(a.owner)!).push(a.stream);
     if (a.state === "revoking") revoking.set(a.owner, (revoking.get(a.owner) ?? 0) + 1);
   }
-  const held = new Set<StreamId>();
+  const held = new Map<StreamId, string>();
   for (const m of members.values()) {
     if (!isLive(m)) continue;
-    for (const s of m.hb.held) held.add(s);
+    for (const s of m.hb.held) held.set(s, m.id);
     if (m.hb.mode === "hashed") {
       const mine = new Set(owned.get(m.id) ?? []);
       for (const s of m.hb.held) mine.add(s);
@@ -183,6 +197,10 @@ export function clusterView(input: ViewInput): ClusterView {
       assignment_version: row?.version ?? 0,
       location: hb?.location ?? row?.location ?? "",
       host: hb?.host ?? row?.host ?? null,
+      degraded: isLive(m) && m.hb.degraded !== undefined,
+      degraded_reason: isLive(m) ? (m.hb.degraded?.reason ?? null) : null,
+      degraded_until: isLive(m) ? (m.hb.degraded?.until ?? null) : null,
+      labels: { ...(hb?.labels ?? {}) },
     };
   });
 
@@ -200,6 +218,9 @@ export function clusterView(input: ViewInput): ClusterView {
     revoking: rows.assignments.filter((a) => a.state === "revoking").length,
     legacy: legacyOwned.size,
   };
+
+  const rowOwner = new Map(rows.assignments.map((a) => [a.stream, a.owner]));
+  const ownerOf = (s: StreamId): string | null => held.get(s) ?? rowOwner.get(s) ?? legacyOwned.get(s) ?? null;
 
   const lm = rows.lastMoves;
   const lastRebalance = lm
@@ -226,6 +247,8 @@ export function clusterView(input: ViewInput): ClusterView {
     events: rows.events.map(eventView),
     lastRebalance,
     catalogError: input.catalogError ?? null,
+    health: healthSummary(catalog?.streams ?? [], ownerOf, input.health ?? new Map()),
+    ownerOf,
   };
 }
 
@@ -339,6 +362,10 @@ export const streamsStatusBody = z.object({
   unassigned: z.array(id),
   recent_changes: z.array(eventSchema),
   catalog_error: z.string().nullable(),
+  /** Active streams by health, and the failing and quarantined ones. */
+  health: healthCountsSchema,
+  failing_streams: z.array(failingStreamSchema),
+  quarantined_streams: z.array(quarantinedStreamSchema),
 });
 export type StreamsStatusBody = z.infer<typeof streamsStatusBody>;
 

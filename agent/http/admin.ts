@@ -5,6 +5,7 @@
  *   POST /instances/:id/undrain   let it serve again
  *   POST /rebalance[?dry_run=1]   rebalance to the targets now; dry run = the plan, nothing changed
  *   PUT  /mode {"mode": "orchestrated" | "hashed", "by"?: "name"}   flip the cluster flag
+ *   POST /streams/:id/retry       forget a stream's quarantine and failure memory; it is placed again
  *
  * Rules:
  * - Every route passes requireAdmin (require-admin.ts) first: no ADMIN_TOKEN means refused,
@@ -22,7 +23,7 @@ import type { Plan } from "../../shared/placement/plan.js";
 import type { Agent } from "../agent.js";
 import { describeIssues, jsonError } from "./errors.js";
 import { requireAdmin } from "./require-admin.js";
-import { instanceId, validParam, validQuery } from "./validate.js";
+import { instanceId, streamIdParam, validParam, validQuery } from "./validate.js";
 
 /** Reads an optional JSON object body: empty → {}; anything else must be JSON. */
 async function optionalJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; message: string }> {
@@ -136,6 +137,21 @@ export function adminRoutes(agent: Agent): Hono {
     agent.operator.requestRebalance();
     agent.logger.info({ category: "BALANCE", leader: leader.id }, "rebalance requested by an operator");
     return c.json({ requested: true, leader: leader.id, message: `Rebalance requested; leader ${leader.id} rebalances on its next tick.` }, 202);
+  });
+
+  app.post("/streams/:id/retry", auth, limit, validParam(z.object({ id: streamIdParam }), "stream id"), async (c) => {
+    const { id } = c.req.valid("param");
+    const body = await optionalJson(c);
+    if (!body.ok) return jsonError(c, 400, body.message);
+    let found: boolean;
+    try {
+      found = await agent.operator.retryStream(id);
+    } catch (err) {
+      return failure(c, err, "Retry");
+    }
+    if (!found) return jsonError(c, 404, `Unknown stream ${id} (no active stream of that id in the catalog)`);
+    const health = (await agent.operator.stream(id).catch(() => undefined))?.health ?? "unknown";
+    return c.json({ ok: true as const, id: presentId(id), health, message: `Stream ${id}: quarantine and failure memory forgotten; the leader places it on its next tick.` });
   });
 
   app.put("/mode", auth, limit, async (c) => {

@@ -11,6 +11,7 @@ import { healthRoutes } from "./health.js";
 import { legacyRoutes } from "./legacy.js";
 import { metricsRoutes } from "./metrics.js";
 import { operatorRoutes } from "./operator.js";
+import { streamRoutes } from "./streams.js";
 import { workerRoutes } from "./worker.js";
 import { workerOnly } from "./worker-only.js";
 
@@ -37,6 +38,7 @@ export function createApp(agent: Agent): Hono {
   app.route("/", healthRoutes(agent, startedAt));
   app.route("/", operatorRoutes(agent));
   app.route("/", adminRoutes(agent));
+  app.route("/", streamRoutes(agent));
   app.route("/", metricsRoutes(agent));
   app.route("/", dashboardRoutes(agent));
 

@@ -98,6 +98,9 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
     unassigned: v.unassigned.map(presentId),
     recent_changes: v.events,
     catalog_error: v.catalogError === null ? null : redactText(v.catalogError),
+    health: v.health.counts,
+    failing_streams: v.health.failing.map((f) => ({ ...f, error: f.error === null ? null : redactText(f.error) })),
+    quarantined_streams: v.health.quarantined.map((q) => ({ ...q, error: q.error === null ? null : redactText(q.error) })),
   };
 }
 

@@ -29,3 +29,6 @@ export function validParam<T extends ZodType>(schema: T, what: string, fail: Fai
 
 /** An instance id in a path: the same rule as INSTANCE_ID. */
 export const instanceId = z.string().regex(INSTANCE_ID_PATTERN, `an instance id: ${INSTANCE_ID_RULE}`);
+
+/** A stream id in a path: catalog ids are text up to 256 characters (integers show as digits). */
+export const streamIdParam = z.string().trim().min(1, "must not be empty").max(256, "at most 256 characters");

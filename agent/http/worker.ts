@@ -7,7 +7,9 @@
  *   (capped at a third of the lease so the worker always renews in time: config timings).
  *   The worker MUST stop every stream when `lease_ms` runs out without a new answer,
  *   counting from when it SENT the request.
- * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }] }
+ * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }], rate_limited_until? }
+ *   status: ok (a capture succeeded since the last report) | failed (with error) |
+ *   processing (nothing yet); rate_limited_until: ISO time the worker's pause ends, or null.
  */
 import { Hono } from "hono";
 import { z } from "zod";
@@ -35,6 +37,8 @@ const reportBody = z.object({
     )
     .max(100_000)
     .optional(),
+  /** The worker is paused by the recognition service's rate limit until then; null: no longer. */
+  rate_limited_until: z.iso.datetime({ offset: true, error: "rate_limited_until must be an ISO 8601 time such as 2026-01-01T12:00:00Z" }).nullable().optional(),
 });
 
 export function workerRoutes(agent: Agent): Hono {
@@ -57,6 +61,7 @@ export function workerRoutes(agent: Agent): Hono {
         processed: r.processed_count,
         errors: r.error_count,
         streams: r.streams?.map((s) => ({ id: String(s.id), status: s.status, error: s.error })),
+        rateLimitedUntil: r.rate_limited_until,
       },
       "v1",
     );
