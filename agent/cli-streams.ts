@@ -1,46 +1,22 @@
 /**
  * fingerctl's stream-health views: `streams --failing`, `stream ID` and `retry ID`.
  *
- * The zod shapes here are the stream-health part of the operator API (GET /streams/:id,
- * POST /streams/:id/retry, and what GET /streams/status adds: health counts, failing and
- * quarantined streams); an answer that does not match is refused as a version mismatch,
- * like every other fingerctl answer. The formatters are pure: they print what the agent
- * sent, and judge nothing themselves (health, failover and quarantine are the leader's).
+ * Answers are checked (in cli.ts) against the server's own shapes: streamsStatusBody
+ * (health counts, failing and quarantined streams), instancesBody (degraded, labels),
+ * streamDetailBody and retryBody (shared/status-health.ts). The formatters here are pure:
+ * they print what the agent sent, and judge nothing themselves (health, failover and
+ * quarantine are the leader's).
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { redactText } from "../shared/logger.js";
-import { instanceSchema, instancesBody, streamsStatusBody } from "../shared/status.js";
-import { STREAM_HEALTHS } from "../shared/types.js";
+import type { InstancesBody, StreamsStatusBody } from "../shared/status.js";
+import type { retryBody, StreamDetailBody } from "../shared/status-health.js";
 import { table, time } from "./cli-format.js";
 
-const id = z.union([z.number(), z.string()]);
-const health = z.enum(STREAM_HEALTHS);
-
-/** GET /streams/status with its stream-health additions. */
-export const streamsHealthBody = streamsStatusBody.extend({
-  health: z.object({ ok: z.number(), failing: z.number(), quarantined: z.number(), unknown: z.number() }),
-  failing_streams: z.array(z.object({ id, name: z.string(), owner: z.string().nullable(), error: z.string().nullable(), since: z.string().nullable() })),
-  quarantined_streams: z.array(z.object({ id, name: z.string(), error: z.string().nullable(), since: z.string().nullable(), retry_at: z.string().nullable() })),
-});
-export type StreamsHealthBody = z.infer<typeof streamsHealthBody>;
-
 const pairs = (c: Record<string, string> | null) => (c && Object.keys(c).length ? Object.entries(c).map(([k, v]) => `${k}=${v}`).join(",") : "-");
+type InstanceHealth = InstancesBody["instances"][number];
 
-/** GET /instances with the workers' health: degraded (and why, until when) and labels. */
-export const instancesHealthBody = instancesBody.extend({
-  instances: z.array(
-    instanceSchema.extend({
-      degraded: z.boolean().optional(),
-      degraded_reason: z.string().nullable().optional(),
-      degraded_until: z.string().nullable().optional(),
-      labels: z.record(z.string(), z.string()).optional(),
-    }),
-  ),
-});
-export type InstancesHealthBody = z.infer<typeof instancesHealthBody>;
-type InstanceHealth = InstancesHealthBody["instances"][number];
-
-/** The WORKER column: its liveness, and "degraded" with the reason when it is. */
+/** The WORKER column of `instances`: its liveness, and "DEGRADED" with the reason when it is. */
 export function workerCell(i: InstanceHealth, ago: (ms: number | null) => string): string {
   const live = i.worker ? (i.worker.kind === "none" ? "none" : i.worker.ok ? "ok" : `silent ${ago(i.worker.last_seen_ms_ago)}`) : "-";
   if (!i.degraded) return live;
@@ -48,31 +24,7 @@ export function workerCell(i: InstanceHealth, ago: (ms: number | null) => string
   return `${live}, DEGRADED (${why})`;
 }
 
-export const labelsCell = (i: InstanceHealth) => pairs(i.labels ?? null);
-
-/** GET /streams/:id. */
-export const streamDetailBody = z.object({
-  id,
-  url: z.string(),
-  name: z.string(),
-  owner: z.string().nullable(),
-  state: z.enum(["assigned", "revoking", "unassigned", "hashed", "legacy"]),
-  health,
-  last_ok_at: z.string().nullable(),
-  last_error: z.string().nullable(),
-  last_error_at: z.string().nullable(),
-  failing_since: z.string().nullable(),
-  failures: z.array(z.object({ instance_id: z.string(), error: z.string().nullable(), at: z.string() })),
-  recent_moves: z.array(z.object({ at: z.string(), from: z.string().nullable(), to: z.string().nullable(), reason: z.string().nullable() })),
-  quarantine: z.object({ since: z.string(), retry_at: z.string().nullable(), retries: z.number() }).nullable(),
-  constraint: z.record(z.string(), z.string()).nullable(),
-  unassigned_reason: z.string().nullable(),
-});
-export type StreamDetailBody = z.infer<typeof streamDetailBody>;
-
-/** POST /streams/:id/retry. */
-export const retryBody = z.object({ ok: z.literal(true), id, health });
-export type RetryBody = z.infer<typeof retryBody>;
+export const labelsCell = (i: InstanceHealth) => pairs(i.labels);
 
 /** Errors are free text from workers: one line, bounded, so a table stays a table. */
 export function oneLine(text: string | null, max = 80): string {
@@ -81,7 +33,7 @@ export function oneLine(text: string | null, max = 80): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-export function formatFailing(b: StreamsHealthBody): string {
+export function formatFailing(b: StreamsStatusBody): string {
   const h = b.health;
   let out = `Stream health: ${h.ok} ok, ${h.failing} failing, ${h.quarantined} quarantined, ${h.unknown} unknown (${b.streams.active} active)\n`;
   out += `\nFailing (${b.failing_streams.length}):\n`;
@@ -120,6 +72,6 @@ export function formatStream(s: StreamDetailBody): string {
   return out;
 }
 
-export function formatRetry(r: RetryBody): string {
-  return `Stream ${r.id}: quarantine and failure memory cleared; health is now ${r.health}. The leader places it on its next tick.\n`;
+export function formatRetry(r: z.infer<typeof retryBody>): string {
+  return `Stream ${r.id}: quarantine and failure memory cleared; health is now ${r.health}. ${r.message}\n`;
 }

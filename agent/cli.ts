@@ -21,15 +21,18 @@ import {
   modeBody,
   planBody,
   rebalanceBody,
+  instancesBody,
   statusBody,
   streamsStatusBody,
+  type InstancesBody,
   type PlanBody,
   type StatusBody,
   type StreamsStatusBody,
 } from "../shared/status.js";
 import { redactText } from "../shared/logger.js";
 import { ago, ids, pct, table, time } from "./cli-format.js";
-import { formatFailing, formatRetry, formatStream, instancesHealthBody, labelsCell, retryBody, streamDetailBody, streamsHealthBody, workerCell, type InstancesHealthBody } from "./cli-streams.js";
+import { retryBody, streamDetailBody } from "../shared/status-health.js";
+import { formatFailing, formatRetry, formatStream, labelsCell, workerCell } from "./cli-streams.js";
 
 export const DEFAULT_URL = "http://localhost:8001";
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
@@ -180,7 +183,7 @@ export function formatStatus(s: StatusBody): string {
   return `Cluster, as seen by ${s.answered_by} at ${time(s.generated_at)}\n` + lines.map(([k, v]) => `  ${k.padEnd(11)} ${v}`).join("\n") + "\n";
 }
 
-export function formatInstances(b: InstancesHealthBody): string {
+export function formatInstances(b: InstancesBody): string {
   const rows = b.instances.map((i) => [
     i.instance_id,
     i.is_leader ? "*" : "",
@@ -261,14 +264,14 @@ export async function run(argv: readonly string[], env: Env, io: CliIo): Promise
       }
       case "instances": {
         if (args.words.length > 1) throw new CliError(EXIT.usage, "instances takes no argument");
-        const b = await client.request("GET", "/instances", instancesHealthBody);
+        const b = await client.request("GET", "/instances", instancesBody);
         emit(args.json, b, () => formatInstances(b));
         return EXIT.ok;
       }
       case "streams": {
         if (args.words.length > 1) throw new CliError(EXIT.usage, "streams takes no argument (only --failing)");
         if (args.failing) {
-          const b = await client.request("GET", "/streams/status?limit=20", streamsHealthBody);
+          const b = await client.request("GET", "/streams/status?limit=20", streamsStatusBody);
           emit(args.json, { health: b.health, failing_streams: b.failing_streams, quarantined_streams: b.quarantined_streams }, () => formatFailing(b));
           return EXIT.ok;
         }

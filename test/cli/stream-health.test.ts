@@ -7,7 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../../agent/cli.js";
-import { formatFailing, formatStream, labelsCell, oneLine, workerCell, streamDetailBody, streamsHealthBody, type StreamDetailBody, type StreamsHealthBody } from "../../agent/cli-streams.js";
+import { formatFailing, formatStream, labelsCell, oneLine, workerCell } from "../../agent/cli-streams.js";
+import { streamsStatusBody, type StreamsStatusBody } from "../../shared/status.js";
+import { streamDetailBody, type StreamDetailBody } from "../../shared/status-health.js";
 import { waitFor } from "../helpers/cluster.js";
 import { createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 import { TOKEN, call, startAgent, waitSettled, type RunningAgent } from "../http/fixture.js";
@@ -46,7 +48,7 @@ describe("fingerctl stream-health views (formatting)", () => {
       failing_streams: [{ id: 7, name: "Stream 7", owner: "w-nl", error: "403\nForbidden by geo rule", since: "2026-01-01T10:00:00.000Z" }],
       quarantined_streams: [{ id: 9, name: "Stream 9", error: "timeout", since: "2026-01-01T09:00:00.000Z", retry_at: "2026-01-01T09:15:00.000Z" }],
       streams: { active: 36 },
-    } as unknown as StreamsHealthBody;
+    } as unknown as StreamsStatusBody;
     const out = formatFailing(body);
     expect(out).toMatch(/^Stream health: 30 ok, 1 failing, 1 quarantined, 4 unknown \(36 active\)/);
     expect(out).toMatch(/^STREAM\s+NAME\s+OWNER\s+FAILING SINCE\s+LAST ERROR$/m);
@@ -92,7 +94,7 @@ describe("fingerctl stream-health views (formatting)", () => {
   });
 
   it("instances: a degraded worker is marked with why (and until when); labels shown", () => {
-    const base = { worker: { ok: true, last_seen_ms_ago: 100, kind: "v1" } } as Parameters<typeof workerCell>[0];
+    const base = { worker: { ok: true, last_seen_ms_ago: 100, kind: "v1" }, degraded: false, degraded_reason: null, degraded_until: null, labels: {} } as unknown as Parameters<typeof workerCell>[0];
     const ago = () => "1s";
     expect(workerCell(base, ago)).toBe("ok");
     expect(workerCell({ ...base, degraded: true, degraded_reason: "failures", degraded_until: null }, ago)).toBe("ok, DEGRADED (failures)");
@@ -139,7 +141,7 @@ describe("fingerctl stream-health commands against real agents", () => {
   });
 
   it("a stream its worker reports failing shows in streams --failing and stream ID; retry is an admin call", async () => {
-    const dist = streamsHealthBody.parse((await call(agents[0]!.app, "GET", "/streams/status")).body).distribution;
+    const dist = streamsStatusBody.parse((await call(agents[0]!.app, "GET", "/streams/status")).body).distribution;
     const owner = dist.find((d) => d.count > 0)!;
     const victim = owner.streams[0]!;
     const worker = agents.find((a) => a.id === owner.instance_id)!;
