@@ -105,6 +105,7 @@ describe("the dashboard in headless chromium", () => {
     const edge1 = agents[0]!;
     const mine = streamsStatusBody.parse((await call(edge1.app, "GET", "/streams/status")).body).distribution.find((d) => d.instance_id === "edge-1")!.streams;
     const victim = mine[0]!;
+    expect((await call(edge1.app, "GET", "/v1/assignment")).status).toBe(200); // outcomes count for streams it holds
     const report = await call(edge1.app, "POST", "/v1/report", { body: { streams: mine.map((id) => (id === victim ? { id, status: "failed", error: "403 geo-blocked" } : { id, status: "ok" })) } });
     expect(report.status).toBe(200);
     const row = page.locator(`#failing tr[data-stream="${victim}"]`);

@@ -145,8 +145,11 @@ describe("fingerctl stream-health commands against real agents", () => {
     const owner = dist.find((d) => d.count > 0)!;
     const victim = owner.streams[0]!;
     const worker = agents.find((a) => a.id === owner.instance_id)!;
-    const report = (status: string, error?: string) =>
-      call(worker.app, "POST", "/v1/report", { body: { streams: owner.streams.map((s) => (s === victim ? { id: s, status, ...(error ? { error } : {}) } : { id: s, status: "ok" })) } });
+    // The worker takes its assignment (outcomes count only for streams it holds), then reports.
+    const report = async (status: string, error?: string) => {
+      expect((await call(worker.app, "GET", "/v1/assignment")).status).toBe(200);
+      return call(worker.app, "POST", "/v1/report", { body: { streams: owner.streams.map((s) => (s === victim ? { id: s, status, ...(error ? { error } : {}) } : { id: s, status: "ok" })) } });
+    };
     expect((await report("failed", "403 geo-blocked")).status).toBe(200);
     await waitFor(async () => (await ctl(["--url", url, "streams", "--failing", "--json"])).out.includes("403 geo-blocked"), 20_000, "the failure to show", 200);
 
@@ -162,7 +165,8 @@ describe("fingerctl stream-health commands against real agents", () => {
     expect(one.out).toMatch(new RegExp(`owner {6}${owner.instance_id} \\(assigned\\)`));
     expect(one.out).toMatch(/health {5}failing since \d{4}-/);
     expect(one.out).toMatch(/last error 403 geo-blocked at \d{4}-/);
-    expect(one.out).toMatch(new RegExp(`^\\S+ \\S+\\s+${owner.instance_id}\\s+403 geo-blocked$`, "m"));
+    expect(one.out).toMatch(/^Failures \(newest first\):$/m);
+    expect(one.out).toMatch(new RegExp(`^\\S+ \\S+\\s+-\\s+${owner.instance_id}\\s+\\S+$`, "m")); // its first assignment, in recent moves
     expect(streamDetailBody.parse(JSON.parse((await ctl(["--url", url, "stream", String(victim), "--json"])).out)).health).toBe("failing");
 
     const noToken = await ctl(["--url", url, "retry", String(victim)]);
