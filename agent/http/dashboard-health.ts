@@ -32,6 +32,7 @@ export const HEALTH_STYLE = `
 #health-chart .axis { stroke:var(--line); } #health-chart text { fill:var(--dim); font-size:10px; }
 #health-chart .served { stroke:var(--info); } #health-chart .healthy { stroke:var(--ok); } #health-chart .catalog { stroke:var(--dim); stroke-dasharray:3 3; }
 #health-chart polyline { fill:none; stroke-width:1.8; }
+#health-chart circle.served { fill:var(--info); } #health-chart circle.healthy { fill:var(--ok); } #health-chart circle.catalog { fill:var(--dim); }
 .reason.failing, .reason.worker-degraded { background:#3d2f12; color:var(--warn); } .reason.quarantined { background:#3a1d1d; color:var(--bad); }
 `;
 
@@ -144,6 +145,8 @@ export const HEALTH_SCRIPT = `
       var key = k === "catalog" ? "streams" : k;
       var pts = samples.map(function (p) { return x(p.at).toFixed(1) + "," + y(p[key]).toFixed(1); });
       if (pts.length === 1) pts.push((x(samples[0].at) + 2).toFixed(1) + "," + y(samples[0][key]).toFixed(1));
+      var end = samples[samples.length - 1];
+      s.appendChild(svg("circle", { "class": k, cx: x(end.at).toFixed(1), cy: y(end[key]).toFixed(1), r: 2.5 }));
       var line = svg("polyline", { "class": k, points: pts.join(" ") });
       line.setAttribute("data-series", k);
       var tt = svg("title", {}); tt.textContent = k + ": " + samples[samples.length - 1][key] + " now"; line.appendChild(tt);
