@@ -13,7 +13,10 @@
  *   rebalance every member is exactly at its target.
  * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
  *   its owner is over target during a permitted rebalance, when it left the catalog, or
- *   when its owner's worker gave it up (`refused`; never placed back on that member).
+ *   when its owner's worker gave it up (`refused`; never placed back on that member), or
+ *   when a constraint evicts it (`constraints`: labels, a failing or degraded worker).
+ * - Constrained: a stream with a constraint is never left on a member it does not allow
+ *   (property-tested); a stream allowed where it is and not otherwise moving stays.
  *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
  *   catalog growth no old stream, and a capacity change only the excess: in each case
  *   the fewest moves that end within the targets. (Rarely, when a large member's share
@@ -426,13 +429,13 @@ export function assign(input: AssignInput): AssignResult {
       const k = position.get(id);
       if (k === undefined) continue;
       const i = owner[k]!;
-      if (i < 0 || c.allowed(hrw.ids[i]!)) continue;
+      if (i < 0) continue;
+      // Allowed where it is: it stays, unless it is moving anyway and a better-ranked member has room.
+      const allowedHere = c.allowed(hrw.ids[i]!);
+      const here = allowedHere ? (c.rank?.(hrw.ids[i]!) ?? 0) : Infinity;
+      if (allowedHere && (c.rank === undefined || moveReason[k] === -1 || here <= 0)) continue;
       owner[k] = -1;
       load[i]!--;
-      if (moveReason[k] === -1) {
-        moveReason[k] = R[c.reason];
-        from[k] = hrw.ids[i]!;
-      }
       let best = -1;
       let key: [number, number, number] = [0, 0, 0];
       for (let j = 0; j < M; j++) {
@@ -440,6 +443,11 @@ export function assign(input: AssignInput): AssignResult {
         if (capRoom <= 0 || !c.allowed(hrw.ids[j]!)) continue;
         const cand: [number, number, number] = [-(c.rank?.(hrw.ids[j]!) ?? 0), target[j]! - load[j]!, capRoom];
         if (best < 0 || cand[0] > key[0] || (cand[0] === key[0] && (cand[1] > key[1] || (cand[1] === key[1] && cand[2] > key[2])))) (best = j), (key = cand);
+      }
+      if (allowedHere && (best < 0 || -key[0] >= here)) best = i;
+      else if (moveReason[k] === -1) {
+        moveReason[k] = R[c.reason];
+        from[k] = hrw.ids[i]!;
       }
       if (best < 0) left.push(k);
       else {
