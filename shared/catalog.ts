@@ -130,7 +130,7 @@ export function parseCatalogRows(rows: readonly Record<string, unknown>[], idCol
       streams.push({ id, url, name, metadata });
     }
   }
-  return { streams, inactive, skipped, badConstraints };
+  return badConstraints.length > 0 ? { streams, inactive, skipped, badConstraints } : { streams, inactive, skipped };
 }
 
 /** Numeric ids sort numerically, then text ids lexically: the order operators expect. */

@@ -13,7 +13,10 @@
  *   rebalance every member is exactly at its target.
  * - Sticky: a stream moves only when its owner is gone, draining or over capacity, when
  *   its owner is over target during a permitted rebalance, when it left the catalog, or
- *   when its owner's worker gave it up (`refused`; never placed back on that member).
+ *   when its owner's worker gave it up (`refused`; never placed back on that member), or
+ *   when a constraint evicts it (`constraints`: labels, a failing or degraded worker).
+ * - Constrained: a stream with a constraint is never left on a member it does not allow
+ *   (property-tested); a stream allowed where it is and not otherwise moving stays.
  *   So a join moves only what the newcomer gets, a leave only the leaver's streams,
  *   catalog growth no old stream, and a capacity change only the excess: in each case
  *   the fewest moves that end within the targets. (Rarely, when a large member's share
@@ -46,6 +49,9 @@ import { hashString, Rendezvous } from "./hash.js";
 import { MOVE_REASONS, type MoveReason, type StreamId } from "../types.js";
 import { cmp, sortByKey, weakest } from "./order.js";
 import { quotaTargets, type Imbalance } from "./targets.js";
+import { honourConstraints, honourRefusals, type Seats, type StreamConstraint } from "./relocate.js";
+
+export type { StreamConstraint } from "./relocate.js";
 
 export interface AssignMember {
   readonly id: string;
@@ -101,13 +107,6 @@ export interface AssignInput {
   readonly policy: AssignPolicy;
 }
 
-export interface StreamConstraint {
-  readonly allowed: (member: string) => boolean;
-  readonly evict: boolean;
-  readonly reason: MoveReason;
-  /** Lower first among allowed members (default 0 for all). */
-  readonly rank?: (member: string) => number;
-}
 
 export interface Move {
   readonly stream: StreamId;
@@ -254,7 +253,8 @@ export function assign(input: AssignInput): AssignResult {
   }
 
   // 5. Refusals and constraints: a stream placed where it may not be goes elsewhere.
-  const refusedLeft = [...honourRefusals(), ...honourConstraints()];
+  const seats: Seats = { ids, memberIds: hrw.ids, owner, load, cap, target, moveReason, from, reasonCode: R };
+  const refusedLeft = [...honourRefusals(seats, input.refused), ...honourConstraints(seats, input.constraints)];
 
   // 6. The result.
   const assignment = new Map<StreamId, string>();
@@ -378,73 +378,6 @@ export function assign(input: AssignInput): AssignResult {
       if (room[best] === 0) {
         const at = open.subarray(0, count).indexOf(best);
         open[at] = open[--count]!;
-      }
-    }
-    return left;
-  }
-
-  /**
-   * Moves each refused stream that sits on the member that gave it up to the usable member
-   * with the most room (capacity − load; equal room: the lower id, as hrw.ids is sorted),
-   * in the order of `refused`. Returns the streams that found no room.
-   */
-  function honourRefusals(): number[] {
-    const left: number[] = [];
-    if (!input.refused || input.refused.size === 0) return left;
-    const position = new Map(ids.map((id, k) => [id, k]));
-    for (const [id, who] of input.refused) {
-      const k = position.get(id);
-      const i = idx.get(who);
-      if (k === undefined || i === undefined || owner[k] !== i) continue;
-      owner[k] = -1;
-      load[i]!--;
-      let best = -1;
-      let bestRoom = 0;
-      for (let j = 0; j < M; j++) {
-        const r = cap[j]! - load[j]!;
-        if (j !== i && r > bestRoom) (best = j), (bestRoom = r);
-      }
-      if (best < 0) left.push(k);
-      else {
-        owner[k] = best;
-        load[best]!++;
-      }
-    }
-    return left;
-  }
-
-  /**
-   * Moves each constrained stream placed on a member it does not allow to the allowed
-   * member ranked first (rank, then room to target, then room to capacity, then id).
-   * Returns the streams that found no room. Cost: O(members) per misplaced stream.
-   */
-  function honourConstraints(): number[] {
-    const left: number[] = [];
-    if (!input.constraints || input.constraints.size === 0) return left;
-    const position = new Map(ids.map((id, k) => [id, k]));
-    for (const [id, c] of input.constraints) {
-      const k = position.get(id);
-      if (k === undefined) continue;
-      const i = owner[k]!;
-      if (i < 0 || c.allowed(hrw.ids[i]!)) continue;
-      owner[k] = -1;
-      load[i]!--;
-      if (moveReason[k] === -1) {
-        moveReason[k] = R[c.reason];
-        from[k] = hrw.ids[i]!;
-      }
-      let best = -1;
-      let key: [number, number, number] = [0, 0, 0];
-      for (let j = 0; j < M; j++) {
-        const capRoom = cap[j]! - load[j]!;
-        if (capRoom <= 0 || !c.allowed(hrw.ids[j]!)) continue;
-        const cand: [number, number, number] = [-(c.rank?.(hrw.ids[j]!) ?? 0), target[j]! - load[j]!, capRoom];
-        if (best < 0 || cand[0] > key[0] || (cand[0] === key[0] && (cand[1] > key[1] || (cand[1] === key[1] && cand[2] > key[2])))) (best = j), (key = cand);
-      }
-      if (best < 0) left.push(k);
-      else {
-        owner[k] = best;
-        load[best]!++;
       }
     }
     return left;

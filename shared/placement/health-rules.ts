@@ -33,6 +33,7 @@ import type { MoveReason, Stream, StreamId, WorkerDegraded } from "../types.js";
 import type { StreamConstraint } from "./assignor.js";
 
 const NO_ONE: ReadonlySet<string> = new Set();
+const exitOf = (m: HealthMember | undefined): string | null => m?.labels?.exit ?? null;
 
 export interface HealthMember {
   readonly id: string;
@@ -111,7 +112,9 @@ export function healthRules(i: HealthRulesInput): HealthRulesResult {
     const labelOk = (m: string) => !match || match.has(m);
     // A member it failed on is a last resort: only when no other healthy member may take it.
     const fresh = memory.size > 0 && healthy.some((m) => labelOk(m.id) && !memory.has(m.id));
-    const rank = memory.size > 0 ? (m: string) => (memory.has(m) ? 1 : 0) : undefined;
+    // Then a member under an exit it has not failed under (a geo-blocked stream fails under a whole exit).
+    const exits = past ? new Set(past.map((f) => f.exit).filter((e): e is string => e !== null)) : NO_ONE;
+    const rank = memory.size > 0 ? (m: string) => (memory.has(m) ? 2 : exits.has(exitOf(byId.get(m)) ?? "") ? 1 : 0) : undefined;
     if (owner !== undefined && degraded.has(owner)) {
       if (budget > 0) {
         budget--;
@@ -135,7 +138,6 @@ export function healthRules(i: HealthRulesInput): HealthRulesResult {
     const id = f.stream.id;
     const rec = view!.records.get(id)!;
     const owner = byId.get(f.owner);
-    const exitOf = (m: HealthMember | undefined) => m?.labels?.exit ?? null;
     ops.push({ op: "charge", stream: id, instance: f.owner, exit: exitOf(owner), error: rec.lastError });
     const past = view!.failures.get(id) ?? [];
     const memory = new Set([...past.map((x) => x.instance), f.owner]);

@@ -99,6 +99,6 @@ describe("fencing epoch", () => {
     expect(results.flat()).toEqual(Array.from({ length: LATEST_MIGRATION }, (_, i) => i + 1));
     expect(await migrate(sqlB, "orchestrator_concurrent")).toEqual([]);
     const t = await db.sql`select count(*)::int as n from information_schema.tables where table_schema = 'orchestrator_concurrent'`;
-    expect(t[0]!.n).toBe(7);
+    expect(t[0]!.n).toBe(10); // migrations, leadership, cluster, instances, assignments, events, heartbeats, stream_health, stream_failures, health_samples
   });
 });

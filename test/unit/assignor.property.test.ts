@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assign, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult } from "../../shared/placement/assignor.js";
+import { assign, type AssignInput, type AssignMember, type AssignPolicy, type AssignResult, type StreamConstraint } from "../../shared/placement/assignor.js";
 import { measureImbalance, quotaTargets } from "../../shared/placement/targets.js";
 import { Rendezvous } from "../../shared/placement/hash.js";
 import type { MoveReason } from "../../shared/types.js";
@@ -479,5 +479,54 @@ describe("assign: refusals", () => {
     const full = assign({ streams: ["s1", "s2"], members: [members[0]!], current: new Map([["s1", "a"], ["s2", "a"]]), refused: new Map([["s1", "a"]]), policy: CALM });
     expect(full.unassigned).toEqual(["s1"]);
     expect(full.moves).toEqual([{ stream: "s1", from: "a", to: null, reason: "released" }]);
+  });
+});
+
+describe("assign: constraints (labels, failure memory, degraded workers)", () => {
+  /** Inputs where some streams may only go to some members; some constraints evict. */
+  const constrained = fc.tuple(inputs, fc.infiniteStream(fc.integer({ min: 0, max: 100 }))).map(([input, dice]) => {
+    const constraints = new Map<string, StreamConstraint>();
+    const it = dice[Symbol.iterator]();
+    const ids = input.members.map((m) => m.id);
+    for (const s of input.streams) {
+      const d = it.next().value as number;
+      if (d >= 30) continue;
+      const allowed = new Set(ids.filter((_, i) => (d + i) % 3 !== 0));
+      constraints.set(s, { allowed: (m) => allowed.has(m), evict: d % 2 === 0, reason: d % 4 === 0 ? "failing" : "catalog", rank: d % 5 === 0 ? (m) => (m < "m5" ? 1 : 0) : undefined });
+    }
+    return { ...input, constraints } satisfies AssignInput;
+  });
+
+  it("never places a constrained stream on a member it does not allow; a non-evicting constraint never moves a stream that stays allowed", () => {
+    fc.assert(
+      fc.property(constrained, (input) => {
+        const r = assign(input);
+        for (const [s, c] of input.constraints) {
+          const to = r.assignment.get(s);
+          if (to !== undefined) expect(c.allowed(to)).toBe(true);
+        }
+        const free = assign({ ...input, constraints: undefined });
+        const moved = new Map(r.moves.map((m) => [m.stream, m]));
+        for (const [s, c] of input.constraints) {
+          const from = input.current.get(s);
+          // Allowed where it is, not evicted, and not moved without the constraint either: it stays.
+          if (from !== undefined && c.allowed(from) && !free.moves.some((m) => m.stream === s)) expect(moved.get(s)).toBeUndefined();
+        }
+        const us = new Set(usable(input.members).map((m) => m.id));
+        const load = loads(r);
+        for (const m of input.members) expect(load.get(m.id) ?? 0).toBeLessThanOrEqual(us.has(m.id) ? m.capacity : 0);
+        expect(r.assignment.size + r.unassigned.length).toBe(new Set(input.streams).size);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("an evicting constraint moves the stream off a member it does not allow, with its reason", () => {
+    const members = [
+      { id: "a", capacity: 5, draining: false },
+      { id: "b", capacity: 5, draining: false },
+    ];
+    const r = assign({ streams: ["s1", "s2"], members, current: new Map([["s1", "a"], ["s2", "a"]]), constraints: new Map([["s1", { allowed: (m: string) => m !== "a", evict: true, reason: "failing" as const }]]), policy: CALM });
+    expect(r.moves).toEqual([{ stream: "s1", from: "a", to: "b", reason: "failing" }]);
   });
 });
