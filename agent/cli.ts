@@ -210,7 +210,9 @@ export function formatInstances(b: InstancesBody): string {
 
 export function formatStreams(b: StreamsStatusBody): string {
   const t = b.streams;
-  let out = `Streams: ${t.active} active, ${t.assigned} assigned, ${t.unassigned} unassigned, ${t.revoking} in handoff${t.legacy ? `, ${t.legacy} on legacy instances` : ""} (mode ${b.mode})\n\n`;
+  const h = b.health;
+  let out = `Streams: ${t.active} active, ${t.assigned} assigned, ${t.unassigned} unassigned, ${t.revoking} in handoff${t.legacy ? `, ${t.legacy} on legacy instances` : ""} (mode ${b.mode})\n`;
+  out += `Health:  ${h.ok} ok, ${h.failing} failing, ${h.quarantined} quarantined, ${h.unknown} unknown${h.failing + h.quarantined ? " (details: fingerctl streams --failing)" : ""}\n\n`;
   out += b.distribution.length ? table(["INSTANCE", "STATUS", "COUNT", "CAPACITY", "STREAMS"], b.distribution.map((d) => [d.instance_id, d.status, d.count, d.max_streams, ids(d.streams)])) : "No instance serves streams.\n";
   out += `\nUnassigned: ${b.unassigned.length ? ids(b.unassigned, 40) : "none"}\n`;
   if (b.catalog_error) out += `Catalog: ERROR ${b.catalog_error}\n`;

@@ -159,6 +159,7 @@ describe("fingerctl stream-health commands against real agents", () => {
     expect(failing.out).toMatch(/^Stream health: \d+ ok, 1 failing, 0 quarantined, \d+ unknown/);
     expect(failing.out).toMatch(new RegExp(`^${victim}\\s+Stream ${victim}\\s+${owner.instance_id}\\s+\\S+ \\S+\\s+403 geo-blocked$`, "m"));
 
+    expect((await ctl(["--url", url, "streams"])).out).toMatch(/^Health: {2}\d+ ok, 1 failing, 0 quarantined, \d+ unknown \(details: fingerctl streams --failing\)$/m);
     const one = await ctl(["--url", agents[1]!.url, "stream", String(victim)]);
     expect(one.code).toBe(0);
     expect(one.out).toMatch(new RegExp(`^Stream ${victim} "Stream ${victim}" http://radio\\.example\\.invalid/s${victim}$`, "m"));
