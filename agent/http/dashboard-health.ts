@@ -6,9 +6,9 @@
  *
  * Same rules as the page's script: ES5-ish, no template literals, every node built with
  * textContent or SVG attributes, never innerHTML. It shows what the agent reports and
- * computes nothing about health itself, except that a stream named in neither list is
- * "ok" once its worker reported a success for it and "unknown" before that (the counts
- * in the legend are the agent's own).
+ * computes nothing about health itself, except for a stream named in neither list: "ok"
+ * or "unknown" as the agent's counts say when they leave no doubt, else "ok" once its
+ * worker's last report for it was a success (the counts in the legend are the agent's).
  */
 
 export const HEALTH_STYLE = `
@@ -42,8 +42,12 @@ export const HEALTH_SCRIPT = `
   // The SVG namespace, from an <svg> the HTML parser made (no URL spelled out in the page).
   var SVG = $("svg-ns").namespaceURI;
 
+  // Failing and quarantined streams are named by the agent; the rest are ok or unknown.
+  // When the agent's counts leave no doubt (no unknown, or no ok) they decide; otherwise a
+  // stream is ok once its worker's last report for it was a success.
   function healthOf(st) {
-    var h = {};
+    var h = {}, c = st.health || {};
+    var rest = c.unknown === 0 ? "ok" : c.ok === 0 ? "unknown" : null;
     (st.failing_streams || []).forEach(function (s) { h[String(s.id)] = "failing"; });
     (st.quarantined_streams || []).forEach(function (s) { h[String(s.id)] = "quarantined"; });
     st.distribution.forEach(function (d) {
@@ -51,10 +55,10 @@ export const HEALTH_SCRIPT = `
         var k = String(s);
         if (h[k]) return;
         var rep = d.stream_states && d.stream_states[k];
-        h[k] = rep && (rep.status === "ok" || rep.status === "completed") ? "ok" : "unknown";
+        h[k] = rest || (rep && (rep.status === "ok" || rep.status === "completed") ? "ok" : "unknown");
       });
     });
-    st.unassigned.forEach(function (s) { if (!h[String(s)]) h[String(s)] = "unknown"; });
+    st.unassigned.forEach(function (s) { if (!h[String(s)]) h[String(s)] = rest || "unknown"; });
     return h;
   }
 
