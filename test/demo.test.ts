@@ -214,8 +214,15 @@ describe("npm run demo", () => {
     const dead = /stream (\d+) has a dead upstream/.exec(run.out)![1]!;
     const url = /Dashboard: +(http:\/\/127\.0\.0\.1:\d+)\//.exec(run.out)![1]!;
     expect(run.out).toMatch(/LABELS exit=nl on demo-1, demo-3; exit=br on demo-2/);
-    const instances = (await (await fetch(`${url}/instances`)).json()) as { instances: { instance_id: string; labels?: Record<string, string> }[] };
-    expect(Object.fromEntries(instances.instances.map((i) => [i.instance_id, i.labels?.exit]))).toEqual({ "demo-1": "nl", "demo-2": "br", "demo-3": "nl" });
+    // Each agent's LABELS, as /instances shows them (from the members' heartbeats).
+    const labels = async () => {
+      const b = (await (await fetch(`${url}/instances`)).json()) as { instances: { instance_id: string; labels?: Record<string, string> }[] };
+      return JSON.stringify(Object.fromEntries(b.instances.map((i) => [i.instance_id, i.labels?.exit])));
+    };
+    let seen = "";
+    await waitFor(async () => (seen = await labels()) === JSON.stringify({ "demo-1": "nl", "demo-2": "br", "demo-3": "nl" }), 20_000, "the agents' labels in /instances", 500).catch((err: Error) => {
+      throw new Error(`${err.message}: last seen ${seen}`);
+    });
     // The geo-blocked stream shows failing with its error, as fingerctl prints it.
     const ctl = (...args: string[]) => spawnSync("npx", ["fingerctl", "--url", url, ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
     await waitFor(() => /health {5}failing since/.test(ctl("stream", geo!).stdout), 60_000, `stream ${geo} to show failing`, 2000);
