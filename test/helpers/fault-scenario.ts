@@ -32,15 +32,24 @@ export interface Timeline {
   readonly lastHeal: number;
 }
 
-export interface ScenarioSpec {
+/** Private servers a scenario starts before its cluster and stops after it. */
+export interface ScenarioServers {
+  /** The Redis behind every agent's proxy (default: the test Redis). */
+  readonly redisUrl?: string;
+  stop(): Promise<void>;
+}
+
+export interface ScenarioSpec<S extends ScenarioServers = ScenarioServers> {
   readonly name: string;
   /** Longest allowed coverage gap, before slack. */
   readonly gapBoundMs: number;
   readonly overlapBoundMs?: number;
   readonly convergeMs?: number;
-  readonly cluster?: Omit<FaultClusterOptions, "seed">;
+  readonly cluster?: Omit<FaultClusterOptions, "seed" | "redisUrl">;
+  /** Starts the scenario's private servers (a failure fails the run: nothing is skipped). */
+  servers?(): Promise<S>;
   /** Applies the faults, heals them, and says when. */
-  run(fc: FaultCluster): Promise<Timeline>;
+  run(fc: FaultCluster, servers: S | undefined): Promise<Timeline>;
 }
 
 export interface RunResult {
@@ -67,12 +76,21 @@ function seedOf(name: string): number {
   return (h >>> 0) % 1_000_000;
 }
 
-export async function runScenario(spec: ScenarioSpec, seed: number): Promise<RunResult> {
+export async function runScenario<S extends ScenarioServers>(spec: ScenarioSpec<S>, seed: number): Promise<RunResult> {
+  const servers = await spec.servers?.();
+  try {
+    return await observe(spec, seed, servers);
+  } finally {
+    await servers?.stop();
+  }
+}
+
+async function observe<S extends ScenarioServers>(spec: ScenarioSpec<S>, seed: number, servers: S | undefined): Promise<RunResult> {
   const slack = Number(process.env.FAULT_SLACK_MS ?? 1000);
   const bound = spec.gapBoundMs + slack;
   let fc: FaultCluster;
   try {
-    fc = await FaultCluster.start({ ...spec.cluster, seed });
+    fc = await FaultCluster.start({ ...spec.cluster, redisUrl: servers?.redisUrl, seed });
   } catch (err) {
     // Not a verdict on the agent: the cluster could not be set up (a loaded machine).
     if (process.env.FAULT_RESULTS) fs.appendFileSync(process.env.FAULT_RESULTS, `${JSON.stringify({ scenario: spec.name, seed, setupError: (err as Error).message, at: new Date().toISOString() })}\n`);
@@ -82,7 +100,7 @@ export async function runScenario(spec: ScenarioSpec, seed: number): Promise<Run
     await fc.stable("every stream served once and settled before the fault");
     await fc.leader();
     fc.log.event("settled: every stream has one worker");
-    const t = await spec.run(fc);
+    const t = await spec.run(fc, servers);
     const conv = await fc.converge(t.lastHeal, spec.convergeMs ?? 15_000);
     const end = fc.log.now();
     fc.log.event("end of observation", end);
@@ -129,7 +147,7 @@ export async function runScenario(spec: ScenarioSpec, seed: number): Promise<Run
 }
 
 /** One vitest `describe` per scenario, FAULT_RUNS seeded runs in it. */
-export function describeScenario(spec: ScenarioSpec): void {
+export function describeScenario<S extends ScenarioServers>(spec: ScenarioSpec<S>): void {
   const runs = Math.max(1, Number(process.env.FAULT_RUNS ?? 1));
   const first = process.env.FAULT_SEED ? Number(process.env.FAULT_SEED) : seedOf(spec.name);
   describe(spec.name, () => {
