@@ -9,7 +9,8 @@
  * so the worker's lease outlives the restart (2–4 s for a tsx start on this machine) and
  * the worker really is still serving its streams when the new process comes up; the
  * history records how many. Zero overlap, every gap within HEARTBEAT_TIMEOUT + 2 s
- * (+ slack), one worker per stream with /status in agreement within 15 s of the restart.
+ * (+ slack), one worker per stream with /status in agreement within 15 s of the restart
+ * and again 8 s after it (the new process's rows rewritten and its worker serving them).
  */
 import { describeScenario, sleep } from "../helpers/fault-scenario.js";
 
@@ -18,6 +19,7 @@ const HEARTBEAT_TIMEOUT_MS = 6000;
 describeScenario({
   name: "a follower killed and restarted while its worker keeps running",
   gapBoundMs: HEARTBEAT_TIMEOUT_MS + 2000,
+  holdMs: HEARTBEAT_TIMEOUT_MS + 2000,
   cluster: { env: { HEARTBEAT_TIMEOUT: String(HEARTBEAT_TIMEOUT_MS / 1000), WORKER_LEASE: "4.5", FALLBACK_GRACE: "10" } },
   async run(fc) {
     const victim = fc.rng.pick(fc.followers(await fc.leader()));

@@ -10,7 +10,8 @@
  * goes back to the cluster's Redis, then PostgreSQL heals.
  *
  * Checked from the workers' records: zero overlap, every gap within HEARTBEAT_TIMEOUT +
- * 2 s (+ slack), one worker per stream with /status in agreement within 15 s of the heal.
+ * 2 s (+ slack), one worker per stream with /status in agreement within 15 s of the heal
+ * and again 5 s after it (the follower back, its streams handed back without overlap).
  */
 import { waitFor } from "../helpers/cluster.js";
 import { PrivateRedis } from "../helpers/private-servers.js";
@@ -19,6 +20,7 @@ import { describeScenario, FOLLOWER_GAP_MS, sleep } from "../helpers/fault-scena
 describeScenario({
   name: "a follower cut from PostgreSQL while its heartbeats go to another Redis, 8 s",
   gapBoundMs: FOLLOWER_GAP_MS,
+  holdMs: 5000,
   async servers() {
     const other = await PrivateRedis.start({ name: "fingerv7-other-redis" });
     return { other, stop: () => other.stop() };

@@ -4,7 +4,9 @@
  * - zero overlap (every overlap reported with stream, workers, start, duration);
  * - every coverage gap from the first fault on within `gapBoundMs` (+ FAULT_SLACK_MS);
  * - within `convergeMs` (15 s) of the last heal, exactly one worker per stream and the
- *   cluster's GET /status and /streams/status agree with the record.
+ *   cluster's GET /status and /streams/status agree with the record;
+ * - with `holdMs`, the record is kept for that long after the last heal (what a resumed
+ *   or restarted process does once back is watched too) and must agree again at its end.
  * On failure the message carries the seed and a compact history (events, and the interval
  * timeline of every problem stream around the faults), plus the agents' recent warnings.
  *
@@ -46,6 +48,8 @@ export interface ScenarioSpec<S extends ScenarioServers = ScenarioServers> {
   readonly gapBoundMs: number;
   readonly overlapBoundMs?: number;
   readonly convergeMs?: number;
+  /** Keep observing this long after the last heal, then require agreement again. */
+  readonly holdMs?: number;
   readonly cluster?: Omit<FaultClusterOptions, "seed" | "redisUrl">;
   /** Starts the scenario's private servers (a failure fails the run: nothing is skipped). */
   servers?(): Promise<S>;
@@ -103,11 +107,18 @@ async function observe<S extends ScenarioServers>(spec: ScenarioSpec<S>, seed: n
     fc.log.event("settled: every stream has one worker");
     const t = await spec.run(fc, servers);
     const conv = await fc.converge(t.lastHeal, spec.convergeMs ?? 15_000);
+    let again: Awaited<ReturnType<FaultCluster["converge"]>> = { ms: 0 };
+    if (spec.holdMs) {
+      await sleep(t.lastHeal + spec.holdMs - fc.log.now());
+      fc.log.event(`held ${(spec.holdMs / 1000).toFixed(0)} s after the last heal`);
+      again = await fc.converge(fc.log.now(), spec.convergeMs ?? 15_000);
+    }
     const end = fc.log.now();
     fc.log.event("end of observation", end);
     const v = judge(fc.log, { gapMs: bound, overlapMs: spec.overlapBoundMs ?? 0 }, t.firstFault, end);
     const failures = [...v.failures];
     if ("differences" in conv) failures.push(`not converged ${(spec.convergeMs ?? 15_000) / 1000} s after the last heal: ${conv.differences.slice(0, 8).join("; ")}`);
+    if ("differences" in again) failures.push(`not in agreement again after holding ${spec.holdMs! / 1000} s: ${again.differences.slice(0, 8).join("; ")}`);
     const pass = failures.length === 0;
     const problem = [...new Set([...v.overlapsBeforeFault.map((o) => o.stream), ...v.overlaps.map((o) => o.stream), ...v.gapsOverBound.map((g) => g.stream)])].slice(0, 12);
     const head =
