@@ -13,7 +13,7 @@
  * Environment: FAULT_RUNS (runs per scenario, default 1), FAULT_SEED (first seed; default
  * derived from the scenario's name), FAULT_SLACK_MS (added to every gap bound, default
  * 1000: the machine is shared and busy), FAULT_RESULTS (append one JSON line per run),
- * FAULT_HISTORY=1 (print the events of passing runs too).
+ * FAULT_HISTORY=1 (print the events and agents' decisions of passing runs too).
  */
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -127,7 +127,10 @@ async function observe<S extends ScenarioServers>(spec: ScenarioSpec<S>, seed: n
       `${v.overlapsBeforeFault.length ? `${v.overlapsBeforeFault.length} more before it; ` : ""}longest gap ${((v.longestGap?.durationMs ?? 0) / 1000).toFixed(2)} s (bound ${(bound / 1000).toFixed(2)} s = ${(spec.gapBoundMs / 1000).toFixed(2)} + slack ${(slack / 1000).toFixed(2)}); ` +
       `converged ${"ms" in conv ? `${(conv.ms / 1000).toFixed(2)} s after the last heal` : "NO"}`;
     const parts = [head];
-    if (pass && process.env.FAULT_HISTORY) parts.push(fc.log.history({ title: spec.name }));
+    if (pass && process.env.FAULT_HISTORY) {
+      parts.push(fc.log.history({ title: spec.name }));
+      for (const id of fc.ids) parts.push(`--- agent ${id} (recent warnings and decisions)\n${fc.agentLog(id, 15)}`);
+    }
     if (!pass) {
       parts.push(...failures);
       const earliest = Math.min(t.firstFault - 2000, ...v.overlapsBeforeFault.map((o) => o.start - 1000));
