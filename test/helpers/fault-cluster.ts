@@ -84,7 +84,7 @@ export class FaultCluster {
       const pg = await FaultProxy.start({ upstreamHost: pgUp.host, upstreamPort: pgUp.port, name: `${id}/pg` });
       this.proxies.set(id, { redis, pg });
     }
-    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify(FAST_TIMINGS)}`);
+    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify({ ...FAST_TIMINGS, ...Object.fromEntries(Object.entries(this.o.env ?? {}).filter(([k]) => k in FAST_TIMINGS || k.endsWith("_TIMEOUT") || k.endsWith("_LEASE"))) })}`);
     // One at a time, with a retry: on a loaded 2-core machine three tsx start-ups at once
     // can take longer than the cluster helper's 30 s wait for an agent to listen.
     for (const id of this.ids) {
