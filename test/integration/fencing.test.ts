@@ -96,7 +96,7 @@ describe("fencing epoch", () => {
 
   it("migrations are idempotent and safe to run from many agents at once", async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => migrate(sqlA, "orchestrator_concurrent")));
-    expect(results.flat()).toEqual([1, 2, 3, 4]);
+    expect(results.flat()).toEqual([1, 2, 3, 4, 6]);
     expect(await migrate(sqlB, "orchestrator_concurrent")).toEqual([]);
     const t = await db.sql`select count(*)::int as n from information_schema.tables where table_schema = 'orchestrator_concurrent'`;
     expect(t[0]!.n).toBe(7);
