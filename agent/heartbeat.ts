@@ -14,9 +14,10 @@
  *   PostgreSQL heartbeats keep us alive to the deciders, so nothing moves either).
  * - A Redis confirmation counts only from the Redis the deciders read: the leader records
  *   that Redis's incarnation in PostgreSQL, our PostgreSQL heartbeat write reads it back,
- *   and a reply from a Redis of another incarnation counts as a failed Redis beat (it
- *   renews nothing, and our heartbeat says Redis is down for us). Cut from PostgreSQL, the
- *   last value read still applies. Before any leader recorded one, every Redis counts.
+ *   and a reply from a Redis of another incarnation renews nothing unless PostgreSQL
+ *   confirmed the same beat (and our heartbeat says Redis is down for us). Cut from
+ *   PostgreSQL, the last value read still applies. Before any leader recorded one, every
+ *   Redis counts.
  * - A gap between two attempts longer than the worker's lease (a freeze: SIGSTOP, a
  *   stalled VM, starvation), a lease that ran out, or our Redis heartbeat key found gone
  *   while we were live (deleted or evicted: trackers may have seen us absent) triggers a
@@ -160,7 +161,11 @@ export class HeartbeatLoop {
       if (this.lastReportedHeld.some((id) => !hb.held.includes(id))) d.onReleased();
       this.lastReportedHeld = hb.held;
     }
-    if (!d.resyncing() && renews(d.policy, this.confirmed)) d.serving.renew(sentAt);
+    // Another Redis's confirmation still renews when PostgreSQL confirmed this same beat:
+    // the deciders see the beat there (this keeps `stop` serving while a restarted Redis's
+    // new incarnation is not recorded yet).
+    const renewable = { redis: r.status === "fulfilled" && (!elsewhere || this.confirmed.postgres), postgres: this.confirmed.postgres };
+    if (!d.resyncing() && renews(d.policy, renewable)) d.serving.renew(sentAt);
     if (r.status === "fulfilled") d.onReply(r.value, hb);
     d.metrics.leaseRemaining.set(Math.max(0, d.serving.leaseDeadline - d.clock.now()) / 1000);
     d.metrics.streamsHeld.set(hb.held.length);

@@ -177,16 +177,22 @@ describe("a Redis confirmation counts only from the Redis the deciders read", ()
     expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
   });
 
-  it("stop: reaching PostgreSQL but only another Redis renews nothing; the recorded Redis again renews at once", async () => {
+  it("stop: another Redis renews while PostgreSQL confirms the same beat (a restarted Redis not recorded yet), not once PostgreSQL is cut", async () => {
     const h = harness("stop");
     h.redis.deciders = "i1";
     h.redis.incarnation = "other";
     await h.beat();
-    expect(h.serving.leaseDeadline).toBe(0);
+    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
     expect(h.loop.channels).toEqual({ redis: false, postgres: true });
+    h.down.postgres = true;
+    const deadline = h.serving.leaseDeadline;
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(deadline);
+    h.down.postgres = false;
     h.redis.deciders = "other";
     await h.clock.advance(500);
     await h.beat();
-    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
+    expect(h.loop.channels).toEqual({ redis: true, postgres: true });
   });
 });
