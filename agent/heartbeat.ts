@@ -28,6 +28,7 @@ import type { Clock } from "../shared/clock.js";
 import type { CoordinationLossPolicy } from "../shared/config.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import type { Metrics } from "../shared/metrics.js";
+import type { PgHeartbeatWritten } from "../shared/pg-heartbeats.js";
 import type { HeartbeatReply } from "../shared/redis-protocol.js";
 import type { Heartbeat } from "../shared/types.js";
 import type { Serving } from "./serving.js";
@@ -41,11 +42,6 @@ export type { HeartbeatReply };
  */
 export function countsForDeciders(incarnation: string, deciderRedis: string | null | undefined): boolean {
   return deciderRedis === null || deciderRedis === undefined || deciderRedis === incarnation;
-}
-
-/** What a PostgreSQL heartbeat write read back: the incarnation of the Redis the leader reads (null: none recorded). */
-export interface PgBeat {
-  readonly deciderRedis: string | null;
 }
 
 /** Whether a beat renews the worker's lease, given what each channel confirmed. */
@@ -64,7 +60,7 @@ export interface HeartbeatDeps {
   /** Writes the heartbeat to Redis; throws when Redis did not confirm it. */
   sendRedis(hb: Heartbeat): Promise<HeartbeatReply>;
   /** Writes it to PostgreSQL; throws when PostgreSQL did not confirm it in time. */
-  sendPostgres(hb: Heartbeat): Promise<PgBeat>;
+  sendPostgres(hb: Heartbeat): Promise<PgHeartbeatWritten>;
   build(now: number): Heartbeat;
   resyncing(): boolean;
   requireResync(now: number, why: string): void;
