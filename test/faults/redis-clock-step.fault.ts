@@ -13,7 +13,8 @@
  * fails here with the package to install (Debian: faketime).
  */
 import { Redis } from "ioredis";
-import { ClockedRedis } from "../helpers/fault-clock.js";
+import { describe, expect, it } from "vitest";
+import { ClockedRedis, findLibfaketime } from "../helpers/fault-clock.js";
 import { describeScenario, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
 
 async function probe(url: string, f: (r: Redis) => Promise<unknown>): Promise<unknown> {
@@ -51,4 +52,10 @@ describeScenario({
     fc.log.event(`HEAL Redis's clock stepped back 60 s (TIME now ${seenBack.toFixed(1)} s off)`, lastHeal);
     return { firstFault, lastHeal };
   },
+});
+
+describe("libfaketime missing", () => {
+  it("is an error naming the Debian package, not a skip", () => {
+    expect(() => findLibfaketime(["/nonexistent/faketime"])).toThrow(/libfaketime is required .* apt-get install faketime/);
+  });
 });
