@@ -12,6 +12,12 @@
  *   unreachable: the deciders still see our progress there, so nobody takes our streams).
  *   stop: only a Redis-confirmed heartbeat renews (no serving while Redis is away; our
  *   PostgreSQL heartbeats keep us alive to the deciders, so nothing moves either).
+ * - A Redis confirmation counts only from the Redis the deciders read: the leader records
+ *   that Redis's incarnation in PostgreSQL, our PostgreSQL heartbeat write reads it back,
+ *   and a reply from a Redis of another incarnation renews nothing unless PostgreSQL
+ *   confirmed the same beat (and our heartbeat says Redis is down for us). Cut from
+ *   PostgreSQL, the last value read still applies. Before any leader recorded one, every
+ *   Redis counts.
  * - A gap between two attempts longer than the worker's lease (a freeze: SIGSTOP, a
  *   stalled VM, starvation), a lease that ran out, or our Redis heartbeat key found gone
  *   while we were live (deleted or evicted: trackers may have seen us absent) triggers a
@@ -22,11 +28,21 @@ import type { Clock } from "../shared/clock.js";
 import type { CoordinationLossPolicy } from "../shared/config.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import type { Metrics } from "../shared/metrics.js";
+import type { PgHeartbeatWritten } from "../shared/pg-heartbeats.js";
 import type { HeartbeatReply } from "../shared/redis-protocol.js";
 import type { Heartbeat } from "../shared/types.js";
 import type { Serving } from "./serving.js";
 
 export type { HeartbeatReply };
+
+/**
+ * Whether a Redis confirmation counts: only from the Redis the deciders read, when a
+ * leader recorded which one that is (`deciderRedis`: its incarnation; null or undefined:
+ * nobody recorded one yet, every Redis counts).
+ */
+export function countsForDeciders(incarnation: string, deciderRedis: string | null | undefined): boolean {
+  return deciderRedis === null || deciderRedis === undefined || deciderRedis === incarnation;
+}
 
 /** Whether a beat renews the worker's lease, given what each channel confirmed. */
 export function renews(policy: CoordinationLossPolicy, confirmed: { readonly redis: boolean; readonly postgres: boolean }): boolean {
@@ -44,7 +60,7 @@ export interface HeartbeatDeps {
   /** Writes the heartbeat to Redis; throws when Redis did not confirm it. */
   sendRedis(hb: Heartbeat): Promise<HeartbeatReply>;
   /** Writes it to PostgreSQL; throws when PostgreSQL did not confirm it in time. */
-  sendPostgres(hb: Heartbeat): Promise<void>;
+  sendPostgres(hb: Heartbeat): Promise<PgHeartbeatWritten>;
   build(now: number): Heartbeat;
   resyncing(): boolean;
   requireResync(now: number, why: string): void;
@@ -61,10 +77,12 @@ export class HeartbeatLoop {
   private lastConfirmed: { at: number; incarnation: string } | undefined;
   /** When the PostgreSQL heartbeats started failing (undefined while they succeed). */
   private pgFailingSince: number | undefined;
+  /** The deciders' Redis incarnation as last read from PostgreSQL (undefined: never read). */
+  private deciderRedis: string | null | undefined;
 
   constructor(private readonly d: HeartbeatDeps) {}
 
-  /** The last beat was confirmed by Redis (where the leader and the flag are read). */
+  /** The last beat was confirmed by the deciders' Redis (where the leader and the flag are read). */
   get healthy(): boolean {
     return this.confirmed.redis;
   }
@@ -111,10 +129,17 @@ export class HeartbeatLoop {
     this.lastAttemptAt = sentAt;
     const hb = d.build(sentAt);
     const [r, p] = await Promise.allSettled([d.sendRedis(hb), d.sendPostgres(hb)]);
-    this.confirmed = { redis: r.status === "fulfilled", postgres: p.status === "fulfilled" };
+    if (p.status === "fulfilled") this.deciderRedis = p.value.deciderRedis;
+    const elsewhere = r.status === "fulfilled" && !countsForDeciders(r.value.incarnation, this.deciderRedis);
+    this.confirmed = { redis: r.status === "fulfilled" && !elsewhere, postgres: p.status === "fulfilled" };
     if (this.confirmed.postgres) this.pgFailingSince = undefined;
     else this.pgFailingSince ??= sentAt;
-    this.record("redis", r);
+    this.record(
+      "redis",
+      elsewhere
+        ? { status: "rejected", reason: new Error(`the Redis that confirmed the heartbeat (incarnation ${r.value.incarnation}) is not the one the deciders read (${this.deciderRedis})`) }
+        : r,
+    );
     this.record("postgres", p);
     if (r.status === "fulfilled") {
       const reply = r.value;
@@ -132,7 +157,11 @@ export class HeartbeatLoop {
       if (this.lastReportedHeld.some((id) => !hb.held.includes(id))) d.onReleased();
       this.lastReportedHeld = hb.held;
     }
-    if (!d.resyncing() && renews(d.policy, this.confirmed)) d.serving.renew(sentAt);
+    // Another Redis's confirmation still renews when PostgreSQL confirmed this same beat:
+    // the deciders see the beat there (this keeps `stop` serving while a restarted Redis's
+    // new incarnation is not recorded yet).
+    const renewable = { redis: r.status === "fulfilled" && (!elsewhere || this.confirmed.postgres), postgres: this.confirmed.postgres };
+    if (!d.resyncing() && renews(d.policy, renewable)) d.serving.renew(sentAt);
     if (r.status === "fulfilled") d.onReply(r.value, hb);
     d.metrics.leaseRemaining.set(Math.max(0, d.serving.leaseDeadline - d.clock.now()) / 1000);
     d.metrics.streamsHeld.set(hb.held.length);

@@ -170,10 +170,12 @@ export class WorkerLink {
   /**
    * A new agent process: the worker beside it may have outlived the previous process, so
    * it may still be processing that process's rows (counted as held until it applies one
-   * of our answers, or WORKER_TIMEOUT), and its declared capacity still holds.
+   * of our answers, or for a full WORKER_LEASE — the longest a lease the previous process
+   * granted can still run — or WORKER_TIMEOUT when longer: an older-API worker has no
+   * lease), and its declared capacity still holds.
    */
   inherit(rows: readonly StreamId[], declaredCapacity: number | null): void {
-    this.serving.inherit(rows, this.o.workerTimeoutMs);
+    this.serving.inherit(rows, Math.max(this.o.workerLeaseMs, this.o.workerTimeoutMs));
     if (declaredCapacity !== null) this.declaredCapacity = declaredCapacity;
   }
 

@@ -87,6 +87,8 @@ export class LeaderLoop {
   private readonly streamHealth: LeaderHealth;
   /** Set by POST /rebalance: the next tick rebalances whatever the imbalance. */
   private forceNext = false;
+  /** `epoch/incarnation` last recorded as the deciders' Redis (written again in a new term). */
+  private recordedRedis = "";
 
   constructor(private readonly d: LeaderDeps) {
     this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
@@ -235,6 +237,11 @@ export class LeaderLoop {
     tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
     await this.publishMode(state.flag);
     if (signal.aborted) return;
+    // Which Redis the deciders read: agents count a Redis-confirmed heartbeat only from it.
+    if (snap.channels.redis && snap.incarnation && `${epoch}/${snap.incarnation}` !== this.recordedRedis) {
+      await store.recordRedis(epoch, snap.incarnation);
+      this.recordedRedis = `${epoch}/${snap.incarnation}`;
+    }
 
     const policy = this.policy(snap, state.rows, sources.catalog.length);
     // After this leader's own PostgreSQL trouble, members' "cut" flags may describe an

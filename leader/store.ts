@@ -62,6 +62,14 @@ export class LeaderStore {
     });
   }
 
+  /**
+   * Records which Redis this leader reads members from (its incarnation), fenced by the
+   * epoch in the statement itself: a deposed leader's write matches no row.
+   */
+  async recordRedis(epoch: number, incarnation: string): Promise<void> {
+    await this.sql.unsafe(`update ${this.s}.leadership set redis_incarnation = $2 where epoch = $1 and redis_incarnation is distinct from $2`, [epoch, incarnation]);
+  }
+
   async load(): Promise<LeaderState> {
     const [rows, inst, flag] = await Promise.all([
       this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,

@@ -8,6 +8,9 @@
  *   write cannot roll a member's progress back.
  * - Reads return the stored heartbeats as written; a payload that does not parse is
  *   skipped (one agent's bad write must not blind the others).
+ * - The same statement reads back which Redis the deciders read (the incarnation the
+ *   leader recorded in `leadership.redis_incarnation`, null when none did), so an agent
+ *   learns it every interval at no extra round trip (agent/heartbeat.ts).
  * It does not time progress: that is dated by the reader, on its own clock. Only rows
  * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
@@ -16,6 +19,12 @@ import { ident, num } from "./db.js";
 import { decodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
+/** What a heartbeat write read back. */
+export interface PgHeartbeatWritten {
+  /** The incarnation of the Redis the leader reads, as it recorded it; null when none is recorded. */
+  readonly deciderRedis: string | null;
+}
+
 export interface StoredPgHeartbeat {
   readonly id: string;
   readonly heartbeat: Heartbeat;
@@ -23,26 +32,34 @@ export interface StoredPgHeartbeat {
 
 export class PgHeartbeats {
   private readonly table: string;
+  private readonly leadership: string;
 
   constructor(
     private readonly sql: Sql,
     schema: string,
   ) {
     this.table = `${ident(schema)}.heartbeats`;
+    this.leadership = `${ident(schema)}.leadership`;
   }
 
   /**
-   * Writes this agent's heartbeat. Throws when PostgreSQL did not confirm it. The JSON goes
-   * in as text and is cast: bound to a jsonb parameter, postgres.js would store it as one
-   * JSON string instead of an object.
+   * Writes this agent's heartbeat and, in the same statement, reads which Redis the
+   * deciders read. Throws when PostgreSQL did not confirm it. The JSON goes in as text and
+   * is cast: bound to a jsonb parameter, postgres.js would store it as one JSON string
+   * instead of an object.
    */
-  async write(hb: Heartbeat): Promise<void> {
-    await this.sql.unsafe(
-      `insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4::text::jsonb, now())
-       on conflict (instance_id) do update set session = excluded.session, seq = excluded.seq, payload = excluded.payload, written_at = now()
-        where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq`,
+  async write(hb: Heartbeat): Promise<PgHeartbeatWritten> {
+    const rows = await this.sql.unsafe(
+      `with written as (
+         insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4::text::jsonb, now())
+         on conflict (instance_id) do update set session = excluded.session, seq = excluded.seq, payload = excluded.payload, written_at = now()
+          where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq
+         returning 1)
+       select redis_incarnation from ${this.leadership}`,
       [hb.id, hb.session, hb.seq, JSON.stringify(hb)],
     );
+    const inc = rows[0]?.redis_incarnation;
+    return { deciderRedis: typeof inc === "string" && inc !== "" ? inc : null };
   }
 
   /**

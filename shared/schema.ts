@@ -7,6 +7,7 @@
  *
  * Tables (schema ORCHESTRATOR_SCHEMA, default "orchestrator"):
  * - leadership: one row; `epoch` is the fencing token. Every assignment write checks it.
+ *   `redis_incarnation`: the Redis the current leader reads members from.
  * - cluster: one row; the fleet-wide mode flag (orchestrated | hashed).
  * - instances: one row per agent ever seen; registration data, drain flag, and the
  *   assignment `version` the leader bumps whenever that member's rows change.
@@ -170,6 +171,13 @@ const MIGRATIONS: readonly Migration[] = [
           healthy integer not null
         );
       `),
+  },
+  {
+    id: 6,
+    name: "deciders' Redis",
+    // The incarnation of the Redis the leader reads members from: an agent's Redis-confirmed
+    // heartbeat renews its worker's lease only when it went to that Redis.
+    up: (tx, s) => tx.unsafe(`alter table ${s}.leadership add column redis_incarnation text`),
   },
 ];
 

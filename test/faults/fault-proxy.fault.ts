@@ -1,6 +1,7 @@
 /**
  * The fault proxy itself, against an echo server on loopback (a few seconds): each mode
- * forwards, holds, drops, resets or refuses exactly as test/helpers/fault-proxy.ts says.
+ * forwards, holds, drops, resets, refuses or moves to another upstream exactly as
+ * test/helpers/fault-proxy.ts says.
  */
 import net from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -174,5 +175,25 @@ describe("fault proxy (echo server on loopback)", () => {
     expect(rtt).toBeGreaterThanOrEqual(290);
     expect(rtt).toBeLessThan(1500);
     proxy.latency(0);
+  });
+
+  it("retarget resets current connections and sends new ones to the other upstream", async () => {
+    const other = await echoServer();
+    try {
+      const before = await client();
+      before.sock.write("a");
+      await until(() => before.data === "a");
+      proxy.retarget(other.port);
+      await until(() => before.closed);
+      expect(before.error).toBe("ECONNRESET");
+      const after = await client();
+      after.sock.write("bc");
+      await until(() => after.data === "bc");
+      expect(other.received).toBe(2);
+      expect(echo.received).toBe(1);
+      expect(proxy.describe()).toBe(`pass→:${other.port}`);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -5,6 +5,9 @@
  * ports), one recording worker per agent (test/helpers/fault-workers.ts) feeding a
  * ServedLog. Every fault, heal, kill and drain is written to the log's events.
  *
+ * Process faults go through the same agent processes: kill -9, SIGSTOP/SIGCONT, and a
+ * restart of an agent (same id, port and settings) while its worker keeps running.
+ *
  * Guarantees: nothing outside loopback is touched; close() stops every worker, agent
  * and proxy it started and drops its database and keys.
  */
@@ -32,6 +35,8 @@ export interface FaultClusterOptions {
   readonly legacyPollMs?: readonly [number, number];
   /** Extra environment for every agent. */
   readonly env?: Record<string, string>;
+  /** The Redis behind every agent's Redis proxy (default: the test Redis). */
+  readonly redisUrl?: string;
 }
 
 function hostPort(url: string, fallbackPort: number): { host: string; port: number } {
@@ -46,6 +51,7 @@ export class FaultCluster {
   readonly proxies = new Map<string, Record<Store, FaultProxy>>();
   readonly workers = new Map<string, FaultWorker>();
   readonly killed = new Set<string>();
+  readonly frozen = new Set<string>();
   private cluster!: Cluster;
   private db!: TestDatabase;
   private prefix = uniqueName("faults");
@@ -70,15 +76,15 @@ export class FaultCluster {
   private async boot(): Promise<void> {
     this.db = await createTestDatabase("faults");
     await createCatalog(this.db.sql, this.log.catalog.length);
-    this.cluster = new Cluster({ databaseUrl: this.db.url, redisUrl: REDIS_URL, prefix: this.prefix, env: { ADMIN_TOKEN, ...this.o.env } });
-    const redisUp = hostPort(REDIS_URL, 6379);
+    this.cluster = new Cluster({ databaseUrl: this.db.url, redisUrl: this.redisUrl, prefix: this.prefix, env: { ADMIN_TOKEN, ...this.o.env } });
+    const redisUp = hostPort(this.redisUrl, 6379);
     const pgUp = hostPort(this.db.url, 5432);
     for (const id of this.ids) {
       const redis = await FaultProxy.start({ upstreamHost: redisUp.host, upstreamPort: redisUp.port, name: `${id}/redis` });
       const pg = await FaultProxy.start({ upstreamHost: pgUp.host, upstreamPort: pgUp.port, name: `${id}/pg` });
       this.proxies.set(id, { redis, pg });
     }
-    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify(FAST_TIMINGS)}`);
+    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify({ ...FAST_TIMINGS, ...Object.fromEntries(Object.entries(this.o.env ?? {}).filter(([k]) => k in FAST_TIMINGS || k.endsWith("_TIMEOUT") || k.endsWith("_LEASE"))) })}`);
     // One at a time, with a retry: on a loaded 2-core machine three tsx start-ups at once
     // can take longer than the cluster helper's 30 s wait for an agent to listen.
     for (const id of this.ids) {
@@ -114,8 +120,13 @@ export class FaultCluster {
     });
   }
 
+  get redisUrl(): string {
+    return this.o.redisUrl ?? REDIS_URL;
+  }
+
+  /** Agents that answer: neither killed nor frozen. */
   live(): string[] {
-    return this.ids.filter((id) => !this.killed.has(id));
+    return this.ids.filter((id) => !this.killed.has(id) && !this.frozen.has(id));
   }
 
   async json(id: string, route: string): Promise<Record<string, unknown>> {
@@ -189,6 +200,46 @@ export class FaultCluster {
     this.killed.add(id);
     const at = this.log.now();
     this.log.event(`KILL -9 ${id}${role ? ` (${role})` : ""}`, at);
+    return at;
+  }
+
+  /** SIGSTOP: the agent freezes (connections stay open); its worker keeps running. */
+  sigstop(id: string, role = ""): number {
+    this.cluster.signal(id, "SIGSTOP");
+    this.frozen.add(id);
+    const at = this.log.now();
+    this.log.event(`SIGSTOP ${id}${role ? ` (${role})` : ""}`, at);
+    return at;
+  }
+
+  sigcont(id: string): number {
+    this.cluster.signal(id, "SIGCONT");
+    this.frozen.delete(id);
+    const at = this.log.now();
+    this.log.event(`SIGCONT ${id}`, at);
+    return at;
+  }
+
+  /**
+   * Starts a killed agent again (same id, port, proxies and settings); its worker, which
+   * kept running all along, finds it at the same address. Resolves once it listens.
+   */
+  async restart(id: string): Promise<number> {
+    if (!this.killed.has(id)) throw new Error(`restart ${id}: it was not killed`);
+    this.log.event(`RESTART ${id}: starting a new process`);
+    await this.cluster.restart(id);
+    this.killed.delete(id);
+    const at = this.log.now();
+    this.log.event(`RESTART ${id}: the new process listens`, at);
+    return at;
+  }
+
+  /** Sends one agent's new Redis connections to another Redis on this machine (its current ones are reset). */
+  redirectRedis(id: string, url: string, role = ""): number {
+    const p = this.proxy(id, "redis");
+    p.retarget(hostPort(url, 6379).port);
+    const at = this.log.now();
+    this.log.event(`REDIS ${id}${role ? ` (${role})` : ""} now reaches ${url} (proxy ${p.describe()})`, at);
     return at;
   }
 
@@ -272,7 +323,7 @@ export class FaultCluster {
       await p.redis.close().catch(() => {});
       await p.pg.close().catch(() => {});
     }
-    const r = await connectTestRedis().catch(() => undefined);
+    const r = await connectTestRedis(this.redisUrl).catch(() => undefined);
     if (r) {
       await clearPrefix(r, this.prefix).catch(() => {});
       r.disconnect();

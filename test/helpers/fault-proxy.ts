@@ -11,7 +11,9 @@
  *     refuse()               stop listening (connect → ECONNREFUSED), RST every current connection;
  *     oneWayLoss(direction)  forward nothing in one direction: "upstream" = agent → store
  *                            (requests), "downstream" = store → agent (replies);
- *     latency(rttMs)         add rttMs to a round trip (half each way), combined with the mode.
+ *     latency(rttMs)         add rttMs to a round trip (half each way), combined with the mode;
+ *     retarget(port)         RST every current connection and send new ones to another
+ *                            loopback upstream (a VIP or DNS name now naming another server).
  * - What a blocked direction does with the bytes it does not forward is the `lost` policy:
  *     "hold" (default): kept and delivered in order when the direction opens again, as TCP
  *       retransmission would after a partition shorter than its retransmission timeout
@@ -50,6 +52,7 @@ export class FaultProxy {
   private rttMs = 0;
   private lostPolicy: LostPolicy;
   private readonly pipes = new Set<Pipe>();
+  private upstream: number;
   readonly stats = { accepted: 0, upstreamBytes: 0, downstreamBytes: 0, resets: 0 };
 
   constructor(private readonly o: FaultProxyOptions) {
@@ -57,6 +60,7 @@ export class FaultProxy {
     if (!LOOPBACK.has(host)) throw new Error(`fault proxy: upstream ${host} is not a loopback address`);
     this.name = o.name ?? `proxy→${o.upstreamPort}`;
     this.lostPolicy = o.lost ?? "hold";
+    this.upstream = o.upstreamPort;
   }
 
   get port(): number {
@@ -68,13 +72,14 @@ export class FaultProxy {
   }
 
   get upstreamPort(): number {
-    return this.o.upstreamPort;
+    return this.upstream;
   }
 
-  /** Current mode, for histories ("pass", "blackhole", "oneWayLoss(downstream)", + latency). */
+  /** Current mode, for histories ("pass", "blackhole", "oneWayLoss(downstream)", + latency, + upstream when moved). */
   describe(): string {
     const m = this.mode.kind === "oneWayLoss" ? `oneWayLoss(${this.mode.direction})` : this.mode.kind;
-    return this.rttMs > 0 ? `${m}+latency(${this.rttMs}ms)` : m;
+    const moved = this.upstream === this.o.upstreamPort ? "" : `→:${this.upstream}`;
+    return `${this.rttMs > 0 ? `${m}+latency(${this.rttMs}ms)` : m}${moved}`;
   }
 
   static async start(o: FaultProxyOptions): Promise<FaultProxy> {
@@ -183,6 +188,12 @@ export class FaultProxy {
   oneWayLoss(direction: Direction, lost: LostPolicy = this.lostPolicy): Promise<void> {
     this.lostPolicy = lost;
     return this.set({ kind: "oneWayLoss", direction });
+  }
+
+  /** RSTs every current connection; new ones go to `port` on the same loopback host (the mode is kept). */
+  retarget(port: number): void {
+    this.upstream = port;
+    this.resetAll();
   }
 
   /** Added round-trip time (half each way); 0 removes it. Applies on top of the mode. */

@@ -1,9 +1,10 @@
 /**
  * The heartbeat step (agent/heartbeat.ts) on the manual clock: which confirmations renew
- * the worker's lease, and when a freeze or a lapsed lease forces a resync.
+ * the worker's lease (a Redis confirmation only from the Redis the deciders read), and
+ * when a freeze or a lapsed lease forces a resync.
  */
 import { describe, expect, it } from "vitest";
-import { HeartbeatLoop, renews, type HeartbeatReply } from "../../agent/heartbeat.js";
+import { countsForDeciders, HeartbeatLoop, renews, type HeartbeatReply } from "../../agent/heartbeat.js";
 import { Serving } from "../../agent/serving.js";
 import { ManualClock } from "../../shared/clock.js";
 import { silentLogger } from "../../shared/logger.js";
@@ -16,6 +17,8 @@ function harness(policy: "keep" | "stop" = "stop") {
   const clock = new ManualClock(10_000);
   const serving = new Serving(clock, LEASE, 5_000);
   const down = { redis: false, postgres: false };
+  /** The Redis this agent writes to, and the one the leader recorded in PostgreSQL. */
+  const redis = { incarnation: "i1", deciders: null as string | null };
   let existed = true;
   let resyncing = false;
   const resyncs: string[] = [];
@@ -25,11 +28,12 @@ function harness(policy: "keep" | "stop" = "stop") {
     sendRedis: async (): Promise<HeartbeatReply> => {
       await clock.sleep(0);
       if (down.redis) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
-      return { existed, version: 0, flag: undefined, incarnation: "i1", leader: undefined };
+      return { existed, version: 0, flag: undefined, incarnation: redis.incarnation, leader: undefined };
     },
     sendPostgres: async () => {
       await clock.sleep(0);
       if (down.postgres) throw new Error("PostgreSQL heartbeat: no answer within 800 ms");
+      return { deciderRedis: redis.deciders };
     },
     build: () => ({ held: [] }) as unknown as Heartbeat,
     resyncing: () => resyncing,
@@ -47,7 +51,7 @@ function harness(policy: "keep" | "stop" = "stop") {
     await p;
   };
   return {
-    clock, serving, loop, resyncs, beat, down, metrics,
+    clock, serving, loop, resyncs, beat, down, metrics, redis,
     keyGone() { existed = false; },
     resynced() { resyncing = false; },
   };
@@ -125,5 +129,70 @@ describe("HeartbeatLoop", () => {
     h.keyGone();
     await h.beat();
     expect(h.resyncs).toEqual(["our heartbeat key vanished from Redis while we were live"]);
+  });
+});
+
+describe("a Redis confirmation counts only from the Redis the deciders read", () => {
+  it("the rule: any Redis while no leader recorded one, else only that incarnation", () => {
+    expect(countsForDeciders("a", null)).toBe(true);
+    expect(countsForDeciders("a", undefined)).toBe(true);
+    expect(countsForDeciders("a", "a")).toBe(true);
+    expect(countsForDeciders("a", "b")).toBe(false);
+  });
+
+  it("cut from PostgreSQL while writing to another Redis: the lease is not renewed and lapses", async () => {
+    const h = harness("keep");
+    h.redis.deciders = "i1";
+    await h.beat();
+    expect(h.loop.channels).toEqual({ redis: true, postgres: true });
+    // Our Redis link now reaches another Redis (a different REDIS_URL, a stale primary), and
+    // PostgreSQL is cut: the last recorded value still applies.
+    h.redis.incarnation = "other";
+    h.down.postgres = true;
+    const deadline = h.serving.leaseDeadline;
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(deadline);
+    expect(h.loop.channels).toEqual({ redis: false, postgres: false });
+    expect(h.loop.report(h.clock.now(), 5_000).redisOk).toBe(false);
+    expect(h.loop.error).toContain("not the one the deciders read");
+    expect(await h.metrics.registry.getSingleMetricAsString("fingerv7_heartbeats_total")).toContain('channel="redis",result="failed"');
+    await h.clock.advance(LEASE);
+    await h.beat();
+    expect(h.serving.leaseValid()).toBe(false);
+    expect(h.resyncs).toEqual(["worker lease lapsed"]);
+  });
+
+  it("the same Redis renews without PostgreSQL; before any leader recorded one, every Redis does (today's rule)", async () => {
+    const h = harness("stop");
+    await h.beat();
+    h.redis.incarnation = "other";
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
+    h.redis.deciders = "other";
+    h.down.postgres = true;
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
+  });
+
+  it("stop: another Redis renews while PostgreSQL confirms the same beat (a restarted Redis not recorded yet), not once PostgreSQL is cut", async () => {
+    const h = harness("stop");
+    h.redis.deciders = "i1";
+    h.redis.incarnation = "other";
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(h.clock.now() + LEASE);
+    expect(h.loop.channels).toEqual({ redis: false, postgres: true });
+    h.down.postgres = true;
+    const deadline = h.serving.leaseDeadline;
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.serving.leaseDeadline).toBe(deadline);
+    h.down.postgres = false;
+    h.redis.deciders = "other";
+    await h.clock.advance(500);
+    await h.beat();
+    expect(h.loop.channels).toEqual({ redis: true, postgres: true });
   });
 });
