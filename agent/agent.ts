@@ -111,6 +111,8 @@ export class Agent {
   private restarting = false;
   private closed = false;
   private started = false;
+  /** start() completed: the loops run and heartbeats were sent. */
+  private running = false;
 
   constructor(deps: AgentDeps) {
     const { config, clock } = deps;
@@ -306,6 +308,8 @@ export class Agent {
       capacity: () => this.capacity,
       signal: this.closing.signal,
     });
+    // A shutdown that came during the start ends it here: nothing was announced yet.
+    if (this.closing.signal.aborted) return;
     log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
     this.sub = subscribeNudges(redisTargets(this.config)[0]!, this.keys.channel, {
       id: this.id,
@@ -326,12 +330,15 @@ export class Agent {
     this.loops.push(repeat(ctx, "own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
     this.loops.push(repeat(ctx, "catalog", this.config.catalogRefreshMs, () => this.refreshCatalog()));
     this.elector.start();
+    this.running = true;
   }
 
   /** Graceful exit, bounded by DRAIN_TIMEOUT: hands off (or withdraws for a restart), then closes (agent/shutdown.ts). */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    if (this.started && !this.leaving && !this.restarting) {
+    // Only an agent whose loops run has anything to hand off or a heartbeat to say goodbye
+    // with; one still starting (its schema perhaps not yet migrated) just stops.
+    if (this.running && !this.leaving && !this.restarting) {
       await exitGracefully({
         clock: this.clock,
         logger: this.logger,

@@ -80,7 +80,8 @@ describe("npm run agent", () => {
         if (proc.exitCode !== null) throw new Error(`npm run agent exited (${proc.exitCode}):\n${out}`);
         const res = await fetch(`http://127.0.0.1:${port}/health`);
         health = (await res.json()) as { instance_id?: string };
-        return true;
+        // Started, not just listening: a SIGTERM during the start only stops it (no hand-off to check).
+        return out.includes('"msg":"agent registered"');
       }, 60_000, "npm run agent to answer /health").catch((err: Error) => {
         throw new Error(`${err.message}\n${out}`);
       });
