@@ -23,6 +23,7 @@ import type { Logger } from "../shared/logger.js";
 import type { Metrics } from "../shared/metrics.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
+import type { LeaderInfo } from "../shared/types.js";
 import { LeaderStore } from "../leader/store.js";
 import { Leadership } from "../agent/leadership.js";
 import { createLiveness, type Liveness } from "../agent/liveness.js";
@@ -54,6 +55,7 @@ export class FleetMember {
   private readonly wakeHeartbeat: Waker;
   private loops: Promise<void>[] = [];
   private own: OwnAssignment | undefined;
+  private lastReply: { at: number; leader: LeaderInfo | undefined } | undefined;
   /** What the fake worker processes now. */
   held: readonly string[] = [];
   /** Local time this member first held something (undefined before). */
@@ -99,9 +101,11 @@ export class FleetMember {
         released: [],
         worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" },
       }),
+      decider: () => this.leadership.elector.isLeader() || !this.lastReply?.leader?.ready,
       resyncing: () => false,
       requireResync: () => {},
       onReply: (reply) => {
+        this.lastReply = { at: clock.now(), leader: reply.leader };
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => void protocol.publishNudge({ t: "ack", id }).catch(() => {}),
@@ -121,6 +125,7 @@ export class FleetMember {
       requireWorker: config.requireWorker,
       lockClients: [s.redis],
       leaseKey: keys.leader,
+      mayAcquire: () => !this.lastReply?.leader || clock.now() - this.lastReply.at > config.timings.maxViewAgeMs,
     });
     this.nudges = {
       id,

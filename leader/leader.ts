@@ -26,6 +26,9 @@ import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } fr
 import { StallWatch } from "./stall.js";
 import { FencedOutError, type LeaderStore } from "./store.js";
 
+/** How long an agent asked for a dry run keeps reading the whole membership. */
+const DRY_RUN_WHOLE_MS = 60_000;
+
 export interface LeaderDeps {
   readonly id: string;
   readonly config: Config;
@@ -143,6 +146,9 @@ export class LeaderLoop {
     }
     await publisher;
     this.d.metrics.isLeader.set(0);
+    // Followers try the lease only when no leader is named: stop naming this one now.
+    await this.publishing;
+    await this.d.protocol.clearLeader(this.d.id).catch(() => {});
   }
 
   /** One unit of leader work: win the epoch if needed, then tick. */
@@ -266,7 +272,8 @@ export class LeaderLoop {
    * which members' versions move, never a stream's placement).
    */
   async dryRun(epoch: number): Promise<Plan> {
-    const sources = await readPlanSources(this.readers());
+    // Any agent may ask: a follower reads the whole membership for it (and for a while after).
+    const sources = await readPlanSources({ ...this.readers(), tracker: { refresh: () => this.d.tracker.refreshWhole(DRY_RUN_WHOLE_MS) } });
     const policy = rebalancePolicy(this.d.config, { rebalanceAllowed: true, force: true });
     const stamped = this.d.isLeader() ? this.stamped : undefined;
     return plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped }));
