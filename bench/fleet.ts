@@ -232,7 +232,8 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
       note: notes.join("; "),
     };
   } finally {
-    await Promise.allSettled(members.map((m) => m.stop()));
+    // A fleet that overwhelmed this process may take long to stop: give it 30 s.
+    await Promise.race([Promise.allSettled(members.map((m) => m.stop())), sleep(30_000)]);
     for (const c of [...clients, sub, stats]) await closeRedis(c).catch(() => {});
     await Promise.allSettled([sql.end({ timeout: 2 }), hbSql.end({ timeout: 2 }), probe.end({ timeout: 2 })]);
     await stop();
@@ -241,6 +242,14 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
 
 export async function runFleet(sizes: readonly FleetSize[], o: { intervalS: number; timeoutS: number; log: (line: string) => void }): Promise<FleetResult[]> {
   const out: FleetResult[] = [];
-  for (const s of sizes) out.push(await runFleetSize(s, o));
+  for (const s of sizes) {
+    const r = await runFleetSize(s, o);
+    o.log(
+      `${r.agents} agents × ${r.streams} streams: Redis ${r.redisCommandsPerAgentPerInterval.toFixed(1)} commands (${r.redisScriptsPerAgentPerInterval.toFixed(2)} scripts)/agent/interval, ` +
+        `PostgreSQL ${r.pgStatementsPerS.toFixed(0)} statements/s (${r.pgSource}), tick ${r.tickSteadyMs?.toFixed(1) ?? "—"} ms, join tick ${r.tickJoinMs?.toFixed(1) ?? "—"} ms, ` +
+        `join ${r.joinEndToEndMs?.toFixed(0) ?? "—"} ms, ${r.rssPerAgentMB.toFixed(2)} MB/agent, CPU ${r.cpuPerAgentPct.toFixed(2)} %/agent ${r.note}`,
+    );
+    out.push(r);
+  }
   return out;
 }

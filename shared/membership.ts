@@ -104,7 +104,7 @@ export interface ReplyView {
 
 export interface TrackerOptions {
   /** The Redis channel: a decider's read (`full`: the whole feed, not what changed since the last read). */
-  readonly protocol: { snapshot(full?: boolean): Promise<RawSnapshot> };
+  readonly protocol: { snapshot(full?: boolean, windowMs?: number): Promise<RawSnapshot> };
   /** The second channel. Without it (tests of the Redis view alone) Redis decides alone. */
   readonly pg?: PgHeartbeatReader;
   readonly clock: Clock;
@@ -203,7 +203,7 @@ export class MembershipTracker {
       // First read, a gap, or back from following: the whole feed, not what changed.
       const last = this.lastReadAt.redis;
       const full = switched || last === undefined || started - last > this.o.maxGapMs;
-      [r, p] = await Promise.allSettled([this.o.protocol.snapshot(full), this.o.pg ? this.o.pg.readAll() : Promise.resolve(undefined)]);
+      [r, p] = await Promise.allSettled([this.o.protocol.snapshot(full, 2 * this.o.heartbeatTimeoutMs), this.o.pg ? this.o.pg.readAll() : Promise.resolve(undefined)]);
     } else {
       const watched = this.followWatched(switched);
       const reply = this.reply;

@@ -86,6 +86,9 @@ const COMMANDS = {
 type ScriptName = keyof typeof COMMANDS;
 type ScriptCommand = (...args: string[]) => Promise<unknown>;
 
+/** A whole read's window when the caller gives none: two default HEARTBEAT_TIMEOUTs. */
+const DEFAULT_WINDOW_MS = 10_000;
+
 /** A member's heartbeat says something new at least every this many beats, so deciders refresh its counters. */
 const FULL_PAYLOAD_EVERY = 10;
 
@@ -143,14 +146,14 @@ export class RedisProtocol {
 
   /**
    * The members and their heartbeats, the leader info, the flag mirror and the
-   * incarnation, for a decider: the feed after the last read (everything when `full`, on
-   * the first read or after Redis lost its data), then the heartbeats that changed. Two
+   * incarnation, for a decider: the feed after the last read (when `full`, on a first read
+   * or after Redis lost its data: the last `windowMs` of it), then the heartbeats that changed. Two
    * round trips at most; the commands do not grow with the fleet, the replies with what changed.
    */
-  async snapshot(full = false): Promise<RawSnapshot> {
+  async snapshot(full = false, windowMs = DEFAULT_WINDOW_MS): Promise<RawSnapshot> {
     const k = this.keys;
     const cursor = full ? "" : this.mirror.cursor;
-    const reply = await this.run("feedRead", [k.feed, k.cluster, k.leaderInfo], [cursor]);
+    const reply = await this.run("feedRead", [k.feed, k.cluster, k.leaderInfo], [cursor, String(Math.max(1, Math.round(windowMs)))]);
     const r = tuple("snapshot", reply, 7);
     const incarnation = str("snapshot", r[0], "incarnation");
     const ids = list("snapshot", r[3], "ids").map((x) => str("snapshot", x, "id"));
@@ -159,7 +162,7 @@ export class RedisProtocol {
     if (feedIds.length !== ids.length || changed.length !== ids.length) throw new ProtocolError("snapshot", "ids, feed ids and flags differ in length", reply);
     const last = str("snapshot", r[6], "last");
     // Redis lost its data since the cursor was taken: the new feed's early entries may sort before it.
-    if (cursor !== "" && this.mirror.isNewIncarnation(incarnation)) return this.snapshot(true);
+    if (cursor !== "" && this.mirror.isNewIncarnation(incarnation)) return this.snapshot(true, windowMs);
     const fetch = this.mirror.apply({ incarnation, full: cursor === "", ids, feedIds, changed, last });
     if (fetch.length > 0) {
       const payloads = await this.redis.mget(...fetch.map((id) => k.heartbeat(id)));

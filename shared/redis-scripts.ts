@@ -71,12 +71,15 @@ return {existed, r[3] or '0', r[2] or '', inc, leader, lmark, fid}
 /**
  * A decider's read of the membership: the feed entries after its cursor, one per member
  * (its latest; c = "1" if any of its entries said something new), and what the tracker
- * needs beside them. Three commands (XRANGE, HMGET, GET) whatever the number of entries;
+ * needs beside them. Three commands (XRANGE, HMGET, GET; a whole read adds TIME) whatever the number of entries;
  * the caller then fetches only the heartbeats that changed.
  *
  * KEYS[1] heartbeat feed, KEYS[2] cluster hash, KEYS[3] leader info
- * ARGV[1] the cursor: the last feed id read, or "" to read the whole feed (a decider's
- *   first read, after a gap, or after Redis lost its data).
+ * ARGV[1] the cursor: the last feed id read, or "" for a whole read (a decider's first
+ *   read, after a gap, or after Redis lost its data): every entry of the last ARGV[2] ms
+ *   by Redis's clock (one TIME more), which holds every live member's latest heartbeat
+ *   when ARGV[2] exceeds their heartbeat interval (the tracker passes two HEARTBEAT_TIMEOUTs).
+ * ARGV[2] the whole read's window in ms.
  * Reply {incarnation, leaderInfo, mode, ids, feedIds, changed, last}:
  *   incarnation, leaderInfo, mode   as stored, "" when absent
  *   ids, feedIds, changed   per member in the range: its id, its latest feed id, "1"/"0"
@@ -90,7 +93,9 @@ export const FEED_READ: ScriptDef = {
   lua: `
 local entries
 if ARGV[1] == '' then
-  entries = redis.call('XRANGE', KEYS[1], '-', '+')
+  local t = redis.call('TIME')
+  local since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
+  entries = redis.call('XRANGE', KEYS[1], tostring(math.max(0, since)), '+')
 else
   entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
 end

@@ -135,6 +135,14 @@ describe("RedisProtocol", () => {
     expect((await decider.snapshot()).members.find((m) => m.id === "a")!.heartbeat).toEqual(moved);
   });
 
+  it("snapshot: a whole read covers the window given, not the whole feed", async () => {
+    await new RedisProtocol(redis, keys).heartbeat(hb("old"), TTL);
+    await new Promise((r) => setTimeout(r, 120));
+    await new RedisProtocol(redis, keys).heartbeat(hb("new"), TTL);
+    expect((await new RedisProtocol(redis, keys).snapshot(true, 60)).members.map((m) => m.id)).toEqual(["new"]);
+    expect((await new RedisProtocol(redis, keys).snapshot(true, 10_000)).members.map((m) => m.id).sort()).toEqual(["new", "old"]);
+  });
+
   it("snapshot: a member whose key vanished is fetched again and reads as absent", async () => {
     const decider = new RedisProtocol(redis, keys);
     await protocol.heartbeat(hb("a"), TTL);
