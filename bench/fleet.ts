@@ -160,6 +160,12 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
   }) as typeof metrics.leaderTickSeconds.observe;
   const members: FleetMember[] = [];
   const notes: string[] = [];
+  // A store overwhelmed by the fleet may drop connections: say so in the result instead of ending the run.
+  const dropped = (err: unknown) => {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!notes.includes(msg)) notes.push(msg);
+  };
+  process.on("unhandledRejection", dropped);
   try {
     await migrate(sql, "orchestrator");
     const base = (k: number): FleetShared => ({ env, clock: systemClock, logger: silentLogger(), metrics, sql, hbSql, redis: clients[k % clients.length]! });
@@ -237,6 +243,7 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     for (const c of [...clients, sub, stats]) await closeRedis(c).catch(() => {});
     await Promise.allSettled([sql.end({ timeout: 2 }), hbSql.end({ timeout: 2 }), probe.end({ timeout: 2 })]);
     await stop();
+    process.off("unhandledRejection", dropped);
   }
 }
 
