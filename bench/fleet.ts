@@ -1,6 +1,8 @@
 /**
  * Fleet benchmark (`npm run bench -- --fleet[=100,300,1000] [--fleet-streams=10000,100000]
- * [--fleet-interval=1]`): what the coordination costs as the fleet grows.
+ * [--fleet-interval=1]`): what the coordination costs as the fleet grows. The interval
+ * sets HEARTBEAT_INTERVAL, and HEARTBEAT_TIMEOUT and LEADER_LEASE_TTL to five of it (the
+ * defaults' proportions).
  *
  * For each size: a private PostgreSQL (with pg_stat_statements when the server has it)
  * and a private Redis, N fleet members in this process (bench/fleet-member.ts: the real
@@ -143,6 +145,9 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     REQUIRE_WORKER: "false",
     LOG_LEVEL: "silent",
     HEARTBEAT_INTERVAL: String(o.intervalS),
+    // The defaults' proportions (5 s and 5 s at a 1 s interval) at any interval.
+    HEARTBEAT_TIMEOUT: String(5 * o.intervalS),
+    LEADER_LEASE_TTL: String(5 * o.intervalS),
   };
   const probe = postgres(pg.url, { max: 1, onnotice: () => {} });
   const sql = connect(pg.url, { max: 16 });
@@ -203,6 +208,9 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     const w1 = performance.now();
     const intervals = (w1 - w0) / (o.intervalS * 1000);
     const rd = redisDelta(r0, r1);
+    const leading = members.find((m) => m.leading);
+    if (!leading) notes.push("no leader at the end of the steady window");
+    else if (leading.leadership.leader.status.lastError) notes.push(`leader: ${leading.leadership.leader.status.lastError}`);
     const steadyTicks = ticks.filter((t) => t.at >= w0 && t.at <= w1).map((t) => t.ms);
 
     let tickJoinMs: number | null = null;
