@@ -190,6 +190,15 @@ describe("RedisProtocol", () => {
     expect(await redis.pttl(keys.leaderInfo)).toBeGreaterThan(0);
   });
 
+  it("clearLeader: removes the leader info only when it names the caller", async () => {
+    await redis.set(keys.leaderInfo, JSON.stringify({ id: "L", epoch: 1, ready: true }));
+    expect(await protocol.clearLeader("other")).toBe(false);
+    expect(await redis.exists(keys.leaderInfo)).toBe(1);
+    expect(await protocol.clearLeader("L")).toBe(true);
+    expect(await redis.exists(keys.leaderInfo)).toBe(0);
+    expect(await protocol.clearLeader("L")).toBe(false);
+  });
+
   it("publishVersions: raises, never lowers, and says how many rose", async () => {
     expect(await protocol.publishVersions(new Map())).toBe(0);
     expect(await protocol.publishVersions(new Map([["a", 5], ["b", 2]]))).toBe(2);
