@@ -221,7 +221,8 @@ export class LeaderLoop {
     if (!this.d.isLeader()) return;
     this.d.metrics.isLeader.set(1);
     await this.publishLeader();
-    const sources = await readPlanSources(this.readers());
+    // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
+    const sources = await readPlanSources({ ...this.readers(), store: { load: () => store.load({ epoch, now: this.d.clock.now() }) } });
     const { snapshot: snap, state } = sources;
     tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
     await this.publishMode(state.flag);
