@@ -8,6 +8,10 @@
  * Bad rows are skipped with a reason, never a crash: a NULL id, a missing url, a
  * duplicate id (the first row by id order wins). Rows with `active = false` are not
  * served; the column is honoured only when it exists.
+ *
+ * Change detection (catalogVersion): the row count and a digest of every row's xmin
+ * (the transaction that wrote its current version) and place, in one row. Any insert,
+ * update or delete changes it; equal versions mean the rows are as read.
  */
 import type { Sql } from "./db.js";
 import { ident } from "./db.js";
@@ -42,6 +46,12 @@ const RESERVED = new Set(["url", "name"]);
 
 export function qualifiedTable(t: CatalogSource["table"]): string {
   return t.schema ? `${ident(t.schema)}.${ident(t.name)}` : ident(t.name);
+}
+
+/** What changes with any insert, update or delete in the catalog table (see the header). */
+export async function catalogVersion(sql: Sql, src: CatalogSource): Promise<string> {
+  const rows = await sql.unsafe(`select count(*)::text || ':' || coalesce(md5(string_agg(t.xmin::text || t.ctid::text, ',' order by t.ctid)), '') as v from ${qualifiedTable(src.table)} t`);
+  return String(rows[0]!.v);
 }
 
 export async function readCatalog(sql: Sql, src: CatalogSource): Promise<CatalogSnapshot> {
