@@ -209,8 +209,10 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     const intervals = (w1 - w0) / (o.intervalS * 1000);
     const rd = redisDelta(r0, r1);
     const leading = members.find((m) => m.leading);
-    if (!leading) notes.push("no leader at the end of the steady window");
-    else if (leading.leadership.leader.status.lastError) notes.push(`leader: ${leading.leadership.leader.status.lastError}`);
+    const elections = members.reduce((n, m) => n + m.leadership.elector.elections, 0);
+    if (!leading) notes.push(`no leader at the end of the steady window (${elections} terms so far)`);
+    const errors = new Set(members.map((m) => m.leadership.leader.status.lastError).filter((e): e is string => !!e));
+    if (errors.size > 0) notes.push(`leader errors: ${[...errors].slice(0, 3).join(" | ")}`);
     const steadyTicks = ticks.filter((t) => t.at >= w0 && t.at <= w1).map((t) => t.ms);
 
     let tickJoinMs: number | null = null;
