@@ -2,8 +2,9 @@
  * The leader loop: runs only while this agent holds the lease, and stops the moment the
  * AbortSignal says leadership is gone.
  *
- * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog and
- * the legacy members (cached), as ./inputs.ts does for the dry run too; plan (pure);
+ * Per tick: read the members (Redis), the rows and instances (Postgres; the rows from
+ * ./store.ts's mirror of this term's own writes), the catalog and the legacy members
+ * (cached), as ./inputs.ts does for the dry run too; plan (pure);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
  * agents. A deposed leader's transaction fails on the epoch.
  *
