@@ -76,14 +76,13 @@ export class LeaderStore {
   }
 
   /**
-   * The rows, the instances and the flag. With `epoch` (the leader's own ticks) the rows
-   * come from the mirror once read in this term; the returned rows are valid until the
-   * next apply(), which updates them in place.
+   * The rows, the instances and the flag. With `term` (the leader's own ticks: its epoch
+   * and the time on its clock) the rows come from the mirror once read in this term; the
+   * returned rows are valid until the next apply(), which updates them in place.
    */
-  async load(o: { epoch?: number; now?: number } = {}): Promise<LeaderState> {
-    const now = o.now ?? performance.now();
+  async load(term?: { readonly epoch: number; readonly now: number }): Promise<LeaderState> {
     const m = this.mirror;
-    const reuse = o.epoch !== undefined && m !== undefined && m.epoch === o.epoch && now - m.readAt < MIRROR_FULL_READ_MS;
+    const reuse = term !== undefined && m !== undefined && m.epoch === term.epoch && term.now - m.readAt < MIRROR_FULL_READ_MS;
     const [rows, inst, flag] = await Promise.all([
       reuse ? Promise.resolve(undefined) : this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,
       this.sql`select id, draining, version, epoch, status from ${this.table(this.sql, "instances")}`,
@@ -108,7 +107,7 @@ export class LeaderStore {
           },
         ]),
       );
-      this.mirror = o.epoch === undefined ? undefined : { epoch: o.epoch, rows: current, readAt: now };
+      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now };
     }
     return {
       rows: current,
