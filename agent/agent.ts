@@ -161,6 +161,9 @@ export class Agent {
       startedAtWall: this.startedAtWall,
       serving: this.worker.serving,
       state: (now) => this.heartbeatState(now),
+      // Deciders read the whole membership: the leader, hashing agents, and agents that may
+      // start hashing soon (no ready leader in sight) so that their view has settled by then.
+      decider: () => this.elector.isLeader() || this.mode === "hashed" || !this.config.useOrchestrator || this.flag?.mode === "hashed" || !this.leaderInfo?.ready,
       resyncing: () => this.offering.resyncing,
       requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {
@@ -207,6 +210,8 @@ export class Agent {
       requireWorker: config.requireWorker,
       lockClients: this.connections.lockClients,
       leaseKey: this.keys.leader,
+      // No attempts while a recent heartbeat reply names a leader (the elector still tries once per TTL).
+      mayAcquire: () => !this.lastReply?.leader || this.clock.now() - this.lastReply.at > t.maxViewAgeMs,
     });
     this.elector = this.leadership.elector;
     this.leader = this.leadership.leader;

@@ -4,6 +4,9 @@
  * renews), and the membership tracker that reads everyone's from both
  * (shared/membership.ts decides who is dead).
  *
+ * The tracker reads the whole membership only while `decider` says so; otherwise it
+ * follows the leader through this agent's own heartbeat replies (shared/membership.ts).
+ *
  * Guarantees: every write and every PostgreSQL read has a deadline shorter than a
  * heartbeat, so a blackholed link counts as a failed (or unread) channel instead of a
  * step that hangs; the payload carries what deciders need to judge this member (its
@@ -38,6 +41,8 @@ export interface LivenessDeps extends Pick<HeartbeatDeps, "serving" | "resyncing
   readonly protocol: RedisProtocol;
   readonly startedAtWall: number;
   state(now: number): HeartbeatState;
+  /** Whether this agent decides now (leads, hashes, or may soon): only then does it read the whole membership. */
+  decider(): boolean;
 }
 
 export interface Liveness {
@@ -55,12 +60,16 @@ export function createLiveness(d: LivenessDeps): Liveness {
     protocol: d.protocol,
     // A blackholed PostgreSQL answers nothing, ever: past the deadline the channel counts
     // as unread (nobody new is declared dead), and the Redis view still comes through.
-    pg: { readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read") },
+    pg: {
+      readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
+      readSome: (ids) => withTimeout(clock, reader.readSome(ids, t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
+    },
     clock,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     heartbeatWarningMs: config.heartbeatWarningMs,
     maxGapMs: t.trackerMaxGapMs,
     requireWorker: config.requireWorker,
+    decider: d.decider,
   });
   let seq = 0;
   const heartbeat: HeartbeatLoop = new HeartbeatLoop({
@@ -87,7 +96,10 @@ export function createLiveness(d: LivenessDeps): Liveness {
     }),
     resyncing: d.resyncing,
     requireResync: d.requireResync,
-    onReply: d.onReply,
+    onReply: (reply, hb) => {
+      tracker.observeReply(reply, clock.now());
+      d.onReply(reply, hb);
+    },
     onReleased: d.onReleased,
   });
   return { tracker, heartbeat, pgHeartbeats };

@@ -45,6 +45,9 @@ export interface OperatorDeps {
   publishMode(flag: { mode: Mode; version: number }): Promise<void>;
 }
 
+/** How long an agent asked for the cluster view keeps reading the whole membership. */
+const WHOLE_VIEW_HOLD_MS = 60_000;
+
 export class OperatorActions {
   private readonly inflight = new Map<number, Promise<SharedRows>>();
   private healthStore: StreamHealthStore | undefined;
@@ -55,7 +58,8 @@ export class OperatorActions {
   /** The cluster joined from PostgreSQL, this agent's membership view and the catalog. */
   async view(opts: { events?: number } = {}): Promise<ClusterView> {
     const { tracker, catalog, config } = this.d;
-    const snapshot = tracker.latest ?? (await tracker.refresh());
+    // Any agent answers for the whole cluster: a follower reads everyone for a while.
+    const snapshot = await tracker.refreshWhole(WHOLE_VIEW_HOLD_MS, { reuse: true });
     const [rows, cat, health] = await Promise.all([this.sharedRows(opts.events ?? 50), catalog.get(config.catalogRefreshMs), this.healthRecords()]);
     const legacy = this.d.legacy.enabled && cat ? await this.d.legacy.read(cat.streams, liveIds(snapshot.members.values())) : undefined;
     return clusterView({ rows, snapshot, catalog: cat, catalogError: catalog.lastError, leader: this.d.leaderInfo(), nowWall: this.d.clock.wall(), legacy, health });

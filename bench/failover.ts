@@ -96,16 +96,22 @@ export async function runFailover(opts: { streams?: number; log?: (line: string)
       return n;
     }, allServedWithout(drained));
     await cluster.restart(drained);
+    // The flip is measured on a settled fleet: the restarted member has its share back
+    // first, or its rejoin would be counted as moves of the flip.
+    const share = Math.floor(STREAMS / ids.length);
+    await waitFor(() => cluster.get(drained).worker!.serving.size >= share - 1, 120_000, "the restarted agent to hold its share again");
 
-    const before = new Map(cluster.observer.served());
-    await measure("flag → hashed (PUT /mode)", "share moved = orchestrated vs hashing difference", async () => {
-      const res = await fetch(`${cluster.get(ids[0]!).url}/mode`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ mode: "hashed" }) });
+    // measure() waits for a stable assignment before acting: `before` is a settled picture.
+    const flip = (mode: "hashed" | "orchestrated") => async () => {
+      const before = new Map(cluster.observer.served());
+      const res = await fetch(`${cluster.get(ids[0]!).url}/mode`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ mode }) });
       if (!res.ok) throw new Error(`PUT /mode: HTTP ${res.status}`);
-      await waitFor(async () => (await Promise.all(ids.map(async (id) => (await cluster.status(id)).mode))).every((m) => m === "hashed"), 60_000, "hashing");
+      await waitFor(async () => (await Promise.all(ids.map(async (id) => (await cluster.status(id)).mode))).every((m) => m === mode), 60_000, mode);
       await stable();
       const after = cluster.observer.served();
       return [...before].filter(([s, w]) => after.get(s) !== w).length;
-    }, () => cluster.observer.unserved().length === 0);
+    };
+    await measure("flag → hashed (PUT /mode)", "moved = streams whose worker changed, on a settled fleet", flip("hashed"), () => cluster.observer.unserved().length === 0);
 
     await measure("Redis restart (data lost), ON_COORDINATION_LOSS=keep", "6 s outage", async () => {
       await redis.down();
@@ -113,6 +119,8 @@ export async function runFailover(opts: { streams?: number; log?: (line: string)
       await redis.up();
       return 0;
     }, () => cluster.observer.unserved().length === 0);
+
+    await measure("flag → orchestrated (PUT /mode)", "moved = streams whose worker changed", flip("orchestrated"), () => cluster.observer.unserved().length === 0);
   } finally {
     await cluster.close();
     await stop();

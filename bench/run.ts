@@ -9,7 +9,10 @@
  * minute); --json writes every number to a file (default bench/results/latest.json);
  * --md prints the tables as markdown (for the README); --only movement,hashed,timing,failover
  * runs just those parts. The full run also measures failover with real agent processes
- * (bench/failover.ts, about two minutes); --quick leaves it out.
+ * (bench/failover.ts, about two minutes); --quick leaves it out. --fleet[=100,300,1000]
+ * runs only the fleet benchmark (bench/fleet.ts) at those member counts, with
+ * --fleet-streams=10000,100000, --fleet-interval=1 (HEARTBEAT_INTERVAL, seconds) and
+ * --fleet-timeout=120 (seconds allowed to reach full coverage).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -36,21 +39,48 @@ import {
 import { simdKernelAvailable } from "../shared/placement/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 import { runFailover } from "./failover.js";
+import { runFleet, type FleetResult } from "./fleet.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
-// `--json` may stand alone or take a file: give it the default when no file follows.
-const argv = process.argv.slice(2).flatMap((a, i, all) => (a === "--json" && (all[i + 1] === undefined || all[i + 1]!.startsWith("--")) ? ["--json", DEFAULT_JSON] : [a]));
+// `--json` may stand alone or take a file: give it the default when no file follows; `--fleet` alone means every size.
+const argv = process.argv
+  .slice(2)
+  .flatMap((a, i, all) => (a === "--json" && (all[i + 1] === undefined || all[i + 1]!.startsWith("--")) ? ["--json", DEFAULT_JSON] : a === "--fleet" ? ["--fleet=100,300,1000"] : [a]));
 const { values } = parseArgs({
   args: argv,
-  options: { quick: { type: "boolean", default: false }, json: { type: "string" }, md: { type: "boolean", default: false }, only: { type: "string" } },
+  options: {
+    quick: { type: "boolean", default: false },
+    json: { type: "string" },
+    md: { type: "boolean", default: false },
+    only: { type: "string" },
+    fleet: { type: "string" },
+    "fleet-streams": { type: "string", default: "10000,100000" },
+    "fleet-interval": { type: "string", default: "1" },
+    "fleet-timeout": { type: "string", default: "120" },
+  },
   allowPositionals: false,
 });
 const jsonFile = values.json;
 const quick = values.quick === true;
 const md = values.md === true;
 /** --only movement,hashed,timing: run just these parts. */
-const only = new Set(values.only !== undefined ? values.only.split(",") : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"]);
+const only = new Set(
+  values.only !== undefined ? values.only.split(",") : values.fleet !== undefined ? ["fleet"] : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"],
+);
+/** A comma-separated list of positive numbers, or a clear error. */
+function numbers(flag: string, raw: string): number[] {
+  const xs = raw.split(",").map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0)) {
+    console.error(`--${flag}=${raw}: expected positive numbers separated by commas`);
+    process.exit(2);
+  }
+  return xs;
+}
+const fleetAgents = numbers("fleet", values.fleet ?? "100,300,1000").map(Math.round);
+const fleetStreams = numbers("fleet-streams", values["fleet-streams"]!).map(Math.round);
+const fleetIntervalS = numbers("fleet-interval", values["fleet-interval"]!)[0]!;
+const fleetTimeoutS = numbers("fleet-timeout", values["fleet-timeout"]!)[0]!;
 const started = performance.now();
 
 // ---------------------------------------------------------------- formatting
@@ -305,6 +335,36 @@ const failoverResults = !only.has("failover")
       return rows;
     });
 
+// ---------------------------------------------------------------- 5. fleet (many agents, real stores)
+
+const fleetResults: FleetResult[] = !only.has("fleet")
+  ? []
+  : await runFleet(
+      fleetStreams.flatMap((streams) => fleetAgents.map((agents) => ({ agents, streams }))),
+      { intervalS: fleetIntervalS, timeoutS: fleetTimeoutS, log: (line) => console.log(`  ${line}`) },
+    ).then((rows) => {
+      const f = (x: number | null, d = 1) => (x === null ? "—" : x.toFixed(d));
+      table(
+        `Fleet: N members in one process (real heartbeat, tracker, elector, leader loop), private PostgreSQL and Redis, HEARTBEAT_INTERVAL ${fleetIntervalS} s`,
+        ["agents × streams", "coverage s", "Redis cmds/agent/interval", "scripts/agent/interval", "PG stmts/s", "tick ms", "join tick ms", "join e2e ms", "RSS MB/agent", "CPU %/agent", "note"],
+        rows.map((r) => [
+          `${r.agents} × ${r.streams.toLocaleString("en")}`,
+          f(r.coverageS),
+          f(r.redisCommandsPerAgentPerInterval),
+          f(r.redisScriptsPerAgentPerInterval, 2),
+          `${f(r.pgStatementsPerS, 0)}${r.pgSource === "xact_commit" ? " (xact)" : ""}`,
+          f(r.tickSteadyMs),
+          f(r.tickJoinMs),
+          f(r.joinEndToEndMs, 0),
+          f(r.rssPerAgentMB, 2),
+          f(r.cpuPerAgentPct, 2),
+          r.note,
+        ]),
+        "PG stmts/s from pg_stat_statements calls, or from pg_stat_database xact_commit when marked (xact). Redis commands from INFO commandstats, those run inside scripts included.",
+      );
+      return rows;
+    });
+
 const seconds = (performance.now() - started) / 1000;
 console.log(`\ndone in ${seconds.toFixed(1)} s`);
 
@@ -321,8 +381,13 @@ if (jsonFile !== undefined) {
     hashedSwitch: switchResults,
     timing: timingResults,
     failover: failoverResults,
+    fleet: fleetResults,
     seconds,
   };
   writeFileSync(file, JSON.stringify(report, null, 2));
   console.log(`wrote ${file}`);
 }
+
+// A fleet that overwhelmed this process may leave timers and sockets behind after its
+// bounded stop (bench/fleet.ts): end here rather than wait for them.
+if (only.has("fleet")) process.exit(0);

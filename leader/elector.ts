@@ -14,7 +14,8 @@
  *   interval, and it steps down at validUntil − margin if renewals keep failing
  *   (margin = one renew interval), so its work is aborted before the lease can have
  *   expired in Redis;
- * - followers try every `retryIntervalMs`.
+ * - followers try every `retryIntervalMs` while `mayAcquire` allows (no live leader in
+ *   sight), else once per TTL.
  */
 import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
@@ -32,6 +33,12 @@ export interface ElectorOptions {
   readonly renewIntervalMs: number;
   /** How often a follower tries to acquire. */
   readonly retryIntervalMs: number;
+  /**
+   * Whether a follower tries to take the lease now (default: always). A follower that
+   * sees a live leader in its heartbeat replies skips its attempts; it still tries once
+   * per TTL, in case the leader's published info outlives its lease.
+   */
+  readonly mayAcquire?: () => boolean;
   /** Runs while leading; `signal` aborts the moment leadership is lost or the elector closes. */
   readonly onStartedLeading: (signal: AbortSignal) => void;
   readonly onStoppedLeading?: (reason: string) => void;
@@ -49,6 +56,7 @@ export class Elector {
   private watchdog: Promise<void> | undefined;
   private watchdogAbort: AbortController | undefined;
   private holdOffUntil = 0;
+  private lastAttemptAt = -Infinity;
   elections = 0;
 
   constructor(private readonly o: ElectorOptions) {
@@ -110,7 +118,9 @@ export class Elector {
   private async run(): Promise<void> {
     const signal = this.closing.signal;
     while (!signal.aborted) {
-      if (this.state === "leader" || this.o.clock.now() >= this.holdOffUntil) await this.tryAcquireOrRenew();
+      const now = this.o.clock.now();
+      if (this.state === "leader" || (now >= this.holdOffUntil && (this.o.mayAcquire?.() ?? true))) await this.tryAcquireOrRenew();
+      else if (now >= this.holdOffUntil && now - this.lastAttemptAt >= this.o.ttlMs) await this.tryAcquireOrRenew();
       try {
         await this.o.clock.sleep(this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs, signal);
       } catch (err) {
@@ -124,6 +134,7 @@ export class Elector {
     // 1. Note the time BEFORE talking to Redis: the lease runs from when we asked, not
     //    from when the answer arrived.
     const started = this.o.clock.now();
+    this.lastAttemptAt = started;
     const wasLeader = this.state === "leader";
     // 2. Extend what we hold, or try to take it.
     const ok = wasLeader ? await this.o.lease.tryExtend(this.o.ttlMs) : await this.o.lease.tryAcquire(this.o.ttlMs);

@@ -2,8 +2,9 @@
  * The leader loop: runs only while this agent holds the lease, and stops the moment the
  * AbortSignal says leadership is gone.
  *
- * Per tick: read the members (Redis), the rows and instances (Postgres), the catalog and
- * the legacy members (cached), as ./inputs.ts does for the dry run too; plan (pure);
+ * Per tick: read the members (Redis), the rows and instances (Postgres; the rows from
+ * ./store.ts's mirror of this term's own writes), the catalog and the legacy members
+ * (cached), as ./inputs.ts does for the dry run too; plan (pure);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
  * agents. A deposed leader's transaction fails on the epoch.
  *
@@ -27,6 +28,9 @@ import { StallWatch } from "./stall.js";
 import { LeaderHealth } from "./health.js";
 import type { StreamHealthStore } from "../shared/stream-health-store.js";
 import { FencedOutError, type LeaderStore } from "./store.js";
+
+/** How long an agent asked for a dry run keeps reading the whole membership. */
+const DRY_RUN_WHOLE_MS = 60_000;
 
 export interface LeaderDeps {
   readonly id: string;
@@ -160,6 +164,9 @@ export class LeaderLoop {
     }
     await publisher;
     this.d.metrics.isLeader.set(0);
+    // Followers try the lease only when no leader is named: stop naming this one now.
+    await this.publishing;
+    await this.d.protocol.clearLeader(this.d.id).catch(() => {});
   }
 
   /** One unit of leader work: win the epoch if needed, then tick. */
@@ -232,7 +239,8 @@ export class LeaderLoop {
     if (!this.d.isLeader()) return;
     this.d.metrics.isLeader.set(1);
     await this.publishLeader();
-    const sources = await readPlanSources(this.readers());
+    // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
+    const sources = await readPlanSources({ ...this.readers(), store: { load: () => store.load({ epoch, now: this.d.clock.now() }) } });
     const { snapshot: snap, state } = sources;
     tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
     await this.publishMode(state.flag);
@@ -291,7 +299,8 @@ export class LeaderLoop {
    * which members' versions move, never a stream's placement).
    */
   async dryRun(epoch: number): Promise<Plan> {
-    const sources = await readPlanSources(this.readers());
+    // Any agent may ask: a follower reads the whole membership for it (and for a while after).
+    const sources = await readPlanSources({ ...this.readers(), tracker: { refresh: () => this.d.tracker.refreshWhole(DRY_RUN_WHOLE_MS) } });
     const policy = rebalancePolicy(this.d.config, { rebalanceAllowed: true, force: true });
     const stamped = this.d.isLeader() ? this.stamped : undefined;
     return plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped, healthSettings: this.d.config.streamHealth, healthBudget: 0 }));

@@ -6,6 +6,14 @@
  * epoch this leader won. A new leader's epoch bump (an UPDATE of that row) waits for
  * such a transaction to finish, and every later one sees the new epoch: so a deposed
  * leader's write either committed before the new leader existed, or never lands.
+ *
+ * The rows mirror: within one term (`load({ epoch })`), the assignment rows are read once
+ * and then kept current from this leader's own committed writes (apply), so a steady
+ * tick reads only the instances and the flag. Only the leader writes assignment rows, and
+ * another leader's writes fence this one's out, so the mirror can be stale only once this
+ * term is over, when its writes no longer land. It is dropped on any failed write, on a
+ * new epoch, and re-read in full every MIRROR_FULL_READ_MS as a safety net. Readers
+ * without an epoch (the dry run on any agent) always read in full.
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
@@ -37,9 +45,14 @@ export interface EventRow {
   readonly detail?: unknown;
 }
 
+/** The rows mirror is re-read in full at least this often. */
+const MIRROR_FULL_READ_MS = 60_000;
+
 export class LeaderStore {
   /** The schema, quoted: for the bulk writes, whose SQL is text with numbered parameters. */
   private readonly s: string;
+  /** The rows as this term's leader last wrote them (see the header). */
+  private mirror: { epoch: number; rows: Map<StreamId, Row>; readAt: number } | undefined;
   constructor(
     readonly sql: Sql,
     private readonly schema: string,
@@ -70,14 +83,23 @@ export class LeaderStore {
     await this.sql.unsafe(`update ${this.s}.leadership set redis_incarnation = $2 where epoch = $1 and redis_incarnation is distinct from $2`, [epoch, incarnation]);
   }
 
-  async load(): Promise<LeaderState> {
+  /**
+   * The rows, the instances and the flag. With `term` (the leader's own ticks: its epoch
+   * and the time on its clock) the rows come from the mirror once read in this term; the
+   * returned rows are valid until the next apply(), which updates them in place.
+   */
+  async load(term?: { readonly epoch: number; readonly now: number }): Promise<LeaderState> {
+    const m = this.mirror;
+    const reuse = term !== undefined && m !== undefined && m.epoch === term.epoch && term.now - m.readAt < MIRROR_FULL_READ_MS;
     const [rows, inst, flag] = await Promise.all([
-      this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,
+      reuse ? Promise.resolve(undefined) : this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,
       this.sql`select id, draining, version, epoch, status from ${this.table(this.sql, "instances")}`,
       this.sql`select mode, mode_version from ${this.table(this.sql, "cluster")}`,
     ]);
-    return {
-      rows: new Map(
+    let current: Map<StreamId, Row>;
+    if (rows === undefined) current = m!.rows;
+    else {
+      current = new Map(
         rows.map((r) => [
           r.stream_id as string,
           {
@@ -92,7 +114,11 @@ export class LeaderStore {
             metadata: (r.metadata as Record<string, unknown>) ?? {},
           },
         ]),
-      ),
+      );
+      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now };
+    }
+    return {
+      rows: current,
       instances: new Map(
         inst.map((r) => [
           r.id as string,
@@ -101,6 +127,31 @@ export class LeaderStore {
       ),
       flag: { mode: flag[0]!.mode as "orchestrated" | "hashed", version: num(flag[0]!.mode_version) },
     };
+  }
+
+  /** Brings the mirror to what a committed apply() wrote (the same values load() would read). */
+  private mirrorApplied(epoch: number, ops: readonly RowOp[], versions: ReadonlyMap<string, number>): void {
+    const m = this.mirror;
+    if (!m || m.epoch !== epoch) {
+      this.mirror = undefined;
+      return;
+    }
+    for (const op of ops) {
+      if (op.op === "put") {
+        const r = op.row;
+        m.rows.set(r.stream, { stream: r.stream, owner: r.owner, state: "active", next: null, revokeVersion: null, reason: r.reason, url: r.url, name: r.name, metadata: r.metadata ?? {} });
+      } else if (op.op === "delete") m.rows.delete(op.stream);
+      else {
+        const cur = m.rows.get(op.stream);
+        if (!cur) {
+          // A row this mirror does not have: it is out of step, read everything again.
+          this.mirror = undefined;
+          return;
+        }
+        if (op.op === "revoke") m.rows.set(op.stream, { ...cur, state: "revoking", next: op.next, reason: op.reason, revokeVersion: versions.get(op.owner) ?? null });
+        else m.rows.set(op.stream, { ...cur, next: op.next });
+      }
+    }
   }
 
   /**
@@ -114,6 +165,26 @@ export class LeaderStore {
     statuses: ReadonlyMap<string, InstanceStatus>,
     events: readonly EventRow[],
     sessions: ReadonlyMap<string, string> = new Map(),
+  ): Promise<Map<string, number>> {
+    let versions: Map<string, number>;
+    try {
+      versions = await this.write(epoch, ops, bump, statuses, events, sessions);
+    } catch (err) {
+      // Committed or not, the mirror cannot tell: read everything next time.
+      this.mirror = undefined;
+      throw err;
+    }
+    this.mirrorApplied(epoch, ops, versions);
+    return versions;
+  }
+
+  private write(
+    epoch: number,
+    ops: readonly RowOp[],
+    bump: ReadonlySet<string>,
+    statuses: ReadonlyMap<string, InstanceStatus>,
+    events: readonly EventRow[],
+    sessions: ReadonlyMap<string, string>,
   ): Promise<Map<string, number>> {
     return this.sql.begin(async (tx) => {
       await this.checkEpoch(tx, epoch);

@@ -1,14 +1,19 @@
 /**
  * A cached copy of the catalog. A failed refresh keeps the last good copy (agents keep
  * serving and hashing with it while Postgres is away) and remembers the error for /health.
+ * A refresh first reads the catalog's version (shared/catalog.ts catalogVersion, one row)
+ * and reads the rows again only when it changed: the version is read before the rows, so
+ * a change made during a read is seen at the next refresh.
  */
 import type { Clock } from "./clock.js";
 import type { Sql } from "./db.js";
 import { FailureMemo, type Logger } from "./logger.js";
-import { readCatalog, type CatalogSnapshot, type CatalogSource } from "./catalog.js";
+import { catalogVersion, readCatalog, type CatalogSnapshot, type CatalogSource } from "./catalog.js";
 
 export class CatalogCache {
   private snap: CatalogSnapshot | undefined;
+  /** The catalog version `snap` was read at (undefined: unknown, read the rows). */
+  private version: string | undefined;
   private at = -Infinity;
   private inflight: Promise<CatalogSnapshot | undefined> | undefined;
   private lastSkipKey = "";
@@ -47,9 +52,17 @@ export class CatalogCache {
 
   private async load(): Promise<CatalogSnapshot | undefined> {
     try {
+      const started = this.clock.now();
+      const version = await catalogVersion(this.sql, this.src).catch(() => undefined);
+      if (version !== undefined && this.snap && version === this.version) {
+        this.at = started;
+        this.failure.succeeded();
+        return this.snap;
+      }
       const snap = await readCatalog(this.sql, this.src);
       this.snap = snap;
-      this.at = this.clock.now();
+      this.version = version;
+      this.at = started;
       this.failure.succeeded();
       const bad = snap.badConstraints ?? [];
       const skipKey = [...snap.skipped.map((s) => `${s.id}:${s.reason}`), ...bad.map((b) => `${b.id}:${b.value}`)].join(",");

@@ -9,6 +9,10 @@
  * duplicate id (the first row by id order wins). Rows with `active = false` are not
  * served; the column is honoured only when it exists. A placement value that cannot be
  * read (STREAMS_PLACEMENT_COLUMN) is reported and the stream served without a constraint.
+ *
+ * Change detection (catalogVersion): the row count and a digest of every row's xmin
+ * (the transaction that wrote its current version) and place, in one row. Any insert,
+ * update or delete changes it; equal versions mean the rows are as read.
  */
 import type { Sql } from "./db.js";
 import { ident } from "./db.js";
@@ -55,6 +59,12 @@ const RESERVED = new Set(["url", "name"]);
 
 export function qualifiedTable(t: CatalogSource["table"]): string {
   return t.schema ? `${ident(t.schema)}.${ident(t.name)}` : ident(t.name);
+}
+
+/** What changes with any insert, update or delete in the catalog table (see the header). */
+export async function catalogVersion(sql: Sql, src: CatalogSource): Promise<string> {
+  const rows = await sql.unsafe(`select count(*)::text || ':' || coalesce(md5(string_agg(t.xmin::text || t.ctid::text, ',' order by t.ctid)), '') as v from ${qualifiedTable(src.table)} t`);
+  return String(rows[0]!.v);
 }
 
 export async function readCatalog(sql: Sql, src: CatalogSource): Promise<CatalogSnapshot> {

@@ -18,6 +18,15 @@
  * Why this is enough: an agent renews its worker's lease only from heartbeats one of the
  * channels confirmed, for WORKER_LEASE < HEARTBEAT_TIMEOUT, so when neither channel has
  * shown progress for HEARTBEAT_TIMEOUT the worker's lease has run out.
+ *
+ * Cost: only DECIDERS (the leader, hashing agents; `decider` says when) read the
+ * membership, and on Redis only what changed since their last read (the heartbeat feed,
+ * shared/feed-mirror.ts; the whole feed on a first read or after a gap). Every other agent
+ * watches the leader alone: its Redis progress comes with this agent's own heartbeat
+ * replies (`observeReply`), its PostgreSQL row is read by id. A follower that becomes a
+ * decider keeps what it observed of the leader (so a new leader can declare the old one
+ * dead without watching it anew) and starts every other member's clocks at its first
+ * full read, as a freshly started agent does.
  */
 import type { Clock } from "./clock.js";
 import { hashWeight } from "./member-state.js";
@@ -61,6 +70,8 @@ export interface Snapshot {
   readonly channels: { readonly redis: boolean; readonly postgres: boolean };
   /** REQUIRE_WORKER as the hashing weights of this view were computed (member-state.ts). */
   readonly requireWorker?: boolean;
+  /** A decider's read: every member (false: a follower's, the leader alone). */
+  readonly whole?: boolean;
 }
 
 type Channel = "redis" | "postgres";
@@ -79,11 +90,21 @@ interface Entry {
 /** The minimal interface the tracker needs from the PostgreSQL channel. */
 export interface PgHeartbeatReader {
   readAll(): Promise<StoredPgHeartbeat[]>;
+  /** The rows of these members only (a follower watching the leader). Without it, readAll. */
+  readSome?(ids: readonly string[]): Promise<StoredPgHeartbeat[]>;
+}
+
+/** What a follower learns from its own heartbeat's reply (shared/redis-protocol.ts HeartbeatReply). */
+export interface ReplyView {
+  readonly incarnation: string;
+  readonly leader: LeaderInfo | undefined;
+  readonly flag: ClusterFlag | undefined;
+  readonly leaderMark: { readonly id: string; readonly mark: string } | undefined;
 }
 
 export interface TrackerOptions {
-  /** The Redis channel: only its atomic snapshot read is needed. */
-  readonly protocol: Pick<RedisProtocol, "snapshot">;
+  /** The Redis channel: a decider's read (`full`: the whole feed, not what changed since the last read). */
+  readonly protocol: { snapshot(full?: boolean, windowMs?: number): Promise<RawSnapshot> };
   /** The second channel. Without it (tests of the Redis view alone) Redis decides alone. */
   readonly pg?: PgHeartbeatReader;
   readonly clock: Clock;
@@ -93,6 +114,8 @@ export interface TrackerOptions {
   readonly maxGapMs: number;
   /** REQUIRE_WORKER: a member whose worker is down weighs nothing in the hash. */
   readonly requireWorker?: boolean;
+  /** Whether this agent decides now (leads, or hashes, or may soon): reads the whole membership. Default: always. */
+  readonly decider?: () => boolean;
 }
 
 export class MembershipTracker {
@@ -107,6 +130,15 @@ export class MembershipTracker {
   private liveWeights = new Map<string, number>();
   private inflight: Promise<Snapshot> | undefined;
   private readonly channels: readonly Channel[];
+  /** The last heartbeat reply (a follower's Redis read) and when it arrived. */
+  private reply: { at: number; view: ReplyView } | undefined;
+  /** Whether the last read was a decider's. */
+  private deciding = false;
+  /** Until this local time the tracker decides whatever `decider` says (an operator asked for the whole view). */
+  private wholeUntil = -Infinity;
+  /** The leader a follower watches, and the one before it. */
+  private followed: string | undefined;
+  private previousFollowed: string | undefined;
 
   constructor(private readonly o: TrackerOptions) {
     this.channels = o.pg ? ["redis", "postgres"] : ["redis"];
@@ -132,6 +164,23 @@ export class MembershipTracker {
     for (const id of ids) if (!this.entries.has(id)) this.entries.set(id, this.newEntry(undefined, now));
   }
 
+  /**
+   * The whole membership now (`reuse`: the last read if it was whole), for an operator's
+   * view or a dry run on any agent: the tracker decides for `holdMs` from now (a follower's first whole read has watched nobody yet, so it
+   * shows every member it sees as alive until it has watched it for a timeout).
+   */
+  async refreshWhole(holdMs: number, o: { reuse?: boolean } = {}): Promise<Snapshot> {
+    this.wholeUntil = Math.max(this.wholeUntil, this.o.clock.now() + holdMs);
+    if (o.reuse && this.last?.whole) return this.last;
+    await this.inflight?.catch(() => undefined);
+    return this.refresh();
+  }
+
+  /** A confirmed heartbeat's reply, received at local time `at`: a follower's view of Redis. */
+  observeReply(view: ReplyView, at: number): void {
+    this.reply = { at, view };
+  }
+
   /** Forgets a member entirely (it was removed for good). */
   forget(id: string): void {
     this.entries.delete(id);
@@ -143,7 +192,27 @@ export class MembershipTracker {
 
   private async read(): Promise<Snapshot> {
     const started = this.o.clock.now();
-    const [r, p] = await Promise.allSettled([this.o.protocol.snapshot(), this.o.pg ? this.o.pg.readAll() : Promise.resolve(undefined)]);
+    const deciding = (this.o.decider?.() ?? true) || started < this.wholeUntil;
+    const switched = deciding !== this.deciding;
+    this.deciding = deciding;
+    let r: PromiseSettledResult<RawSnapshot>;
+    let p: PromiseSettledResult<StoredPgHeartbeat[] | undefined>;
+    /** Local time of this Redis read (a follower's: its last heartbeat reply). */
+    let redisReadAt: number | undefined;
+    if (deciding) {
+      // First read, a gap, or back from following: the whole feed, not what changed.
+      const last = this.lastReadAt.redis;
+      const full = switched || last === undefined || started - last > this.o.maxGapMs;
+      [r, p] = await Promise.allSettled([this.o.protocol.snapshot(full, 2 * this.o.heartbeatTimeoutMs), this.o.pg ? this.o.pg.readAll() : Promise.resolve(undefined)]);
+    } else {
+      const watched = this.followWatched(switched);
+      const reply = this.reply;
+      const fresh = !!reply && started - reply.at <= this.o.maxGapMs;
+      r = fresh ? { status: "fulfilled", value: followerRaw(reply.view) } : { status: "rejected", reason: new Error("no heartbeat reply lately") };
+      if (fresh) redisReadAt = reply.at;
+      const pg = this.o.pg;
+      p = !pg ? { status: "fulfilled", value: undefined } : watched.length === 0 ? { status: "fulfilled", value: [] } : await Promise.allSettled([pg.readSome ? pg.readSome(watched) : pg.readAll()]).then(([x]) => x);
+    }
     const now = this.o.clock.now();
     const raw: RawSnapshot | undefined = r.status === "fulfilled" ? r.value : undefined;
     const pgRows: StoredPgHeartbeat[] | undefined = p.status === "fulfilled" ? p.value : undefined;
@@ -159,31 +228,32 @@ export class MembershipTracker {
       if (!ok[c]) continue;
       const last = this.lastReadAt[c];
       restart[c] = last === undefined || started - last > this.o.maxGapMs || (c === "redis" && newIncarnation);
-      this.lastReadAt[c] = now;
+      this.lastReadAt[c] = c === "redis" && redisReadAt !== undefined ? redisReadAt : now;
     }
 
     const progressed = new Set<string>();
-    const observe = (c: Channel, id: string, hb: Heartbeat | undefined) => {
+    // Progress = a new mark from a member that is there (a heartbeat, or a follower's leader mark).
+    const observe = (c: Channel, id: string, hb: Heartbeat | undefined, mark: string, there: boolean) => {
       let entry = this.entries.get(id);
       if (!entry) {
         entry = this.newEntry(hb, now);
         this.entries.set(id, entry);
       }
-      const mark = hb ? `${hb.session}:${hb.seq}` : "";
-      if (hb && mark !== entry.marks[c]) {
+      if (there && mark !== "" && mark !== entry.marks[c]) {
         entry.marks[c] = mark;
         entry.progressAt[c] = now;
         progressed.add(id);
-        if (!entry.hb || isNewer(hb, entry.hb)) entry.hb = hb;
       }
+      if (hb && (!entry.hb || isNewer(hb, entry.hb))) entry.hb = hb;
     };
     const seen = new Set<string>();
     for (const m of raw?.members ?? []) {
       seen.add(m.id);
-      observe("redis", m.id, m.heartbeat);
-      this.entries.get(m.id)!.present = !!m.heartbeat;
+      const present = m.present ?? !!m.heartbeat;
+      observe("redis", m.id, m.heartbeat, m.mark ?? (m.heartbeat ? `${m.heartbeat.session}:${m.heartbeat.seq}` : ""), present);
+      this.entries.get(m.id)!.present = present;
     }
-    for (const row of pgRows ?? []) observe("postgres", row.id, row.heartbeat);
+    for (const row of pgRows ?? []) observe("postgres", row.id, row.heartbeat, `${row.heartbeat.session}:${row.heartbeat.seq}`, true);
 
     // A channel this tracker cannot read is down for everyone when every member heard from
     // lately (on a channel it can read) says its own last write there failed too.
@@ -229,9 +299,26 @@ export class MembershipTracker {
       viewChangedAt: this.viewChangedAt,
       channels: { redis: ok.redis, postgres: ok.postgres },
       requireWorker: this.o.requireWorker ?? false,
+      whole: deciding,
     };
     this.last = snap;
     return snap;
+  }
+
+  /**
+   * A follower watches the leader alone (the one its heartbeat replies name, and the one
+   * before, so a leader that just vanished is still watched): it forgets every other
+   * member, whose clocks will start again if it becomes a decider.
+   */
+  private followWatched(switched: boolean): string[] {
+    const named = this.reply?.view.leaderMark?.id ?? this.reply?.view.leader?.id;
+    if (named && named !== this.followed) {
+      this.previousFollowed = this.followed;
+      this.followed = named;
+    }
+    const keep = new Set([this.followed, this.previousFollowed].filter((x): x is string => !!x));
+    if (switched || this.entries.size > keep.size) for (const id of [...this.entries.keys()]) if (!keep.has(id)) this.entries.delete(id);
+    return [...keep];
   }
 
   private updateView(members: ReadonlyMap<string, MemberView>, now: number): void {
@@ -250,6 +337,12 @@ export class MembershipTracker {
     this.viewChangedAt = now;
     this.liveWeights = weights;
   }
+}
+
+/** What a follower's heartbeat reply says of Redis, as a read: the leader's progress only. */
+function followerRaw(v: ReplyView): RawSnapshot {
+  const m = v.leaderMark;
+  return { incarnation: v.incarnation, leader: v.leader, flag: v.flag, members: m ? [{ id: m.id, heartbeat: undefined, mark: m.mark, present: true }] : [] };
 }
 
 /** The member's last heartbeat says its previous write to channel `c` was not confirmed. */

@@ -72,12 +72,17 @@ export class PgHeartbeats {
       `select instance_id, seq, payload::text as payload from ${this.table} where written_at > now() - make_interval(secs => $1)`,
       [maxAgeMs / 1000],
     );
-    const out: StoredPgHeartbeat[] = [];
-    for (const r of rows) {
-      const hb = decodeHeartbeat(String(r.payload));
-      if (hb && hb.id === r.instance_id && hb.seq === num(r.seq)) out.push({ id: String(r.instance_id), heartbeat: hb });
-    }
-    return out;
+    return decodeRows(rows);
+  }
+
+  /** The heartbeats of these members written within `maxAgeMs` (a follower watching the leader). */
+  async readSome(ids: readonly string[], maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.sql.unsafe(
+      `select instance_id, seq, payload::text as payload from ${this.table} where instance_id = any($1::text[]) and written_at > now() - make_interval(secs => $2)`,
+      [ids as string[], maxAgeMs / 1000],
+    );
+    return decodeRows(rows);
   }
 
   /** Forgets members gone for good (the leader prunes them from Redis at the same time). */
@@ -85,4 +90,14 @@ export class PgHeartbeats {
     if (ids.length === 0) return;
     await this.sql.unsafe(`delete from ${this.table} where instance_id = any($1::text[])`, [ids as string[]]);
   }
+}
+
+/** Rows whose payload parses and matches its columns; the others are skipped (see the header). */
+function decodeRows(rows: readonly Record<string, unknown>[]): StoredPgHeartbeat[] {
+  const out: StoredPgHeartbeat[] = [];
+  for (const r of rows) {
+    const hb = decodeHeartbeat(String(r.payload));
+    if (hb && hb.id === r.instance_id && hb.seq === num(r.seq)) out.push({ id: String(r.instance_id), heartbeat: hb });
+  }
+  return out;
 }

@@ -16,7 +16,8 @@ import crypto from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Keys } from "./keys.js";
 import type { ClusterFlag } from "./membership.js";
-import { HEARTBEAT, PUBLISH_LEADER, PUBLISH_MODE, PUBLISH_VERSIONS, SNAPSHOT, type ScriptDef } from "./redis-scripts.js";
+import { FeedMirror } from "./feed-mirror.js";
+import { CLEAR_LEADER, FEED_MAXLEN, FEED_READ, HEARTBEAT, PUBLISH_LEADER, PUBLISH_MODE, PUBLISH_VERSIONS, type ScriptDef } from "./redis-scripts.js";
 import type { Heartbeat, LeaderInfo, Nudge } from "./types.js";
 
 /** Redis answered something the protocol does not allow. */
@@ -40,14 +41,23 @@ export interface HeartbeatReply {
   /** This Redis lifetime's id; it changes when Redis lost its data. */
   readonly incarnation: string;
   readonly leader: LeaderInfo | undefined;
+  /** The leader's last heartbeat as the feed has it: its progress, for followers. */
+  readonly leaderMark: { readonly id: string; readonly mark: string } | undefined;
+  /** This heartbeat's feed id. */
+  readonly feedId: string;
 }
 
 export interface RawMember {
   readonly id: string;
-  /** Undefined when the key is gone (or unreadable). */
+  /** The member's last heartbeat as last fetched; undefined when its key is gone (or unreadable). */
   readonly heartbeat: Heartbeat | undefined;
-  /** The heartbeat key's remaining TTL in ms as Redis counts it; negative when gone. */
-  readonly pttlMs: number;
+  /**
+   * What changes with each of the member's heartbeats on this channel (the feed id of its
+   * latest). Without it, the heartbeat's session and seq are the mark.
+   */
+  readonly mark?: string;
+  /** Whether its heartbeat key exists; without it, whether `heartbeat` is defined. */
+  readonly present?: boolean;
 }
 
 /** Everything the membership tracker reads, as one atomic read. */
@@ -65,17 +75,34 @@ export interface StoredHeartbeat {
 
 /** ioredis command names the scripts are registered under (prefixed: they share a namespace with Redis commands). */
 const COMMANDS = {
-  heartbeat: ["fv7Heartbeat", HEARTBEAT],
-  snapshot: ["fv7Snapshot", SNAPSHOT],
+  heartbeat: ["fv7Heartbeat2", HEARTBEAT],
+  feedRead: ["fv7FeedRead", FEED_READ],
   publishVersions: ["fv7PublishVersions", PUBLISH_VERSIONS],
   publishMode: ["fv7PublishMode", PUBLISH_MODE],
   publishLeader: ["fv7PublishLeader", PUBLISH_LEADER],
+  clearLeader: ["fv7ClearLeader", CLEAR_LEADER],
 } as const satisfies Record<string, readonly [string, ScriptDef]>;
 
 type ScriptName = keyof typeof COMMANDS;
 type ScriptCommand = (...args: string[]) => Promise<unknown>;
 
+/** A whole read's window when the caller gives none: two default HEARTBEAT_TIMEOUTs. */
+const DEFAULT_WINDOW_MS = 10_000;
+
+/** A member's heartbeat says something new at least every this many beats, so deciders refresh its counters. */
+const FULL_PAYLOAD_EVERY = 10;
+
+/** A heartbeat without what changes at every beat: equal fingerprints say nothing new. */
+function fingerprint(hb: Heartbeat): string {
+  return JSON.stringify({ ...hb, seq: 0, worker: { ...hb.worker, lastSeenMsAgo: 0, processed: 0, errors: 0 } });
+}
+
 export class RedisProtocol {
+  /** What the last confirmed heartbeat said, and how many beats ago it was sent whole. */
+  private sent: { print: string; beats: number } | undefined;
+  /** A decider's copy of the members' heartbeats, kept current from the feed. */
+  private readonly mirror = new FeedMirror();
+
   constructor(
     private readonly redis: Redis,
     readonly keys: Keys,
@@ -87,43 +114,65 @@ export class RedisProtocol {
     }
   }
 
-  /** Writes our heartbeat (TTL `ttlMs`) and reads back what the agent acts on. */
+  /**
+   * Writes our heartbeat (TTL `ttlMs`) and reads back what the agent acts on: one round
+   * trip, a constant number of commands. Marks the feed entry new when the heartbeat says
+   * something the previous confirmed one did not (or every FULL_PAYLOAD_EVERY beats).
+   */
   async heartbeat(hb: Heartbeat, ttlMs: number): Promise<HeartbeatReply> {
     const k = this.keys;
-    const reply = await this.run("heartbeat", [k.heartbeat(hb.id), k.members, k.incarnation, k.versions, k.mode, k.leaderInfo], [hb.id, JSON.stringify(hb), String(ttlMs), this.newIncarnation()]);
-    const r = tuple("heartbeat", reply, 5);
+    const print = fingerprint(hb);
+    const prev = this.sent;
+    const changed = !prev || prev.print !== print || prev.beats + 1 >= FULL_PAYLOAD_EVERY;
+    this.sent = undefined; // until confirmed: after a failed write the next one is marked new
+    const reply = await this.run("heartbeat", [k.heartbeat(hb.id), k.feed, k.cluster, k.leaderInfo], [hb.id, JSON.stringify(hb), String(ttlMs), this.newIncarnation(), changed ? "1" : "0", String(FEED_MAXLEN)]);
+    const r = tuple("heartbeat", reply, 7);
     if (r[0] !== 0 && r[0] !== 1) throw new ProtocolError("heartbeat", "existed is not 0 or 1", reply);
     const incarnation = str("heartbeat", r[3], "incarnation");
     if (incarnation === "") throw new ProtocolError("heartbeat", "empty incarnation", reply);
+    const feedId = str("heartbeat", r[6], "feed id");
+    if (feedId === "") throw new ProtocolError("heartbeat", "empty feed id", reply);
+    this.sent = { print, beats: changed || !prev ? 0 : prev.beats + 1 };
     return {
       existed: r[0] === 1,
       version: int("heartbeat", r[1], "version"),
       flag: decodeFlag(str("heartbeat", r[2], "mode")),
       incarnation,
       leader: decodeLeaderInfo(str("heartbeat", r[4], "leader info")),
+      leaderMark: decodeLeaderMark(str("heartbeat", r[5], "leader mark")),
+      feedId,
     };
   }
 
-  /** Reads the members, their heartbeats, the leader info, the flag mirror and the incarnation at once. */
-  async snapshot(): Promise<RawSnapshot> {
+  /**
+   * The members and their heartbeats, the leader info, the flag mirror and the
+   * incarnation, for a decider: the feed after the last read (when `full`, on a first read
+   * or after Redis lost its data: the last `windowMs` of it), then the heartbeats that changed. Two
+   * round trips at most; the commands do not grow with the fleet, the replies with what changed.
+   */
+  async snapshot(full = false, windowMs = DEFAULT_WINDOW_MS): Promise<RawSnapshot> {
     const k = this.keys;
-    const reply = await this.run("snapshot", [k.members, k.incarnation, k.leaderInfo, k.mode], [k.heartbeatPrefix]);
-    const r = tuple("snapshot", reply, 6);
-    const ids = list("snapshot", r[3], "ids");
-    const payloads = list("snapshot", r[4], "payloads");
-    const pttls = list("snapshot", r[5], "pttls");
-    if (payloads.length !== ids.length || pttls.length !== ids.length) throw new ProtocolError("snapshot", "ids, payloads and pttls differ in length", reply);
-    const members = ids.map((id, i) => ({
-      id: str("snapshot", id, "id"),
-      heartbeat: decodeHeartbeat(str("snapshot", payloads[i], "payload")),
-      pttlMs: int("snapshot", pttls[i], "pttl"),
-    }));
+    const cursor = full ? "" : this.mirror.cursor;
+    const reply = await this.run("feedRead", [k.feed, k.cluster, k.leaderInfo], [cursor, String(Math.max(1, Math.round(windowMs)))]);
+    const r = tuple("snapshot", reply, 7);
     const incarnation = str("snapshot", r[0], "incarnation");
+    const ids = list("snapshot", r[3], "ids").map((x) => str("snapshot", x, "id"));
+    const feedIds = list("snapshot", r[4], "feed ids").map((x) => str("snapshot", x, "feed id"));
+    const changed = list("snapshot", r[5], "changed").map((x) => str("snapshot", x, "changed") === "1");
+    if (feedIds.length !== ids.length || changed.length !== ids.length) throw new ProtocolError("snapshot", "ids, feed ids and flags differ in length", reply);
+    const last = str("snapshot", r[6], "last");
+    // Redis lost its data since the cursor was taken: the new feed's early entries may sort before it.
+    if (cursor !== "" && this.mirror.isNewIncarnation(incarnation)) return this.snapshot(true, windowMs);
+    const fetch = this.mirror.apply({ incarnation, full: cursor === "", ids, feedIds, changed, last });
+    if (fetch.length > 0) {
+      const payloads = await this.redis.mget(...fetch.map((id) => k.heartbeat(id)));
+      this.mirror.fetched(fetch, payloads.map((p) => (p === null ? undefined : decodeHeartbeat(p))));
+    }
     return {
       incarnation: incarnation === "" ? undefined : incarnation,
       leader: decodeLeaderInfo(str("snapshot", r[1], "leader info")),
       flag: decodeFlag(str("snapshot", r[2], "mode")),
-      members,
+      members: this.mirror.members(),
     };
   }
 
@@ -133,17 +182,22 @@ export class RedisProtocol {
     return flag01("publishLeader", reply);
   }
 
+  /** Removes the leader info if it names `id` (it stopped leading). True when removed. */
+  async clearLeader(id: string): Promise<boolean> {
+    return flag01("clearLeader", await this.run("clearLeader", [this.keys.leaderInfo], [id]));
+  }
+
   /** Raises members' committed versions, never lowering one. Returns how many rose. */
   async publishVersions(versions: ReadonlyMap<string, number>): Promise<number> {
     if (versions.size === 0) return 0;
     const args: string[] = [];
     for (const [id, v] of versions) args.push(id, String(v));
-    return int("publishVersions", await this.run("publishVersions", [this.keys.versions], args), "raised");
+    return int("publishVersions", await this.run("publishVersions", [this.keys.cluster, this.keys.versions], args), "raised");
   }
 
   /** Mirrors the cluster flag unless a same or newer version is there. True when written. */
   async publishMode(f: ClusterFlag): Promise<boolean> {
-    const reply = await this.run("publishMode", [this.keys.mode], [JSON.stringify({ mode: f.mode, version: f.version })]);
+    const reply = await this.run("publishMode", [this.keys.cluster, this.keys.mode], [JSON.stringify({ mode: f.mode, version: f.version })]);
     return flag01("publishMode", reply);
   }
 
@@ -152,10 +206,12 @@ export class RedisProtocol {
     return this.redis.publish(this.keys.channel, JSON.stringify(n));
   }
 
-  /** Removes members from the members set for good. Returns how many were there. */
+  /** Forgets members for good: their versions and their place in the members set and in this decider's copy. Returns how many were in the set. */
   async pruneMembers(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    return this.redis.zrem(this.keys.members, ...ids);
+    this.mirror.forget(ids);
+    const [removed] = await Promise.all([this.redis.zrem(this.keys.members, ...ids), this.redis.hdel(this.keys.cluster, ...ids.map((id) => `v:${id}`))]);
+    return removed;
   }
 
   /** One instance's stored heartbeat and its key's PTTL, read atomically (the duplicate-instance check). */
@@ -188,6 +244,12 @@ export function decodeLeaderInfo(raw: string): LeaderInfo | undefined {
   const v = json(raw);
   if (!v || typeof v.id !== "string" || typeof v.epoch !== "number") return undefined;
   return v as unknown as LeaderInfo;
+}
+
+/** "<feed id> <leader id>", as the heartbeat script writes it; undefined when absent or unreadable. */
+export function decodeLeaderMark(raw: string): { id: string; mark: string } | undefined {
+  const at = raw.indexOf(" ");
+  return at > 0 && at < raw.length - 1 ? { mark: raw.slice(0, at), id: raw.slice(at + 1) } : undefined;
 }
 
 export function decodeFlag(raw: string): ClusterFlag | undefined {

@@ -1,7 +1,8 @@
 /**
  * `npm run bench` works from a clean clone and its non-timing results hold: the assignor
- * moves no more than the minimum and keeps every member within one stream of its share.
- * (Speed is reported by the benchmark, never asserted here.)
+ * moves no more than the minimum and keeps every member within one stream of its share;
+ * the fleet benchmark runs a small fleet to full coverage and reports every measure.
+ * (Speed and cost are reported by the benchmark, never asserted here.)
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -39,5 +40,27 @@ describe("npm run bench -- --quick", () => {
         expect(r.overCapacity, event).toBe(0);
       }
     }
+  });
+});
+
+describe("npm run bench -- --fleet", () => {
+  it("runs a small fleet to full coverage and reports every measure", { timeout: 120_000 }, () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bench-")), "fleet.json");
+    const run = spawnSync("npm", ["run", "bench", "--", "--fleet=4", "--fleet-streams=200", "--fleet-interval=0.5", "--fleet-timeout=30", "--json", file], {
+      cwd: path.resolve(import.meta.dirname, ".."),
+      encoding: "utf8",
+      timeout: 110_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/Fleet/);
+    const report = JSON.parse(fs.readFileSync(file, "utf8")) as { movement: unknown[]; fleet: Record<string, unknown>[] };
+    expect(report.movement).toEqual([]);
+    expect(report.fleet).toHaveLength(1);
+    const r = report.fleet[0]!;
+    expect(r).toMatchObject({ agents: 4, streams: 200, note: "" });
+    expect(r.coverageS).toEqual(expect.any(Number));
+    for (const k of ["redisCommandsPerAgentPerInterval", "pgStatementsPerS", "rssPerAgentMB", "cpuPerAgentPct"]) expect(r[k], k).toEqual(expect.any(Number));
+    expect(r.redisCommandsPerAgentPerInterval as number).toBeGreaterThan(0);
+    expect(["pg_stat_statements", "xact_commit"]).toContain(r.pgSource);
   });
 });

@@ -194,12 +194,13 @@ describe("Redis Sentinel failover", { timeout: 150_000 }, () => {
     return !!p && p.exitCode === null && p.signalCode === null;
   }
 
-  async function read(port: number, key: string): Promise<string | null> {
+  /** A key's value on `port` (with `field`: that field of a hash). */
+  async function read(port: number, key: string, field?: string): Promise<string | null> {
     const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on("error", () => {});
     try {
       await r.connect();
-      return await r.get(key);
+      return field === undefined ? await r.get(key) : await r.hget(key, field);
     } finally {
       r.disconnect();
     }
@@ -229,7 +230,7 @@ describe("Redis Sentinel failover", { timeout: 150_000 }, () => {
     const g = group!;
     const old = await g.master();
     const leaderBefore = await leader();
-    const incBefore = await read(old, `${prefix}:incarnation`);
+    const incBefore = await read(old, `${prefix}:cluster`, "inc");
     await settled(`settled before ${what}`);
     cluster.observer.resetGaps();
     history.reset();
@@ -267,7 +268,7 @@ describe("Redis Sentinel failover", { timeout: 150_000 }, () => {
     await new Promise((r) => setTimeout(r, Math.max(0, boundMs + 1000 - (performance.now() - t0))));
     await waitFor(exactlyOne, 30_000, `every stream on exactly one worker after ${what}`, 20);
     const leaderAfter = await leader();
-    const incAfter = await read(next, `${prefix}:incarnation`);
+    const incAfter = await read(next, `${prefix}:cluster`, "inc");
     const gap = cluster.observer.maxGapMs();
     const hb = IDS.map((id) => `${id} ${((history.hbFailedMs.get(id) ?? 0) / 1000).toFixed(1)} s`).join(", ");
     note(

@@ -8,7 +8,7 @@ import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Keys } from "../../shared/keys.js";
 import { decodeNudge, ProtocolError, RedisProtocol } from "../../shared/redis-protocol.js";
-import { HEARTBEAT, PUBLISH_LEADER, PUBLISH_MODE, PUBLISH_VERSIONS, SNAPSHOT } from "../../shared/redis-scripts.js";
+import { FEED_READ, HEARTBEAT, PUBLISH_LEADER, PUBLISH_MODE, PUBLISH_VERSIONS } from "../../shared/redis-scripts.js";
 import type { Heartbeat, Nudge } from "../../shared/types.js";
 import { clearPrefix, connectTestRedis, uniqueName } from "../helpers/services.js";
 
@@ -56,50 +56,124 @@ describe("RedisProtocol", () => {
     redis.disconnect();
   });
 
-  it("heartbeat: writes the key and member, and decodes the reply", async () => {
+  it("heartbeat: writes the key and a feed entry, and decodes the reply", async () => {
     const first = await protocol.heartbeat(hb("a"), TTL);
-    expect(first).toEqual({ existed: false, version: 0, flag: undefined, incarnation: expect.stringMatching(/^inc-\d+$/), leader: undefined });
+    expect(first).toEqual({ existed: false, version: 0, flag: undefined, incarnation: expect.stringMatching(/^inc-\d+$/), leader: undefined, leaderMark: undefined, feedId: expect.stringMatching(/^\d+-\d+$/) });
     expect(JSON.parse((await redis.get(keys.heartbeat("a")))!)).toEqual(hb("a"));
     const pttl = await redis.pttl(keys.heartbeat("a"));
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(TTL);
-    expect(await redis.zscore(keys.members, "a")).not.toBeNull();
+    expect(await redis.xrange(keys.feed, "-", "+")).toEqual([[first.feedId, ["id", "a", "c", "1"]]]);
 
     await redis.set(keys.leader, "tok");
     await protocol.publishLeader("tok", { id: "L", epoch: 7, ready: true }, TTL);
     await protocol.publishVersions(new Map([["a", 3]]));
     await protocol.publishMode({ mode: "hashed", version: 2 });
     const second = await protocol.heartbeat(hb("a", 2), TTL);
-    expect(second).toEqual({ existed: true, version: 3, flag: { mode: "hashed", version: 2 }, incarnation: first.incarnation, leader: { id: "L", epoch: 7, ready: true } });
+    expect(second).toEqual({ existed: true, version: 3, flag: { mode: "hashed", version: 2 }, incarnation: first.incarnation, leader: { id: "L", epoch: 7, ready: true }, leaderMark: undefined, feedId: expect.any(String) });
+  });
+
+  it("heartbeat: the leader's beats reach every member's reply as the leader mark", async () => {
+    await redis.set(keys.leader, "tok");
+    await protocol.publishLeader("tok", { id: "L", epoch: 1, ready: true }, TTL);
+    const l = await protocol.heartbeat(hb("L"), TTL);
+    expect(l.leaderMark).toEqual({ id: "L", mark: l.feedId });
+    const a = await protocol.heartbeat(hb("a"), TTL);
+    expect(a.leaderMark).toEqual({ id: "L", mark: l.feedId });
+    const l2 = await protocol.heartbeat(hb("L", 2), TTL);
+    expect((await protocol.heartbeat(hb("a", 2), TTL)).leaderMark).toEqual({ id: "L", mark: l2.feedId });
+  });
+
+  it("heartbeat: a constant number of Redis commands whatever the number of members", async () => {
+    for (const id of ["a", "b", "c", "d"]) await protocol.heartbeat(hb(id), TTL);
+    const calls = async () => {
+      const stats = await redis.info("commandstats");
+      return [...stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)].filter((m) => m[1] !== "info").reduce((n, m) => n + Number(m[2]), 0);
+    };
+    const cost = async (members: number) => {
+      const before = await calls();
+      for (let i = 0; i < members; i++) await protocol.heartbeat(hb(`m${i}`, 2), TTL);
+      return (await calls()) - before;
+    };
+    await cost(20); // the incarnation and every member's first beat
+    const few = await cost(5);
+    const many = await cost(50);
+    // EVALSHA + SET, XADD, HMGET, GET per beat, however many members there are.
+    expect(few / 5).toBe(5);
+    expect(many / 50).toBe(5);
   });
 
   it("heartbeat: a version that is not an integer is a ProtocolError", async () => {
-    await redis.hset(keys.versions, "a", "three");
+    await redis.hset(keys.cluster, "v:a", "three");
     await expect(protocol.heartbeat(hb("a"), TTL)).rejects.toBeInstanceOf(ProtocolError);
   });
 
-  it("snapshot: members with their heartbeats and PTTLs, gone keys as undefined", async () => {
-    expect(await protocol.snapshot()).toEqual({ incarnation: undefined, leader: undefined, flag: undefined, members: [] });
-    const { incarnation } = await protocol.heartbeat(hb("a"), TTL);
-    await protocol.heartbeat(hb("b"), TTL);
-    await redis.del(keys.heartbeat("b"));
+  it("snapshot: a decider's copy from the feed; a fetch for members whose heartbeat said something new only", async () => {
+    const decider = new RedisProtocol(redis, keys);
+    expect(await decider.snapshot(true)).toEqual({ incarnation: undefined, leader: undefined, flag: undefined, members: [] });
+    // One protocol per agent: it remembers what its own last heartbeat said.
+    const [pa, pb] = [new RedisProtocol(redis, keys), new RedisProtocol(redis, keys)];
+    const { incarnation } = await pa.heartbeat(hb("a"), TTL);
+    await pb.heartbeat(hb("b"), TTL);
     await redis.set(keys.leaderInfo, JSON.stringify({ id: "a", epoch: 1, ready: false }));
-    const snap = await protocol.snapshot();
+    const snap = await decider.snapshot(true);
     expect(snap.incarnation).toBe(incarnation);
     expect(snap.leader).toEqual({ id: "a", epoch: 1, ready: false });
     expect(snap.flag).toBeUndefined();
     const byId = new Map(snap.members.map((m) => [m.id, m]));
     expect(byId.get("a")!.heartbeat).toEqual(hb("a"));
-    expect(byId.get("a")!.pttlMs).toBeGreaterThan(0);
-    expect(byId.get("b")).toEqual({ id: "b", heartbeat: undefined, pttlMs: -2 });
+    expect(byId.get("a")!.present).toBe(true);
+    // A beat that says nothing new moves the mark; the copy keeps the heartbeat it fetched.
+    const a2 = await pa.heartbeat(hb("a", 2), TTL);
+    const next = new Map((await decider.snapshot()).members.map((m) => [m.id, m]));
+    expect(next.get("a")!.mark).toBe(a2.feedId);
+    expect(next.get("a")!.heartbeat!.seq).toBe(1);
+    expect(next.get("b")!.mark).toBe(byId.get("b")!.mark);
+    // A heartbeat that says something new is fetched again.
+    const moved = { ...hb("a", 3), held: ["1"] };
+    await pa.heartbeat(moved, TTL);
+    expect((await decider.snapshot()).members.find((m) => m.id === "a")!.heartbeat).toEqual(moved);
+  });
+
+  it("snapshot: a whole read covers the window given, not the whole feed", async () => {
+    await new RedisProtocol(redis, keys).heartbeat(hb("old"), TTL);
+    await new Promise((r) => setTimeout(r, 120));
+    await new RedisProtocol(redis, keys).heartbeat(hb("new"), TTL);
+    expect((await new RedisProtocol(redis, keys).snapshot(true, 60)).members.map((m) => m.id)).toEqual(["new"]);
+    expect((await new RedisProtocol(redis, keys).snapshot(true, 10_000)).members.map((m) => m.id).sort()).toEqual(["new", "old"]);
+  });
+
+  it("snapshot: a member whose key vanished is fetched again and reads as absent", async () => {
+    const decider = new RedisProtocol(redis, keys);
+    await protocol.heartbeat(hb("a"), TTL);
+    await decider.snapshot(true);
+    await redis.del(keys.heartbeat("a"));
+    const r = await protocol.heartbeat(hb("a", 2), TTL);
+    expect(r.existed).toBe(false);
+    await redis.del(keys.heartbeat("a"));
+    const a = (await decider.snapshot()).members.find((m) => m.id === "a")!;
+    expect(a.heartbeat).toBeUndefined();
+    expect(a.present).toBe(false);
+  });
+
+  it("snapshot: Redis losing its data empties the copy (a new incarnation, the whole feed read again)", async () => {
+    const decider = new RedisProtocol(redis, keys);
+    await protocol.heartbeat(hb("a"), TTL);
+    await protocol.heartbeat(hb("b"), TTL);
+    const before = await decider.snapshot(true);
+    await clearPrefix(redis, keys.prefix);
+    await protocol.heartbeat(hb("b", 2), TTL);
+    const after = await decider.snapshot();
+    expect(after.incarnation).not.toBe(before.incarnation);
+    expect(after.members.map((m) => m.id)).toEqual(["b"]);
   });
 
   it("snapshot: unreadable stored documents read as absent", async () => {
     await protocol.heartbeat(hb("a"), TTL);
     await redis.set(keys.heartbeat("a"), "{not json", "PX", TTL);
     await redis.set(keys.leaderInfo, JSON.stringify({ who: "?" }));
-    await redis.set(keys.mode, JSON.stringify({ mode: "sideways", version: 1 }));
-    const snap = await protocol.snapshot();
+    await redis.hset(keys.cluster, "mode", JSON.stringify({ mode: "sideways", version: 1 }));
+    const snap = await new RedisProtocol(redis, keys).snapshot(true);
     expect(snap.members[0]!.heartbeat).toBeUndefined();
     expect(snap.leader).toBeUndefined();
     expect(snap.flag).toBeUndefined();
@@ -116,11 +190,21 @@ describe("RedisProtocol", () => {
     expect(await redis.pttl(keys.leaderInfo)).toBeGreaterThan(0);
   });
 
+  it("clearLeader: removes the leader info only when it names the caller", async () => {
+    await redis.set(keys.leaderInfo, JSON.stringify({ id: "L", epoch: 1, ready: true }));
+    expect(await protocol.clearLeader("other")).toBe(false);
+    expect(await redis.exists(keys.leaderInfo)).toBe(1);
+    expect(await protocol.clearLeader("L")).toBe(true);
+    expect(await redis.exists(keys.leaderInfo)).toBe(0);
+    expect(await protocol.clearLeader("L")).toBe(false);
+  });
+
   it("publishVersions: raises, never lowers, and says how many rose", async () => {
     expect(await protocol.publishVersions(new Map())).toBe(0);
     expect(await protocol.publishVersions(new Map([["a", 5], ["b", 2]]))).toBe(2);
     expect(await protocol.publishVersions(new Map([["a", 4], ["b", 3]]))).toBe(1);
     expect(await redis.hgetall(keys.versions)).toEqual({ a: "5", b: "3" });
+    expect(await redis.hmget(keys.cluster, "v:a", "v:b")).toEqual(["5", "3"]);
   });
 
   it("publishMode: only a newer version replaces the mirror", async () => {
@@ -128,6 +212,7 @@ describe("RedisProtocol", () => {
     expect(await protocol.publishMode({ mode: "orchestrated", version: 2 })).toBe(false);
     expect(await protocol.publishMode({ mode: "orchestrated", version: 1 })).toBe(false);
     expect(JSON.parse((await redis.get(keys.mode))!)).toEqual({ mode: "hashed", version: 2 });
+    expect(JSON.parse((await redis.hget(keys.cluster, "mode"))!)).toEqual({ mode: "hashed", version: 2 });
     expect(await protocol.publishMode({ mode: "orchestrated", version: 3 })).toBe(true);
   });
 
@@ -155,12 +240,16 @@ describe("RedisProtocol", () => {
     expect(decodeNudge(JSON.stringify({ t: "leader", id: null, epoch: 3 }))).toEqual({ t: "leader", id: null, epoch: 3 });
   });
 
-  it("pruneMembers: removes ids from the members set", async () => {
+  it("pruneMembers: forgets their versions and drops them from a decider's copy", async () => {
     await protocol.heartbeat(hb("a"), TTL);
     await protocol.heartbeat(hb("b"), TTL);
+    await protocol.publishVersions(new Map([["a", 2], ["b", 2]]));
+    await protocol.snapshot(true);
     expect(await protocol.pruneMembers([])).toBe(0);
-    expect(await protocol.pruneMembers(["a", "zz"])).toBe(1);
-    expect(await redis.zrange(keys.members, "0", "-1")).toEqual(["b"]);
+    await protocol.pruneMembers(["a", "zz"]);
+    expect(await redis.hget(keys.cluster, "v:a")).toBeNull();
+    expect(await redis.hget(keys.cluster, "v:b")).toBe("2");
+    expect((await protocol.snapshot()).members.map((m) => m.id)).toEqual(["b"]);
   });
 
   it("readHeartbeat: the stored heartbeat and its PTTL", async () => {
@@ -173,7 +262,7 @@ describe("RedisProtocol", () => {
   });
 
   it("falls back to EVAL when Redis lost its script cache (SCRIPT FLUSH)", async () => {
-    const all = [HEARTBEAT, SNAPSHOT, PUBLISH_VERSIONS, PUBLISH_MODE, PUBLISH_LEADER].map((s) => sha(s.lua));
+    const all = [HEARTBEAT, FEED_READ, PUBLISH_VERSIONS, PUBLISH_MODE, PUBLISH_LEADER].map((s) => sha(s.lua));
     const runAll = async () => {
       await protocol.heartbeat(hb("a"), TTL);
       await protocol.snapshot();
@@ -188,13 +277,13 @@ describe("RedisProtocol", () => {
     expect(await redis.script("EXISTS", ...all)).toEqual([0, 0, 0, 0, 0]);
     await runAll(); // EVALSHA → NOSCRIPT → EVAL, invisible to the caller
     expect(await redis.script("EXISTS", ...all)).toEqual([1, 1, 1, 1, 1]);
-    expect((await protocol.snapshot()).members.map((m) => m.id)).toEqual(["a"]);
+    expect((await protocol.snapshot(true)).members.map((m) => m.id)).toEqual(["a"]);
   });
 
   it("a reply of the wrong shape is a ProtocolError naming the command", async () => {
     const replies: Record<string, unknown> = {
-      fv7Heartbeat: [2, "0", "", "inc", ""],
-      fv7Snapshot: ["", "", "", ["a"], [], []],
+      fv7Heartbeat2: [2, "0", "", "inc", "", "", "1-0"],
+      fv7FeedRead: ["", "", "", ["a"], [], [], ""],
       fv7PublishLeader: "OK",
       fv7PublishVersions: "many",
       fv7PublishMode: null,

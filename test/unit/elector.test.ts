@@ -158,4 +158,31 @@ describe("Elector", () => {
     expect(b.isLeader()).toBe(true);
     await b.close();
   });
+
+  it("a follower that sees a leader named tries the lease once per TTL only, and at its retry interval once none is named", async () => {
+    const clock = new ManualClock();
+    const store = new FakeStore(clock);
+    store.holder = "L";
+    store.expiresAt = Number.MAX_SAFE_INTEGER;
+    let leaderNamed = true;
+    const lease = store.lease("b");
+    const b = new Elector({
+      id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500,
+      mayAcquire: () => !leaderNamed, onStartedLeading: () => {},
+    });
+    b.start();
+    await flush();
+    for (let i = 0; i < 40; i++) await clock.advance(500); // 20 s
+    // Once at the start, then once per 5 s TTL: 5 attempts, not 40.
+    expect(lease.calls).toBeGreaterThanOrEqual(4);
+    expect(lease.calls).toBeLessThanOrEqual(6);
+    // The leader is gone and no longer named: b takes the lease at its next retry.
+    store.holder = undefined;
+    leaderNamed = false;
+    await clock.advance(500);
+    await flush();
+    expect(b.isLeader()).toBe(true);
+    await b.close();
+  });
 });
+

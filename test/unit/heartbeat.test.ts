@@ -28,7 +28,7 @@ function harness(policy: "keep" | "stop" = "stop") {
     sendRedis: async (): Promise<HeartbeatReply> => {
       await clock.sleep(0);
       if (down.redis) throw new Error("connect ECONNREFUSED 127.0.0.1:6379");
-      return { existed, version: 0, flag: undefined, incarnation: redis.incarnation, leader: undefined };
+      return { existed, version: 0, flag: undefined, incarnation: redis.incarnation, leader: undefined, leaderMark: undefined, feedId: "1-0" };
     },
     sendPostgres: async () => {
       await clock.sleep(0);
