@@ -127,9 +127,13 @@ export async function readShared(sql: Sql, schema: string, opts: { events?: numb
   })) as SharedRows;
 }
 
-/** One stream's recent moves (assign, revoke, unassign events), newest first. */
+/**
+ * One stream's recent moves, newest first: each completed move once (its assign event,
+ * or its unassign when it went to nobody); the revoke that started a hand-off is not a
+ * second move.
+ */
 export async function readStreamMoves(sql: Sql, schema: string, stream: StreamId, limit: number): Promise<{ at: string; from: string | null; to: string | null; reason: string | null }[]> {
   const rows = await sql`select at, kind, from_instance, to_instance, reason from ${sql(`${schema}.events`)}
-    where stream_id = ${stream} and kind in ('assign', 'revoke', 'unassign') order by id desc limit ${limit}`;
+    where stream_id = ${stream} and kind in ('assign', 'unassign') order by id desc limit ${limit}`;
   return rows.map((r) => ({ at: iso(r.at) ?? "", from: text(r.from_instance), to: r.kind === "unassign" ? null : text(r.to_instance), reason: text(r.reason) }));
 }
