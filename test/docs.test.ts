@@ -103,6 +103,11 @@ describe("README: commands", () => {
     [/^npx fingerctl (drain|undrain) ID$/, "test/cli/fingerctl.test.ts", ['"drain"', '"undrain"']],
     [/^npx fingerctl mode (hashed|orchestrated)$/, "test/cli/fingerctl.test.ts", ['"mode"', '"hashed"', '"orchestrated"']],
     [/^npx fingerctl rebalance( --dry-run)?$/, "test/cli/fingerctl.test.ts", ['"rebalance"', '"--dry-run"']],
+    [/^npx fingerctl (--url URL )?streams --failing$/, "test/cli/stream-health.test.ts", ['"streams", "--failing"']],
+    [/^npx fingerctl (stream|retry) ID$/, "test/cli/stream-health.test.ts", ['"stream", String(victim)', '["retry"]']],
+    [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url URL retry \d+$/, "test/cli/stream-health.test.ts", ['"retry", String(victim)], { ADMIN_TOKEN: TOKEN }']],
+    [/^npm run demo -- --failures$/, "test/demo.test.ts", ['"--failures"']],
+    [/^npm run bench -- --fleet/, "test/bench.test.ts", ['["run", "bench", "--", "--fleet=']],
     [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url http:\/\/127\.0\.0\.1:8001 drain demo-2$/, "test/demo.test.ts", ['["fingerctl", "--url"', '"drain"']],
     [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['runUnittestSuite("clients/python")']],
     [/^apt-get install postgresql redis-server$/, ".ci/run", ["apt_install postgresql", "apt_install redis-server"]],
@@ -119,7 +124,7 @@ describe("README: commands", () => {
     for (const span of prose.matchAll(/`([^`]+)`/g)) found.push(span[1]!.replace(/\s+/g, " "));
     return found
       .flatMap((c) => c.split(" && "))
-      .map((c) => c.trim())
+      .map((c) => c.replace(/\s+#.*$/, "").trim()) // a shell comment is not part of the command
       .filter((c) => COMMAND.test(c) && c.includes(" ")); // a program's bare name is not a command
   }
 
