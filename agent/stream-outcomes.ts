@@ -69,7 +69,9 @@ export class StreamOutcomes {
   private failingSince: number | undefined;
   private degradedAt: number | undefined;
   private pausedUntilWall = 0;
-  private writing: Promise<void> = Promise.resolve();
+  /** The write in flight (at most one: a blackholed PostgreSQL holds one connection, not one per report). */
+  private writing: Promise<void> | undefined;
+  private again = false;
   private readonly memo = new FailureMemo();
 
   constructor(private readonly d: OutcomeDeps) {}
@@ -121,34 +123,53 @@ export class StreamOutcomes {
     return this.degradedAt !== undefined ? { reason: "failures" } : undefined;
   }
 
-  /** Writes what is pending; one write at a time, in order. */
+  /**
+   * Writes what is pending. One write at a time: while one is in flight, later calls only
+   * ask for one more pass after it (what is pending accumulates per stream, bounded).
+   */
   flush(): Promise<void> {
-    this.writing = this.writing.then(async () => {
-      const charged = this.degraded() === undefined;
-      const clear = this.clearPending;
-      const ok = [...this.pendingOk];
-      const failed = charged ? [...this.pendingFail].map(([id, error]) => ({ id, error })) : [];
-      if (!clear && ok.length === 0 && failed.length === 0) return;
-      this.clearPending = false;
-      this.pendingOk = new Set();
-      this.pendingFail = new Map(); // a degraded worker's failures are dropped, not charged later
+    if (this.writing) {
+      this.again = true;
+      return this.writing;
+    }
+    this.writing = (async () => {
       try {
-        if (clear) await this.d.store.clearEpisodes(this.d.id);
-        await this.d.store.recordOutcomes(this.d.id, ok, failed);
-        const now = this.d.clock.now();
-        for (const id of ok) this.markWritten(id, true, now);
-        for (const f of failed) this.markWritten(f.id, false, now);
-        if (this.memo.message !== undefined) this.d.logger.info({ category: "STREAM" }, "stream outcomes are recorded again");
-        this.memo.succeeded();
-      } catch (err) {
-        // Keep them for the next attempt (a newer outcome of the same stream wins).
-        this.clearPending ||= clear;
-        for (const id of ok) if (!this.pendingFail.has(id)) this.pendingOk.add(id);
-        for (const f of failed) if (!this.pendingOk.has(f.id) && !this.pendingFail.has(f.id)) this.pendingFail.set(f.id, f.error);
-        if (this.memo.failed(err)) this.d.logger.warn({ category: "ERROR", err }, "could not record stream outcomes; will retry");
+        do {
+          this.again = false;
+          await this.writeOnce();
+        } while (this.again);
+      } finally {
+        // In the same step as the last check of `again`: a later call starts a new write.
+        this.writing = undefined;
       }
-    });
+    })();
     return this.writing;
+  }
+
+  private async writeOnce(): Promise<void> {
+    const charged = this.degraded() === undefined;
+    const clear = this.clearPending;
+    const ok = [...this.pendingOk];
+    const failed = charged ? [...this.pendingFail].map(([id, error]) => ({ id, error })) : [];
+    if (!clear && ok.length === 0 && failed.length === 0) return;
+    this.clearPending = false;
+    this.pendingOk = new Set();
+    this.pendingFail = new Map(); // a degraded worker's failures are dropped, not charged later
+    try {
+      if (clear) await this.d.store.clearEpisodes(this.d.id);
+      await this.d.store.recordOutcomes(this.d.id, ok, failed);
+      const now = this.d.clock.now();
+      for (const id of ok) this.markWritten(id, true, now);
+      for (const f of failed) this.markWritten(f.id, false, now);
+      if (this.memo.message !== undefined) this.d.logger.info({ category: "STREAM" }, "stream outcomes are recorded again");
+      this.memo.succeeded();
+    } catch (err) {
+      // Keep them for the next attempt (a newer outcome of the same stream wins).
+      this.clearPending ||= clear;
+      for (const id of ok) if (!this.pendingFail.has(id)) this.pendingOk.add(id);
+      for (const f of failed) if (!this.pendingOk.has(f.id) && !this.pendingFail.has(f.id)) this.pendingFail.set(f.id, f.error);
+      if (this.memo.failed(err)) this.d.logger.warn({ category: "ERROR", err }, "could not record stream outcomes; will retry");
+    }
   }
 
   private markWritten(id: StreamId, ok: boolean, now: number): void {

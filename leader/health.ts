@@ -12,7 +12,7 @@
  */
 import type { Clock } from "../shared/clock.js";
 import type { StreamHealthSettings } from "../shared/config.js";
-import type { Logger } from "../shared/logger.js";
+import { FailureMemo, type Logger } from "../shared/logger.js";
 import { FAILOVER_REASONS, type Metrics } from "../shared/metrics.js";
 import type { Plan } from "../shared/placement/plan.js";
 import { countHealth } from "../shared/stream-health.js";
@@ -41,6 +41,7 @@ export class LeaderHealth {
   private refilledAt: number;
   private lastFiguresAt = -Infinity;
   private lastPruneAt = -Infinity;
+  private readonly figuresFailure = new FailureMemo();
 
   constructor(private readonly d: LeaderHealthDeps) {
     this.tokens = d.settings.failoverBudgetPerMinute;
@@ -75,23 +76,30 @@ export class LeaderHealth {
     }
   }
 
-  /** Health metrics and the minute's sample, every figuresEveryMs. */
+  /**
+   * Health metrics and the minute's sample, every figuresEveryMs. Best effort: a failure
+   * is logged once and never fails the tick (the assignment work it follows is done).
+   */
   async figures(catalog: readonly Stream[], snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): Promise<void> {
     const now = this.d.clock.now();
     if (now - this.lastFiguresAt < this.d.figuresEveryMs) return;
     this.lastFiguresAt = now;
-    const records = await this.d.store.readAll();
-    const holder = new Map<StreamId, string>();
-    for (const m of snap.members.values()) if (isLive(m)) for (const s of m.hb.held) holder.set(s, m.id);
-    const listed = catalog.map((s) => ({ id: s.id, owner: holder.get(s.id) ?? rows.get(s.id)?.owner ?? null }));
-    const counts = countHealth(listed, records);
-    for (const [h, n] of Object.entries(counts)) this.d.metrics.streamsHealth.set({ health: h }, n);
-    const served = listed.filter((s) => holder.has(s.id));
-    const healthy = countHealth(served, records).ok;
-    await this.d.store.saveSample(catalog.length, served.length, healthy);
-    if (now - this.lastPruneAt >= 10 * MINUTE) {
-      this.lastPruneAt = now;
-      await this.d.store.pruneFailures(this.d.settings.failureMemoryMs);
+    try {
+      const records = await this.d.store.readAll();
+      const holder = new Map<StreamId, string>();
+      for (const m of snap.members.values()) if (isLive(m)) for (const s of m.hb.held) holder.set(s, m.id);
+      const listed = catalog.map((s) => ({ id: s.id, owner: holder.get(s.id) ?? rows.get(s.id)?.owner ?? null }));
+      const counts = countHealth(listed, records);
+      for (const [h, n] of Object.entries(counts)) this.d.metrics.streamsHealth.set({ health: h }, n);
+      const served = listed.filter((s) => holder.has(s.id));
+      await this.d.store.saveSample(catalog.length, served.length, countHealth(served, records).ok);
+      if (now - this.lastPruneAt >= 10 * MINUTE) {
+        this.lastPruneAt = now;
+        await this.d.store.pruneFailures(this.d.settings.failureMemoryMs);
+      }
+      this.figuresFailure.succeeded();
+    } catch (err) {
+      if (this.figuresFailure.failed(err)) this.d.logger.warn({ category: "ERROR", err }, "stream health figures could not be read or saved; assignments are unaffected");
     }
   }
 }

@@ -58,6 +58,34 @@ describe("recording outcomes", () => {
   });
 });
 
+describe("a store that does not answer (a blackholed PostgreSQL)", () => {
+  it("gets one write at a time: reports meanwhile add no write, and one more pass carries the newest outcomes once it answers", async () => {
+    const clock = new ManualClock();
+    let release: () => void = () => {};
+    const calls: string[][] = [];
+    let inFlight = 0;
+    let most = 0;
+    const store = {
+      recordOutcomes: async (_: string, okIds: readonly string[], failed: readonly { id: string }[]) => {
+        calls.push([...okIds, ...failed.map((f) => `!${f.id}`)]);
+        most = Math.max(most, ++inFlight);
+        if (calls.length === 1) await new Promise<void>((r) => (release = r));
+        inFlight--;
+      },
+      clearEpisodes: async () => {},
+    };
+    const o = new StreamOutcomes({ id: "a", clock, logger: silentLogger(), store, timings: t, held: () => ["1", "2", "3"] });
+    o.report(ok("1"));
+    for (let i = 0; i < 10; i++) o.report([...fail("2"), ...ok("3")]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toEqual([["1"]]);
+    release();
+    await o.flush();
+    expect(calls).toEqual([["1"], ["3", "!2"]]);
+    expect(most).toBe(1);
+  });
+});
+
 describe("a degraded worker", () => {
   it("is degraded once ≥ 80 % of ≥ 3 streams have failed together for degradeAfterMs; its episodes are closed and failures no longer written", async () => {
     const { clock, o, writes, clears } = setup();
