@@ -1,6 +1,7 @@
 /**
- * What an operator can ask of any agent, for the whole cluster: read the cluster's state,
- * flip the mode flag, drain or undrain an instance, ask for a rebalance or a dry run.
+ * What an operator can ask of any agent, for the whole cluster: read the cluster's state
+ * (with stream health, one stream's detail and the health samples), flip the mode flag,
+ * drain or undrain an instance, ask for a rebalance or a dry run, retry a stream.
  *
  * Guarantees:
  * - PostgreSQL is the record of the flag and the drain marks; the Redis mirror and the

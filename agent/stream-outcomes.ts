@@ -6,8 +6,9 @@
  * - Only outcomes of streams the worker may hold now count; `processing` and unknown
  *   statuses count for nothing; the older API's `completed` is a success.
  * - A change (first success, first failure, success after failure or back) is written at
- *   once; an unchanged outcome at most every outcomeRewriteMs. A failed write is retried
- *   with the next outcome and never blocks the worker's call.
+ *   once; an unchanged outcome at most every outcomeRewriteMs. At most one write is in
+ *   flight (a PostgreSQL that does not answer holds one connection); a failed write is
+ *   retried with the next outcome; neither ever blocks the worker's call.
  * - DEGRADED, the one home of that rule: while the worker reports `rate_limited_until` in
  *   the future ("rate-limited"), or once at least 80 % of at least 3 of its streams with a
  *   recent outcome (outcomeWindowMs) have been failing together for degradeAfterMs

@@ -6,7 +6,8 @@
  * Guarantees: failure-driven changes never exceed STREAM_FAILOVER_BUDGET per minute
  * (a token bucket on the leader's clock, full at the start of a term); health changes are
  * written only while this leader's epoch is current (LeaderStore.checkEpoch in the same
- * transaction), after the plan's row changes landed. Does not: decide anything
+ * transaction), after the plan's row changes landed; the figures are best effort and
+ * never fail a tick. Does not: decide anything
  * (shared/placement/health-rules.ts does), or survive a leader change: a new leader starts
  * with a full budget.
  */

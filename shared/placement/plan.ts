@@ -10,7 +10,8 @@
  * - a stream is never given to a member while any other live member reports holding it.
  *
  * Guarantees: those rules for any input (test/unit/plan.property.test.ts), and placement
- * by ./assignor.ts's laws for the streams that are free to move.
+ * by ./assignor.ts's laws for the streams that are free to move, within the constraints
+ * of ./health-rules.ts (labels, failing streams, quarantine, degraded members).
  * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
  * against members that under-report what they hold: `held` is trusted as reported.
  */
