@@ -25,6 +25,8 @@ export interface HealthSummary {
   readonly counts: z.infer<typeof healthCountsSchema>;
   readonly failing: z.infer<typeof failingStreamSchema>[];
   readonly quarantined: z.infer<typeof quarantinedStreamSchema>[];
+  /** Active streams no worker has reported on yet (health "unknown"); every other active stream not failing or quarantined is ok. */
+  readonly unknown: StreamId[];
 }
 
 /** Health counts and the failing and quarantined streams among the active ones. */
@@ -33,13 +35,15 @@ export function healthSummary(streams: readonly Stream[], ownerOf: (s: StreamId)
   const counts = countHealth(listed, records);
   const failing: HealthSummary["failing"] = [];
   const quarantined: HealthSummary["quarantined"] = [];
+  const unknown: StreamId[] = [];
   for (const s of streams) {
     const r = records.get(s.id);
     const h = healthOf(r, ownerOf(s.id));
     if (h === "failing") failing.push({ id: presentId(s.id), name: s.name, owner: ownerOf(s.id), error: r!.lastError, since: r!.failingSince });
     else if (h === "quarantined") quarantined.push({ id: presentId(s.id), name: s.name, error: r!.lastError, since: r!.quarantinedAt, retry_at: r!.retryAt });
+    else if (h === "unknown") unknown.push(s.id);
   }
-  return { counts, failing, quarantined };
+  return { counts, failing, quarantined, unknown };
 }
 
 /** Why an active stream without an owner has none. */

@@ -366,6 +366,8 @@ export const streamsStatusBody = z.object({
   health: healthCountsSchema,
   failing_streams: z.array(failingStreamSchema),
   quarantined_streams: z.array(quarantinedStreamSchema),
+  /** Active streams no worker has reported on yet; the active streams in none of the three lists are ok. */
+  unknown_streams: z.array(id),
 });
 export type StreamsStatusBody = z.infer<typeof streamsStatusBody>;
 

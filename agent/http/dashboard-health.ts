@@ -6,9 +6,9 @@
  *
  * Same rules as the page's script: ES5-ish, no template literals, every node built with
  * textContent or SVG attributes, never innerHTML. It shows what the agent reports and
- * computes nothing about health itself, except for a stream named in neither list: "ok"
- * or "unknown" as the agent's counts say when they leave no doubt, else "ok" once its
- * worker's last report for it was a success (the counts in the legend are the agent's).
+ * computes nothing about health itself: /streams/status names the failing, quarantined
+ * and unknown streams, and every other active stream is ok (the legend's counts are the
+ * agent's).
  */
 
 export const HEALTH_STYLE = `
@@ -42,23 +42,17 @@ export const HEALTH_SCRIPT = `
   // The SVG namespace, from an <svg> the HTML parser made (no URL spelled out in the page).
   var SVG = $("svg-ns").namespaceURI;
 
-  // Failing and quarantined streams are named by the agent; the rest are ok or unknown.
-  // When the agent's counts leave no doubt (no unknown, or no ok) they decide; otherwise a
-  // stream is ok once its worker's last report for it was a success.
+  // The agent names the failing, quarantined and unknown (never heard) active streams;
+  // every other active stream is ok (shared/stream-health.ts decides, not this page).
   function healthOf(st) {
-    var h = {}, c = st.health || {};
-    var rest = c.unknown === 0 ? "ok" : c.ok === 0 ? "unknown" : null;
+    var h = {};
+    (st.unknown_streams || []).forEach(function (s) { h[String(s)] = "unknown"; });
     (st.failing_streams || []).forEach(function (s) { h[String(s.id)] = "failing"; });
     (st.quarantined_streams || []).forEach(function (s) { h[String(s.id)] = "quarantined"; });
     st.distribution.forEach(function (d) {
-      d.streams.forEach(function (s) {
-        var k = String(s);
-        if (h[k]) return;
-        var rep = d.stream_states && d.stream_states[k];
-        h[k] = rest || (rep && (rep.status === "ok" || rep.status === "completed") ? "ok" : "unknown");
-      });
+      d.streams.forEach(function (s) { var k = String(s); if (!h[k]) h[k] = "ok"; });
     });
-    st.unassigned.forEach(function (s) { if (!h[String(s)]) h[String(s)] = rest || "unknown"; });
+    st.unassigned.forEach(function (s) { var k = String(s); if (!h[k]) h[k] = "ok"; });
     return h;
   }
 

@@ -101,6 +101,7 @@ export function streamsBody(v: ClusterView): StreamsStatusBody {
     health: v.health.counts,
     failing_streams: v.health.failing.map((f) => ({ ...f, error: f.error === null ? null : redactText(f.error) })),
     quarantined_streams: v.health.quarantined.map((q) => ({ ...q, error: q.error === null ? null : redactText(q.error) })),
+    unknown_streams: v.health.unknown.map(presentId),
   };
 }
 

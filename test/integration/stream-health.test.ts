@@ -110,6 +110,8 @@ describe("stream health", () => {
     const st = streamsStatusBody.parse((await call(nl.app, "GET", "/streams/status")).body);
     expect(st.quarantined_streams.map((q) => String(q.id))).toEqual([dead]);
     expect(st.unassigned.map(String)).toContain(dead);
+    expect(st.unknown_streams.length).toBe(st.health.unknown);
+    expect(st.unknown_streams.map(String)).not.toContain(dead);
 
     expect((await call(nl.app, "POST", `/streams/${dead}/retry`)).status).toBe(401);
     expect((await call(nl.app, "POST", "/streams/none/retry", { token: TOKEN })).status).toBe(404);
