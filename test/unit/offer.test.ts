@@ -34,7 +34,7 @@ function harness() {
   let state: OfferState = initialOfferState(clock.now());
   let listed: readonly Stream[] = [];
   const input = (o: Partial<OfferInput>): OfferInput => ({
-    now: clock.now(), me: "me", processSession: SESSION, useOrchestrator: true, fallbackGraceMs: 5_000, hashSettleMs: 2_000, maxViewAgeMs: 3_000,
+    now: clock.now(), me: "me", processSession: SESSION, useOrchestrator: true, fallbackGraceMs: 5_000, hashSettleMs: 2_000, maxViewAgeMs: 3_000, hashPolicy: { imbalanceThreshold: 0.15, maxStreamDifference: 3 },
     heartbeatOk: true, snapshot: snapshot(clock.now()), own: own(["1", "2"]), ownLoadedAt: clock.now() - 1, flag: { mode: "orchestrated", version: 1 },
     leader: { id: "other", epoch: 2, ready: true }, leaving: false, listed, catalog: ["1", "2", "3", "4"].map(stream), legacy: undefined, released: new Set(), ...o,
   });
