@@ -1,8 +1,8 @@
 /**
  * What a hashing agent remembers of its view between two reconciles (agent/reconcile.ts):
- * the inputs of hashed ownership (shared/placement/hash-owners.ts), when they last
- * changed, the owners computed from them, and since when each stream it wants but does
- * not offer has been wanted. PURE: each call returns a new value; the caller keeps it.
+ * the inputs of hashed ownership (shared/placement/hash-owners.ts), when they were first
+ * seen, the owners computed from them, and since when each stream has been this member's
+ * without a break. PURE: each call returns a new value; the caller keeps it.
  *
  * Guarantees:
  * - `observe` reports the inputs as changed exactly when the live members (ids, hashing
@@ -10,8 +10,12 @@
  *   differ from the last observed ones; `changedAt` is the local time it first saw them.
  * - `ownersOf` runs the assignor only when the inputs changed since it last ran: a settled
  *   view costs a comparison of the held lists (O(streams)), not an assignor run.
+ * - `mine[s]` is the time since which every view observed gave s to this member: the
+ *   time the current inputs were first seen, or earlier if the owners computed for each
+ *   view observed in between all gave it s. Inputs observed without computing their
+ *   owners break every run.
  * Does not: read the clock (the caller passes `now`), nor decide what may be taken
- * (agent/reconcile.ts does, from `changedAt` and `wantedSince`).
+ * (agent/reconcile.ts does, from `mine`).
  */
 import { hashingMembers, hashOwners, type HashingMember, type HashingPolicy } from "../shared/placement/hash-owners.js";
 import { cmp } from "../shared/placement/order.js";
@@ -31,8 +35,8 @@ export interface HashedView {
   readonly changedAt: number;
   /** Owners computed from these inputs (undefined: not computed yet). */
   readonly owners: ReadonlyMap<StreamId, string> | undefined;
-  /** Streams this member wants and does not offer yet: since when, without a break. */
-  readonly wantedSince: ReadonlyMap<StreamId, number>;
+  /** The streams the owners give this member, each with the time since which they have (see above). */
+  readonly mine: ReadonlyMap<StreamId, number>;
 }
 
 /** The view after one more read: the same inputs keep their memo and their age. */
@@ -40,14 +44,17 @@ export function observe(prev: HashedView | undefined, now: number, catalog: read
   const members = hashingMembers(snap.members.values(), snap.requireWorker).sort((a, b) => cmp(a.id, b.id));
   const inputs: HashedInputs = { catalog, members, policy };
   if (prev && sameInputs(prev.inputs, inputs)) return { ...prev, inputs };
-  return { inputs, changedAt: now, owners: undefined, wantedSince: prev?.wantedSince ?? new Map() };
+  // New inputs: a stream's run goes on only if the previous inputs' owners were computed.
+  return { inputs, changedAt: now, owners: undefined, mine: prev?.owners ? prev.mine : new Map() };
 }
 
-/** The owners for the view's inputs, and the view carrying them (memoized). */
-export function ownersOf(v: HashedView): { readonly view: HashedView; readonly owners: ReadonlyMap<StreamId, string> } {
-  if (v.owners) return { view: v, owners: v.owners };
+/** The view with the owners for its inputs (memoized), and `me`'s runs brought up to date. */
+export function ownersOf(v: HashedView, me: string): HashedView {
+  if (v.owners) return v;
   const owners = hashOwners(v.inputs.catalog, v.inputs.members, v.inputs.policy);
-  return { view: { ...v, owners }, owners };
+  const mine = new Map<StreamId, number>();
+  for (const [s, o] of owners) if (o === me) mine.set(s, v.mine.get(s) ?? v.changedAt);
+  return { ...v, owners, mine };
 }
 
 function sameInputs(a: HashedInputs, b: HashedInputs): boolean {

@@ -155,6 +155,7 @@ export function decideOffer(s0: OfferState, i: OfferInput): OfferDecision {
     maxViewAgeMs: i.maxViewAgeMs,
     hashPolicy: i.hashPolicy,
     hashedView: s.hashedView,
+    watchHashed: !i.leader?.ready || i.flag?.mode === "hashed" || !i.useOrchestrator,
   });
   s = { ...s, hashedView: next.hashedView };
   const keepOut = new Set([...i.released].filter((id) => !forgetReleased.includes(id)));

@@ -5,17 +5,19 @@
  * - never a stream another live member reports holding (it has not let go yet);
  * - only from a fresh view;
  * - in hashed mode, only once the membership view has not grown for HASH_SETTLE (a
- *   newcomer's peers may not have seen it yet), and only a stream that a view read at
- *   least HASH_SETTLE after this member began to want it still gives it (without a break
- *   in between), or that a view gives whose inputs (live members, their weights, labels
- *   and held lists, the catalog) had not changed for HASH_SETTLE when it was read.
+ *   newcomer's peers may not have seen it yet), and only a stream that every view
+ *   observed over at least HASH_SETTLE, up to a read, has given to this member
+ *   (agent/hashed-view.ts `mine`; a view unchanged for that long counts).
  * Why the last rule: hashed ownership (shared/placement/hash-owners.ts) is the assignor
  * run over what members hold, so two views read a moment apart may place a free stream
- * on different members. A claim that survives HASH_SETTLE (longer than it takes every
- * decider to read the cluster again, and to see a take by a peer) is one every peer's view
- * agrees with, or one a peer's take already blocks. A settled view takes at once: a
- * member that dies after the fleet settled, or the leader lost while nothing moved, has
- * its streams taken as soon as its death is seen and the view has not changed since.
+ * on different members. A claim that held over HASH_SETTLE (longer than it takes every
+ * decider to read the cluster again, and to see a take by a peer) is one every peer's
+ * view agrees with, or one a peer's take already blocks. A view that settled before the
+ * switch to hashing takes at once: with no ready leader the view is watched in
+ * orchestrated mode too, so the streams of a leader lost while nothing moved are taken as
+ * soon as the fleet hashes, even after peers took their part of them (peers' takes that
+ * follow the owners computed before leave this member's owners as they were, except in
+ * rare cases, where the run of the stream concerned starts again).
  * In hashed mode nothing is released or taken from a view that is not whole (a follower's
  * read, before the first full one): it would not show who holds what.
  */
@@ -46,63 +48,52 @@ export interface ReconcileInput {
   readonly hashPolicy: HashingPolicy;
   /** The hashed view this reconcile's caller kept from the previous one. */
   readonly hashedView?: HashedView;
+  /** Orchestrated: keep the hashed view up to date all the same (no ready leader: hashing may come soon). */
+  readonly watchHashed?: boolean;
 }
 
 export interface ReconcileResult {
   readonly streams: Stream[];
   /** Wanted but not taken yet (held elsewhere, or settling). */
   readonly blocked: StreamId[];
-  /** The hashed view to pass to the next reconcile (undefined: not reading the whole membership). */
+  /** The hashed view to pass to the next reconcile (undefined: not kept now). */
   readonly hashedView?: HashedView;
 }
 
 export function reconcile(i: ReconcileInput): ReconcileResult {
   const listed = new Map(i.listed.map((s) => [s.id, s]));
   const fresh = !!i.snapshot && i.now - i.snapshot.at <= i.maxViewAgeMs;
-  // The hashed inputs are watched whenever the whole membership is read (hashing, or
-  // about to), so that a switch to hashing knows how long the view has been settled.
-  const catalog = i.catalog && i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog;
-  const whole = !!i.snapshot && i.snapshot.whole !== false;
-  let view = catalog && whole ? observe(i.hashedView, i.now, catalog, i.snapshot!, i.hashPolicy) : undefined;
   const others = i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>();
   const streams: Stream[] = [];
   const blocked: StreamId[] = [];
+  // The hashed view is kept while hashing, and while hashing may come soon (`watchHashed`),
+  // so that a switch knows for how long each stream has been this member's.
+  const catalog = i.catalog && i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog;
+  const whole = !!i.snapshot && i.snapshot.whole !== false;
+  const watch = i.mode === "hashed" || i.watchHashed === true;
+  const view = watch && catalog && whole ? ownersOf(observe(i.hashedView, i.now, catalog, i.snapshot!, i.hashPolicy), i.me) : undefined;
 
   if (i.mode === "orchestrated") {
-    if (!i.rows) return { streams: [...i.listed], blocked: [], hashedView: view && { ...view, wantedSince: new Map() } };
+    if (!i.rows) return { streams: [...i.listed], blocked: [], hashedView: view };
     for (const s of i.rows) {
       if (listed.has(s.id)) streams.push(s); // keep (with the freshest url/name)
       else if (fresh && !others.has(s.id)) streams.push(s);
       else blocked.push(s.id);
     }
-    return { streams, blocked, hashedView: view && { ...view, wantedSince: new Map() } };
+    return { streams, blocked, hashedView: view };
   }
 
   if (!catalog || !i.snapshot) return { streams: [], blocked: [] };
   if (!view) return { streams: [...i.listed], blocked: [] }; // not a whole view: change nothing
-  const computed = ownersOf(view);
-  view = computed.view;
   const mayTake = fresh && i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false;
-  // Both clocks are read against the snapshot's time: a read HASH_SETTLE after the change
-  // (or the first want) must still show it, not merely the passing of time.
-  const readAt = i.snapshot.at;
-  const settled = readAt - view.changedAt >= i.hashSettleMs;
-  const wantedSince = new Map<StreamId, number>();
   for (const s of catalog) {
-    if (computed.owners.get(s.id) !== i.me) continue;
-    if (listed.has(s.id)) {
-      streams.push(s);
-      continue;
-    }
-    const since = view.wantedSince.get(s.id) ?? i.now;
-    if (mayTake && !others.has(s.id) && (settled || readAt - since >= i.hashSettleMs)) {
-      streams.push(s);
-      continue;
-    }
-    wantedSince.set(s.id, since);
-    blocked.push(s.id);
+    const since = view.mine.get(s.id);
+    if (since === undefined) continue;
+    // Read against the snapshot's time: a read HASH_SETTLE later must still show it mine.
+    if (listed.has(s.id) || (mayTake && !others.has(s.id) && i.snapshot.at - since >= i.hashSettleMs)) streams.push(s);
+    else blocked.push(s.id);
   }
-  return { streams, blocked, hashedView: { ...view, wantedSince } };
+  return { streams, blocked, hashedView: view };
 }
 
 /** The streams hashing gives `me` over the live view (no memo, no guards: for views and tests). */

@@ -70,10 +70,11 @@ describe("a hashing agent", () => {
     const b = agent("b");
     const alive = settledFleet(0);
     const cDead = (at: number) => snapshot([member("a", heldBy("a")), member("b", heldBy("b")), member("c", heldBy("c"), "dead")], at);
-    // Orchestrated while the leader (c) lives and dies; no leader for the grace period, then hashing.
-    for (const x of [a, b]) x.step(0, alive, "orchestrated");
-    for (const x of [a, b]) x.step(1000, cDead(1000), "orchestrated");
-    for (const x of [a, b]) x.step(5000, cDead(5000), "orchestrated");
+    // Orchestrated while the leader (c) lives and dies; no leader for the grace period
+    // (the hashed view is watched), then hashing.
+    for (const x of [a, b]) x.step(0, alive, "orchestrated", { watchHashed: true });
+    for (const x of [a, b]) x.step(1000, cDead(1000), "orchestrated", { watchHashed: true });
+    for (const x of [a, b]) x.step(5000, cDead(5000), "orchestrated", { watchHashed: true });
     const ra = a.step(10_000, cDead(10_000));
     const rb = b.step(10_000, cDead(10_000));
     expect(ra.blocked).toEqual([]);
@@ -84,6 +85,34 @@ describe("a hashing agent", () => {
     const taken = [...ra.ids, ...rb.ids].filter((s) => leader.get(s) === "c");
     expect(new Set(taken).size).toBe(taken.length);
     expect(taken.sort()).toEqual(heldBy("c").sort());
+  });
+
+  it("takes its part at once at the switch even after a peer took its own part, and only its part", () => {
+    const a = agent("a");
+    const b = agent("b");
+    const cDead = (at: number, bHeld = heldBy("b")) => snapshot([member("a", heldBy("a")), member("b", bHeld), member("c", heldBy("c"), "dead")], at);
+    for (const x of [a, b]) x.step(0, settledFleet(0), "orchestrated", { watchHashed: true });
+    for (const x of [a, b]) x.step(1000, cDead(1000), "orchestrated", { watchHashed: true });
+    // b switches first and takes its part of c's streams.
+    const rb = b.step(6000, cDead(6000));
+    const bTook = rb.ids.filter((s) => leader.get(s) === "c");
+    expect(bTook.length).toBeGreaterThan(0);
+    // a, still orchestrated, sees b's takes (its view changed), then switches.
+    a.step(6500, cDead(6500, rb.ids), "orchestrated", { watchHashed: true });
+    expect(a.view!.changedAt).toBe(6500);
+    const ra = a.step(7000, cDead(7000, rb.ids));
+    expect(ra.blocked).toEqual([]);
+    const aTook = ra.ids.filter((s) => leader.get(s) === "c");
+    expect([...aTook, ...bTook].sort()).toEqual(heldBy("c").sort());
+  });
+
+  it("without watching before the switch, waits HASH_SETTLE after its first view", () => {
+    const a = agent("a");
+    const cDead = (at: number) => snapshot([member("a", heldBy("a")), member("b", heldBy("b")), member("c", heldBy("c"), "dead")], at);
+    a.step(0, cDead(0), "orchestrated");
+    expect(a.view).toBeUndefined();
+    expect(a.step(10_000, cDead(10_000)).blocked.length).toBeGreaterThan(0);
+    expect(a.step(12_000, cDead(12_000)).blocked).toEqual([]);
   });
 
   it("after a change, takes a stream only once a view read HASH_SETTLE after it first wanted it still gives it", () => {
