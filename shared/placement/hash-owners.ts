@@ -91,8 +91,8 @@ export function hashOwners(streams: readonly Stream[], members: readonly Hashing
     constraints.set(id, { allowed: (m) => set.has(m), evict: true, reason: "catalog" });
   }
 
-  // Current owners: what members hold, one holder per stream whatever the order of the lists.
-  const inPlay = new Set(ids);
+  // Current owners: what members hold, one holder per stream whatever the order of the
+  // lists. (Held streams outside `ids` are owned by nobody: the assignor drops them.)
   const current = new Map<StreamId, string>();
   const better = (a: HashingMember, b: HashingMember, s: StreamId): boolean => {
     const ok = (m: HashingMember) => Math.floor(m.weight) > 0 && (allowed.get(s)?.has(m.id) ?? true);
@@ -100,9 +100,8 @@ export function hashOwners(streams: readonly Stream[], members: readonly Hashing
   };
   for (const m of byId.values()) {
     for (const s of m.held) {
-      if (!inPlay.has(s)) continue;
       const o = current.get(s);
-      if (o === undefined || better(m, byId.get(o)!, s)) current.set(s, m.id);
+      if (o === undefined || (o !== m.id && better(m, byId.get(o)!, s))) current.set(s, m.id);
     }
   }
 
