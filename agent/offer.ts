@@ -20,7 +20,9 @@
  */
 import type { ClusterFlag, Snapshot } from "../shared/membership.js";
 import type { OwnAssignment } from "../shared/store.js";
+import type { HashingPolicy } from "../shared/placement/hash-owners.js";
 import type { LeaderInfo, Mode, Stream, StreamId } from "../shared/types.js";
+import type { HashedView } from "./hashed-view.js";
 import { resolveMode } from "./mode.js";
 import { reconcile } from "./reconcile.js";
 
@@ -38,6 +40,8 @@ export interface OfferState {
   readonly rowsGate: number | undefined;
   readonly rowsTrusted: boolean;
   readonly lastLeaderSeenAt: number;
+  /** What reconcile remembers of the hashed view (agent/hashed-view.ts). */
+  readonly hashedView?: HashedView;
 }
 
 export function initialOfferState(now: number): OfferState {
@@ -51,7 +55,7 @@ export function sessionOf(processSession: string, s: OfferState): string {
 
 /** Withdraws everything until rows and membership are re-read (rule 1). */
 export function beginResync(s: OfferState, now: number): OfferState {
-  return { ...s, resyncSince: now, resyncs: s.resyncSince === undefined ? s.resyncs + 1 : s.resyncs, rowsTrusted: false };
+  return { ...s, resyncSince: now, resyncs: s.resyncSince === undefined ? s.resyncs + 1 : s.resyncs, rowsTrusted: false, hashedView: undefined };
 }
 
 export interface OfferInput {
@@ -62,6 +66,8 @@ export interface OfferInput {
   readonly fallbackGraceMs: number;
   readonly hashSettleMs: number;
   readonly maxViewAgeMs: number;
+  /** IMBALANCE_THRESHOLD and MAX_STREAM_DIFFERENCE, for hashed ownership. */
+  readonly hashPolicy: HashingPolicy;
   readonly heartbeatOk: boolean;
   readonly snapshot: Snapshot | undefined;
   readonly own: OwnAssignment | undefined;
@@ -147,7 +153,11 @@ export function decideOffer(s0: OfferState, i: OfferInput): OfferDecision {
     snapshot: snap,
     hashSettleMs: i.hashSettleMs,
     maxViewAgeMs: i.maxViewAgeMs,
+    hashPolicy: i.hashPolicy,
+    hashedView: s.hashedView,
+    watchHashed: !i.leader?.ready || i.flag?.mode === "hashed" || !i.useOrchestrator,
   });
+  s = { ...s, hashedView: next.hashedView };
   const keepOut = new Set([...i.released].filter((id) => !forgetReleased.includes(id)));
   const streams = keepOut.size > 0 ? next.streams.filter((x) => !keepOut.has(x.id)) : next.streams;
   return { state: s, streams, resynced, modeChange, forgetReleased, blocked: next.blocked.length };

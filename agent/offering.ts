@@ -88,6 +88,7 @@ export class Offering {
       fallbackGraceMs: config.fallbackGraceMs,
       hashSettleMs: config.hashSettleMs,
       maxViewAgeMs: config.timings.maxViewAgeMs,
+      hashPolicy: { imbalanceThreshold: config.imbalanceThreshold, maxStreamDifference: config.maxStreamDifference },
       heartbeatOk: agent.heartbeatOk,
       snapshot: snap,
       own: agent.own,

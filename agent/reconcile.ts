@@ -3,14 +3,28 @@
  *
  * Releases apply at once; acquisitions are guarded:
  * - never a stream another live member reports holding (it has not let go yet);
+ * - only from a fresh view;
  * - in hashed mode, only once the membership view has not grown for HASH_SETTLE (a
- *   newcomer's peers may not have seen it yet) and from a fresh view.
- * Shrinking views (a member died or left) need no settling: removing a member never
- * changes the hash owner of a stream it did not own.
+ *   newcomer's peers may not have seen it yet), and only a stream that every view
+ *   observed over at least HASH_SETTLE, up to a read, has given to this member
+ *   (agent/hashed-view.ts `mine`; a view unchanged for that long counts).
+ * Why the last rule: hashed ownership (shared/placement/hash-owners.ts) is the assignor
+ * run over what members hold, so two views read a moment apart may place a free stream
+ * on different members. A claim that held over HASH_SETTLE (longer than it takes every
+ * decider to read the cluster again, and to see a take by a peer) is one every peer's
+ * view agrees with, or one a peer's take already blocks. A view that settled before the
+ * switch to hashing takes at once: with no ready leader the view is watched in
+ * orchestrated mode too, so the streams of a leader lost while nothing moved are taken as
+ * soon as the fleet hashes, even after peers took their part of them (peers' takes that
+ * follow the owners computed before leave this member's owners as they were, except in
+ * rare cases, where the run of the stream concerned starts again).
+ * In hashed mode nothing is released or taken from a view that is not whole (a follower's
+ * read, before the first full one): it would not show who holds what.
  */
-import { hashOwners } from "../shared/placement/hash-owners.js";
-import { hashWeight, heldByOthers } from "../shared/member-state.js";
+import { observe, ownersOf, type HashedView } from "./hashed-view.js";
+import { heldByOthers } from "../shared/member-state.js";
 import type { Snapshot } from "../shared/membership.js";
+import { hashingMembers, hashOwners, type HashingPolicy } from "../shared/placement/hash-owners.js";
 import type { Mode, Stream, StreamId } from "../shared/types.js";
 
 export interface ReconcileInput {
@@ -30,41 +44,60 @@ export interface ReconcileInput {
   readonly hashSettleMs: number;
   /** A view older than this is too stale to acquire from. */
   readonly maxViewAgeMs: number;
+  /** Hashed: when hashing members rebalance (IMBALANCE_THRESHOLD, MAX_STREAM_DIFFERENCE). */
+  readonly hashPolicy: HashingPolicy;
+  /** The hashed view this reconcile's caller kept from the previous one. */
+  readonly hashedView?: HashedView;
+  /** Orchestrated: keep the hashed view up to date all the same (no ready leader: hashing may come soon). */
+  readonly watchHashed?: boolean;
 }
 
 export interface ReconcileResult {
   readonly streams: Stream[];
   /** Wanted but not taken yet (held elsewhere, or settling). */
   readonly blocked: StreamId[];
+  /** The hashed view to pass to the next reconcile (undefined: not kept now). */
+  readonly hashedView?: HashedView;
 }
 
 export function reconcile(i: ReconcileInput): ReconcileResult {
   const listed = new Map(i.listed.map((s) => [s.id, s]));
-  let desired: readonly Stream[];
-  let mayAcquire = !!i.snapshot && i.now - i.snapshot.at <= i.maxViewAgeMs;
-  if (i.mode === "orchestrated") {
-    if (!i.rows) return { streams: [...i.listed], blocked: [] };
-    desired = i.rows;
-  } else {
-    if (!i.catalog || !i.snapshot) return { streams: [], blocked: [] };
-    desired = hashedShare(i.me, i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog, i.snapshot);
-    mayAcquire &&= i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false;
-  }
+  const fresh = !!i.snapshot && i.now - i.snapshot.at <= i.maxViewAgeMs;
   const others = i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>();
   const streams: Stream[] = [];
   const blocked: StreamId[] = [];
-  for (const s of desired) {
-    if (listed.has(s.id)) streams.push(s); // keep (with the freshest url/name)
-    else if (mayAcquire && !others.has(s.id)) streams.push(s);
+  // The hashed view is kept while hashing, and while hashing may come soon (`watchHashed`),
+  // so that a switch knows for how long each stream has been this member's.
+  const catalog = i.catalog && i.legacy?.size ? i.catalog.filter((s) => !i.legacy!.has(s.id)) : i.catalog;
+  const whole = !!i.snapshot && i.snapshot.whole !== false;
+  const watch = i.mode === "hashed" || i.watchHashed === true;
+  const view = watch && catalog && whole ? ownersOf(observe(i.hashedView, i.now, catalog, i.snapshot!, i.hashPolicy), i.me) : undefined;
+
+  if (i.mode === "orchestrated") {
+    if (!i.rows) return { streams: [...i.listed], blocked: [], hashedView: view };
+    for (const s of i.rows) {
+      if (listed.has(s.id)) streams.push(s); // keep (with the freshest url/name)
+      else if (fresh && !others.has(s.id)) streams.push(s);
+      else blocked.push(s.id);
+    }
+    return { streams, blocked, hashedView: view };
+  }
+
+  if (!catalog || !i.snapshot) return { streams: [], blocked: [] };
+  if (!view) return { streams: [...i.listed], blocked: [] }; // not a whole view: change nothing
+  const mayTake = fresh && i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false;
+  for (const s of catalog) {
+    const since = view.mine.get(s.id);
+    if (since === undefined) continue;
+    // Read against the snapshot's time: a read HASH_SETTLE later must still show it mine.
+    if (listed.has(s.id) || (mayTake && !others.has(s.id) && i.snapshot.at - since >= i.hashSettleMs)) streams.push(s);
     else blocked.push(s.id);
   }
-  return { streams, blocked };
+  return { streams, blocked, hashedView: view };
 }
 
-/** The streams weighted rendezvous hashing gives `me` over the live view. */
-export function hashedShare(me: string, catalog: readonly Stream[], snap: Snapshot): Stream[] {
-  const { hrw, owners } = hashOwners(catalog, [...snap.members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, snap.requireWorker), labels: m.hb?.labels })));
-  const mine = hrw.ids.indexOf(me);
-  if (mine < 0) return [];
-  return catalog.filter((_, i) => owners[i] === mine);
+/** The streams hashing gives `me` over the live view (no memo, no guards: for views and tests). */
+export function hashedShare(me: string, catalog: readonly Stream[], snap: Snapshot, policy: HashingPolicy): Stream[] {
+  const owners = hashOwners(catalog, hashingMembers(snap.members.values(), snap.requireWorker), policy);
+  return catalog.filter((s) => owners.get(s.id) === me);
 }

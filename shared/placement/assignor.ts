@@ -23,7 +23,7 @@
  *   crosses an integer before a small member's remainder does, no balanced placement
  *   keeps every old stream; then one more unit moves, still the fewest possible.)
  * - Hash-shaped: every free choice goes to the member weighted rendezvous hashing
- *   (./hash.ts, the hashed mode's function) prefers among those with room; a member
+ *   (./hash.ts) prefers among those with room; a member
  *   with more first-choice streams than room keeps those it prefers most; a member that
  *   must shed gives up first the streams whose hashing owner has room for them, then its
  *   weakest (mostly streams hashing gives to someone else). Rounding units go to members
@@ -38,7 +38,8 @@
  *
  * Does not guarantee: anything about WHEN a stream may move (handoffs, holders, leases are
  * ./plan.ts's business), nor about hashed or legacy members (the caller leaves their
- * streams out of `streams`). It reads no clock and keeps no state between calls.
+ * streams out of `streams`; hashed mode runs this same function over the live view:
+ * ./hash-owners.ts). It reads no clock and keeps no state between calls.
  *
  * The result does not depend on the order of `streams` (only the order of `moves` does).
  * Cost: a rendezvous scan (O(members), batched through the hash's SIMD kernel) for each

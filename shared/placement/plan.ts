@@ -15,8 +15,8 @@
  * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
  * against members that under-report what they hold: `held` is trusted as reported.
  */
-import { hashOwners } from "./hash-owners.js";
-import { hashWeight, instanceState, isLive, placementCapacity } from "../member-state.js";
+import { hashingMembers, hashOwners } from "./hash-owners.js";
+import { instanceState, isLive, placementCapacity } from "../member-state.js";
 import type { MemberView } from "../membership.js";
 import type { InstanceStatus, Mode, MoveReason, Stream, StreamId } from "../types.js";
 import type { StreamHealthSettings } from "../config.js";
@@ -92,7 +92,7 @@ export interface Plan {
   readonly result: AssignResult;
   /** Streams that cannot move yet because another member still holds them. */
   readonly waiting: StreamId[];
-  /** Members served by hashing (their streams are theirs by the shared hash function). */
+  /** Members served by hashing (their streams are theirs by the shared function, ./hash-owners.ts). */
   readonly hashedMembers: ReadonlySet<string>;
   readonly hashedOwned: number;
   /** Streams left to legacy members by the old static rule. */
@@ -144,16 +144,17 @@ export function plan(input: PlanInput): Plan {
     if (!draining && capacity > 0) usable.add(m.id);
   }
 
-  // 2. What hashing members own: the same function, weights and view the agents use.
+  // 2. What hashing members own: the same function, inputs and view the agents use
+  //    (the catalog without legacy streams, the live members, what they hold).
+  const legacy = input.legacy ?? new Map<StreamId, string>();
   const hashedOwned = new Set<StreamId>();
   if (hashedMembers.size > 0) {
-    const { hrw, owners } = hashOwners(input.catalog, [...members.values()].map((m) => ({ id: m.id, weight: hashWeight(m, input.requireWorker), labels: m.hb?.labels })));
-    input.catalog.forEach((s, i) => {
-      const o = owners[i]! >= 0 ? hrw.ids[owners[i]!] : undefined;
-      if (o !== undefined && hashedMembers.has(o)) hashedOwned.add(s.id);
-    });
+    const hashable = legacy.size > 0 ? input.catalog.filter((s) => !legacy.has(s.id)) : input.catalog;
+    const { imbalanceThreshold, maxStreamDifference } = input.policy;
+    for (const [s, o] of hashOwners(hashable, hashingMembers(members.values(), input.requireWorker), { imbalanceThreshold, maxStreamDifference })) {
+      if (hashedMembers.has(o)) hashedOwned.add(s);
+    }
   }
-  const legacy = input.legacy ?? new Map<StreamId, string>();
   const inPlacement = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id));
   let poolStreams = inPlacement.map((s) => s.id);
 
@@ -236,7 +237,7 @@ export function plan(input: PlanInput): Plan {
   };
   // A stream goes to a new owner only when nobody else holds it and, with hashing members
   // in the cluster, only once the membership view has settled (HASH_SETTLE): while views
-  // differ a hashing agent may take the same free stream by its own reading of the hash.
+  // differ a hashing agent may take the same free stream by its own reading of the view.
   const mayGive = (s: StreamId, to: string) => !heldByOther(s, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
   const streamIds = new Set<StreamId>([...poolStreams, ...rows.keys()]);
   for (const id of [...streamIds].sort()) {
@@ -252,7 +253,7 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (hashedMembers.has(row.owner)) {
-      // Hashing members serve by the hash function, not by rows: drop the row. What they
+      // Hashing members serve by hashed ownership, not by rows: drop the row. What they
       // physically hold still blocks anyone else (heldByOther) until they release it.
       ops.push({ op: "delete", stream: id, owner: row.owner, reason: "hashed" });
       bump.add(row.owner);

@@ -49,6 +49,7 @@ describe("resolveMode", () => {
 });
 
 const stream = (id: string): Stream => ({ id, url: `u${id}`, name: id, metadata: {} });
+const POLICY = { imbalanceThreshold: 0.15, maxStreamDifference: 3 };
 
 function member(id: string, held: string[], status: MemberView["status"] = "alive", capacity = 10): MemberView {
   const hb: Heartbeat = {
@@ -76,7 +77,7 @@ describe("reconcile", () => {
           const catalog = ids.map(stream);
           const now = 100_000;
           const snap = snapshot([member("a", listed), member("b", heldByB, bStatus)], now, now - sinceGrew);
-          const r = reconcile({ me: "a", now, mode, listed: listed.map(stream), rows: mode === "orchestrated" ? catalog : undefined, catalog, snapshot: snap, hashSettleMs: 2000, maxViewAgeMs: 3000 });
+          const r = reconcile({ me: "a", now, mode, listed: listed.map(stream), rows: mode === "orchestrated" ? catalog : undefined, catalog, snapshot: snap, hashSettleMs: 2000, maxViewAgeMs: 3000, hashPolicy: POLICY });
           const bLive = bStatus === "alive" || bStatus === "warning";
           for (const s of r.streams) {
             if (!listed.includes(s.id)) {
@@ -96,7 +97,7 @@ describe("reconcile", () => {
   it("takes nothing new from a stale view", () => {
     const now = 100_000;
     const snap = snapshot([member("a", [])], now - 10_000, 0);
-    const r = reconcile({ me: "a", now, mode: "orchestrated", listed: [], rows: [stream("1")], catalog: undefined, snapshot: snap, hashSettleMs: 0, maxViewAgeMs: 3000 });
+    const r = reconcile({ me: "a", now, mode: "orchestrated", listed: [], rows: [stream("1")], catalog: undefined, snapshot: snap, hashSettleMs: 0, maxViewAgeMs: 3000, hashPolicy: POLICY });
     expect(r.streams).toEqual([]);
     expect(r.blocked).toEqual(["1"]);
   });
@@ -107,9 +108,9 @@ describe("hashed mode and REQUIRE_WORKER", () => {
     const catalog = Array.from({ length: 60 }, (_, i) => stream(String(i + 1)));
     const dead = member("b", []);
     const down = { ...dead, hb: { ...dead.hb!, worker: { ...dead.hb!.worker, ok: false } } };
-    const snap = (requireWorker: boolean): Snapshot => ({ ...snapshot([member("a", []), down], 100_000, 0), requireWorker });
-    expect(hashedShare("b", catalog, snap(false)).length).toBeGreaterThan(0);
-    expect(hashedShare("b", catalog, snap(true))).toEqual([]);
-    expect(hashedShare("a", catalog, snap(true))).toHaveLength(60);
+    const snap = (requireWorker: boolean): Snapshot => ({ ...snapshot([member("a", [], "alive", 60), down], 100_000, 0), requireWorker });
+    expect(hashedShare("b", catalog, snap(false), POLICY).length).toBeGreaterThan(0);
+    expect(hashedShare("b", catalog, snap(true), POLICY)).toEqual([]);
+    expect(hashedShare("a", catalog, snap(true), POLICY)).toHaveLength(60);
   });
 });

@@ -34,7 +34,7 @@ function harness() {
   let state: OfferState = initialOfferState(clock.now());
   let listed: readonly Stream[] = [];
   const input = (o: Partial<OfferInput>): OfferInput => ({
-    now: clock.now(), me: "me", processSession: SESSION, useOrchestrator: true, fallbackGraceMs: 5_000, hashSettleMs: 2_000, maxViewAgeMs: 3_000,
+    now: clock.now(), me: "me", processSession: SESSION, useOrchestrator: true, fallbackGraceMs: 5_000, hashSettleMs: 2_000, maxViewAgeMs: 3_000, hashPolicy: { imbalanceThreshold: 0.15, maxStreamDifference: 3 },
     heartbeatOk: true, snapshot: snapshot(clock.now()), own: own(["1", "2"]), ownLoadedAt: clock.now() - 1, flag: { mode: "orchestrated", version: 1 },
     leader: { id: "other", epoch: 2, ready: true }, leaving: false, listed, catalog: ["1", "2", "3", "4"].map(stream), legacy: undefined, released: new Set(), ...o,
   });
@@ -120,5 +120,24 @@ describe("decideOffer", () => {
     expect(d.state.rowsGate).toBe(5);
     expect(h.step({ leader: { id: "other", epoch: 2, ready: true } }).state.mode).toBe("hashed");
     expect(h.step({ leader: { id: "other", epoch: 2, ready: true }, own: own(["1"], { version: 6 }) }).state.mode).toBe("orchestrated");
+  });
+  it("watches the hashed view while there is no ready leader, so at the fallback it takes the lost leader's streams at once", async () => {
+    const h = harness();
+    const noLeader = (at: number) => snapshot(at, [member("me", ["1", "2"]), { ...member("other", ["3", "4"]), status: "dead" }]);
+    expect(h.step().ids).toEqual(["1", "2"]);
+    await h.clock.advance(1_000);
+    // The leader ("other") is gone: orchestrated for the grace period, watching.
+    expect(h.step({ leader: undefined, snapshot: noLeader(h.clock.now()) }).state.mode).toBe("orchestrated");
+    expect(h.state.hashedView).toBeDefined();
+    await h.clock.advance(5_000);
+    const d = h.step({ leader: undefined, snapshot: noLeader(h.clock.now()) });
+    expect(d.modeChange).toMatchObject({ to: "hashed" });
+    expect(d.ids.sort()).toEqual(["1", "2", "3", "4"]);
+  });
+
+  it("keeps no hashed view while it follows a ready leader", () => {
+    const h = harness();
+    h.step();
+    expect(h.state.hashedView).toBeUndefined();
   });
 });

@@ -6,9 +6,12 @@
  * Regression: the leader gave a dead member's streams to a member that could not read
  * them, and they went unserved until PostgreSQL came back.
  * With hashing members in the cluster, free streams wait until the view has settled:
- * while views differ a hashing agent may take the same stream by its own hash.
+ * while views differ a hashing agent may take the same stream by its own hash. What the
+ * hashing members own is predicted by the agents' own function over what everyone holds,
+ * so a settled mixed fleet has nothing to move.
  */
 import { describe, expect, it } from "vitest";
+import { assign } from "../../shared/placement/assignor.js";
 import { plan, type InstanceRow, type Row } from "../../shared/placement/plan.js";
 import type { MemberView } from "../../shared/membership.js";
 import type { Heartbeat, Stream } from "../../shared/types.js";
@@ -55,5 +58,23 @@ describe("with hashing members in the cluster", () => {
     expect(unsettled.waiting.length).toBeGreaterThan(0);
     const settled = plan({ ...input, hashSettled: true });
     expect(settled.ops.filter((o) => o.op === "put").length).toBe(unsettled.waiting.length);
+  });
+});
+
+describe("a mixed fleet (a member pinned to hashing) that has settled", () => {
+  it("the leader predicts exactly what the hashing member holds as its own, and moves nothing", () => {
+    const catalog = Array.from({ length: 30 }, (_, i) => stream(String(i + 1)));
+    // The settled placement: what the leader's assignor gives a, b and h (capacity 20 each).
+    const settled = assign({ streams: catalog.map((s) => s.id), members: ["a", "b", "h"].map((id) => ({ id, capacity: 20, draining: false })), current: new Map(), policy: { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: true, force: true } }).assignment;
+    const held = (id: string) => [...settled].filter(([, o]) => o === id).map(([s]) => s);
+    const hashing = member("h", held("h"));
+    const members = new Map([["a", member("a", held("a"))], ["b", member("b", held("b"))], ["h", { ...hashing, hb: { ...hashing.hb!, mode: "hashed" as const, useOrchestrator: false } }]]);
+    const rows = new Map<string, Row>([...held("a").map((s) => [s, row(s, "a")] as const), ...held("b").map((s) => [s, row(s, "b")] as const)]);
+    const instances = new Map<string, InstanceRow>(["a", "b"].map((id) => [id, { id, draining: false, version: 1, epoch: 1, status: "active" }]));
+    const p = plan({ epoch: 1, flag: "orchestrated", catalog, rows, instances, members, policy: { imbalanceThreshold: 0.15, maxStreamDifference: 3, rebalanceAllowed: true }, requireWorker: false, hashSettled: true });
+    expect(p.hashedMembers).toEqual(new Set(["h"]));
+    expect(p.hashedOwned).toBe(held("h").length);
+    expect(p.ops).toEqual([]);
+    expect(p.waiting).toEqual([]);
   });
 });
