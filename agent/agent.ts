@@ -407,6 +407,7 @@ export class Agent {
       worker: this.worker.health(now),
       labels: Object.keys(this.config.labels).length > 0 ? this.config.labels : undefined,
       degraded: this.outcomes.degraded(now),
+      hashBasis: this.offering.state.hashedView?.basis,
     };
   }
 

@@ -17,7 +17,7 @@
  * Does not: read the clock (the caller passes `now`), nor decide what may be taken
  * (agent/reconcile.ts does, from `mine`).
  */
-import { hashingMembers, hashOwners, type HashingMember, type HashingPolicy } from "../shared/placement/hash-owners.js";
+import { hashingBasis, hashingMembers, hashOwners, type HashingMember, type HashingPolicy } from "../shared/placement/hash-owners.js";
 import { cmp } from "../shared/placement/order.js";
 import type { Snapshot } from "../shared/membership.js";
 import type { Stream, StreamId } from "../shared/types.js";
@@ -31,6 +31,8 @@ export interface HashedInputs {
 
 export interface HashedView {
   readonly inputs: HashedInputs;
+  /** hashingBasis of the inputs' catalog and policy: what this agent publishes in its heartbeat. */
+  readonly basis: string;
   /** Local time these inputs were first seen. */
   readonly changedAt: number;
   /** Owners computed from these inputs (undefined: not computed yet). */
@@ -44,8 +46,10 @@ export function observe(prev: HashedView | undefined, now: number, catalog: read
   const members = hashingMembers(snap.members.values(), snap.requireWorker).sort((a, b) => cmp(a.id, b.id));
   const inputs: HashedInputs = { catalog, members, policy };
   if (prev && sameInputs(prev.inputs, inputs)) return { ...prev, inputs };
+  const sameBasis = !!prev && prev.inputs.catalog === catalog && samePolicy(prev.inputs.policy, policy);
+  const basis = sameBasis ? prev.basis : hashingBasis(catalog, policy);
   // New inputs: a stream's run goes on only if the previous inputs' owners were computed.
-  return { inputs, changedAt: now, owners: undefined, mine: prev?.owners ? prev.mine : new Map() };
+  return { inputs, basis, changedAt: now, owners: undefined, mine: prev?.owners ? prev.mine : new Map() };
 }
 
 /** The view with the owners for its inputs (memoized), and `me`'s runs brought up to date. */
@@ -57,8 +61,12 @@ export function ownersOf(v: HashedView, me: string): HashedView {
   return { ...v, owners, mine };
 }
 
+function samePolicy(a: HashingPolicy, b: HashingPolicy): boolean {
+  return a.imbalanceThreshold === b.imbalanceThreshold && a.maxStreamDifference === b.maxStreamDifference;
+}
+
 function sameInputs(a: HashedInputs, b: HashedInputs): boolean {
-  if (a.policy.imbalanceThreshold !== b.policy.imbalanceThreshold || a.policy.maxStreamDifference !== b.policy.maxStreamDifference) return false;
+  if (!samePolicy(a.policy, b.policy)) return false;
   if (a.members.length !== b.members.length || a.catalog.length !== b.catalog.length) return false;
   for (let i = 0; i < a.members.length; i++) {
     const x = a.members[i]!;

@@ -18,6 +18,11 @@
  * soon as the fleet hashes, even after peers took their part of them (peers' takes that
  * follow the owners computed before leave this member's owners as they were, except in
  * rare cases, where the run of the stream concerned starts again).
+ * And only while every live peer that may take by hashing (hashing weight > 0, serving
+ * in hashed mode or keeping a hashed view) publishes the same hashing basis as this agent (hb.hashBasis: the catalog and thresholds it hashes with):
+ * agents whose caches hold different catalog versions, or that run different thresholds
+ * or an earlier version, could each settle on giving one free stream to itself. Until
+ * they agree (the next catalog refresh), free streams wait: a gap, never a duplicate.
  * In hashed mode nothing is released or taken from a view that is not whole (a follower's
  * read, before the first full one): it would not show who holds what.
  */
@@ -85,7 +90,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
 
   if (!catalog || !i.snapshot) return { streams: [], blocked: [] };
   if (!view) return { streams: [...i.listed], blocked: [] }; // not a whole view: change nothing
-  const mayTake = fresh && i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false;
+  const mayTake = fresh && i.now - i.snapshot.viewGrewAt >= i.hashSettleMs && i.takeNew !== false && peersAgree(i.snapshot, i.me, view.basis);
   for (const s of catalog) {
     const since = view.mine.get(s.id);
     if (since === undefined) continue;
@@ -94,6 +99,22 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
     else blocked.push(s.id);
   }
   return { streams, blocked, hashedView: view };
+}
+
+/**
+ * Whether every live peer that may take by hashing publishes `basis` (see the header). A
+ * peer may take by hashing when it serves in hashed mode or keeps a hashed view (it
+ * publishes a basis: no ready leader in its view, it may switch at any moment); a peer
+ * serving a ready leader's rows takes only what the leader gives it, and the leader leaves
+ * out what hashing members own (./plan.ts step 2).
+ */
+export function peersAgree(snap: Snapshot, me: string, basis: string): boolean {
+  for (const m of hashingMembers(snap.members.values(), snap.requireWorker)) {
+    if (m.id === me || Math.floor(m.weight) <= 0) continue;
+    const hb = snap.members.get(m.id)?.hb;
+    if ((hb?.mode === "hashed" || hb?.hashBasis !== undefined) && hb?.hashBasis !== basis) return false;
+  }
+  return true;
 }
 
 /** The streams hashing gives `me` over the live view (no memo, no guards: for views and tests). */

@@ -115,6 +115,13 @@ export interface Heartbeat {
   readonly pgCut?: boolean;
   /** LABELS: what this agent's worker is (e.g. {exit: "br"}), matched against streams' constraints. */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The digest of what this agent hashes besides the membership (catalog ids and
+   * constraints, thresholds: shared/placement/hash-owners.ts hashingBasis) while it keeps a
+   * hashed view; absent otherwise. Hashing agents take free streams only while every peer
+   * that may take publishes the same one.
+   */
+  readonly hashBasis?: string;
   /** The worker is degraded (agent/stream-outcomes.ts): its streams move away, it gets nothing new. */
   readonly degraded?: WorkerDegraded;
   readonly startedAt: string;

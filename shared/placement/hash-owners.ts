@@ -27,7 +27,9 @@
  * hashed mode serves a failing stream where it is), nor guarantee anything about WHEN a
  * stream may be taken (agent/reconcile.ts: never while another live member holds it, and
  * only from a settled view). Views that differ (held lists read a moment apart, caches of
- * different catalog versions) can give different owners: that is why takes wait.
+ * different catalog versions) can give different owners: that is why takes wait, and why
+ * each hashing agent publishes `hashingBasis` of what it hashes besides the membership
+ * (agent/reconcile.ts takes nothing while a peer's basis differs).
  * Cost: one assignor run (./assignor.ts), O(streams) besides; about 100 ms from nothing at
  * 100,000 streams × 1,000 members, a few tens of ms on a settled view.
  */
@@ -51,6 +53,35 @@ export interface HashingMember {
 export interface HashingPolicy {
   readonly imbalanceThreshold: number;
   readonly maxStreamDifference: number;
+}
+
+/**
+ * A digest of hashed ownership's inputs other than the membership: the streams (ids and
+ * constraints, in any order) and the policy. Two agents with the same basis and the same
+ * view compute the same owners; agents whose bases differ may not. Per stream an FNV-1a
+ * hash, summed and xor-ed over the streams (so the order does not matter), in hex with
+ * the stream count: a digest, not a proof (a collision needs two catalogs of one size,
+ * which the settle rule still covers for views read a moment apart).
+ */
+export function hashingBasis(streams: readonly Stream[], policy: HashingPolicy): string {
+  const fnv = (text: string, seed: number): number => {
+    let h = seed;
+    for (let i = 0; i < text.length; i++) {
+      h ^= text.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+    return h >>> 0;
+  };
+  let sum = 0;
+  let xor = 0;
+  for (const st of streams) {
+    const c = st.constraint && Object.keys(st.constraint).length > 0 ? JSON.stringify(Object.entries(st.constraint).sort()) : "";
+    const text = `${st.id}\u0000${c}`;
+    sum = (sum + fnv(text, 0x811c9dc5)) >>> 0;
+    xor = (xor ^ fnv(text, 0x01000193)) >>> 0;
+  }
+  const hex = (x: number) => x.toString(16).padStart(8, "0");
+  return `${streams.length}-${hex(sum)}${hex(xor)}-${policy.imbalanceThreshold}/${policy.maxStreamDifference}`;
 }
 
 /** The live members of a view as hashing sees them (non-live members hold and weigh nothing). */

@@ -13,6 +13,7 @@ import { reconcile, type ReconcileInput, type ReconcileResult } from "../../agen
 import type { HashedView } from "../../agent/hashed-view.js";
 import type { MemberView, Snapshot } from "../../shared/membership.js";
 import { assign } from "../../shared/placement/assignor.js";
+import { hashingBasis } from "../../shared/placement/hash-owners.js";
 import type { Heartbeat, Mode, Stream } from "../../shared/types.js";
 
 const SETTLE = 2000;
@@ -20,9 +21,13 @@ const POLICY = { imbalanceThreshold: 0.15, maxStreamDifference: 3 };
 const stream = (id: string): Stream => ({ id, url: `u${id}`, name: id, metadata: {} });
 const catalog = Array.from({ length: 90 }, (_, i) => stream(String(i + 1)));
 const CAPS: Record<string, number> = { a: 50, b: 50, c: 50 };
+const BASIS = hashingBasis(catalog, POLICY);
 
-function member(id: string, held: readonly string[], status: MemberView["status"] = "alive"): MemberView {
+/** `basis: null`: a peer that publishes none (an earlier version). */
+function member(id: string, held: readonly string[], status: MemberView["status"] = "alive", o: { basis?: string | null; labels?: Record<string, string> } = {}): MemberView {
   const hb: Heartbeat = {
+    hashBasis: o.basis === null ? undefined : (o.basis ?? BASIS),
+    labels: o.labels,
     id, seq: 1, session: "s", capacity: CAPS[id] ?? 50, draining: false, mode: "hashed", useOrchestrator: true, version: 0, held: [...held], leaving: false, restarting: false,
     worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" }, startedAt: "", host: "", location: "", software: "",
   };
@@ -38,12 +43,12 @@ const leader = assign({ streams: catalog.map((s) => s.id), members: Object.entri
 const heldBy = (id: string): string[] => [...leader].filter(([, o]) => o === id).map(([s]) => s);
 
 /** One agent: feed it views, get its offers; it keeps its hashed view between steps. */
-function agent(me: string) {
-  let listed: Stream[] = catalog.filter((s) => leader.get(s.id) === me);
+function agent(me: string, own: readonly Stream[] = catalog) {
+  let listed: Stream[] = own.filter((s) => leader.get(s.id) === me);
   let view: HashedView | undefined;
   return {
     step(now: number, snap: Snapshot, mode: Mode = "hashed", o: Partial<ReconcileInput> = {}): ReconcileResult & { ids: string[] } {
-      const r = reconcile({ me, now, mode, listed, rows: mode === "orchestrated" ? listed : undefined, catalog, snapshot: snap, hashSettleMs: SETTLE, maxViewAgeMs: 3000, hashPolicy: POLICY, hashedView: view, ...o });
+      const r = reconcile({ me, now, mode, listed, rows: mode === "orchestrated" ? listed : undefined, catalog: own, snapshot: snap, hashSettleMs: SETTLE, maxViewAgeMs: 3000, hashPolicy: POLICY, hashedView: view, ...o });
       listed = r.streams;
       view = r.hashedView;
       return { ...r, ids: r.streams.map((s) => s.id) };
@@ -104,6 +109,55 @@ describe("a hashing agent", () => {
     expect(ra.blocked).toEqual([]);
     const aTook = ra.ids.filter((s) => leader.get(s) === "c");
     expect([...aTook, ...bTook].sort()).toEqual(heldBy("c").sort());
+  });
+
+  it("takes nothing while a peer that may take hashes with another basis (another catalog version, or an earlier version serving by hashing without one)", () => {
+    const cDead = (at: number, basis: string | null) => snapshot([member("a", heldBy("a")), member("b", heldBy("b"), "alive", { basis }), member("c", heldBy("c"), "dead")], at);
+    for (const bBasis of ["91-0000000000000000-0.15/3", null]) {
+      const a = agent("a");
+      for (const t of [0, 1000, 5000]) a.step(t, cDead(t, bBasis), "orchestrated", { watchHashed: true });
+      const r = a.step(10_000, cDead(10_000, bBasis));
+      expect(r.ids.sort()).toEqual(heldBy("a").sort()); // keeps what it holds, takes nothing
+      expect(r.blocked.length).toBeGreaterThan(0);
+      expect(a.view!.basis).toBe(BASIS);
+      // Once the peer hashes with the same basis, the lost leader's streams are taken.
+      const again = a.step(11_000, cDead(11_000, BASIS));
+      expect(again.blocked).toEqual([]);
+      expect(again.ids.length).toBeGreaterThan(heldBy("a").length);
+    }
+    // A dead peer's or a draining peer's basis does not matter (it takes nothing).
+    const a = agent("a");
+    const drained = (at: number) => snapshot([member("a", heldBy("a")), { ...member("b", []), hb: { ...member("b", [], "alive", { basis: null }).hb!, draining: true } }, member("c", heldBy("c"), "dead")], at);
+    for (const t of [0, 1000, 5000]) a.step(t, drained(t), "orchestrated", { watchHashed: true });
+    expect(a.step(10_000, drained(10_000)).blocked).toEqual([]);
+  });
+
+  it("two agents whose catalogs differ never both take one stream: without the basis rule some would", () => {
+    // b's catalog is newer: the operator pinned one of the lost leader's streams to exit=br,
+    // which only b has; a's cache still has it unconstrained.
+    let overlapsWithoutRule = 0;
+    for (const pinned of heldBy("c")) {
+      const newer = catalog.map((s) => (s.id === pinned ? { ...s, constraint: { exit: "br" } } : s));
+      const basisB = hashingBasis(newer, POLICY);
+      expect(basisB).not.toBe(BASIS);
+      for (const forged of [false, true]) {
+        // forged: each agent reads its peer's basis as its own (the rule defeated).
+        const a = agent("a");
+        const b = agent("b", newer);
+        const view = (at: number, forA: boolean) =>
+          snapshot([member("a", heldBy("a"), "alive", { basis: forged && !forA ? basisB : BASIS }), member("b", heldBy("b"), "alive", { basis: forged && forA ? BASIS : basisB, labels: { exit: "br" } }), member("c", heldBy("c"), "dead")], at);
+        for (const t of [0, 1000, 5000]) {
+          a.step(t, view(t, true), "orchestrated", { watchHashed: true });
+          b.step(t, view(t, false), "orchestrated", { watchHashed: true });
+        }
+        const ta = a.step(10_000, view(10_000, true)).ids;
+        const tb = new Set(b.step(10_000, view(10_000, false)).ids);
+        const both = ta.filter((s) => tb.has(s));
+        if (forged) overlapsWithoutRule += both.length > 0 ? 1 : 0;
+        else expect(both).toEqual([]);
+      }
+    }
+    expect(overlapsWithoutRule).toBeGreaterThan(0);
   });
 
   it("without watching before the switch, waits HASH_SETTLE after its first view", () => {
