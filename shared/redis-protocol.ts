@@ -143,6 +143,8 @@ export class RedisProtocol {
   private readonly newIncarnation: () => string;
   private readonly clock: Clock;
   private published = 0;
+  /** The last leader info written, under which token, and when it was sent (local time). */
+  private lastPublished: { token: string; json: string; at: number } | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -237,14 +239,27 @@ export class RedisProtocol {
     return this.watch.live(now);
   }
 
-  /** Writes who leads, only while `token` still holds the lease. True when written. */
+  /**
+   * Writes who leads, only while `token` still holds the lease. True when written. The
+   * same info under the same token is written at most every fifth of `ttlMs` (the leader
+   * calls at every tick and every fifth of the TTL; followers need a change well within
+   * the lease's remaining TTL, shared/leader-watch.ts): a call sooner answers as the
+   * write it repeats did.
+   */
   async publishLeader(token: string, info: LeaderInfo, ttlMs: number): Promise<boolean> {
-    const reply = await this.run("publishLeader", [this.keys.leader, this.keys.cluster, this.keys.leaderInfo], [token, JSON.stringify(info), String(ttlMs), String(++this.published)]);
-    return flag01("publishLeader", reply);
+    const json = JSON.stringify(info);
+    const at = this.clock.now();
+    const last = this.lastPublished;
+    if (last && last.token === token && last.json === json && at - last.at < ttlMs / 5) return true;
+    const reply = await this.run("publishLeader", [this.keys.leader, this.keys.cluster, this.keys.leaderInfo], [token, json, String(ttlMs), String(++this.published)]);
+    const written = flag01("publishLeader", reply);
+    this.lastPublished = written ? { token, json, at } : undefined;
+    return written;
   }
 
   /** Removes the leader info wherever it names `id` (it stopped leading). True when removed. */
   async clearLeader(id: string): Promise<boolean> {
+    this.lastPublished = undefined;
     return flag01("clearLeader", await this.run("clearLeader", [this.keys.cluster, this.keys.leaderInfo], [id]));
   }
 

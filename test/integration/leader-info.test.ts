@@ -59,8 +59,18 @@ describe("the leader info", () => {
     expect(pub[2]).toBeLessThanOrEqual(TTL);
     expect(JSON.parse((await redis.get(keys.leaderInfo))!)).toEqual(L);
     expect(await redis.pttl(keys.leaderInfo)).toBeGreaterThan(0);
+    const seqNow = async () => Number((await redis.hget(keys.cluster, "leaderPub"))!.split(" ")[0]);
+    // The same info again within a fifth of the TTL: not written (the leader calls at every tick).
+    await clock.advance(TTL / 5 - 1);
+    expect(await leader.publishLeader("tok", L, TTL)).toBe(true);
+    expect(await seqNow()).toBe(pub[0]);
+    // A fifth of the TTL later, or a changed info: written, with a new mark.
+    await clock.advance(1);
     await leader.publishLeader("tok", L, TTL);
-    expect(Number((await redis.hget(keys.cluster, "leaderPub"))!.split(" ")[0])).toBeGreaterThan(pub[0]!);
+    const second = await seqNow();
+    expect(second).toBeGreaterThan(pub[0]!);
+    await leader.publishLeader("tok", { ...L, ready: false }, TTL);
+    expect(await seqNow()).toBeGreaterThan(second);
   });
 
   it("clearLeader: removes it from both places only when it names the caller", async () => {

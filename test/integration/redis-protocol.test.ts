@@ -328,23 +328,32 @@ describe("RedisProtocol", () => {
   });
 
   it("falls back to EVAL when Redis lost its script cache (SCRIPT FLUSH)", async () => {
-    const all = [HEARTBEAT, FEED_READ, READ_MEMBER, PUBLISH_VERSIONS, PUBLISH_MODE, PUBLISH_LEADER].map((s) => sha(s.lua));
-    const runAll = async () => {
-      await protocol.heartbeat(hb("a"), TTL);
-      await protocol.snapshot();
-      await protocol.readMember("a", TTL);
-      await protocol.publishVersions(new Map([["a", 1]]));
-      await protocol.publishMode({ mode: "orchestrated", version: 1 });
-      await protocol.publishLeader("tok", { id: "L", epoch: 1, ready: true }, TTL);
-    };
-    await runAll();
-    expect(await redis.script("EXISTS", ...all)).toEqual([1, 1, 1, 1, 1, 1]);
-    // Global to the server, but every client of ours (and redlock) falls back the same way.
-    await redis.script("FLUSH");
-    expect(await redis.script("EXISTS", ...all)).toEqual([0, 0, 0, 0, 0, 0]);
-    await runAll(); // EVALSHA → NOSCRIPT → EVAL, invisible to the caller
-    expect(await redis.script("EXISTS", ...all)).toEqual([1, 1, 1, 1, 1, 1]);
-    expect((await protocol.snapshot(true)).members.map((m) => m.id)).toEqual(["a"]);
+    // A private Redis: the script cache is global to a server, and other test files share the default one.
+    const own = await PrivateRedis.start();
+    const r = new IORedis(own.url, { maxRetriesPerRequest: 1 });
+    try {
+      const p = new RedisProtocol(r, keys);
+      const all = [HEARTBEAT, FEED_READ, READ_MEMBER, PUBLISH_VERSIONS, PUBLISH_MODE, PUBLISH_LEADER].map((s) => sha(s.lua));
+      const runAll = async () => {
+        await p.heartbeat(hb("a"), TTL);
+        await p.snapshot();
+        await p.readMember("a", TTL);
+        await p.publishVersions(new Map([["a", 1]]));
+        await p.publishMode({ mode: "orchestrated", version: 1 });
+        await p.publishLeader("tok", { id: "L", epoch: 1, ready: true }, TTL);
+      };
+      await runAll();
+      expect(await r.script("EXISTS", ...all)).toEqual([1, 1, 1, 1, 1, 1]);
+      // Global to the server, but every client of ours (and redlock) falls back the same way.
+      await r.script("FLUSH");
+      expect(await r.script("EXISTS", ...all)).toEqual([0, 0, 0, 0, 0, 0]);
+      await runAll(); // EVALSHA → NOSCRIPT → EVAL, invisible to the caller
+      expect(await r.script("EXISTS", ...all)).toEqual([1, 1, 1, 1, 1, 1]);
+      expect((await p.snapshot(true)).members.map((m) => m.id)).toEqual(["a"]);
+    } finally {
+      r.disconnect();
+      await own.stop();
+    }
   });
 
   it("a reply of the wrong shape is a ProtocolError naming the command", async () => {
