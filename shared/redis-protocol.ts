@@ -180,8 +180,8 @@ export class RedisProtocol {
     if (feedId === "") throw new ProtocolError("heartbeat", "empty feed id", reply);
     const version = int("heartbeat", r[1], "version");
     const leader = this.leaderFrom(str("heartbeat", r[4], "leader info"), str("heartbeat", r[5], "leader pub"), str("heartbeat", r[8], "old leader info"), feedMs(feedId));
-    // The script stored the heartbeat whole when our record was missing: count that as a full one.
-    this.sent = { print, beats: changed || !prev || r[0] === 0 ? 0 : prev.beats + 1 };
+    // A bare entry after which Redis says our record was gone or we were silent: store the next beat whole.
+    this.sent = r[0] === 0 && !changed ? undefined : { print, beats: changed || !prev ? 0 : prev.beats + 1 };
     this.lastFeedId.set(hb.id, feedId);
     return {
       existed: r[0] === 1,
