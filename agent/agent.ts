@@ -127,7 +127,7 @@ export class Agent {
     this.wakeOwn = new Waker(clock, this.closing.signal);
     this.connections = openConnections(config);
     ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
-    this.protocol = new RedisProtocol(this.redis, this.keys);
+    this.protocol = new RedisProtocol(this.redis, this.keys, { clock });
     this.store = new Store(this.sql, config.schema);
     this.catalog = new CatalogCache(this.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn, placementColumn: config.streamsPlacementColumn }, clock, this.logger.child({ component: "catalog" }));
     this.legacy = LegacyView.fromConfig(config, this.sql, clock);
@@ -210,7 +210,7 @@ export class Agent {
       requireWorker: config.requireWorker,
       lockClients: this.connections.lockClients,
       leaseKey: this.keys.leader,
-      // No attempts while a recent heartbeat reply names a leader (the elector still tries once per TTL).
+      // No attempts while a recent heartbeat reply names a live leader (leader/elector.ts says why that is enough).
       mayAcquire: () => !this.lastReply?.leader || this.clock.now() - this.lastReply.at > t.maxViewAgeMs,
     });
     this.elector = this.leadership.elector;

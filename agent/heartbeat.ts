@@ -19,9 +19,11 @@
  *   PostgreSQL, the last value read still applies. Before any leader recorded one, every
  *   Redis counts.
  * - A gap between two attempts longer than the worker's lease (a freeze: SIGSTOP, a
- *   stalled VM, starvation), a lease that ran out, or our Redis heartbeat key found gone
- *   while we were live (deleted or evicted: trackers may have seen us absent) triggers a
- *   resync before anything is served again.
+ *   stalled VM, starvation), a lease that ran out, or our Redis heartbeat record found
+ *   gone while we were live (deleted or pruned: trackers may have seen us absent; or no
+ *   confirmed beat of ours for HEARTBEAT_TIMEOUT by Redis's clock although our own clock
+ *   says less: a host suspended with its monotonic clock frozen, Redis's clock stepped
+ *   forward) triggers a resync before anything is served again.
  * It does not decide what is offered (agent/offer.ts) nor who is alive (the tracker).
  */
 import type { Clock } from "../shared/clock.js";
@@ -143,13 +145,14 @@ export class HeartbeatLoop {
     this.record("postgres", p);
     if (r.status === "fulfilled") {
       const reply = r.value;
-      // Our key was gone although Redis kept its data (same incarnation) and a beat
-      // confirmed less than WORKER_LEASE ago (< HEARTBEAT_TIMEOUT, its TTL) should have
-      // kept it. A longer silence or a new incarnation is covered by the rules above and
-      // by the trackers' clock restart.
+      // Our record was gone, or Redis's clock saw us silent for HEARTBEAT_TIMEOUT (what
+      // our key's expiry said when heartbeats had keys), although Redis kept its data
+      // (same incarnation) and by our clock a beat was confirmed less than WORKER_LEASE
+      // (< HEARTBEAT_TIMEOUT) ago. A longer silence or a new incarnation is covered by the
+      // rules above and by the trackers' clock restart.
       const prev = this.lastConfirmed;
       if (!reply.existed && prev && prev.incarnation === reply.incarnation && sentAt - prev.at < d.workerLeaseMs) {
-        d.requireResync(sentAt, "our heartbeat key vanished from Redis while we were live");
+        d.requireResync(sentAt, "our heartbeat vanished from Redis, or Redis saw us silent, while we were live");
       }
       this.lastConfirmed = { at: sentAt, incarnation: reply.incarnation };
     }

@@ -16,7 +16,7 @@ import type { Logger } from "../shared/logger.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
 import type { Store } from "../shared/store.js";
-import { SOFTWARE_VERSION } from "../shared/types.js";
+import { SOFTWARE_VERSION, type Heartbeat } from "../shared/types.js";
 import type { WorkerLink } from "./worker-link.js";
 
 export class DuplicateInstanceError extends Error {
@@ -31,7 +31,7 @@ export interface StartupDeps {
   readonly store: Store;
   readonly protocol: RedisProtocol;
   readonly worker: Pick<WorkerLink, "inherit">;
-  /** This process's session: its own heartbeat key is no twin. */
+  /** This process's session: its own heartbeats are no twin. */
   readonly session: string;
   readonly capacity: () => number;
   /** Aborted when the agent closes: stop retrying. */
@@ -66,20 +66,24 @@ export async function register(store: Store, config: Config, capacity: number): 
 }
 
 /**
- * Refuses to start beside a live agent with the same INSTANCE_ID (its heartbeats keep
- * progressing). A crashed predecessor's key stops progressing: we take over its rows.
+ * Refuses to start beside a live agent with the same INSTANCE_ID: its heartbeats keep
+ * coming (new feed entries under this id, by Redis's clock). A crashed predecessor's
+ * stop: we take over its rows. So does one that announced it is leaving or restarting,
+ * and nobody at all when no entry of this id is younger than a HEARTBEAT_TIMEOUT.
  */
-async function checkDuplicate(d: StartupDeps): Promise<void> {
+export async function checkDuplicate(d: Pick<StartupDeps, "config" | "clock" | "protocol" | "session">): Promise<void> {
   const t = d.config.timings;
   const id = d.config.instanceId;
-  const { heartbeat: a, pttlMs } = await d.protocol.readHeartbeat(id);
-  if (!a || a.session === d.session || a.leaving || a.restarting) return;
+  const window = d.config.heartbeatTimeoutMs;
+  const gone = (hb: Heartbeat | undefined) => !!hb && (hb.session === d.session || hb.leaving || hb.restarting);
+  const a = await d.protocol.readMember(id, window);
+  if (a.mark === undefined || a.silentMs === undefined || gone(a.heartbeat)) return;
   // Silent for more than a beat and a half: the predecessor crashed; take over.
-  if (d.config.heartbeatTimeoutMs - pttlMs > t.duplicateSilentMs) return;
+  if (a.silentMs > t.duplicateSilentMs) return;
   await d.clock.sleep(t.duplicateWatchMs);
   // Unreadable now (Redis gone): nothing proves a live twin, start.
-  const b = (await d.protocol.readHeartbeat(id).catch(() => undefined))?.heartbeat;
-  if (b && b.session === a.session && b.seq !== a.seq && !b.leaving && !b.restarting) {
-    throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${id} is alive (heartbeating from ${b.host}); refusing to start a second one.`);
+  const b = await d.protocol.readMember(id, window).catch(() => undefined);
+  if (b?.mark !== undefined && b.mark !== a.mark && !gone(b.heartbeat)) {
+    throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${id} is alive (heartbeating from ${b.heartbeat?.host ?? "an unknown host"}); refusing to start a second one.`);
   }
 }

@@ -14,8 +14,24 @@
  *   interval, and it steps down at validUntil − margin if renewals keep failing
  *   (margin = one renew interval), so its work is aborted before the lease can have
  *   expired in Redis;
- * - followers try every `retryIntervalMs` while `mayAcquire` allows (no live leader in
- *   sight), else once per TTL.
+ * - followers try every `retryIntervalMs` while `mayAcquire` allows, and not at all
+ *   otherwise.
+ *
+ * Why a follower may wait while a leader is named (agent/agent.ts: mayAcquire is false
+ * only while this agent's latest heartbeat reply, younger than three heartbeats, names a
+ * LIVE leader): the named info cannot outlive the lease by more than a bounded moment, so
+ * a lease that is free is always tried soon after. The leader writes its info only while
+ * its token holds the lease (PUBLISH_LEADER checks the token in the same script), with the
+ * lease key's remaining TTL, every TTL/5 and at each tick, and clears it when it stops
+ * leading (CLEAR_LEADER). A follower counts the info as live for that remaining TTL from
+ * when it saw it change (shared/leader-watch.ts, on its own clock): a leader that lost its
+ * lease changes nothing any more, so the info goes absent no later than the lease key
+ * expires plus the follower's delay in seeing the last change (about one heartbeat
+ * interval and a reply's latency), and its next heartbeat reply says so. The only Redis time in it is the lease key's own
+ * remaining TTL, so a step of Redis's clock stretches the info no more than the lease key
+ * itself (README, "Redis's own clock"). A follower whose replies stopped coming (Redis
+ * unreachable from it) tries anyway. A leader of the version before the cluster hash names itself only in
+ * the old info key, which expires with the lease's TTL.
  */
 import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
@@ -35,8 +51,7 @@ export interface ElectorOptions {
   readonly retryIntervalMs: number;
   /**
    * Whether a follower tries to take the lease now (default: always). A follower that
-   * sees a live leader in its heartbeat replies skips its attempts; it still tries once
-   * per TTL, in case the leader's published info outlives its lease.
+   * sees a live leader in its heartbeat replies makes no attempt (see the header).
    */
   readonly mayAcquire?: () => boolean;
   /** Runs while leading; `signal` aborts the moment leadership is lost or the elector closes. */
@@ -56,7 +71,6 @@ export class Elector {
   private watchdog: Promise<void> | undefined;
   private watchdogAbort: AbortController | undefined;
   private holdOffUntil = 0;
-  private lastAttemptAt = -Infinity;
   elections = 0;
 
   constructor(private readonly o: ElectorOptions) {
@@ -120,7 +134,6 @@ export class Elector {
     while (!signal.aborted) {
       const now = this.o.clock.now();
       if (this.state === "leader" || (now >= this.holdOffUntil && (this.o.mayAcquire?.() ?? true))) await this.tryAcquireOrRenew();
-      else if (now >= this.holdOffUntil && now - this.lastAttemptAt >= this.o.ttlMs) await this.tryAcquireOrRenew();
       try {
         await this.o.clock.sleep(this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs, signal);
       } catch (err) {
@@ -134,7 +147,6 @@ export class Elector {
     // 1. Note the time BEFORE talking to Redis: the lease runs from when we asked, not
     //    from when the answer arrived.
     const started = this.o.clock.now();
-    this.lastAttemptAt = started;
     const wasLeader = this.state === "leader";
     // 2. Extend what we hold, or try to take it.
     const ok = wasLeader ? await this.o.lease.tryExtend(this.o.ttlMs) : await this.o.lease.tryAcquire(this.o.ttlMs);

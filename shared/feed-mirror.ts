@@ -3,18 +3,21 @@
  * (shared/redis-scripts.ts FEED_READ): per member, its latest feed id (its progress mark
  * on the Redis channel) and its heartbeat as last fetched. Pure bookkeeping, no I/O.
  *
- * Guarantees: a member whose feed entry says something new, or that this copy has never
- * fetched, or every member on a full read, is fetched again; a new Redis incarnation
- * empties the copy; a member counts as present while its last feed entry is younger than
- * its heartbeat's TTL by Redis's own clock (feed ids are Redis times; only two of them are
- * compared, never with a local clock). It does not judge liveness: the tracker dates
- * progress (a new mark) on its own clock.
+ * Guarantees: a member's heartbeat is taken again whenever a read brings it (its feed
+ * entry said something new, or a whole read); a member whose heartbeat this copy never
+ * got is fetched; a new Redis incarnation empties the copy; a member counts as present
+ * while its last feed entry is younger than its heartbeat's TTL by Redis's own clock (feed
+ * ids are Redis times; only two of them are compared, never with a local clock): what its
+ * heartbeat key's TTL said before heartbeats lived in the cluster hash. It does not judge
+ * liveness: the tracker dates progress (a new mark) on its own clock.
  */
 import type { RawMember } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
 interface Item {
   hb: Heartbeat | undefined;
+  /** Whether a read or a fetch brought its heartbeat (or said it has none). */
+  fetched: boolean;
   /** Feed id of the member's latest heartbeat. */
   fid: string;
 }
@@ -26,6 +29,8 @@ export interface FeedDelta {
   readonly ids: readonly string[];
   readonly feedIds: readonly string[];
   readonly changed: readonly boolean[];
+  /** Per member, the heartbeat the read brought (undefined: it has none), or null when it brought none. */
+  readonly heartbeats: readonly (Heartbeat | undefined | null)[];
   /** The last feed id read ("" when none). */
   readonly last: string;
 }
@@ -34,7 +39,7 @@ export interface FeedDelta {
 const DEFAULT_TTL_MS = 5000;
 
 /** The Redis time (ms) in a stream id "ms-seq". */
-function feedMs(fid: string): number {
+export function feedMs(fid: string): number {
   const ms = Number(fid.slice(0, fid.indexOf("-")));
   return Number.isFinite(ms) ? ms : 0;
 }
@@ -52,7 +57,7 @@ export class FeedMirror {
     return this.incarnation !== "" && incarnation !== this.incarnation;
   }
 
-  /** Applies one read; returns the members whose heartbeat must be fetched. */
+  /** Applies one read; returns the members whose heartbeat must still be fetched. */
   apply(d: FeedDelta): string[] {
     if (d.incarnation !== this.incarnation) {
       this.items.clear();
@@ -61,15 +66,18 @@ export class FeedMirror {
     }
     const fetch: string[] = [];
     d.ids.forEach((id, i) => {
-      const fid = d.feedIds[i]!;
-      const item = this.items.get(id);
+      let item = this.items.get(id);
       if (!item) {
-        this.items.set(id, { hb: undefined, fid });
-        fetch.push(id);
-        return;
+        item = { hb: undefined, fetched: false, fid: "" };
+        this.items.set(id, item);
       }
-      item.fid = fid;
-      if (d.full || d.changed[i] || !item.hb) fetch.push(id);
+      item.fid = d.feedIds[i]!;
+      const hb = d.heartbeats[i];
+      if (hb !== null) {
+        item.hb = hb;
+        item.fetched = true;
+      }
+      if (!item.fetched) fetch.push(id);
     });
     if (d.last !== "") {
       this.cursor = d.last;
@@ -78,11 +86,14 @@ export class FeedMirror {
     return fetch;
   }
 
-  /** The heartbeats fetched for `ids` (undefined: the key is gone). */
+  /** The heartbeats fetched for `ids` (undefined: it has none, or it is unreadable). */
   fetched(ids: readonly string[], hbs: readonly (Heartbeat | undefined)[]): void {
     ids.forEach((id, i) => {
       const item = this.items.get(id);
-      if (item) item.hb = hbs[i];
+      if (item) {
+        item.hb = hbs[i];
+        item.fetched = true;
+      }
     });
   }
 

@@ -2,8 +2,8 @@
  * The one place that names Redis keys. Every key starts with REDIS_KEY_PREFIX so several
  * clusters (or test files) can share one Redis without seeing each other. Lua scripts
  * (shared/redis-scripts.ts) never build a name: they receive every key they touch as KEYS
- * from here. (The members' heartbeat keys a decider fetches are named here too, by the
- * caller, after the feed told it which members changed.)
+ * from here. (Fields of the cluster hash are named in its documentation below and built
+ * by the scripts and the protocol.)
  *
  * Redis Cluster: the names carry no hash tag, so one prefix's keys spread over many
  * slots. The code talks to a single Redis (ioredis `Redis`, not `Cluster`) and the
@@ -18,30 +18,32 @@ export class Keys {
   get leader(): string {
     return `${this.prefix}:leader`;
   }
-  /** Who leads and with which epoch: JSON {id, epoch, ready}, written by the leader, TTL = lease. */
+  /**
+   * Who leads and with which epoch, as agents before the cluster hash read it: JSON {id,
+   * epoch, ready}, written by the leader beside the cluster hash's `leader`, TTL = lease.
+   * This version reads it only while no live leader is named in the cluster hash.
+   * (Agents before this version also wrote `<prefix>:hb:<id>` heartbeat keys; this one
+   * writes none.)
+   */
   get leaderInfo(): string {
     return `${this.prefix}:leader:info`;
-  }
-  /** An agent's heartbeat: JSON Heartbeat, expires after HEARTBEAT_TIMEOUT. */
-  heartbeat(instanceId: string): string {
-    return `${this.heartbeatPrefix}${instanceId}`;
-  }
-  /** What every heartbeat key starts with. */
-  get heartbeatPrefix(): string {
-    return `${this.prefix}:hb:`;
   }
   /**
    * The heartbeat feed: a Redis stream with one entry per heartbeat {id, c}, c = "1" when
    * the member's heartbeat says something new (beyond its sequence number and worker
-   * counters). Deciders read it from where they left off; capped at FEED_MAXLEN entries.
+   * counters) and was stored whole in the cluster hash. Deciders read it from where they
+   * left off; capped at FEED_MAXLEN entries.
    */
   get feed(): string {
     return `${this.prefix}:feed`;
   }
   /**
-   * What every heartbeat reads back, in one hash: `inc` (this Redis lifetime's id), `mode`
-   * (the flag mirror), `lmark` ("<feed id> <leader id>" of the leader's last heartbeat) and `v:<id>`
-   * (each member's committed assignment version).
+   * What every heartbeat reads back and writes, in one hash: `inc` (this Redis lifetime's
+   * id), `mode` (the flag mirror), `leader` and `leaderPub` (the leader info and its last
+   * publication, shared/leader-watch.ts), `lmark` ("<feed id> <leader id>" of the leader's
+   * last heartbeat), and per member `v:<id>` (its committed assignment version), `hb:<id>`
+   * (its heartbeat JSON as last stored whole) and `hbid:<id>` (the feed id that stored it).
+   * Nothing in it expires: a member's presence is read from the feed.
    */
   get cluster(): string {
     return `${this.prefix}:cluster`;

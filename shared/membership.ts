@@ -40,7 +40,7 @@ export interface MemberView {
   readonly id: string;
   /** Last heartbeat seen on either channel (kept after it stops, for display). */
   readonly hb: Heartbeat | undefined;
-  /** Whether the member's Redis heartbeat key exists right now. */
+  /** Whether the member beat on Redis within its heartbeat's TTL (by Redis's clock, from the feed) as of the last read. */
   readonly present: boolean;
   readonly status: MemberStatus;
   /** Milliseconds since this tracker last saw progress on any channel (or began watching). */

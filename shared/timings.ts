@@ -58,9 +58,9 @@ export interface Timings {
   readonly catalogMaxAgeOrchestratedMs: number;
   /** A long-poll waits at most this long: a third of the lease, so the worker renews in time. */
   readonly longPollCapMs: number;
-  /** A heartbeat key silent this long at start belongs to a crashed predecessor (1.5 heartbeats). */
+  /** An INSTANCE_ID whose heartbeats stopped this long ago at start belongs to a crashed predecessor (1.5 heartbeats). */
   readonly duplicateSilentMs: number;
-  /** How long a starting agent watches a live-looking key for progress before refusing to start. */
+  /** How long a starting agent watches a live-looking INSTANCE_ID for progress before refusing to start. */
   readonly duplicateWatchMs: number;
   /** Members gone (left or dead, owning nothing) for this long are forgotten by the leader. */
   readonly memberForgetMs: number;

@@ -206,17 +206,47 @@ describe("Redis Sentinel failover", { timeout: 150_000 }, () => {
     }
   }
 
-  /** Every agent's heartbeat seq on `port` moves forward: the fleet writes to that node. */
+  /**
+   * Each agent's latest heartbeat on `port`: the feed id of its newest entry in the
+   * heartbeat feed ("" when none among the last 500 entries).
+   */
+  async function latestBeats(port: number): Promise<string[]> {
+    const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on("error", () => {});
+    try {
+      await r.connect();
+      const entries = await r.xrevrange(`${prefix}:feed`, "+", "-", "COUNT", 500);
+      const latest = new Map<string, string>();
+      for (const [fid, fields] of entries) {
+        const id = fields[fields.indexOf("id") + 1];
+        if (id !== undefined && !latest.has(id)) latest.set(id, fid);
+      }
+      return IDS.map((id) => latest.get(id) ?? "");
+    } finally {
+      r.disconnect();
+    }
+  }
+
+  /** Whether feed id `a` is later than `b` ("" is earliest). */
+  function later(a: string, b: string): boolean {
+    if (b === "") return a !== "";
+    if (a === "") return false;
+    const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
+    const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
+    return am > bm || (am === bm && as > bs);
+  }
+
+  /** Every agent's heartbeats on `port` move forward: the fleet writes to that node. */
   async function fleetWritesTo(port: number): Promise<void> {
-    const seqs = async () => Promise.all(IDS.map(async (id) => (JSON.parse((await read(port, `${prefix}:hb:${id}`)) ?? "{}") as { seq?: number }).seq ?? -1));
+    const seqs = () => latestBeats(port);
     const before = await seqs();
     try {
-      await waitFor(async () => (await seqs()).every((s, i) => s > before[i]!), 15_000, `every agent to heartbeat on the master ${port}`, 100);
+      await waitFor(async () => (await seqs()).every((s, i) => later(s, before[i]!)), 15_000, `every agent to heartbeat on the master ${port}`, 100);
     } catch (err) {
       const now = await seqs();
       for (const [i, id] of IDS.entries()) {
         const h = (await cluster.status(id).catch(() => ({}))) as { heartbeat?: unknown; dependencies?: unknown };
-        console.log(`${id}: seq on ${port} ${before[i]} → ${now[i]}; heartbeat ${JSON.stringify(h.heartbeat)}; dependencies ${JSON.stringify(h.dependencies)}`);
+        console.log(`${id}: latest feed entry on ${port} ${before[i]} → ${now[i]}; heartbeat ${JSON.stringify(h.heartbeat)}; dependencies ${JSON.stringify(h.dependencies)}`);
       }
       throw err;
     }
@@ -252,14 +282,13 @@ describe("Redis Sentinel failover", { timeout: 150_000 }, () => {
       // The old primary stays a writable master for ~10 s after the switch, until the
       // sentinels convert it; a client still on it would write heartbeats that count
       // nowhere (and are lost). Every agent must have left it (failoverDetector).
-      const seqs = async () => Promise.all(IDS.map(async (id) => (JSON.parse((await read(old, `${prefix}:hb:${id}`)) ?? "{}") as { seq?: number }).seq ?? -1));
-      const before = await seqs();
+      const before = await latestBeats(old);
       await new Promise((r) => setTimeout(r, 2000));
-      const after = await seqs();
+      const after = await latestBeats(old);
       const role = group!.cli(old, "ROLE").split("\n")[0];
-      // Still a master at the end, so throughout: a seq that grew is a stray heartbeat.
+      // Still a master at the end, so throughout: a newer entry is a stray heartbeat.
       // (Once converted, it replicates the new master's keys and tells nothing.)
-      const stray = IDS.filter((_, i) => after[i]! > before[i]!);
+      const stray = IDS.filter((_, i) => later(after[i]!, before[i]!));
       if (role === "master") expect(stray, "heartbeats still written to the old primary").toEqual([]);
       history.mark(`old primary ${old} is ${role}${role === "master" ? "; no agent wrote to it" : ""}`);
     }

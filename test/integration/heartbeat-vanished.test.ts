@@ -1,8 +1,9 @@
 /**
- * An agent whose heartbeat key disappears from Redis while it beats (deleted, evicted,
- * a failover that lost it) was possibly seen absent by the others: it withdraws and
- * resyncs, and serves again under a new session generation once the leader rewrote its
- * rows. The signal is `sessionNow`, which changes with every resync.
+ * An agent whose heartbeat record disappears from Redis while it beats (its fields of the
+ * cluster hash deleted, evicted, pruned, or lost in a failover) was possibly seen absent
+ * by the others: it withdraws and resyncs, and serves again under a new session
+ * generation once the leader rewrote its rows. The signal is `sessionNow`, which changes
+ * with every resync.
  */
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import { newAgent } from "../helpers/agents.js";
 import { waitFor } from "../helpers/cluster.js";
 import { clearPrefix, connectTestRedis, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 
-describe("a vanished heartbeat key", { timeout: 60_000 }, () => {
+describe("a vanished heartbeat record", { timeout: 60_000 }, () => {
   const keys = new Keys(uniqueName("vanished"));
   let db: TestDatabase;
   let redis: Redis;
@@ -42,8 +43,8 @@ describe("a vanished heartbeat key", { timeout: 60_000 }, () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect(agent.sessionNow).toBe(session);
 
-    expect(await redis.del(keys.heartbeat("v1"))).toBe(1);
-    await waitFor(() => agent.sessionNow !== session, 5000, "a resync after the key vanished");
+    expect(await redis.hdel(keys.cluster, "hb:v1", "hbid:v1")).toBe(2);
+    await waitFor(() => agent.sessionNow !== session, 5000, "a resync after the record vanished");
     await waitFor(() => agent.heartbeatHealthy && agent.worker.serving.streams.length === 3, 30_000, "the agent to serve again");
     expect(agent.sessionNow).not.toBe(session);
   });

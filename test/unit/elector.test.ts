@@ -159,7 +159,7 @@ describe("Elector", () => {
     await b.close();
   });
 
-  it("a follower that sees a leader named tries the lease once per TTL only, and at its retry interval once none is named", async () => {
+  it("a follower makes no attempt at all while a live leader is named, and tries at its retry interval once none is", async () => {
     const clock = new ManualClock();
     const store = new FakeStore(clock);
     store.holder = "L";
@@ -172,10 +172,8 @@ describe("Elector", () => {
     });
     b.start();
     await flush();
-    for (let i = 0; i < 40; i++) await clock.advance(500); // 20 s
-    // Once at the start, then once per 5 s TTL: 5 attempts, not 40.
-    expect(lease.calls).toBeGreaterThanOrEqual(4);
-    expect(lease.calls).toBeLessThanOrEqual(6);
+    for (let i = 0; i < 40; i++) await clock.advance(500); // 20 s, four TTLs
+    expect(lease.calls).toBe(0);
     // The leader is gone and no longer named: b takes the lease at its next retry.
     store.holder = undefined;
     leaderNamed = false;
@@ -184,5 +182,18 @@ describe("Elector", () => {
     expect(b.isLeader()).toBe(true);
     await b.close();
   });
-});
 
+  it("a follower with no leader named tries at every retry interval", async () => {
+    const clock = new ManualClock();
+    const store = new FakeStore(clock);
+    store.holder = "L";
+    store.expiresAt = Number.MAX_SAFE_INTEGER;
+    const lease = store.lease("b");
+    const b = new Elector({ id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500, mayAcquire: () => true, onStartedLeading: () => {} });
+    b.start();
+    await flush();
+    for (let i = 0; i < 10; i++) await clock.advance(500);
+    expect(lease.calls).toBeGreaterThanOrEqual(10);
+    await b.close();
+  });
+});

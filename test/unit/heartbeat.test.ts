@@ -122,13 +122,13 @@ describe("HeartbeatLoop", () => {
     expect(h.serving.leaseValid()).toBe(true);
   });
 
-  it("our Redis key gone while we were live (same Redis) forces a resync", async () => {
+  it("our Redis record gone, or Redis seeing us silent, while we were live (same Redis) forces a resync", async () => {
     const h = harness();
     await h.beat();
     await h.clock.advance(500);
     h.keyGone();
     await h.beat();
-    expect(h.resyncs).toEqual(["our heartbeat key vanished from Redis while we were live"]);
+    expect(h.resyncs).toEqual(["our heartbeat vanished from Redis, or Redis saw us silent, while we were live"]);
   });
 });
 

@@ -1,0 +1,63 @@
+/**
+ * The documents agents store in Redis for each other (a heartbeat, the leader info, the
+ * leader mark, the flag mirror, a nudge), decoded. One agent's bad write, or an older
+ * agent's, must not stop everyone else: a document that does not parse decodes to
+ * `undefined`, as if absent. PURE.
+ */
+import type { ClusterFlag } from "./membership.js";
+import type { Heartbeat, LeaderInfo, Nudge } from "./types.js";
+
+export function decodeHeartbeat(raw: string): Heartbeat | undefined {
+  const v = json(raw);
+  if (!v || typeof v.id !== "string" || typeof v.seq !== "number" || !Array.isArray(v.held)) return undefined;
+  return v as unknown as Heartbeat;
+}
+
+export function decodeLeaderInfo(raw: string): LeaderInfo | undefined {
+  const v = json(raw);
+  if (!v || typeof v.id !== "string" || typeof v.epoch !== "number") return undefined;
+  return v as unknown as LeaderInfo;
+}
+
+/** "<feed id> <leader id>", as the heartbeat script writes it; undefined when absent or unreadable. */
+export function decodeLeaderMark(raw: string): { id: string; mark: string } | undefined {
+  const at = raw.indexOf(" ");
+  return at > 0 && at < raw.length - 1 ? { mark: raw.slice(0, at), id: raw.slice(at + 1) } : undefined;
+}
+
+export function decodeFlag(raw: string): ClusterFlag | undefined {
+  const v = json(raw);
+  if (!v || (v.mode !== "orchestrated" && v.mode !== "hashed") || typeof v.version !== "number") return undefined;
+  return v as unknown as ClusterFlag;
+}
+
+/** A message from the nudge channel; undefined for anything this version does not know. */
+export function decodeNudge(raw: string): Nudge | undefined {
+  const v = json(raw);
+  if (!v) return undefined;
+  switch (v.t) {
+    case "assign":
+      return typeof v.epoch === "number" && !!v.versions && typeof v.versions === "object" ? (v as unknown as Nudge) : undefined;
+    case "ack":
+    case "drain":
+      return typeof v.id === "string" ? (v as unknown as Nudge) : undefined;
+    case "mode":
+      return v.mode === "orchestrated" || v.mode === "hashed" ? (v as unknown as Nudge) : undefined;
+    case "leader":
+      return typeof v.epoch === "number" ? (v as unknown as Nudge) : undefined;
+    case "rebalance":
+      return v as unknown as Nudge;
+    default:
+      return undefined;
+  }
+}
+
+function json(raw: string): Record<string, unknown> | undefined {
+  if (!raw) return undefined;
+  try {
+    const v: unknown = JSON.parse(raw);
+    return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // see the header: an unreadable document counts as absent
+  }
+}
