@@ -15,6 +15,7 @@
  *   agent/shutdown.ts        the graceful exit: drain or withdraw, within DRAIN_TIMEOUT
  *   agent/operator-actions.ts what an operator can ask of any agent
  *   agent/leadership.ts      the lease, the elector and the leader loop wired together
+ *   agent/beliefs.ts         who leads and which flag holds, as far as this agent knows
  *   leader/                  election and the leader loop
  *
  * Components, started in this order and closed in reverse:
@@ -45,11 +46,11 @@ import { LeaderStore } from "../leader/store.js";
 import { closeConnections, openConnections, probeConnections, type Connections } from "./connections.js";
 import type { HeartbeatLoop } from "./heartbeat.js";
 import { createLiveness, type HeartbeatState } from "./liveness.js";
+import { Beliefs } from "./beliefs.js";
 import { StreamOutcomes } from "./stream-outcomes.js";
 import { StreamHealthStore } from "../shared/stream-health-store.js";
 import { Leadership } from "./leadership.js";
 import { repeat } from "./loops.js";
-import { newerFlag } from "./mode.js";
 import { subscribeNudges } from "./nudges.js";
 import { exitGracefully } from "./shutdown.js";
 import { sessionOf } from "./offer.js";
@@ -104,9 +105,7 @@ export class Agent {
   private readonly wakeOwn: Waker;
   private sub: Redis | undefined;
   private loops: Promise<void>[] = [];
-  private own: OwnAssignment | undefined;
-  private ownLoadedAt = -Infinity;
-  private lastReply: { at: number; leader: LeaderInfo | undefined; flag: ClusterFlag | undefined } | undefined;
+  private readonly beliefs: Beliefs;
   private leaving = false;
   private restarting = false;
   private closed = false;
@@ -148,6 +147,7 @@ export class Agent {
       declared: { save: (capacity) => this.store.setDeclaredCapacity(this.id, capacity) },
       onOutcomes: (streams, until) => this.outcomes.report(streams, until),
     });
+    this.beliefs = new Beliefs({ clock, view: () => this.tracker.latest, maxViewAgeMs: t.maxViewAgeMs });
     this.health = new StreamHealthStore(this.sql, config.schema);
     this.outcomes = new StreamOutcomes({ id: config.instanceId, clock, logger: this.logger.child({ component: "outcomes" }), store: this.health, timings: t, held: () => this.worker.serving.held() });
     ({ tracker: this.tracker, heartbeat: this.heartbeat, pgHeartbeats: this.pgHeartbeats } = createLiveness({
@@ -161,13 +161,11 @@ export class Agent {
       startedAtWall: this.startedAtWall,
       serving: this.worker.serving,
       state: (now) => this.heartbeatState(now),
-      // Deciders read the whole membership: the leader, hashing agents, and agents that may
-      // start hashing soon (no ready leader in sight) so that their view has settled by then.
-      decider: () => this.elector.isLeader() || this.mode === "hashed" || !this.config.useOrchestrator || this.flag?.mode === "hashed" || !this.leaderInfo?.ready,
+      decider: () => this.beliefs.decides({ leading: this.elector.isLeader(), mode: this.mode, useOrchestrator: this.config.useOrchestrator }),
       resyncing: () => this.offering.resyncing,
       requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {
-        this.lastReply = { at: this.clock.now(), leader: reply.leader, flag: reply.flag };
+        this.beliefs.observeReply(reply.leader, reply.flag);
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => this.publish({ t: "ack", id: this.id }),
@@ -185,7 +183,7 @@ export class Agent {
       reads: () => ({
         heartbeatOk: this.heartbeat.healthy,
         own: this.own,
-        ownLoadedAt: this.ownLoadedAt,
+        ownLoadedAt: this.beliefs.ownLoadedAt,
         flag: this.flag,
         leader: this.leaderInfo,
         leaving: this.leaving,
@@ -210,8 +208,7 @@ export class Agent {
       requireWorker: config.requireWorker,
       lockClients: this.connections.lockClients,
       leaseKey: this.keys.leader,
-      // No attempts while a recent heartbeat reply names a live leader (leader/elector.ts says why that is enough).
-      mayAcquire: () => !this.lastReply?.leader || this.clock.now() - this.lastReply.at > t.maxViewAgeMs,
+      mayAcquire: () => this.beliefs.mayAcquire(),
     });
     this.elector = this.leadership.elector;
     this.leader = this.leadership.leader;
@@ -257,16 +254,17 @@ export class Agent {
     return this.own;
   }
 
-  /** What this agent last heard about the leader (from its own heartbeat or the tracker). */
+  private get own(): OwnAssignment | undefined {
+    return this.beliefs.own;
+  }
+
+  /** What this agent last heard about the leader (agent/beliefs.ts). */
   get leaderInfo(): LeaderInfo | undefined {
-    const snap = this.tracker.latest;
-    if (this.lastReply && (!snap || this.lastReply.at >= snap.at)) return this.lastReply.leader;
-    return snap?.leader;
+    return this.beliefs.leaderInfo;
   }
 
   get flag(): ClusterFlag | undefined {
-    const own = this.own ? { mode: this.own.mode, version: this.own.modeVersion } : undefined;
-    return newerFlag(newerFlag(own, this.tracker.latest?.flag), this.lastReply?.flag);
+    return this.beliefs.flag;
   }
 
   get heartbeatHealthy(): boolean {
@@ -420,8 +418,7 @@ export class Agent {
     const started = this.clock.now();
     const own = await this.store.ownAssignment(this.id);
     if (!own.registered) await this.register();
-    this.own = own;
-    this.ownLoadedAt = started;
+    this.beliefs.observeOwn(own, started);
     this.offering.afterChange();
   }
 
