@@ -24,8 +24,8 @@ import type { Metrics } from "../shared/metrics.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
 import { StreamHealthStore } from "../shared/stream-health-store.js";
-import type { LeaderInfo } from "../shared/types.js";
 import { LeaderStore } from "../leader/store.js";
+import { Beliefs } from "../agent/beliefs.js";
 import { Leadership } from "../agent/leadership.js";
 import { createLiveness, type Liveness } from "../agent/liveness.js";
 import { repeat } from "../agent/loops.js";
@@ -56,7 +56,8 @@ export class FleetMember {
   private readonly wakeHeartbeat: Waker;
   private loops: Promise<void>[] = [];
   private own: OwnAssignment | undefined;
-  private lastReply: { at: number; leader: LeaderInfo | undefined } | undefined;
+  /** Who leads as far as this member knows: the agent's own rules (agent/beliefs.ts). */
+  private readonly beliefs: Beliefs;
   /** What the fake worker processes now. */
   held: readonly string[] = [];
   /** Local time this member first held something (undefined before). */
@@ -80,6 +81,7 @@ export class FleetMember {
     const catalog = new CatalogCache(s.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, logger);
     const legacy = LegacyView.fromConfig(config, s.sql, clock);
     const startedAtWall = clock.wall();
+    this.beliefs = new Beliefs({ clock, view: () => this.liveness.tracker.latest, maxViewAgeMs: config.timings.maxViewAgeMs });
     this.liveness = createLiveness({
       config,
       clock,
@@ -102,11 +104,11 @@ export class FleetMember {
         released: [],
         worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" },
       }),
-      decider: () => this.leadership.elector.isLeader() || !this.lastReply?.leader?.ready,
+      decider: () => this.beliefs.decides({ leading: this.leadership.elector.isLeader(), mode: "orchestrated", useOrchestrator: true }),
       resyncing: () => false,
       requireResync: () => {},
       onReply: (reply) => {
-        this.lastReply = { at: clock.now(), leader: reply.leader };
+        this.beliefs.observeReply(reply.leader, reply.flag);
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => void protocol.publishNudge({ t: "ack", id }).catch(() => {}),
@@ -127,7 +129,7 @@ export class FleetMember {
       requireWorker: config.requireWorker,
       lockClients: [s.redis],
       leaseKey: keys.leader,
-      mayAcquire: () => !this.lastReply?.leader || clock.now() - this.lastReply.at > config.timings.maxViewAgeMs,
+      mayAcquire: () => this.beliefs.mayAcquire(),
     });
     this.nudges = {
       id,
