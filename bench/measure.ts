@@ -5,6 +5,7 @@
 import { quotaTargets } from "../shared/placement/targets.js";
 import type { MoveReason } from "../shared/types.js";
 import { Rendezvous } from "../shared/placement/hash.js";
+import { hashOwners, type HashingPolicy } from "../shared/placement/hash-owners.js";
 import type { BenchMember, Strategy } from "./strategies.js";
 
 export type Profile = "uniform" | "mixed";
@@ -146,6 +147,24 @@ export function balance(a: ReadonlyMap<string, string>, c: Cluster): Balance {
     overCapacity += Math.max(0, l - m.capacity);
   }
   return { maxDeviation, unassigned, overCapacity };
+}
+
+/**
+ * Fraction of streams that hashed mode (shared/placement/hash-owners.ts: the assignor over
+ * what live members hold) gives to another member than `a` does: what flipping the
+ * cluster to hashed, or losing a leader that holds nothing, moves from placement `a`.
+ */
+export function hashedFlip(a: ReadonlyMap<string, string>, c: Cluster, policy: HashingPolicy): number {
+  const held = new Map<string, string[]>(c.members.map((m) => [m.id, []]));
+  for (const [s, o] of a) held.get(o)?.push(s);
+  const owners = hashOwners(
+    c.streams.map((id) => ({ id, url: "", name: "", metadata: {} })),
+    c.members.map((m) => ({ id: m.id, weight: m.capacity, held: held.get(m.id)! })),
+    policy,
+  );
+  let differ = 0;
+  for (const s of c.streams) if (a.get(s) !== owners.get(s)) differ++;
+  return c.streams.length === 0 ? 0 : differ / c.streams.length;
 }
 
 /** Fraction of streams whose owner differs from pure weighted rendezvous hashing over the same members. */

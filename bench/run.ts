@@ -24,6 +24,7 @@ import {
   balance,
   countMoves,
   EVENTS,
+  hashedFlip,
   hashedSwitch,
   hashedSwitchFloor,
   idealLoads,
@@ -179,6 +180,9 @@ interface SwitchResult {
   readonly approx: number;
   readonly afterChurn: number;
   readonly floorAfterChurn: number;
+  /** What the flip to hashed mode moves (hashed mode keeps what live members hold). */
+  readonly flipFresh: number;
+  readonly flipAfterChurn: number;
   readonly churnEvents: number;
 }
 
@@ -232,14 +236,16 @@ function hashedFallback(sizes: readonly [number, number][], churnEvents: number)
       approx: 0.4 / Math.sqrt(n / m),
       afterChurn: hashedSwitch(churned.assignment, churned.cluster),
       floorAfterChurn: hashedSwitchFloor(churned.cluster),
+      flipFresh: hashedFlip(fresh, c, LEADER_POLICY),
+      flipAfterChurn: hashedFlip(churned.assignment, churned.cluster, LEADER_POLICY),
       churnEvents,
     });
   }
   table(
-    "Orchestrated → hashed: streams that move when the leader is lost (mixed capacities)",
-    ["streams × members", "per member", "fresh", "least possible", "≈ 0.4/√per-member", `after ${churnEvents} events`, "least then"],
-    out.map((r) => [`${r.streams.toLocaleString("en")} × ${r.members}`, r.perMember, pct(r.fresh), pct(r.floor), pct(r.approx), pct(r.afterChurn), pct(r.floorAfterChurn)]),
-    "least possible: hashing's own binomial spread, which no placement within ±1 of the targets can avoid (members hashing gives more than ⌈share⌉ must give the rest away).",
+    "Orchestrated → hashed: what the flip moves, and how far the placement is from pure hashing (mixed capacities)",
+    ["streams × members", "per member", "flip moves", `flip moves after ${churnEvents} events`, "≠ pure hashing", "least possible", "≈ 0.4/√per-member", `≠ pure after ${churnEvents} events`, "least then"],
+    out.map((r) => [`${r.streams.toLocaleString("en")} × ${r.members}`, r.perMember, pct(r.flipFresh), pct(r.flipAfterChurn), pct(r.fresh), pct(r.floor), pct(r.approx), pct(r.afterChurn), pct(r.floorAfterChurn)]),
+    "flip moves: streams hashed mode (the assignor over what live members hold) gives another owner than the leader's placement; ≠ pure hashing: streams pure weighted rendezvous hashing would place elsewhere (what a pure-hashing fallback would move); least possible: hashing's own binomial spread, which no placement within ±1 of the targets can avoid.",
   );
   return out;
 }
