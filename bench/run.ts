@@ -12,7 +12,12 @@
  * (bench/failover.ts, about two minutes); --quick leaves it out. --fleet[=100,300,1000]
  * runs only the fleet benchmark (bench/fleet.ts) at those member counts, with
  * --fleet-streams=10000,100000, --fleet-interval=1 (HEARTBEAT_INTERVAL, seconds) and
- * --fleet-timeout=120 (seconds allowed to reach full coverage).
+ * --fleet-timeout=120 (seconds allowed to reach full coverage). --agents[=16] runs only the
+ * agent-process benchmark (bench/agents.ts: cold start, memory and idle CPU of real agent
+ * processes) with --agents-streams=5000, --agents-timeout=120 (seconds allowed to cover),
+ * --agents-settle=15 and --agents-idle=30 (seconds before memory is read, and of the idle
+ * CPU window) and --agents-node-args="…" (Node.js options added to the production
+ * command's, to compare V8 flags).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -41,13 +46,14 @@ import { simdKernelAvailable } from "../shared/placement/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 import { runFailover } from "./failover.js";
 import { runFleet, type FleetResult } from "./fleet.js";
+import { agentsTables, runAgents, type AgentsResult } from "./agents.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
 // `--json` may stand alone or take a file: give it the default when no file follows; `--fleet` alone means every size.
 const argv = process.argv
   .slice(2)
-  .flatMap((a, i, all) => (a === "--json" && (all[i + 1] === undefined || all[i + 1]!.startsWith("--")) ? ["--json", DEFAULT_JSON] : a === "--fleet" ? ["--fleet=100,300,1000"] : [a]));
+  .flatMap((a, i, all) => (a === "--json" && (all[i + 1] === undefined || all[i + 1]!.startsWith("--")) ? ["--json", DEFAULT_JSON] : a === "--fleet" ? ["--fleet=100,300,1000"] : a === "--agents" ? ["--agents=16"] : [a]));
 const { values } = parseArgs({
   args: argv,
   options: {
@@ -59,6 +65,12 @@ const { values } = parseArgs({
     "fleet-streams": { type: "string", default: "10000,100000" },
     "fleet-interval": { type: "string", default: "1" },
     "fleet-timeout": { type: "string", default: "120" },
+    agents: { type: "string" },
+    "agents-streams": { type: "string", default: "5000" },
+    "agents-timeout": { type: "string", default: "120" },
+    "agents-settle": { type: "string", default: "15" },
+    "agents-idle": { type: "string", default: "30" },
+    "agents-node-args": { type: "string" },
   },
   allowPositionals: false,
 });
@@ -67,7 +79,7 @@ const quick = values.quick === true;
 const md = values.md === true;
 /** --only movement,hashed,timing: run just these parts. */
 const only = new Set(
-  values.only !== undefined ? values.only.split(",") : values.fleet !== undefined ? ["fleet"] : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"],
+  values.only !== undefined ? values.only.split(",") : values.fleet !== undefined ? ["fleet"] : values.agents !== undefined ? ["agents"] : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"],
 );
 /** A comma-separated list of positive numbers, or a clear error. */
 function numbers(flag: string, raw: string): number[] {
@@ -82,6 +94,11 @@ const fleetAgents = numbers("fleet", values.fleet ?? "100,300,1000").map(Math.ro
 const fleetStreams = numbers("fleet-streams", values["fleet-streams"]!).map(Math.round);
 const fleetIntervalS = numbers("fleet-interval", values["fleet-interval"]!)[0]!;
 const fleetTimeoutS = numbers("fleet-timeout", values["fleet-timeout"]!)[0]!;
+const agentsCount = Math.round(numbers("agents", values.agents ?? "16")[0]!);
+const agentsStreams = Math.round(numbers("agents-streams", values["agents-streams"]!)[0]!);
+const agentsTimeoutS = numbers("agents-timeout", values["agents-timeout"]!)[0]!;
+const agentsSettleS = numbers("agents-settle", values["agents-settle"]!)[0]!;
+const agentsIdleS = numbers("agents-idle", values["agents-idle"]!)[0]!;
 const started = performance.now();
 
 // ---------------------------------------------------------------- formatting
@@ -371,6 +388,15 @@ const fleetResults: FleetResult[] = !only.has("fleet")
       return rows;
     });
 
+// ---------------------------------------------------------------- 6. agent processes (cold start, memory, idle CPU)
+
+const agentsResult: AgentsResult | undefined = !only.has("agents")
+  ? undefined
+  : await runAgents({ agents: agentsCount, streams: agentsStreams, timeoutS: agentsTimeoutS, settleS: agentsSettleS, idleS: agentsIdleS, nodeArgs: values["agents-node-args"]?.split(" ").filter(Boolean), log: (line) => console.log(`  ${line}`) }).then((r) => {
+      for (const t of agentsTables(r, { settleS: agentsSettleS, idleS: agentsIdleS })) table(t.title, t.head, t.rows, t.note);
+      return r;
+    });
+
 const seconds = (performance.now() - started) / 1000;
 console.log(`\ndone in ${seconds.toFixed(1)} s`);
 
@@ -388,6 +414,7 @@ if (jsonFile !== undefined) {
     timing: timingResults,
     failover: failoverResults,
     fleet: fleetResults,
+    agents: agentsResult,
     seconds,
   };
   writeFileSync(file, JSON.stringify(report, null, 2));
@@ -396,4 +423,4 @@ if (jsonFile !== undefined) {
 
 // A fleet that overwhelmed this process may leave timers and sockets behind after its
 // bounded stop (bench/fleet.ts): end here rather than wait for them.
-if (only.has("fleet")) process.exit(0);
+if (only.has("fleet") || only.has("agents")) process.exit(0);

@@ -1,7 +1,9 @@
 /**
  * `npm run bench` works from a clean clone and its non-timing results hold: the assignor
  * moves no more than the minimum and keeps every member within one stream of its share;
- * the fleet benchmark runs a small fleet to full coverage and reports every measure.
+ * the fleet benchmark runs a small fleet to full coverage and reports every measure; the
+ * agent-process benchmark builds dist/ if needed, starts real agents to an even cover and
+ * reports their start, memory and CPU.
  * (Speed and cost are reported by the benchmark, never asserted here.)
  */
 import { spawnSync } from "node:child_process";
@@ -9,6 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import type { Figures } from "../bench/agents.js";
 
 interface EventResult {
   moves: number;
@@ -62,5 +65,28 @@ describe("npm run bench -- --fleet", () => {
     for (const k of ["redisCommandsPerAgentPerInterval", "pgStatementsPerS", "rssPerAgentMB", "cpuPerAgentPct"]) expect(r[k], k).toEqual(expect.any(Number));
     expect(r.redisCommandsPerAgentPerInterval as number).toBeGreaterThan(0);
     expect(["pg_stat_statements", "xact_commit"]).toContain(r.pgSource);
+  });
+});
+
+describe("npm run bench -- --agents", () => {
+  it("starts real agent processes to an even cover and reports their start, memory and CPU", { timeout: 240_000 }, () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bench-")), "agents.json");
+    const run = spawnSync("npm", ["run", "bench", "--", "--agents=2", "--agents-streams=40", "--agents-settle=1", "--agents-idle=2", "--agents-timeout=90", "--json", file], {
+      cwd: path.resolve(import.meta.dirname, ".."),
+      encoding: "utf8",
+      timeout: 230_000,
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/Agent processes/);
+    const report = JSON.parse(fs.readFileSync(file, "utf8")) as { movement: unknown[]; agents: Record<string, unknown> & { leader: Figures; followers: { median: Figures } } };
+    expect(report.movement).toEqual([]);
+    const r = report.agents;
+    expect(r).toMatchObject({ agents: 2, streams: 40, note: "" });
+    for (const k of ["allAnsweredS", "leaderReadyS", "firstServedS", "allServedS", "coverS", "startCpuS"]) expect(r[k], k).toEqual(expect.any(Number));
+    for (const x of [r.leader, r.followers.median]) {
+      expect(x.rssMB).toBeGreaterThan(x.anonMB);
+      expect(x.anonMB).toBeGreaterThan(0);
+      expect(x.cpuPct).toBeGreaterThanOrEqual(0);
+    }
   });
 });

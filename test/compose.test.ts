@@ -3,10 +3,12 @@
  * - the compose file parses; its services, healthchecks, dependencies and the sidecar
  *   wiring are what the README promises; every environment key an agent gets is a setting
  *   shared/config.ts reads, and the agents' environments load with loadConfig;
- * - the Dockerfile is multi-stage, runs as a non-root user, starts `node dist/agent/main.js`
- *   and checks /health; what it builds (`npm run build`, the sim-worker compile line) runs:
- *   the built agent becomes healthy against real PostgreSQL and Redis, the Dockerfile's
- *   HEALTHCHECK command passes against it, and the built simulated worker serves the catalog.
+ * - the Dockerfile is multi-stage, runs as a non-root user, starts `node
+ *   --max-semi-space-size=1 dist/agent/main.js` and checks /health; what it builds (`npm run
+ *   build`, the sim-worker compile line) runs: the built agent is one self-contained ASCII
+ *   file, becomes healthy against real PostgreSQL and Redis when started by the CMD, the
+ *   Dockerfile's HEALTHCHECK command passes against it, and the built simulated worker
+ *   serves the catalog.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -136,13 +138,13 @@ describe("Dockerfile", () => {
   const stages = dockerfileStages(read("Dockerfile"));
   const final = stages.at(-1)!;
 
-  it("is multi-stage; the default (last) stage runs node dist/agent/main.js as a non-root user with a /health check", () => {
+  it("is multi-stage; the default (last) stage runs node --max-semi-space-size=1 dist/agent/main.js as a non-root user with a /health check", () => {
     expect(stages.length).toBeGreaterThanOrEqual(3);
     expect(final.name).toBe("agent");
     const user = final.lines.filter((l) => /^USER\s/i.test(l)).at(-1);
     expect(user).toBeDefined();
     expect(user!.split(/\s+/)[1]).not.toMatch(/^(root|0)(:|$)/);
-    expect(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)).toBe('CMD ["node", "dist/agent/main.js"]');
+    expect(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)).toBe('CMD ["node", "--max-semi-space-size=1", "dist/agent/main.js"]');
     expect(final.lines.find((l) => /^HEALTHCHECK\s/i.test(l))).toContain("/health");
     // The final image carries no dev dependencies and no sources.
     for (const copy of final.lines.filter((l) => /^COPY\s/i.test(l))) expect(copy).toMatch(/^COPY (--from=(deps|build) |package\.json |bin )/);
@@ -201,7 +203,17 @@ describe("Dockerfile", () => {
         DRAIN_TIMEOUT: "2",
         LOG_LEVEL: "warn",
       };
-      const agent = spawn(process.execPath, [path.join(out, "dist", "agent", "main.js")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+      // The agent's entry is one bundle (tools/build.mjs): nothing relative to import, no
+      // character outside ASCII (V8 would hold the whole text at two bytes a character).
+      const main = path.join(out, "dist", "agent", "main.js");
+      const bundle = fs.readFileSync(main, "utf8");
+      expect(bundle).not.toMatch(/\bfrom\s*["']\.{1,2}\//);
+      expect(bundle).not.toMatch(/\bimport\(\s*["']\.{1,2}\//);
+      expect(/[^\x00-\x7f]/.test(bundle), "non-ASCII character in the bundle").toBe(false);
+      // Started exactly as the Dockerfile's CMD starts it (its flags, then the entry).
+      const production = JSON.parse(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)!.replace(/^CMD\s+/, "")) as string[];
+      expect(production.at(-1)).toBe("dist/agent/main.js");
+      const agent = spawn(process.execPath, [...production.slice(1, -1), main], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
       procs.push(agent);
       const agentLog: string[] = [];
       agent.stdout!.on("data", (d: Buffer) => agentLog.push(d.toString()));

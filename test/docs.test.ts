@@ -97,7 +97,7 @@ describe("README: commands", () => {
     // `npm test` runs the fault suite too: the same config after the main run.
     [/^npm run test:faults$/, "package.json", ['"test:faults": "vitest run --config vitest.faults.config.ts"', "&& vitest run --config vitest.faults.config.ts"]],
     [/^npm run bench( -- --quick)?$/, "test/bench.test.ts", ['["run", "bench", "--", "--quick"']],
-    [/^node dist\/agent\/main\.js$/, "test/compose.test.ts", ['"agent", "main.js"']],
+    [/^node --max-semi-space-size=1 dist\/agent\/main\.js$/, "test/compose.test.ts", ['CMD ["node", "--max-semi-space-size=1", "dist/agent/main.js"]', "production.slice(1, -1)"]],
     [/^npm run agent$/, "test/npm-agent.test.ts", ['spawn("npm", ["run", "agent"]', 'spawnSync("npm", ["run", "agent"]']],
     [/^npx fingerctl (status|instances|streams)$/, "test/cli/fingerctl.test.ts", ["bin/fingerctl.js", '"status"', '"instances"', '"streams"']],
     [/^npx fingerctl (drain|undrain) ID$/, "test/cli/fingerctl.test.ts", ['"drain"', '"undrain"']],
@@ -108,6 +108,7 @@ describe("README: commands", () => {
     [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url URL retry \d+$/, "test/cli/stream-health.test.ts", ['"retry", String(victim)], { ADMIN_TOKEN: TOKEN }']],
     [/^npm run demo -- --failures$/, "test/demo.test.ts", ['"--failures"']],
     [/^npm run bench -- --fleet/, "test/bench.test.ts", ['["run", "bench", "--", "--fleet=']],
+    [/^npm run bench -- --agents/, "test/bench.test.ts", ['["run", "bench", "--", "--agents=']],
     [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url http:\/\/127\.0\.0\.1:8001 drain demo-2$/, "test/demo.test.ts", ['["fingerctl", "--url"', '"drain"']],
     [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['runUnittestSuite("clients/python")']],
     [/^apt-get install postgresql redis-server$/, ".ci/run", ["apt_install postgresql", "apt_install redis-server"]],
