@@ -264,7 +264,7 @@ export async function runAgents(o: {
       await sleep(o.idleS * 1000);
       const wall = (performance.now() - w0) / 1000;
       const figures = new Map(alive.map((m) => [m.id, { ...memory(m.proc.pid!), cpuPct: (100 * (cpuSeconds(m.proc.pid!) - c0.get(m.id)!)) / wall }]));
-      if (!evenCover(members, streams).even) notes.push("the cover was no longer even at the end of the idle window");
+      { const e = evenCover(members, streams); if (!e.even) notes.push(`the cover was no longer even at the end of the idle window (served per worker ${members.map((m) => m.worker.serving.size).join("/")})`); }
       leader = leaderId ? (figures.get(leaderId) ?? null) : null;
       if (!leader) notes.push("no leader named at the end");
       const rest = [...figures].filter(([id]) => id !== leaderId).map(([, v]) => v);
