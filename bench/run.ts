@@ -13,6 +13,8 @@
  * runs only the fleet benchmark (bench/fleet.ts) at those member counts, with
  * --fleet-streams=10000,100000, --fleet-interval=1 (HEARTBEAT_INTERVAL, seconds) and
  * --fleet-timeout=120 (seconds allowed to reach full coverage).
+ * --tick=100[,1000] runs only the leader tick benchmark (bench/leader-tick.ts): one leader
+ * alone in this process with that many simulated members, at --tick-streams=10000,100000.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -40,6 +42,7 @@ import { simdKernelAvailable } from "../shared/placement/hash.js";
 import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies.js";
 import { runFailover } from "./failover.js";
 import { runFleet, type FleetResult } from "./fleet.js";
+import { runTick } from "./leader-tick.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
@@ -58,6 +61,8 @@ const { values } = parseArgs({
     "fleet-streams": { type: "string", default: "10000,100000" },
     "fleet-interval": { type: "string", default: "1" },
     "fleet-timeout": { type: "string", default: "120" },
+    tick: { type: "string" },
+    "tick-streams": { type: "string", default: "10000,100000" },
   },
   allowPositionals: false,
 });
@@ -82,6 +87,12 @@ const fleetStreams = numbers("fleet-streams", values["fleet-streams"]!).map(Math
 const fleetIntervalS = numbers("fleet-interval", values["fleet-interval"]!)[0]!;
 const fleetTimeoutS = numbers("fleet-timeout", values["fleet-timeout"]!)[0]!;
 const started = performance.now();
+if (values.tick !== undefined) {
+  const members = numbers("tick", values.tick).map(Math.round);
+  const streams = numbers("tick-streams", values["tick-streams"]!).map(Math.round);
+  await runTick(streams.flatMap((s) => members.map((m) => ({ members: m, streams: s }))), (line) => console.log(`  ${line}`));
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- formatting
 

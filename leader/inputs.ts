@@ -106,20 +106,16 @@ export function rebalancePolicy(
  * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
  * nothing before: new, back, or its worker just came up; or it holds nothing while there
  * are streams to share, e.g. it came back across a leader change), or a member's capacity
- * changed. Undefined: only the cooldown lets a rebalance happen.
+ * changed. Undefined: only the cooldown lets a rebalance happen. `owned`: rows per member
+ * once the handoffs complete (leader/memo.ts RowsSummary.owned).
  */
 export function rebalanceTrigger(
   members: Iterable<MemberView>,
   lastPool: ReadonlyMap<string, number>,
-  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
+  owned: ReadonlyMap<string, number>,
   streams: number,
   requireWorker: boolean,
 ): MoveReason | undefined {
-  const owned = new Map<string, number>();
-  for (const r of rows.values()) {
-    const o = r.next ?? r.owner;
-    owned.set(o, (owned.get(o) ?? 0) + 1);
-  }
   let reason: MoveReason | undefined;
   for (const m of members) {
     // A member cut from PostgreSQL is out of the placement until it is back (plan.ts).

@@ -1,0 +1,430 @@
+/**
+ * Leader tick benchmark (`npm run bench -- --tick=100[,1000] [--tick-streams=10000,100000]`):
+ * what one leader's tick costs at a given fleet and catalog size, with the leader alone in
+ * this process's event loop.
+ *
+ * For each size: a private PostgreSQL (catalog of `streams` rows) and a private Redis; one
+ * real LeaderLoop (leader/leader.ts) with its real store, catalog cache, tracker (both
+ * liveness channels), legacy view and stream-health store; and `members` simulated members
+ * that write real heartbeats to both channels every HEARTBEAT_INTERVAL (1 s). A simulated
+ * member is only its heartbeat: it holds exactly what the leader's committed writes give it,
+ * lets a revoked stream go at once, reports the version it was bumped to, beats again at
+ * once and nudges the leader (a perfectly prompt worker). Then:
+ * - cover: time from the leader's start to every stream held once, evenly;
+ * - steady: over STEADY_MS, each tick's wall time and this process's CPU time during it
+ *   (median and max), and where the wall time goes (each source read, the write, and the
+ *   rest: the synchronous planning and bookkeeping);
+ * - join: one member more. "leader's side": from the start of the first tick that sees the
+ *   newcomer alive to the commit that gives it its share; "end to end": from its first
+ *   heartbeat to that commit; and the longest tick in between.
+ * Measures, never asserts. Not for production.
+ */
+import crypto from "node:crypto";
+import type { Redis } from "ioredis";
+import { CatalogCache } from "../shared/catalog-cache.js";
+import { systemClock } from "../shared/clock.js";
+import { loadConfig } from "../shared/config.js";
+import { connect, type Sql } from "../shared/db.js";
+import { withTimeout } from "../shared/deadline.js";
+import { Keys } from "../shared/keys.js";
+import { LegacyView } from "../shared/legacy.js";
+import { silentLogger } from "../shared/logger.js";
+import { isLive } from "../shared/member-state.js";
+import { MembershipTracker, type Snapshot } from "../shared/membership.js";
+import { Metrics } from "../shared/metrics.js";
+import { PgHeartbeats } from "../shared/pg-heartbeats.js";
+import { RedisProtocol } from "../shared/redis-protocol.js";
+import { closeRedis, createRedis } from "../shared/redis.js";
+import { migrate } from "../shared/schema.js";
+import { Store } from "../shared/store.js";
+import { StreamHealthStore } from "../shared/stream-health-store.js";
+import type { Heartbeat } from "../shared/types.js";
+import { LeaderLoop } from "../leader/leader.js";
+import { plan } from "../shared/placement/plan.js";
+import { LeaderStore } from "../leader/store.js";
+import { privateServers } from "../test/helpers/private-servers.js";
+
+export interface TickSize {
+  readonly members: number;
+  readonly streams: number;
+}
+
+export interface TickResult extends TickSize {
+  readonly coverS: number | null;
+  readonly ticks: number;
+  readonly steadyWallMs: number | null;
+  readonly steadyWallMaxMs: number | null;
+  readonly steadyCpuMs: number | null;
+  /** Median wall time per tick of each part (ms). */
+  readonly phases: Readonly<Record<string, number>>;
+  readonly joinLeaderMs: number | null;
+  readonly joinEndToEndMs: number | null;
+  readonly joinLongestTickMs: number | null;
+  /** How many steady ticks reused the last plan (leader/memo.ts). */
+  readonly reused: string;
+  readonly note: string;
+}
+
+const STEADY_MS = 10_000;
+const INTERVAL_MS = 1000;
+const PREFIX = "tick";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: readonly number[]) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[xs.length >> 1]!);
+
+/** A member that is only its heartbeat (see the header). */
+class SimMember {
+  readonly session = crypto.randomUUID();
+  readonly startedAt = new Date().toISOString();
+  readonly held = new Set<string>();
+  version = 0;
+  private seq = 0;
+  private readonly protocol: RedisProtocol;
+  constructor(
+    readonly id: string,
+    readonly capacity: number,
+    redis: Redis,
+    keys: Keys,
+    private readonly pg: PgHeartbeats,
+  ) {
+    this.protocol = new RedisProtocol(redis, keys);
+  }
+
+  async beat(): Promise<void> {
+    const hb: Heartbeat = {
+      id: this.id,
+      seq: ++this.seq,
+      ttlMs: 5 * INTERVAL_MS,
+      leaseMs: 5 * INTERVAL_MS,
+      session: this.session,
+      capacity: this.capacity,
+      draining: false,
+      mode: "orchestrated",
+      useOrchestrator: true,
+      version: this.version,
+      held: [...this.held],
+      leaving: false,
+      restarting: false,
+      released: [],
+      worker: { ok: true, lastSeenMsAgo: 0, processed: this.seq, errors: 0, kind: "v1" },
+      pgOk: true,
+      redisOk: true,
+      startedAt: this.startedAt,
+      host: "bench",
+      location: "bench",
+      software: "bench",
+    };
+    await Promise.allSettled([this.protocol.heartbeat(hb, 5 * INTERVAL_MS), this.pg.write(hb)]);
+  }
+}
+
+/**
+ * With TICK_PROFILE=dir: a CPU profile of the steady window, written there (for
+ * `node tools`-free reading in Chrome's or VS Code's profiler).
+ */
+async function startProfile(): Promise<((name: string) => Promise<void>) | undefined> {
+  const dir = process.env.TICK_PROFILE;
+  if (!dir) return undefined;
+  const { Session } = await import("node:inspector/promises");
+  const { mkdirSync, writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return async (name) => {
+    const { profile } = await session.post("Profiler.stop");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+/** Wraps `obj[name]` (an async method) to add its wall time to `into[label]`. */
+function timed<T extends object>(obj: T, name: keyof T & string, label: string, into: Map<string, number>): void {
+  const f = (obj[name] as (...a: unknown[]) => Promise<unknown>).bind(obj);
+  (obj as Record<string, unknown>)[name] = async (...a: unknown[]) => {
+    const t0 = performance.now();
+    try {
+      return await f(...a);
+    } finally {
+      into.set(label, (into.get(label) ?? 0) + performance.now() - t0);
+    }
+  };
+}
+
+export async function runTickSize(size: TickSize, log: (line: string) => void): Promise<TickResult> {
+  const { members: n, streams } = size;
+  const { pg, redis: redisServer, stop } = await privateServers(streams);
+  const env = {
+    DATABASE_URL: pg.url,
+    REDIS_URL: redisServer.url,
+    REDIS_KEY_PREFIX: PREFIX,
+    INSTANCE_ID: "leader",
+    REQUIRE_WORKER: "false",
+    LOG_LEVEL: "silent",
+    HEARTBEAT_INTERVAL: String(INTERVAL_MS / 1000),
+    // The cold start writes every row in one tick, which may outlast the default stall
+    // limit on a loaded machine; the leader is alone here, stepping aside helps nothing.
+    LEADER_LEASE_TTL: "120",
+    FALLBACK_GRACE: "120",
+  };
+  const config = loadConfig(env);
+  const sql: Sql = connect(pg.url, { max: 8 });
+  const simSql: Sql = connect(pg.url, { max: 8 });
+  const redis = createRedis(redisServer.url, { commandTimeoutMs: 2000 });
+  const simRedis = createRedis(redisServer.url, { commandTimeoutMs: 2000 });
+  const keys = new Keys(PREFIX);
+  const notes: string[] = [];
+  const closing = new AbortController();
+  let beating: Promise<void> = Promise.resolve();
+  try {
+    await migrate(sql, config.schema);
+    const clock = systemClock;
+    const logger = silentLogger();
+    const metrics = new Metrics({ instance: "leader" });
+    const protocol = new RedisProtocol(redis, keys);
+    const reader = new PgHeartbeats(sql, config.schema);
+    const simPg = new PgHeartbeats(simSql, config.schema);
+    const t = config.timings;
+    const tracker = new MembershipTracker({
+      protocol,
+      pg: {
+        readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
+        readSome: (ids) => withTimeout(clock, reader.readSome(ids, t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
+      },
+      clock,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      heartbeatWarningMs: config.heartbeatWarningMs,
+      maxGapMs: t.trackerMaxGapMs,
+      requireWorker: config.requireWorker,
+      decider: () => true,
+    });
+    const store = new LeaderStore(sql, config.schema);
+    const catalog = new CatalogCache(sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, logger);
+    const legacy = LegacyView.fromConfig(config, sql, clock);
+    const health = new StreamHealthStore(sql, config.schema);
+    const token = crypto.randomUUID();
+    await redis.set(keys.leader, token, "PX", 3_600_000);
+    const leader = new LeaderLoop({
+      id: "leader",
+      config,
+      clock,
+      logger,
+      protocol,
+      tracker,
+      store,
+      catalog,
+      legacy,
+      metrics,
+      isLeader: () => true,
+      leaseToken: () => token,
+      onFenced: () => notes.push("fenced"),
+      onStalled: (why) => notes.push(`stalled: ${why}`),
+      forgetHeartbeats: (ids) => reader.forget(ids),
+      requireWorker: false,
+      health,
+    });
+
+    // The parts of a tick, timed.
+    const parts = new Map<string, number>();
+    timed(tracker, "refresh", "members", parts);
+    timed(store, "load", "rows", parts);
+    timed(catalog, "get", "catalog", parts);
+    timed(legacy, "read", "legacy", parts);
+    timed(health, "readForPlan", "health", parts);
+    timed(store, "apply", "write", parts);
+    timed(reader, "readAll", "members-pg", parts);
+    const rawPlan = leader.memo.plan.bind(leader.memo);
+    const plans: { at: number; ms: number; hit: boolean }[] = [];
+    leader.memo.plan = (input, version) => {
+      const hits = leader.memo.hits;
+      const t0 = performance.now();
+      const out = rawPlan(input, version);
+      const ms = performance.now() - t0;
+      parts.set("plan", (parts.get("plan") ?? 0) + ms);
+      plans.push({ at: t0, ms, hit: leader.memo.hits > hits });
+      if (process.env.TICK_DEBUG && leader.memo.hits === hits) {
+        const again = [0, 1, 2].map(() => {
+          const c0 = process.cpuUsage();
+          plan(input);
+          const c = process.cpuUsage(c0);
+          return ((c.user + c.system) / 1000).toFixed(0);
+        });
+        log(`plan computed in ${ms.toFixed(0)} ms; again (CPU): ${again.join(", ")} ms`);
+      }
+      return out;
+    };
+    type Tick = { at: number; wall: number; cpu: number; parts: Map<string, number>; saw: Snapshot | undefined };
+    const ticks: Tick[] = [];
+    let seen: Snapshot | undefined;
+    const rawRefresh = tracker.refresh.bind(tracker);
+    tracker.refresh = async () => {
+      const s = await rawRefresh();
+      seen = s;
+      return s;
+    };
+    const loop = leader as unknown as { tick: (epoch: number, signal: AbortSignal) => Promise<void> };
+    const rawTick = loop.tick.bind(leader);
+    loop.tick = async (epoch, signal) => {
+      parts.clear();
+      seen = undefined;
+      const at = performance.now();
+      const c0 = process.cpuUsage();
+      try {
+        await rawTick(epoch, signal);
+      } finally {
+        const c = process.cpuUsage(c0);
+        ticks.push({ at, wall: performance.now() - at, cpu: (c.user + c.system) / 1000, parts: new Map(parts), saw: seen });
+        if (process.env.TICK_DEBUG) log(`tick ${ticks.at(-1)!.wall.toFixed(1)} ms, CPU ${ticks.at(-1)!.cpu.toFixed(1)} ms: ${[...parts].map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+      }
+    };
+
+    // The simulated fleet: it follows the leader's committed writes.
+    const capacity = Math.ceil((1.5 * streams) / n);
+    const sim = new Map<string, SimMember>();
+    const add = (id: string) => {
+      const m = new SimMember(id, capacity, simRedis, keys, simPg);
+      sim.set(id, m);
+      return m;
+    };
+    for (let i = 0; i < n; i++) add(`m-${String(i).padStart(4, "0")}`);
+    const newStore = new Store(simSql, config.schema);
+    await Promise.all([...sim.values()].map((m) => newStore.register({ id: m.id, capacity, software: "bench", location: "bench", host: "bench" })));
+    const commits: { at: number; newcomer: number }[] = [];
+    let newcomer: SimMember | undefined;
+    const rawApply = store.apply.bind(store);
+    store.apply = async (epoch, ops, bump, statuses, events, sessions) => {
+      const versions = await rawApply(epoch, ops, bump, statuses, events, sessions);
+      for (const op of ops) {
+        if (op.op === "put") {
+          if (op.from) sim.get(op.from)?.held.delete(op.row.stream);
+          sim.get(op.row.owner)?.held.add(op.row.stream);
+        } else if (op.op === "revoke" || op.op === "delete") sim.get(op.owner)?.held.delete(op.stream);
+      }
+      for (const [id, v] of versions) {
+        const m = sim.get(id);
+        if (m) m.version = v;
+      }
+      commits.push({ at: performance.now(), newcomer: newcomer?.held.size ?? 0 });
+      // Prompt workers: the bumped members beat again at once and ack.
+      setImmediate(() => {
+        void Promise.all([...versions.keys()].map((id) => sim.get(id)?.beat())).then(() => leader.nudge());
+      });
+      return versions;
+    };
+    const beatAll = async () => {
+      while (!closing.signal.aborted) {
+        const next = performance.now() + INTERVAL_MS;
+        await Promise.all([...sim.values()].map((m) => m.beat()));
+        await sleep(Math.max(0, next - performance.now()));
+      }
+    };
+    beating = beatAll();
+    await sleep(INTERVAL_MS);
+
+    const covered = () => {
+      let total = 0;
+      let min = Infinity;
+      let max = 0;
+      const seenIds = new Set<string>();
+      for (const m of sim.values()) {
+        total += m.held.size;
+        min = Math.min(min, m.held.size);
+        max = Math.max(max, m.held.size);
+        for (const s of m.held) seenIds.add(s);
+      }
+      return total === streams && seenIds.size === streams && max - min <= 1;
+    };
+    const t0 = performance.now();
+    const run = leader.run(closing.signal);
+    let coverS: number | null = null;
+    while (performance.now() - t0 < 120_000) {
+      if (covered()) {
+        coverS = (performance.now() - t0) / 1000;
+        break;
+      }
+      await sleep(100);
+    }
+    if (coverS === null) notes.push("no even cover within 120 s");
+    log(`${n} members × ${streams} streams: cover ${coverS === null ? "not reached" : `${coverS.toFixed(1)} s`}`);
+    await sleep(3 * INTERVAL_MS);
+
+    const w0 = performance.now();
+    const memo0 = { hits: leader.memo.hits, misses: leader.memo.misses };
+    const profiler = await startProfile();
+    await sleep(STEADY_MS);
+    await profiler?.(`${n}x${streams}-steady`);
+    const steady = ticks.filter((x) => x.at >= w0);
+    const phases: Record<string, number> = {};
+    for (const label of ["members", "members-pg", "plan", "rows", "catalog", "legacy", "health", "write"]) phases[label] = median(steady.map((x) => x.parts.get(label) ?? 0)) ?? 0;
+    const reused = `${leader.memo.hits - memo0.hits} of ${leader.memo.hits - memo0.hits + leader.memo.misses - memo0.misses} plans reused`;
+    // "members-pg" is part of "members".
+    phases.rest = median(steady.map((x) => x.wall - [...x.parts].reduce((a, [k, v]) => (k === "members-pg" ? a : a + v), 0))) ?? 0;
+
+    let joinLeaderMs: number | null = null;
+    let joinEndToEndMs: number | null = null;
+    let joinLongestTickMs: number | null = null;
+    if (coverS !== null) {
+      const share = Math.floor(streams / (n + 1));
+      const j = add("m-join");
+      newcomer = j;
+      await newStore.register({ id: j.id, capacity, software: "bench", location: "bench", host: "bench" });
+      const joinProfiler = await startProfile();
+      const j0 = performance.now();
+      await j.beat();
+      leader.nudge();
+      while (performance.now() - j0 < 60_000 && j.held.size < share) await sleep(5);
+      await joinProfiler?.(`${n}x${streams}-join`);
+      const done = commits.find((c) => c.at >= j0 && c.newcomer >= share);
+      const first = ticks.find((x) => x.at >= j0 && isLive(x.saw?.members.get(j.id)));
+      if (done && first) {
+        joinLeaderMs = done.at - first.at;
+        joinEndToEndMs = done.at - j0;
+        const computed = plans.filter((x) => x.at >= first.at && x.at <= done.at && !x.hit).map((x) => x.ms.toFixed(0));
+      notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
+      joinLongestTickMs = Math.max(...ticks.filter((x) => x.at >= first.at && x.at <= done.at).map((x) => x.wall));
+      } else notes.push("the newcomer did not get its share within 60 s");
+    }
+    closing.abort();
+    await run;
+    const errors = leader.status.lastError;
+    if (errors) notes.push(`leader error: ${errors}`);
+    return {
+      members: n,
+      streams,
+      coverS,
+      ticks: steady.length,
+      steadyWallMs: median(steady.map((x) => x.wall)),
+      steadyWallMaxMs: steady.length > 0 ? Math.max(...steady.map((x) => x.wall)) : null,
+      steadyCpuMs: median(steady.map((x) => x.cpu)),
+      phases,
+      joinLeaderMs,
+      joinEndToEndMs,
+      joinLongestTickMs,
+      reused,
+      note: notes.join("; "),
+    };
+  } finally {
+    closing.abort();
+    await beating.catch(() => {});
+    for (const c of [redis, simRedis]) await closeRedis(c).catch(() => {});
+    await Promise.allSettled([sql.end({ timeout: 2 }), simSql.end({ timeout: 2 })]);
+    await stop();
+  }
+}
+
+export async function runTick(sizes: readonly TickSize[], log: (line: string) => void): Promise<TickResult[]> {
+  const out: TickResult[] = [];
+  for (const s of sizes) {
+    const r = await runTickSize(s, log);
+    const f = (x: number | null) => (x === null ? "—" : x.toFixed(1));
+    const parts = Object.entries(r.phases)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(", ");
+    log(
+      `${r.members} members × ${r.streams} streams: steady tick ${f(r.steadyWallMs)} ms (max ${f(r.steadyWallMaxMs)}, CPU ${f(r.steadyCpuMs)} ms, ${r.ticks} ticks, ${r.reused}; ${parts}), ` +
+        `join: leader's side ${f(r.joinLeaderMs)} ms, end to end ${f(r.joinEndToEndMs)} ms, longest tick ${f(r.joinLongestTickMs)} ms ${r.note}`,
+    );
+    out.push(r);
+  }
+  return out;
+}
