@@ -345,6 +345,8 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       await sleep(100);
     }
     if (coverS === null) notes.push("no even cover within 120 s");
+    // As agents would have by now: every served stream's last outcome is a success.
+    for (const m of sim.values()) await health.recordOutcomes(m.id, [...m.held], []);
     log(`${n} members × ${streams} streams: cover ${coverS === null ? "not reached" : `${coverS.toFixed(1)} s`}`);
     await sleep(3 * INTERVAL_MS);
 

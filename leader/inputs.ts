@@ -39,12 +39,15 @@ export interface SourceReaders {
 
 /**
  * Reads the sources: the membership (Redis, now), the rows and instances (Postgres, now),
- * the catalog and the legacy members (cached). Throws when one cannot be read.
+ * the catalog (cached, refreshed in the background every catalogRefreshMs) and the legacy
+ * members (cached). Throws when one cannot be read.
  */
 export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {
   const snapshot = await r.tracker.refresh();
   const state = await r.store.load();
-  const catalog = await r.catalog.get(r.catalogRefreshMs);
+  // The version check (an O(catalog) query) runs beside the ticks, not inside one: a
+  // change is planned from the tick after the refresh that saw it.
+  const catalog = await r.catalog.get(r.catalogRefreshMs, { background: true });
   if (!catalog) throw new Error(r.catalog.lastError ?? "catalog not readable yet");
   const { owned } = await r.legacy.read(catalog.streams, liveIds(snapshot.members.values()));
   const health = await r.health.readForPlan(r.healthSettings.failureMemoryMs);

@@ -170,6 +170,7 @@ export class LeaderLoop {
       await this.waitForWork(tickEvery, signal);
     }
     await publisher;
+    await this.streamHealth.idle();
     this.d.metrics.isLeader.set(0);
     // Followers try the lease only when no leader is named: stop naming this one now.
     await this.publishing;
@@ -293,7 +294,7 @@ export class LeaderLoop {
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.accounting.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
-    await this.streamHealth.figures(sources.catalog, snap, state.rows);
+    this.streamHealth.figures(sources.catalog, snap, state.rows);
     await this.pruneMembers(snap, rows.named);
     await this.maybePruneEvents();
     this.st.lastTickAt = this.d.clock.now();

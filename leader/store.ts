@@ -15,12 +15,14 @@
  * new epoch, and re-read in full every MIRROR_FULL_READ_MS as a safety net. Readers
  * without an epoch (the dry run on any agent) always read in full. Each state carries a
  * rows version that changes whenever the rows may have (leader/memo.ts reuses what it
- * computed from unchanged rows).
+ * computed from unchanged rows); a periodic full read that finds the mirror's rows keeps
+ * the mirror and its version.
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
 import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
+import { sameMetadata } from "../shared/placement/catalog-index.js";
 
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";
@@ -129,7 +131,11 @@ export class LeaderStore {
           },
         ]),
       );
-      version = ++rowsVersions;
+      if (term !== undefined && m !== undefined && m.epoch === term.epoch && sameRows(m.rows, current)) {
+        // The periodic full read found what the mirror holds: keep it, and its version.
+        current = m.rows;
+        version = m.version;
+      } else version = ++rowsVersions;
       this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now, version };
     }
     return {
@@ -338,4 +344,26 @@ export class LeaderStore {
  */
 function storedReason(raw: string): MoveReason {
   return isMoveReason(raw) ? raw : "catalog";
+}
+
+/** The same rows, as plan.ts tells rows apart (metadata by its JSON text). */
+function sameRows(a: ReadonlyMap<StreamId, Row>, b: ReadonlyMap<StreamId, Row>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, x] of a) {
+    const y = b.get(id);
+    if (
+      !y ||
+      x.stream !== y.stream ||
+      x.owner !== y.owner ||
+      x.state !== y.state ||
+      x.next !== y.next ||
+      x.revokeVersion !== y.revokeVersion ||
+      x.reason !== y.reason ||
+      x.url !== y.url ||
+      x.name !== y.name ||
+      !sameMetadata(x.metadata, y.metadata)
+    )
+      return false;
+  }
+  return true;
 }
