@@ -12,11 +12,14 @@
  * once and nudges the leader (a perfectly prompt worker). Then:
  * - cover: time from the leader's start to every stream held once, evenly;
  * - steady: over STEADY_MS, each tick's wall time and this process's CPU time during it
- *   (median and max), and where the wall time goes (each source read, the write, and the
- *   rest: the synchronous planning and bookkeeping);
+ *   (median and max; the CPU includes the simulated members' beats that fall in it), where
+ *   the wall time goes (each source read, the plan, the write, the rest) and how many
+ *   plans the leader reused (leader/memo.ts; "no plan memo" for a build without it);
  * - join: one member more. "leader's side": from the start of the first tick that sees the
  *   newcomer alive to the commit that gives it its share; "end to end": from its first
- *   heartbeat to that commit; and the longest tick in between.
+ *   heartbeat to that commit; the longest tick in between, and the plans computed.
+ * TICK_DEBUG=1 prints every tick; TICK_PROFILE=dir writes CPU profiles of the steady
+ * window and of the join.
  * Measures, never asserts. Not for production.
  */
 import crypto from "node:crypto";
@@ -40,7 +43,7 @@ import { Store } from "../shared/store.js";
 import { StreamHealthStore } from "../shared/stream-health-store.js";
 import type { Heartbeat } from "../shared/types.js";
 import { LeaderLoop } from "../leader/leader.js";
-import { plan } from "../shared/placement/plan.js";
+import type { Plan, PlanInput } from "../shared/placement/plan.js";
 import { LeaderStore } from "../leader/store.js";
 import { privateServers } from "../test/helpers/private-servers.js";
 
@@ -66,6 +69,13 @@ export interface TickResult extends TickSize {
 }
 
 const STEADY_MS = 10_000;
+
+/** What the benchmark uses of leader/memo.ts's PlanMemo. */
+interface Memo {
+  plan(input: PlanInput, rowsVersion: number): Plan;
+  hits: number;
+  misses: number;
+}
 const INTERVAL_MS = 1000;
 const PREFIX = "tick";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -233,26 +243,21 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     timed(health, "readForPlan", "health", parts);
     timed(store, "apply", "write", parts);
     timed(reader, "readAll", "members-pg", parts);
-    const rawPlan = leader.memo.plan.bind(leader.memo);
+    // The plan memo (leader/memo.ts), when this build has one: each plan timed, reused or not.
+    const memo = (leader as unknown as { memo?: Memo }).memo;
     const plans: { at: number; ms: number; hit: boolean }[] = [];
-    leader.memo.plan = (input, version) => {
-      const hits = leader.memo.hits;
-      const t0 = performance.now();
-      const out = rawPlan(input, version);
-      const ms = performance.now() - t0;
-      parts.set("plan", (parts.get("plan") ?? 0) + ms);
-      plans.push({ at: t0, ms, hit: leader.memo.hits > hits });
-      if (process.env.TICK_DEBUG && leader.memo.hits === hits) {
-        const again = [0, 1, 2].map(() => {
-          const c0 = process.cpuUsage();
-          plan(input);
-          const c = process.cpuUsage(c0);
-          return ((c.user + c.system) / 1000).toFixed(0);
-        });
-        log(`plan computed in ${ms.toFixed(0)} ms; again (CPU): ${again.join(", ")} ms`);
-      }
-      return out;
-    };
+    if (memo) {
+      const rawPlan = memo.plan.bind(memo);
+      memo.plan = (input, version) => {
+        const hits = memo.hits;
+        const t0 = performance.now();
+        const out = rawPlan(input, version);
+        const ms = performance.now() - t0;
+        parts.set("plan", (parts.get("plan") ?? 0) + ms);
+        plans.push({ at: t0, ms, hit: memo.hits > hits });
+        return out;
+      };
+    }
     type Tick = { at: number; wall: number; cpu: number; parts: Map<string, number>; saw: Snapshot | undefined };
     const ticks: Tick[] = [];
     let seen: Snapshot | undefined;
@@ -351,14 +356,14 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     await sleep(3 * INTERVAL_MS);
 
     const w0 = performance.now();
-    const memo0 = { hits: leader.memo.hits, misses: leader.memo.misses };
+    const memo0 = { hits: memo?.hits ?? 0, misses: memo?.misses ?? 0 };
     const profiler = await startProfile();
     await sleep(STEADY_MS);
     await profiler?.(`${n}x${streams}-steady`);
     const steady = ticks.filter((x) => x.at >= w0);
     const phases: Record<string, number> = {};
     for (const label of ["members", "members-pg", "plan", "rows", "catalog", "legacy", "health", "write"]) phases[label] = median(steady.map((x) => x.parts.get(label) ?? 0)) ?? 0;
-    const reused = `${leader.memo.hits - memo0.hits} of ${leader.memo.hits - memo0.hits + leader.memo.misses - memo0.misses} plans reused`;
+    const reused = memo ? `${memo.hits - memo0.hits} of ${memo.hits - memo0.hits + memo.misses - memo0.misses} plans reused` : "no plan memo";
     // "members-pg" is part of "members".
     phases.rest = median(steady.map((x) => x.wall - [...x.parts].reduce((a, [k, v]) => (k === "members-pg" ? a : a + v), 0))) ?? 0;
 
@@ -382,7 +387,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
         joinLeaderMs = done.at - first.at;
         joinEndToEndMs = done.at - j0;
         const computed = plans.filter((x) => x.at >= first.at && x.at <= done.at && !x.hit).map((x) => x.ms.toFixed(0));
-      notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
+      if (memo) notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
       joinLongestTickMs = Math.max(...ticks.filter((x) => x.at >= first.at && x.at <= done.at).map((x) => x.wall));
       } else notes.push("the newcomer did not get its share within 60 s");
     }
