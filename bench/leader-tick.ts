@@ -5,25 +5,28 @@
  *
  * For each size: a private PostgreSQL (catalog of `streams` rows) and a private Redis; one
  * real LeaderLoop (leader/leader.ts) with its real store, catalog cache, tracker (both
- * liveness channels), legacy view and stream-health store; and `members` simulated members
- * that write real heartbeats to both channels every HEARTBEAT_INTERVAL (1 s). A simulated
- * member is only its heartbeat: it holds exactly what the leader's committed writes give it,
- * lets a revoked stream go at once, reports the version it was bumped to, beats again at
- * once and nudges the leader (a perfectly prompt worker). Then:
+ * liveness channels), legacy view and stream-health store, alone in this process; and
+ * `members` simulated members in another process (./leader-tick-fleet.ts) that write real
+ * heartbeats to both channels every HEARTBEAT_INTERVAL (1 s) and follow the leader's
+ * committed writes as perfectly prompt workers (each write that concerns them: they beat
+ * again at once and the leader is nudged, as their acks would). Then:
  * - cover: time from the leader's start to every stream held once, evenly;
  * - steady: over STEADY_MS, each tick's wall time and this process's CPU time during it
- *   (median and max; the CPU includes the simulated members' beats that fall in it), where
+ *   (median and max: the leader's own, the members being elsewhere), where
  *   the wall time goes (each source read, the plan, the write, the rest) and how many
  *   plans the leader reused (leader/memo.ts; "no plan memo" for a build without it);
  * - join: one member more. "leader's side": from the start of the first tick that sees the
- *   newcomer alive to the commit that gives it its share; "end to end": from its first
- *   heartbeat to that commit; the longest tick in between, and the plans computed.
+ *   newcomer alive to the commit that gives it its share; "end to end": from its start
+ *   (it registers, then beats) to that commit; the longest tick in between, and the plans
+ *   computed.
  * TICK_DEBUG=1 prints every tick; TICK_PROFILE=dir writes CPU profiles of the steady
  * window and of the join.
  * Measures, never asserts. Not for production.
  */
+import { fork } from "node:child_process";
 import crypto from "node:crypto";
-import type { Redis } from "ioredis";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { CatalogCache } from "../shared/catalog-cache.js";
 import { systemClock } from "../shared/clock.js";
 import { loadConfig } from "../shared/config.js";
@@ -36,16 +39,15 @@ import { isLive } from "../shared/member-state.js";
 import { MembershipTracker, type Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
 import { PgHeartbeats } from "../shared/pg-heartbeats.js";
+import type { Plan, PlanInput } from "../shared/placement/plan.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
 import { migrate } from "../shared/schema.js";
-import { Store } from "../shared/store.js";
 import { StreamHealthStore } from "../shared/stream-health-store.js";
-import type { Heartbeat } from "../shared/types.js";
 import { LeaderLoop } from "../leader/leader.js";
-import type { Plan, PlanInput } from "../shared/placement/plan.js";
 import { LeaderStore } from "../leader/store.js";
 import { privateServers } from "../test/helpers/private-servers.js";
+import { FleetState, fleetOps, type FleetMessage, type FleetReply } from "./leader-tick-fleet.js";
 
 export interface TickSize {
   readonly members: number;
@@ -80,52 +82,6 @@ const INTERVAL_MS = 1000;
 const PREFIX = "tick";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: readonly number[]) => (xs.length === 0 ? null : [...xs].sort((a, b) => a - b)[xs.length >> 1]!);
-
-/** A member that is only its heartbeat (see the header). */
-class SimMember {
-  readonly session = crypto.randomUUID();
-  readonly startedAt = new Date().toISOString();
-  readonly held = new Set<string>();
-  version = 0;
-  private seq = 0;
-  private readonly protocol: RedisProtocol;
-  constructor(
-    readonly id: string,
-    readonly capacity: number,
-    redis: Redis,
-    keys: Keys,
-    private readonly pg: PgHeartbeats,
-  ) {
-    this.protocol = new RedisProtocol(redis, keys);
-  }
-
-  async beat(): Promise<void> {
-    const hb: Heartbeat = {
-      id: this.id,
-      seq: ++this.seq,
-      ttlMs: 5 * INTERVAL_MS,
-      leaseMs: 5 * INTERVAL_MS,
-      session: this.session,
-      capacity: this.capacity,
-      draining: false,
-      mode: "orchestrated",
-      useOrchestrator: true,
-      version: this.version,
-      held: [...this.held],
-      leaving: false,
-      restarting: false,
-      released: [],
-      worker: { ok: true, lastSeenMsAgo: 0, processed: this.seq, errors: 0, kind: "v1" },
-      pgOk: true,
-      redisOk: true,
-      startedAt: this.startedAt,
-      host: "bench",
-      location: "bench",
-      software: "bench",
-    };
-    await Promise.allSettled([this.protocol.heartbeat(hb, 5 * INTERVAL_MS), this.pg.write(hb)]);
-  }
-}
 
 /**
  * With TICK_PROFILE=dir: a CPU profile of the steady window, written there (for
@@ -179,13 +135,20 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
   };
   const config = loadConfig(env);
   const sql: Sql = connect(pg.url, { max: 8 });
-  const simSql: Sql = connect(pg.url, { max: 8 });
   const redis = createRedis(redisServer.url, { commandTimeoutMs: 2000 });
-  const simRedis = createRedis(redisServer.url, { commandTimeoutMs: 2000 });
   const keys = new Keys(PREFIX);
   const notes: string[] = [];
   const closing = new AbortController();
-  let beating: Promise<void> = Promise.resolve();
+  // The members, in a process of their own (./leader-tick-fleet.ts).
+  const child = fork(fileURLToPath(new URL(`./leader-tick-fleet${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url)), [], { env: { ...process.env, TICK_FLEET_CHILD: "1" } });
+  const replies: ((r: FleetReply) => void)[] = [];
+  const waitFor = (t: FleetReply["t"]) => new Promise<void>((resolve) => replies.push((r) => r.t === t && resolve()));
+  child.on("message", (r: FleetReply) => {
+    for (const f of replies.splice(0)) f(r);
+    if (r.t === "beaten") leaderRef?.nudge();
+  });
+  const send = (m: FleetMessage) => child.send(m);
+  let leaderRef: LeaderLoop | undefined;
   try {
     await migrate(sql, config.schema);
     const clock = systemClock;
@@ -193,7 +156,6 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     const metrics = new Metrics({ instance: "leader" });
     const protocol = new RedisProtocol(redis, keys);
     const reader = new PgHeartbeats(sql, config.schema);
-    const simPg = new PgHeartbeats(simSql, config.schema);
     const t = config.timings;
     const tracker = new MembershipTracker({
       protocol,
@@ -233,6 +195,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       requireWorker: false,
       health,
     });
+    leaderRef = leader;
 
     // The parts of a tick, timed.
     const parts = new Map<string, number>();
@@ -283,47 +246,26 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       }
     };
 
-    // The simulated fleet: it follows the leader's committed writes.
+    // The simulated fleet follows the leader's committed writes; this process keeps the
+    // same bookkeeping to see the cover and the newcomer's share.
     const capacity = Math.ceil((1.5 * streams) / n);
-    const sim = new Map<string, SimMember>();
-    const add = (id: string) => {
-      const m = new SimMember(id, capacity, simRedis, keys, simPg);
-      sim.set(id, m);
-      return m;
-    };
-    for (let i = 0; i < n; i++) add(`m-${String(i).padStart(4, "0")}`);
-    const newStore = new Store(simSql, config.schema);
-    await Promise.all([...sim.values()].map((m) => newStore.register({ id: m.id, capacity, software: "bench", location: "bench", host: "bench" })));
+    const ids = Array.from({ length: n }, (_, i) => `m-${String(i).padStart(4, "0")}`);
+    const sim = new FleetState();
+    for (const id of ids) sim.add(id);
+    const ready = waitFor("ready");
+    send({ t: "start", pgUrl: pg.url, redisUrl: redisServer.url, prefix: PREFIX, schema: config.schema, ids, capacity, intervalMs: INTERVAL_MS });
+    await ready;
     const commits: { at: number; newcomer: number }[] = [];
-    let newcomer: SimMember | undefined;
+    let newcomer: string | undefined;
     const rawApply = store.apply.bind(store);
     store.apply = async (epoch, ops, bump, statuses, events, sessions) => {
       const versions = await rawApply(epoch, ops, bump, statuses, events, sessions);
-      for (const op of ops) {
-        if (op.op === "put") {
-          if (op.from) sim.get(op.from)?.held.delete(op.row.stream);
-          sim.get(op.row.owner)?.held.add(op.row.stream);
-        } else if (op.op === "revoke" || op.op === "delete") sim.get(op.owner)?.held.delete(op.stream);
-      }
-      for (const [id, v] of versions) {
-        const m = sim.get(id);
-        if (m) m.version = v;
-      }
-      commits.push({ at: performance.now(), newcomer: newcomer?.held.size ?? 0 });
-      // Prompt workers: the bumped members beat again at once and ack.
-      setImmediate(() => {
-        void Promise.all([...versions.keys()].map((id) => sim.get(id)?.beat())).then(() => leader.nudge());
-      });
+      const fops = fleetOps(ops);
+      sim.apply(fops, [...versions]);
+      commits.push({ at: performance.now(), newcomer: newcomer ? sim.held.get(newcomer)!.size : 0 });
+      send({ t: "applied", ops: fops, versions: [...versions] });
       return versions;
     };
-    const beatAll = async () => {
-      while (!closing.signal.aborted) {
-        const next = performance.now() + INTERVAL_MS;
-        await Promise.all([...sim.values()].map((m) => m.beat()));
-        await sleep(Math.max(0, next - performance.now()));
-      }
-    };
-    beating = beatAll();
     await sleep(INTERVAL_MS);
 
     const covered = () => {
@@ -331,11 +273,11 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       let min = Infinity;
       let max = 0;
       const seenIds = new Set<string>();
-      for (const m of sim.values()) {
-        total += m.held.size;
-        min = Math.min(min, m.held.size);
-        max = Math.max(max, m.held.size);
-        for (const s of m.held) seenIds.add(s);
+      for (const held of sim.held.values()) {
+        total += held.size;
+        min = Math.min(min, held.size);
+        max = Math.max(max, held.size);
+        for (const s of held) seenIds.add(s);
       }
       return total === streams && seenIds.size === streams && max - min <= 1;
     };
@@ -351,7 +293,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     }
     if (coverS === null) notes.push("no even cover within 120 s");
     // As agents would have by now: every served stream's last outcome is a success.
-    for (const m of sim.values()) await health.recordOutcomes(m.id, [...m.held], []);
+    for (const [id, held] of sim.held) await health.recordOutcomes(id, [...held], []);
     log(`${n} members × ${streams} streams: cover ${coverS === null ? "not reached" : `${coverS.toFixed(1)} s`}`);
     await sleep(3 * INTERVAL_MS);
 
@@ -372,23 +314,22 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     let joinLongestTickMs: number | null = null;
     if (coverS !== null) {
       const share = Math.floor(streams / (n + 1));
-      const j = add("m-join");
-      newcomer = j;
-      await newStore.register({ id: j.id, capacity, software: "bench", location: "bench", host: "bench" });
+      newcomer = "m-join";
+      sim.add(newcomer);
       const joinProfiler = await startProfile();
+      // From here: the newcomer registers and beats (its process answers, and the leader is nudged).
       const j0 = performance.now();
-      await j.beat();
-      leader.nudge();
-      while (performance.now() - j0 < 60_000 && j.held.size < share) await sleep(5);
+      send({ t: "add", id: newcomer });
+      while (performance.now() - j0 < 60_000 && sim.held.get(newcomer)!.size < share) await sleep(5);
       await joinProfiler?.(`${n}x${streams}-join`);
       const done = commits.find((c) => c.at >= j0 && c.newcomer >= share);
-      const first = ticks.find((x) => x.at >= j0 && isLive(x.saw?.members.get(j.id)));
+      const first = ticks.find((x) => x.at >= j0 && isLive(x.saw?.members.get(newcomer!)));
       if (done && first) {
         joinLeaderMs = done.at - first.at;
         joinEndToEndMs = done.at - j0;
         const computed = plans.filter((x) => x.at >= first.at && x.at <= done.at && !x.hit).map((x) => x.ms.toFixed(0));
-      if (memo) notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
-      joinLongestTickMs = Math.max(...ticks.filter((x) => x.at >= first.at && x.at <= done.at).map((x) => x.wall));
+        if (memo) notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
+        joinLongestTickMs = Math.max(...ticks.filter((x) => x.at >= first.at && x.at <= done.at).map((x) => x.wall));
       } else notes.push("the newcomer did not get its share within 60 s");
     }
     closing.abort();
@@ -412,9 +353,14 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     };
   } finally {
     closing.abort();
-    await beating.catch(() => {});
-    for (const c of [redis, simRedis]) await closeRedis(c).catch(() => {});
-    await Promise.allSettled([sql.end({ timeout: 2 }), simSql.end({ timeout: 2 })]);
+    if (child.connected) {
+      const stopped = waitFor("stopped");
+      send({ t: "stop" });
+      await Promise.race([stopped, sleep(10_000)]);
+    }
+    if (child.exitCode === null) child.kill();
+    await closeRedis(redis).catch(() => {});
+    await sql.end({ timeout: 2 });
     await stop();
   }
 }

@@ -16,10 +16,25 @@
  * It does not time progress: that is dated by the reader, on its own clock. Only rows
  * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
+import crypto from "node:crypto";
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
 import { decodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
+
+/**
+ * Lists of at least this many streams are worth a digest (below it, PostgreSQL's md5 and
+ * rewrite of the payload cost more than sending the list again).
+ */
+const LONG_HELD = 256;
+
+/**
+ * md5 of a held list's JSON text as PostgreSQL prints a jsonb array of strings
+ * (`["a", "b"]`: ", " between elements; the escapes JSON.stringify also makes).
+ */
+export function heldDigest(held: readonly string[]): string {
+  return crypto.createHash("md5").update(`[${held.map((s) => JSON.stringify(s)).join(", ")}]`).digest("hex");
+}
 
 /** What a heartbeat write read back. */
 export interface PgHeartbeatWritten {
@@ -36,9 +51,11 @@ export class PgHeartbeats {
   private readonly table: string;
   private readonly leadership: string;
   /**
-   * Per member, the `held` list this reader last parsed and its digest (md5 of its JSON
-   * text in PostgreSQL): an unchanged list, the largest part of a heartbeat, is neither
-   * sent again nor parsed again, and readers get the same array while it holds.
+   * Per member with a long `held` list (LONG_HELD ids or more), the list this reader last
+   * parsed and its digest: the md5 of its JSON text as PostgreSQL prints it (heldDigest).
+   * While it is unchanged, that list, the largest part of a heartbeat, is neither sent nor
+   * parsed again, and readers get the same array. A digest that does not match only costs
+   * the whole payload: the comparison decides what is sent, never what is read.
    */
   private readonly held = new Map<string, { digest: string; held: Heartbeat["held"] }>();
 
@@ -89,20 +106,20 @@ export class PgHeartbeats {
   }
 
   /**
-   * One statement: each row's payload, but with `held` emptied when its digest equals the
-   * one this reader last parsed for that member (its list, kept here, is put back). Each
-   * heartbeat comes from one row as written, whole.
+   * One statement: each row's payload, but with `held` emptied when this reader knows the
+   * member's long list and its digest still matches (the kept list is put back; the digest
+   * is computed only for those members). Each heartbeat comes from one row as written.
    */
   private async read(filter: string, params: unknown[]): Promise<StoredPgHeartbeat[]> {
     // The lists as the statement is sent: a read finishing meanwhile may replace them.
     const known = new Map(this.held);
     const rows = await this.sql.unsafe(
-      `select h.instance_id, h.seq, x.digest, coalesce(k.digest = x.digest, false) as same_held,
-              case when k.digest = x.digest then jsonb_set(h.payload, '{held}', '[]'::jsonb)::text else h.payload::text end as payload
-         from ${this.table} h
-         cross join lateral (select md5((h.payload->'held')::text) as digest) x
-         left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
-        where h.written_at > now() - make_interval(secs => $1) ${filter}`,
+      `select s.instance_id, s.seq, s.same_held,
+              case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb)::text else s.payload::text end as payload
+         from (select h.instance_id, h.seq, h.payload, k.digest is not null and md5((h.payload->'held')::text) = k.digest as same_held
+                 from ${this.table} h left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
+                where h.written_at > now() - make_interval(secs => $1) ${filter}
+               offset 0) s`,
       [params[0], [...known.keys()], [...known.values()].map((v) => v.digest), ...params.slice(1)] as never[],
     );
     const out: StoredPgHeartbeat[] = [];
@@ -114,7 +131,8 @@ export class PgHeartbeats {
         const kept = known.get(id);
         if (!kept) continue; // cannot be: the digest compared was one of `known`
         hb = { ...hb, held: kept.held };
-      } else if (typeof r.digest === "string") this.held.set(id, { digest: r.digest, held: hb.held });
+      } else if (hb.held.length >= LONG_HELD) this.held.set(id, { digest: heldDigest(hb.held), held: hb.held });
+      else this.held.delete(id);
       out.push({ id, heartbeat: hb });
     }
     return out;

@@ -1,14 +1,14 @@
 /**
  * What plan.ts derives from a catalog, computed once per catalog instead of once per call.
- * PURE from the caller's side: the same answers plan.ts would compute itself, cached on the
- * identity of immutable values (a catalog array, a metadata object), so a leader whose
- * catalog did not change pays for none of it again.
+ * PURE from the caller's side: the same answers plan.ts would compute itself, the index
+ * cached on the identity of the (immutable) catalog array, so a leader whose catalog did
+ * not change pays for none of it again; and the metadata comparison, without serialising.
  *
  * Guarantees: `index(catalog).byId` is `new Map(catalog.map((s) => [s.id, s]))` (the last
  * of duplicate ids wins) and `sortedIds` its keys in the default sort order (UTF-16 code
  * units); `sameMetadata(a, b)` is `JSON.stringify(a) === JSON.stringify(b)`. Does not: see
- * a catalog array or metadata object changed in place (they are read-only by contract:
- * shared/catalog.ts makes new ones on every read).
+ * a catalog array changed in place (it is read-only by contract: shared/catalog.ts makes
+ * a new one on every read).
  */
 import type { Stream, StreamId } from "../types.js";
 
@@ -30,17 +30,36 @@ export function catalogIndex(catalog: readonly Stream[]): CatalogIndex {
   return ix;
 }
 
-const texts = new WeakMap<object, string>();
-
-/** JSON.stringify(v), remembered per object. */
-function text(v: unknown): string {
-  if (typeof v !== "object" || v === null) return JSON.stringify(v);
-  let t = texts.get(v);
-  if (t === undefined) texts.set(v, (t = JSON.stringify(v)));
-  return t;
+/**
+ * Whether two metadata values serialise alike (as plan.ts compares a row with its stream):
+ * `JSON.stringify(a) === JSON.stringify(b)`, without serialising flat objects of strings,
+ * finite numbers, booleans and nulls (what catalog metadata is), compared key by key in
+ * the order JSON.stringify writes them.
+ */
+export function sameMetadata(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  return flatEqual(a, b) ?? JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Whether two metadata values serialise alike (as plan.ts compares a row with its stream). */
-export function sameMetadata(a: unknown, b: unknown): boolean {
-  return a === b || text(a) === text(b);
+/** Equality of two flat objects of JSON scalars; undefined when either is something else. */
+function flatEqual(a: unknown, b: unknown): boolean | undefined {
+  if (!isPlain(a) || !isPlain(b)) return undefined;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  for (const k of ka) if (!isScalar(a[k])) return undefined;
+  for (const k of kb) if (!isScalar(b[k])) return undefined;
+  if (ka.length !== kb.length) return false;
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i] || a[ka[i]!] !== b[kb[i]!]) return false;
+  return true;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** A value JSON writes as itself: equal values, equal text (0 and -0 both write "0"). */
+function isScalar(v: unknown): boolean {
+  return typeof v === "string" || typeof v === "boolean" || v === null || (typeof v === "number" && Number.isFinite(v));
 }

@@ -38,12 +38,24 @@ describe("catalogIndex", () => {
 
   it("sameMetadata is JSON.stringify equality", () => {
     const json = fc.jsonValue();
+    const same = (a: unknown, b: unknown) => expect(sameMetadata(a, b)).toBe(JSON.stringify(a) === JSON.stringify(b));
     fc.assert(
       fc.property(json, json, (a, b) => {
-        expect(sameMetadata(a, b)).toBe(JSON.stringify(a) === JSON.stringify(b));
+        same(a, b);
         expect(sameMetadata(a, structuredClone(a))).toBe(true);
       }),
     );
+    // Flat objects (what catalog metadata is), alike or nearly so.
+    const scalar = fc.oneof(fc.string(), fc.boolean(), fc.constant(null), fc.integer(), fc.double(), fc.constant(undefined), fc.constant(-0));
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), scalar), fc.string(), scalar, fc.boolean(), (d, k, v, reorder) => {
+        const copy = reorder ? Object.fromEntries(Object.entries(d).reverse()) : { ...d };
+        same(d, copy);
+        same(d, { ...d, [k]: v });
+      }),
+      { numRuns: 500 },
+    );
+    for (const [a, b] of [[{ a: undefined }, {}], [{ a: NaN }, { a: null }], [{ a: -0 }, { a: 0 }], [{ a: Infinity }, { a: null }], [{ a: { b: 1 } }, { a: { b: 1 } }], [{ a: [1] }, { a: [2] }], [{ "1": 1, b: 2 }, { b: 2, "1": 1 }]] as const) same(a, b);
     expect(sameMetadata({ a: 1, b: 2 }, { b: 2, a: 1 })).toBe(false);
   });
 });
