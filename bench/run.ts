@@ -18,6 +18,8 @@
  * --agents-settle=15 and --agents-idle=30 (seconds before memory is read, and of the idle
  * CPU window) and --agents-node-args="…" (Node.js options added to the production
  * command's, to compare V8 flags).
+ * --tick=100[,1000] runs only the leader tick benchmark (bench/leader-tick.ts): one leader
+ * alone in this process with that many simulated members, at --tick-streams=10000,100000.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -47,6 +49,7 @@ import { assignor, LEADER_POLICY, STRATEGIES, type Strategy } from "./strategies
 import { runFailover } from "./failover.js";
 import { runFleet, type FleetResult } from "./fleet.js";
 import { agentsTables, runAgents, type AgentsResult } from "./agents.js";
+import { runTick } from "./leader-tick.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
@@ -71,6 +74,8 @@ const { values } = parseArgs({
     "agents-settle": { type: "string", default: "15" },
     "agents-idle": { type: "string", default: "30" },
     "agents-node-args": { type: "string" },
+    tick: { type: "string" },
+    "tick-streams": { type: "string", default: "10000,100000" },
   },
   allowPositionals: false,
 });
@@ -100,6 +105,12 @@ const agentsTimeoutS = numbers("agents-timeout", values["agents-timeout"]!)[0]!;
 const agentsSettleS = numbers("agents-settle", values["agents-settle"]!)[0]!;
 const agentsIdleS = numbers("agents-idle", values["agents-idle"]!)[0]!;
 const started = performance.now();
+if (values.tick !== undefined) {
+  const members = numbers("tick", values.tick).map(Math.round);
+  const streams = numbers("tick-streams", values["tick-streams"]!).map(Math.round);
+  await runTick(streams.flatMap((s) => members.map((m) => ({ members: m, streams: s }))), (line) => console.log(`  ${line}`));
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- formatting
 

@@ -6,8 +6,8 @@
  * Guarantees: failure-driven changes never exceed STREAM_FAILOVER_BUDGET per minute
  * (a token bucket on the leader's clock, full at the start of a term); health changes are
  * written only while this leader's epoch is current (LeaderStore.checkEpoch in the same
- * transaction), after the plan's row changes landed; the figures are best effort and
- * never fail a tick. Does not: decide anything
+ * transaction), after the plan's row changes landed; the figures are best effort, never
+ * fail a tick and are computed beside the ticks, not in them. Does not: decide anything
  * (shared/placement/health-rules.ts does), or survive a leader change: a new leader starts
  * with a full budget.
  */
@@ -16,7 +16,7 @@ import type { StreamHealthSettings } from "../shared/config.js";
 import { FailureMemo, type Logger } from "../shared/logger.js";
 import { FAILOVER_REASONS, type Metrics } from "../shared/metrics.js";
 import type { Plan } from "../shared/placement/plan.js";
-import { countHealth } from "../shared/stream-health.js";
+import { healthOf, noHealth } from "../shared/stream-health.js";
 import type { StreamHealthStore } from "../shared/stream-health-store.js";
 import type { Snapshot } from "../shared/membership.js";
 import { isLive } from "../shared/member-state.js";
@@ -28,7 +28,7 @@ export interface LeaderHealthDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly settings: StreamHealthSettings;
-  readonly store: Pick<StreamHealthStore, "applyHealth" | "readAll" | "saveSample" | "pruneFailures">;
+  readonly store: Pick<StreamHealthStore, "applyHealth" | "readStates" | "saveSample" | "pruneFailures">;
   readonly fence: Pick<LeaderStore, "checkEpoch">;
   /** How often the figures are refreshed. */
   readonly figuresEveryMs: number;
@@ -42,6 +42,8 @@ export class LeaderHealth {
   private refilledAt: number;
   private lastFiguresAt = -Infinity;
   private lastPruneAt = -Infinity;
+  /** The figures being computed, if any. */
+  private running: Promise<void> | undefined;
   private readonly figuresFailure = new FailureMemo();
 
   constructor(private readonly d: LeaderHealthDeps) {
@@ -78,22 +80,44 @@ export class LeaderHealth {
   }
 
   /**
-   * Health metrics and the minute's sample, every figuresEveryMs. Best effort: a failure
+   * Health metrics and the minute's sample, every figuresEveryMs, beside the ticks (a
+   * whole-table read the tick does not wait for; one at a time). Best effort: a failure
    * is logged once and never fails the tick (the assignment work it follows is done).
+   * `rows` are read when the health states have arrived (the leader's rows of that moment).
    */
-  async figures(catalog: readonly Stream[], snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): Promise<void> {
+  figures(catalog: readonly Stream[], snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): void {
     const now = this.d.clock.now();
-    if (now - this.lastFiguresAt < this.d.figuresEveryMs) return;
+    if (this.running || now - this.lastFiguresAt < this.d.figuresEveryMs) return;
     this.lastFiguresAt = now;
+    this.running = this.computeFigures(now, catalog, snap, rows).finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Resolves once no figures are being computed (the leader waits for it when its term ends). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async computeFigures(now: number, catalog: readonly Stream[], snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; state: string }>): Promise<void> {
     try {
-      const records = await this.d.store.readAll();
+      const states = await this.d.store.readStates();
       const holder = new Map<StreamId, string>();
       for (const m of snap.members.values()) if (isLive(m)) for (const s of m.hb.held) holder.set(s, m.id);
-      const listed = catalog.map((s) => ({ id: s.id, owner: holder.get(s.id) ?? rows.get(s.id)?.owner ?? null }));
-      const counts = countHealth(listed, records);
+      const counts = noHealth();
+      let served = 0;
+      let healthy = 0;
+      for (const s of catalog) {
+        const h = holder.get(s.id);
+        const health = healthOf(states.get(s.id), h ?? rows.get(s.id)?.owner ?? null);
+        counts[health]++;
+        if (h !== undefined) {
+          served++;
+          if (health === "ok") healthy++;
+        }
+      }
       for (const [h, n] of Object.entries(counts)) this.d.metrics.streamsHealth.set({ health: h }, n);
-      const served = listed.filter((s) => holder.has(s.id));
-      await this.d.store.saveSample(catalog.length, served.length, countHealth(served, records).ok);
+      await this.d.store.saveSample(catalog.length, served, healthy);
       if (now - this.lastPruneAt >= 10 * MINUTE) {
         this.lastPruneAt = now;
         await this.d.store.pruneFailures(this.d.settings.failureMemoryMs);

@@ -39,12 +39,15 @@ export interface SourceReaders {
 
 /**
  * Reads the sources: the membership (Redis, now), the rows and instances (Postgres, now),
- * the catalog and the legacy members (cached). Throws when one cannot be read.
+ * the catalog (cached, refreshed in the background every catalogRefreshMs) and the legacy
+ * members (cached). Throws when one cannot be read.
  */
 export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {
   const snapshot = await r.tracker.refresh();
   const state = await r.store.load();
-  const catalog = await r.catalog.get(r.catalogRefreshMs);
+  // The version check (an O(catalog) query) runs beside the ticks, not inside one: a
+  // change is planned from the tick after the refresh that saw it.
+  const catalog = await r.catalog.get(r.catalogRefreshMs, { background: true });
   if (!catalog) throw new Error(r.catalog.lastError ?? "catalog not readable yet");
   const { owned } = await r.legacy.read(catalog.streams, liveIds(snapshot.members.values()));
   const health = await r.health.readForPlan(r.healthSettings.failureMemoryMs);
@@ -106,20 +109,16 @@ export function rebalancePolicy(
  * Why a rebalance may skip the cooldown this tick (PURE): a member joined (it could hold
  * nothing before: new, back, or its worker just came up; or it holds nothing while there
  * are streams to share, e.g. it came back across a leader change), or a member's capacity
- * changed. Undefined: only the cooldown lets a rebalance happen.
+ * changed. Undefined: only the cooldown lets a rebalance happen. `owned`: rows per member
+ * once the handoffs complete (leader/memo.ts RowsSummary.owned).
  */
 export function rebalanceTrigger(
   members: Iterable<MemberView>,
   lastPool: ReadonlyMap<string, number>,
-  rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>,
+  owned: ReadonlyMap<string, number>,
   streams: number,
   requireWorker: boolean,
 ): MoveReason | undefined {
-  const owned = new Map<string, number>();
-  for (const r of rows.values()) {
-    const o = r.next ?? r.owner;
-    owned.set(o, (owned.get(o) ?? 0) + 1);
-  }
   let reason: MoveReason | undefined;
   for (const m of members) {
     // A member cut from PostgreSQL is out of the placement until it is back (plan.ts).

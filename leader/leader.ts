@@ -4,7 +4,8 @@
  *
  * Per tick: read the members (Redis), the rows and instances (Postgres; the rows from
  * ./store.ts's mirror of this term's own writes), the catalog and the legacy members
- * (cached), as ./inputs.ts does for the dry run too; plan (pure);
+ * (cached), as ./inputs.ts does for the dry run too; plan (pure; a steady tick reuses
+ * its last quiet plan when nothing it reads changed: ./memo.ts);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
  * agents. A deposed leader's transaction fails on the epoch.
  *
@@ -23,6 +24,7 @@ import { plan, type Plan } from "../shared/placement/plan.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
 import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
 import { LeaderAccounting } from "./accounting.js";
+import { PlanMemo, RowsSummaries } from "./memo.js";
 import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
 import { StallWatch } from "./stall.js";
 import { LeaderHealth } from "./health.js";
@@ -93,6 +95,9 @@ export class LeaderLoop {
   private forceNext = false;
   /** `epoch/incarnation` last recorded as the deciders' Redis (written again in a new term). */
   private recordedRedis = "";
+  /** A steady tick reuses its last quiet plan and its rows summary (./memo.ts). */
+  readonly memo = new PlanMemo();
+  private readonly rowsSummaries = new RowsSummaries();
 
   constructor(private readonly d: LeaderDeps) {
     this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
@@ -147,6 +152,8 @@ export class LeaderLoop {
     this.lastPool = new Map();
     this.accounting.newTerm();
     this.streamHealth.newTerm();
+    this.memo.clear();
+    this.rowsSummaries.clear();
     this.forceNext = false;
     const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
@@ -163,6 +170,7 @@ export class LeaderLoop {
       await this.waitForWork(tickEvery, signal);
     }
     await publisher;
+    await this.streamHealth.idle();
     this.d.metrics.isLeader.set(0);
     // Followers try the lease only when no leader is named: stop naming this one now.
     await this.publishing;
@@ -242,7 +250,8 @@ export class LeaderLoop {
     // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
     const sources = await readPlanSources({ ...this.readers(), store: { load: () => store.load({ epoch, now: this.d.clock.now() }) } });
     const { snapshot: snap, state } = sources;
-    tracker.watch(new Set([...state.rows.values()].map((r) => r.owner)));
+    const rows = this.rowsSummaries.of(state.rows, state.rowsVersion);
+    tracker.watch(rows.owners);
     await this.publishMode(state.flag);
     if (signal.aborted) return;
     // Which Redis the deciders read: agents count a Redis-confirmed heartbeat only from it.
@@ -251,13 +260,13 @@ export class LeaderLoop {
       this.recordedRedis = `${epoch}/${snap.incarnation}`;
     }
 
-    const policy = this.policy(snap, state.rows, sources.catalog.length);
+    const policy = this.policy(snap, rows.owned, sources.catalog.length);
     // After this leader's own PostgreSQL trouble, members' "cut" flags may describe an
     // outage that just ended for everyone: wait a HEARTBEAT_TIMEOUT before acting on them.
     const honourPgCut = this.d.clock.now() - this.lastFailureAt >= this.d.config.heartbeatTimeoutMs;
     const hashSettled = this.d.clock.now() - (snap.viewChangedAt ?? 0) >= this.d.config.hashSettleMs;
     const healthBudget = this.streamHealth.budget();
-    const p = plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled, healthSettings: this.d.config.streamHealth, healthBudget }));
+    const p = this.memo.plan(buildPlanInput(sources, { epoch, policy, requireWorker: this.d.requireWorker, stamped: this.stamped, honourPgCut, hashSettled, healthSettings: this.d.config.streamHealth, healthBudget }), state.rowsVersion);
     const events = this.accounting.events(p, state.rows);
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {
@@ -285,8 +294,8 @@ export class LeaderLoop {
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.accounting.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
-    await this.streamHealth.figures(sources.catalog, snap, state.rows);
-    await this.pruneMembers(snap, state.rows);
+    this.streamHealth.figures(sources.catalog, snap, state.rows);
+    await this.pruneMembers(snap, rows.named);
     await this.maybePruneEvents();
     this.st.lastTickAt = this.d.clock.now();
     this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
@@ -312,10 +321,10 @@ export class LeaderLoop {
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */
-  private policy(snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>, streams: number) {
+  private policy(snap: Snapshot, owned: ReadonlyMap<string, number>, streams: number) {
     const cfg = this.d.config;
     const now = this.d.clock.now();
-    const reason = rebalanceTrigger(snap.members.values(), this.lastPool, rows, streams, this.d.requireWorker);
+    const reason = rebalanceTrigger(snap.members.values(), this.lastPool, owned, streams, this.d.requireWorker);
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
     return rebalancePolicy(cfg, { rebalanceAllowed: cooled || reason !== undefined, force: this.forceNext, rebalanceReason: reason ?? "imbalance" });
   }
@@ -334,13 +343,8 @@ export class LeaderLoop {
    * Forgets members gone for long (left, or dead) that own no rows, so the member set
    * does not grow forever. Their history stays in Postgres.
    */
-  private async pruneMembers(snap: Snapshot, rows: ReadonlyMap<StreamId, { owner: string; next: string | null }>): Promise<void> {
+  private async pruneMembers(snap: Snapshot, owners: ReadonlySet<string>): Promise<void> {
     const goneForMs = this.d.config.timings.memberForgetMs;
-    const owners = new Set<string>();
-    for (const r of rows.values()) {
-      owners.add(r.owner);
-      if (r.next) owners.add(r.next);
-    }
     const prune = [...snap.members.values()].filter((m) => !m.present && (m.status === "left" || m.status === "dead") && m.silentMs > goneForMs && !owners.has(m.id));
     if (prune.length === 0) return;
     await this.d.protocol.pruneMembers(prune.map((m) => m.id));

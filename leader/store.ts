@@ -13,12 +13,16 @@
  * another leader's writes fence this one's out, so the mirror can be stale only once this
  * term is over, when its writes no longer land. It is dropped on any failed write, on a
  * new epoch, and re-read in full every MIRROR_FULL_READ_MS as a safety net. Readers
- * without an epoch (the dry run on any agent) always read in full.
+ * without an epoch (the dry run on any agent) always read in full. Each state carries a
+ * rows version that changes whenever the rows may have (leader/memo.ts reuses what it
+ * computed from unchanged rows); a periodic full read that finds the mirror's rows keeps
+ * the mirror and its version.
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
 import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
+import { sameMetadata } from "../shared/placement/catalog-index.js";
 
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";
@@ -32,6 +36,12 @@ export class FencedOutError extends Error {
 
 export interface LeaderState {
   readonly rows: Map<StreamId, Row>;
+  /**
+   * Names what `rows` holds: a new value whenever it may differ (each full read, each
+   * change the mirror takes from an apply), the same while it is unchanged. Unique within
+   * the process, so equal versions mean the same rows.
+   */
+  readonly rowsVersion: number;
   readonly instances: Map<string, InstanceRow>;
   readonly flag: { mode: "orchestrated" | "hashed"; version: number };
 }
@@ -48,11 +58,14 @@ export interface EventRow {
 /** The rows mirror is re-read in full at least this often. */
 const MIRROR_FULL_READ_MS = 60_000;
 
+/** The last rows version handed out (LeaderState.rowsVersion), process-wide. */
+let rowsVersions = 0;
+
 export class LeaderStore {
   /** The schema, quoted: for the bulk writes, whose SQL is text with numbered parameters. */
   private readonly s: string;
   /** The rows as this term's leader last wrote them (see the header). */
-  private mirror: { epoch: number; rows: Map<StreamId, Row>; readAt: number } | undefined;
+  private mirror: { epoch: number; rows: Map<StreamId, Row>; readAt: number; version: number } | undefined;
   constructor(
     readonly sql: Sql,
     private readonly schema: string,
@@ -97,8 +110,11 @@ export class LeaderStore {
       this.sql`select mode, mode_version from ${this.table(this.sql, "cluster")}`,
     ]);
     let current: Map<StreamId, Row>;
-    if (rows === undefined) current = m!.rows;
-    else {
+    let version: number;
+    if (rows === undefined) {
+      current = m!.rows;
+      version = m!.version;
+    } else {
       current = new Map(
         rows.map((r) => [
           r.stream_id as string,
@@ -115,10 +131,16 @@ export class LeaderStore {
           },
         ]),
       );
-      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now };
+      if (term !== undefined && m !== undefined && m.epoch === term.epoch && sameRows(m.rows, current)) {
+        // The periodic full read found what the mirror holds: keep it, and its version.
+        current = m.rows;
+        version = m.version;
+      } else version = ++rowsVersions;
+      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now, version };
     }
     return {
       rows: current,
+      rowsVersion: version,
       instances: new Map(
         inst.map((r) => [
           r.id as string,
@@ -136,6 +158,7 @@ export class LeaderStore {
       this.mirror = undefined;
       return;
     }
+    if (ops.length > 0) m.version = ++rowsVersions;
     for (const op of ops) {
       if (op.op === "put") {
         const r = op.row;
@@ -321,4 +344,26 @@ export class LeaderStore {
  */
 function storedReason(raw: string): MoveReason {
   return isMoveReason(raw) ? raw : "catalog";
+}
+
+/** The same rows, as plan.ts tells rows apart (metadata by its JSON text). */
+function sameRows(a: ReadonlyMap<StreamId, Row>, b: ReadonlyMap<StreamId, Row>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, x] of a) {
+    const y = b.get(id);
+    if (
+      !y ||
+      x.stream !== y.stream ||
+      x.owner !== y.owner ||
+      x.state !== y.state ||
+      x.next !== y.next ||
+      x.revokeVersion !== y.revokeVersion ||
+      x.reason !== y.reason ||
+      x.url !== y.url ||
+      x.name !== y.name ||
+      !sameMetadata(x.metadata, y.metadata)
+    )
+      return false;
+  }
+  return true;
 }

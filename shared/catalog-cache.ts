@@ -3,7 +3,8 @@
  * serving and hashing with it while Postgres is away) and remembers the error for /health.
  * A refresh first reads the catalog's version (shared/catalog.ts catalogVersion, one row)
  * and reads the rows again only when it changed: the version is read before the rows, so
- * a change made during a read is seen at the next refresh.
+ * a change made during a read is seen at the next refresh. A refresh never throws (load()
+ * keeps the error), so one left running in the background (`get(…, { background })`) is safe.
  */
 import type { Clock } from "./clock.js";
 import type { Sql } from "./db.js";
@@ -35,10 +36,15 @@ export class CatalogCache {
     return this.snap;
   }
 
-  /** The catalog, refreshed when older than `maxAgeMs`. Undefined only if it was never read. */
-  async get(maxAgeMs: number): Promise<CatalogSnapshot | undefined> {
+  /**
+   * The catalog, refreshed when older than `maxAgeMs`. Undefined only if it was never read.
+   * `background`: do not wait for that refresh (the copy held now is returned and the next
+   * call sees the refresh); only a first read is waited for.
+   */
+  async get(maxAgeMs: number, o: { readonly background?: boolean } = {}): Promise<CatalogSnapshot | undefined> {
     if (this.snap && this.clock.now() - this.at < maxAgeMs) return this.snap;
-    return this.refresh();
+    const refreshing = this.refresh();
+    return this.snap && o.background === true ? this.snap : refreshing;
   }
 
   refresh(): Promise<CatalogSnapshot | undefined> {

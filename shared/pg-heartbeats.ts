@@ -7,17 +7,34 @@
  *   of the same session with a lower seq than the row holds never lands, so a delayed
  *   write cannot roll a member's progress back.
  * - Reads return the stored heartbeats as written; a payload that does not parse is
- *   skipped (one agent's bad write must not blind the others).
+ *   skipped (one agent's bad write must not blind the others). A reader that already
+ *   parsed a member's `held` list gets it back without PostgreSQL sending it again while
+ *   it is unchanged (same digest).
  * - The same statement reads back which Redis the deciders read (the incarnation the
  *   leader recorded in `leadership.redis_incarnation`, null when none did), so an agent
  *   learns it every interval at no extra round trip (agent/heartbeat.ts).
  * It does not time progress: that is dated by the reader, on its own clock. Only rows
  * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
+import crypto from "node:crypto";
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
 import { decodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
+
+/**
+ * Lists of at least this many streams are worth a digest (below it, PostgreSQL's md5 and
+ * rewrite of the payload cost more than sending the list again).
+ */
+const LONG_HELD = 256;
+
+/**
+ * md5 of a held list's JSON text as PostgreSQL prints a jsonb array of strings
+ * (`["a", "b"]`: ", " between elements; the escapes JSON.stringify also makes).
+ */
+export function heldDigest(held: readonly string[]): string {
+  return crypto.createHash("md5").update(`[${held.map((s) => JSON.stringify(s)).join(", ")}]`).digest("hex");
+}
 
 /** What a heartbeat write read back. */
 export interface PgHeartbeatWritten {
@@ -33,6 +50,14 @@ export interface StoredPgHeartbeat {
 export class PgHeartbeats {
   private readonly table: string;
   private readonly leadership: string;
+  /**
+   * Per member with a long `held` list (LONG_HELD ids or more), the list this reader last
+   * parsed and its digest: the md5 of its JSON text as PostgreSQL prints it (heldDigest).
+   * While it is unchanged, that list, the largest part of a heartbeat, is neither sent nor
+   * parsed again, and readers get the same array. A digest that does not match only costs
+   * the whole payload: the comparison decides what is sent, never what is read.
+   */
+  private readonly held = new Map<string, { digest: string; held: Heartbeat["held"] }>();
 
   constructor(
     private readonly sql: Sql,
@@ -68,21 +93,49 @@ export class PgHeartbeats {
    * not take them for live members. A live member writes every HEARTBEAT_INTERVAL.
    */
   async readAll(maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
-    const rows = await this.sql.unsafe(
-      `select instance_id, seq, payload::text as payload from ${this.table} where written_at > now() - make_interval(secs => $1)`,
-      [maxAgeMs / 1000],
-    );
-    return decodeRows(rows);
+    const out = await this.read("", [maxAgeMs / 1000]);
+    const seen = new Set(out.map((h) => h.id));
+    for (const id of [...this.held.keys()]) if (!seen.has(id)) this.held.delete(id);
+    return out;
   }
 
   /** The heartbeats of these members written within `maxAgeMs` (a follower watching the leader). */
   async readSome(ids: readonly string[], maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
     if (ids.length === 0) return [];
+    return this.read("and h.instance_id = any($4::text[])", [maxAgeMs / 1000, ids as string[]]);
+  }
+
+  /**
+   * One statement: each row's payload, but with `held` emptied when this reader knows the
+   * member's long list and its digest still matches (the kept list is put back; the digest
+   * is computed only for those members). Each heartbeat comes from one row as written.
+   */
+  private async read(filter: string, params: unknown[]): Promise<StoredPgHeartbeat[]> {
+    // The lists as the statement is sent: a read finishing meanwhile may replace them.
+    const known = new Map(this.held);
     const rows = await this.sql.unsafe(
-      `select instance_id, seq, payload::text as payload from ${this.table} where instance_id = any($1::text[]) and written_at > now() - make_interval(secs => $2)`,
-      [ids as string[], maxAgeMs / 1000],
+      `select s.instance_id, s.seq, s.same_held,
+              case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb)::text else s.payload::text end as payload
+         from (select h.instance_id, h.seq, h.payload, k.digest is not null and md5((h.payload->'held')::text) = k.digest as same_held
+                 from ${this.table} h left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
+                where h.written_at > now() - make_interval(secs => $1) ${filter}
+               offset 0) s`,
+      [params[0], [...known.keys()], [...known.values()].map((v) => v.digest), ...params.slice(1)] as never[],
     );
-    return decodeRows(rows);
+    const out: StoredPgHeartbeat[] = [];
+    for (const r of rows) {
+      const id = String(r.instance_id);
+      let hb = decodeHeartbeat(String(r.payload));
+      if (!hb || hb.id !== id || hb.seq !== num(r.seq)) continue; // skipped (see the header)
+      if (r.same_held === true) {
+        const kept = known.get(id);
+        if (!kept) continue; // cannot be: the digest compared was one of `known`
+        hb = { ...hb, held: kept.held };
+      } else if (hb.held.length >= LONG_HELD) this.held.set(id, { digest: heldDigest(hb.held), held: hb.held });
+      else this.held.delete(id);
+      out.push({ id, heartbeat: hb });
+    }
+    return out;
   }
 
   /** Forgets members gone for good (the leader prunes them from Redis at the same time). */
@@ -92,12 +145,3 @@ export class PgHeartbeats {
   }
 }
 
-/** Rows whose payload parses and matches its columns; the others are skipped (see the header). */
-function decodeRows(rows: readonly Record<string, unknown>[]): StoredPgHeartbeat[] {
-  const out: StoredPgHeartbeat[] = [];
-  for (const r of rows) {
-    const hb = decodeHeartbeat(String(r.payload));
-    if (hb && hb.id === r.instance_id && hb.seq === num(r.seq)) out.push({ id: String(r.instance_id), heartbeat: hb });
-  }
-  return out;
-}

@@ -47,6 +47,9 @@ export interface ChargedFailure {
   readonly sinceOk: boolean;
 }
 
+/** What decides a stream's health as operators see it (shared/stream-health.ts healthOf). */
+export type HealthState = Pick<HealthRecord, "failingOn" | "quarantinedAt" | "lastOkAt">;
+
 export interface HealthView {
   /** Streams with an open failure episode, a quarantine, or failures in memory. */
   readonly records: ReadonlyMap<StreamId, HealthRecord>;
@@ -141,9 +144,11 @@ export class StreamHealthStore {
   async readForPlan(memoryMs: number): Promise<HealthView> {
     const [recs, fails] = await Promise.all([
       this.sql.unsafe(
+        // The union lets PostgreSQL use the partial index (stream_health_attention) and the
+        // failures' index: the read costs what needs attention, not the whole table.
         `select ${RECORD_COLUMNS} from ${this.s}.stream_health
-          where failing_on is not null or quarantined_at is not null
-             or stream_id in (select stream_id from ${this.s}.stream_failures where at > now() - $1 * interval '1 millisecond')`,
+          where stream_id in (select stream_id from ${this.s}.stream_health where failing_on is not null or quarantined_at is not null
+                              union select stream_id from ${this.s}.stream_failures where at > now() - $1 * interval '1 millisecond')`,
         [memoryMs],
       ),
       this.readFailures(this.sql, memoryMs),
@@ -214,6 +219,18 @@ export class StreamHealthStore {
   async readAll(): Promise<Map<StreamId, HealthRecord>> {
     const rows = await this.sql.unsafe(`select ${RECORD_COLUMNS} from ${this.s}.stream_health`);
     return new Map(rows.map((r) => [r.stream_id as string, toRecord(r)]));
+  }
+
+  /**
+   * Every record's state as healthOf (shared/stream-health.ts) reads it, and nothing else,
+   * for the leader's figures: a light read of the whole table. The times are PostgreSQL's
+   * text (their presence is what counts), not ISO strings.
+   */
+  async readStates(): Promise<Map<StreamId, HealthState>> {
+    const rows = await this.sql.unsafe(`select stream_id, failing_on, quarantined_at::text as quarantined_at, last_ok_at::text as last_ok_at from ${this.s}.stream_health`);
+    const out = new Map<StreamId, HealthState>();
+    for (const r of rows) out.set(r.stream_id as string, { failingOn: (r.failing_on as string | null) ?? null, quarantinedAt: (r.quarantined_at as string | null) ?? null, lastOkAt: (r.last_ok_at as string | null) ?? null });
+    return out;
   }
 
   /** Records one sample for the current minute (once; later calls within it change nothing) and prunes those over a day old. */

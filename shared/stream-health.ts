@@ -10,10 +10,10 @@
  * - unknown: no outcome yet.
  * Does not: decide what to do about it (shared/placement/health-rules.ts).
  */
-import type { HealthRecord } from "./stream-health-store.js";
+import type { HealthState } from "./stream-health-store.js";
 import { STREAM_HEALTHS, type StreamHealth, type StreamId } from "./types.js";
 
-export function healthOf(record: HealthRecord | undefined, owner: string | null | undefined): StreamHealth {
+export function healthOf(record: HealthState | undefined, owner: string | null | undefined): StreamHealth {
   if (!record) return "unknown";
   if (record.quarantinedAt !== null) return "quarantined";
   if (record.failingOn !== null && record.failingOn === owner) return "failing";
@@ -22,9 +22,14 @@ export function healthOf(record: HealthRecord | undefined, owner: string | null 
 
 export type HealthCounts = Record<StreamHealth, number>;
 
+/** Every health, counted 0. */
+export function noHealth(): HealthCounts {
+  return Object.fromEntries(STREAM_HEALTHS.map((h) => [h, 0])) as HealthCounts;
+}
+
 /** Health counts over `streams` (each with its current owner, or null). */
-export function countHealth(streams: Iterable<{ readonly id: StreamId; readonly owner: string | null }>, records: ReadonlyMap<StreamId, HealthRecord>): HealthCounts {
-  const counts = Object.fromEntries(STREAM_HEALTHS.map((h) => [h, 0])) as HealthCounts;
+export function countHealth(streams: Iterable<{ readonly id: StreamId; readonly owner: string | null }>, records: ReadonlyMap<StreamId, HealthState>): HealthCounts {
+  const counts = noHealth();
   for (const s of streams) counts[healthOf(records.get(s.id), s.owner)]++;
   return counts;
 }

@@ -106,6 +106,8 @@ export interface AssignInput {
    */
   readonly constraints?: ReadonlyMap<StreamId, StreamConstraint>;
   readonly policy: AssignPolicy;
+  /** The caller vouches that `streams` lists no id twice (no set of them is built then). */
+  readonly distinct?: boolean;
 }
 
 
@@ -149,8 +151,8 @@ export function assign(input: AssignInput): AssignResult {
 
   // Streams, by position k: id, holder (member index or -1), and, once it must move, the
   // reason and the previous owner. Hashes and hashing owners are computed on demand.
-  const streamSet = new Set(input.streams);
-  const ids = streamSet.size === input.streams.length ? input.streams : [...streamSet];
+  const streamSet = input.distinct === true ? undefined : new Set(input.streams);
+  const ids = streamSet === undefined || streamSet.size === input.streams.length ? input.streams : [...streamSet];
   const N = ids.length;
   const owner = new Int32Array(N).fill(-1);
   const moveReason = new Int8Array(N).fill(-1);
@@ -267,7 +269,8 @@ export function assign(input: AssignInput): AssignResult {
     if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: MOVE_REASONS[moveReason[k]!]! });
   }
   if (known < input.current.size) {
-    for (const [id, o] of input.current) if (!streamSet.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
+    const listed = streamSet ?? new Set(ids);
+    for (const [id, o] of input.current) if (!listed.has(id)) moves.push({ stream: id, from: o, to: null, reason: "catalog" });
   }
   const unassigned = [...unplaced.sort((a, b) => a - b), ...refusedLeft].map((k) => ids[k]!);
   const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));

@@ -28,7 +28,7 @@
  */
 import type { StreamHealthSettings } from "../config.js";
 import { formatLabels, satisfies, type Labels } from "../labels.js";
-import type { HealthOp, HealthView } from "../stream-health-store.js";
+import type { HealthOp, HealthRecord, HealthView } from "../stream-health-store.js";
 import type { MoveReason, Stream, StreamId, WorkerDegraded } from "../types.js";
 import type { StreamConstraint } from "./assignor.js";
 
@@ -97,15 +97,17 @@ export function healthRules(i: HealthRulesInput): HealthRulesResult {
       out.set(st.id, "no-matching-worker");
       continue;
     }
+    const rec = view && view.records.size > 0 ? view.records.get(st.id) : undefined;
+    const past = view && view.failures.size > 0 ? view.failures.get(st.id) : undefined;
+    // No health record, no memory, no label, no degraded member: nothing below applies.
+    if (!rec && !past && !match && degraded.size === 0) continue;
     const owner = i.owners.get(st.id);
-    const rec = view?.records.get(st.id);
-    const past = view?.failures.get(st.id);
     const memory: ReadonlySet<string> = past ? new Set(past.map((f) => f.instance)) : NO_ONE;
-    if (rec?.quarantinedAt && !(rec.retryInMs !== null && rec.retryInMs <= 0)) {
+    if (rec?.quarantinedAt && !retryDue(rec)) {
       out.set(st.id, "quarantined");
       continue;
     }
-    if (owner !== undefined && rec && rec.failingOn === owner && !degraded.has(owner) && (rec.failingForMs ?? 0) >= s.failoverAfterMs) {
+    if (owner !== undefined && rec && rec.failingOn === owner && !degraded.has(owner) && failedLongEnough(rec, s)) {
       failing.push({ stream: st, owner, forMs: rec.failingForMs ?? 0 });
       continue;
     }
@@ -158,6 +160,19 @@ export function healthRules(i: HealthRulesInput): HealthRulesResult {
     }
   }
   return { constraints, out, ops, degraded, evicted, spent: i.budget - budget };
+}
+
+/**
+ * The only two ways the rules read a record's ages (which grow with time): whether its
+ * failure episode has lasted STREAM_FAILOVER_AFTER, and whether its quarantine retry is
+ * due. Beyond these, only the episodes' order (their start, `failingSince`) matters.
+ */
+export function failedLongEnough(rec: Pick<HealthRecord, "failingForMs">, s: Pick<StreamHealthSettings, "failoverAfterMs">): boolean {
+  return (rec.failingForMs ?? 0) >= s.failoverAfterMs;
+}
+
+export function retryDue(rec: Pick<HealthRecord, "retryInMs">): boolean {
+  return rec.retryInMs !== null && rec.retryInMs <= 0;
 }
 
 /** The delay before a quarantined stream's retry number `retries` (0 = the first): doubling, capped by the memory. */

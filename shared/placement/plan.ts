@@ -23,6 +23,7 @@ import type { StreamHealthSettings } from "../config.js";
 import type { HealthOp, HealthView } from "../stream-health-store.js";
 import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
 import { healthRules } from "./health-rules.js";
+import { catalogIndex, sameMetadata } from "./catalog-index.js";
 
 export interface Row {
   readonly stream: StreamId;
@@ -50,6 +51,10 @@ export interface PlanInput {
   readonly catalog: readonly Stream[];
   readonly rows: ReadonlyMap<StreamId, Row>;
   readonly instances: ReadonlyMap<string, InstanceRow>;
+  /**
+   * The membership view. A field that plan (or what it calls) reads must not be one of
+   * those leader/memo.ts ignores as changing with every beat (VOLATILE_HEARTBEAT, …).
+   */
   readonly members: ReadonlyMap<string, MemberView>;
   readonly policy: AssignPolicy;
   /** A member whose worker is not fetching cannot serve: treat it as unable to hold streams. */
@@ -118,7 +123,8 @@ const NO_HEALTH: StreamHealthSettings = { failoverAfterMs: Infinity, failureMemo
 
 export function plan(input: PlanInput): Plan {
   const { members, rows } = input;
-  const catalog = new Map(input.catalog.map((s) => [s.id, s]));
+  const { byId: catalog, sortedIds } = catalogIndex(input.catalog);
+  const distinct = catalog.size === input.catalog.length;
 
   // 1. Who is who.
   const hashedMembers = new Set<string>();
@@ -158,21 +164,32 @@ export function plan(input: PlanInput): Plan {
   const inPlacement = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id));
   let poolStreams = inPlacement.map((s) => s.id);
 
-  // 3. Who holds what right now (live members only: a dead member's lease has run out).
+  // 3. Who holds what right now (live members only: a dead member's lease has run out):
+  //    the first holder of each stream (the last one written, going backwards), and
+  //    every holder in order for the few streams listed more than once.
+  const live = [...members.values()].filter(isLive);
+  const holder = new Map<StreamId, string>();
   const holders = new Map<StreamId, string[]>();
-  for (const m of members.values()) {
-    if (!isLive(m)) continue;
+  for (let x = live.length - 1; x >= 0; x--) {
+    const m = live[x]!;
     for (const s of m.hb.held) {
-      const list = holders.get(s);
-      if (list) list.push(m.id);
-      else holders.set(s, [m.id]);
+      const before = holder.size;
+      holder.set(s, m.id);
+      if (holder.size === before) holders.set(s, []);
     }
   }
-  const heldByOther = (s: StreamId, me: string | undefined) => legacy.has(s) || (holders.get(s) ?? []).some((h) => h !== me);
+  if (holders.size > 0) for (const m of live) for (const s of m.hb.held) holders.get(s)?.push(m.id);
+  const heldByOther = (s: StreamId, me: string | undefined): boolean => {
+    if (legacy.has(s)) return true;
+    const all = holders.size > 0 ? holders.get(s) : undefined;
+    if (all) return all.some((h) => h !== me);
+    const h = holder.get(s);
+    return h !== undefined && h !== me;
+  };
   const revocationDone = (r: Row): boolean => {
     const m = members.get(r.owner);
     if (!isLive(m)) return true; // dead, or left holding nothing
-    if ((holders.get(r.stream) ?? []).includes(r.owner)) return false;
+    if ((holders.size > 0 ? holders.get(r.stream)?.includes(r.owner) : undefined) ?? holder.get(r.stream) === r.owner) return false;
     return r.revokeVersion === null || m.hb.version >= r.revokeVersion || hashedMembers.has(r.owner);
   };
 
@@ -186,9 +203,9 @@ export function plan(input: PlanInput): Plan {
       if (row.next !== null) current.set(s, row.next);
       continue;
     }
-    const hs = holders.get(s) ?? [];
-    if (hs.length === 1 && inPool.has(hs[0]!)) {
-      current.set(s, hs[0]!); // adopt what a member physically holds (e.g. after hashing)
+    const only = holders.size > 0 && holders.has(s) ? undefined : holder.get(s);
+    if (only !== undefined && inPool.has(only)) {
+      current.set(s, only); // adopt what a member physically holds (e.g. after hashing)
     } else if (row?.state === "active") {
       current.set(s, row.owner);
       if (!isLive(members.get(row.owner))) dead.add(row.owner);
@@ -224,7 +241,7 @@ export function plan(input: PlanInput): Plan {
     if (!isLive(m)) continue;
     for (const s of m.hb.released ?? []) if (refused.get(s) === undefined || current.get(s) !== refused.get(s)) refused.set(s, m.id);
   }
-  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, constraints: health.constraints, policy: input.policy });
+  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, constraints: health.constraints, policy: input.policy, distinct });
   const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 
   // 5. The difference, as row operations.
@@ -239,8 +256,10 @@ export function plan(input: PlanInput): Plan {
   // in the cluster, only once the membership view has settled (HASH_SETTLE): while views
   // differ a hashing agent may take the same free stream by its own reading of the view.
   const mayGive = (s: StreamId, to: string) => !heldByOther(s, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
-  const streamIds = new Set<StreamId>([...poolStreams, ...rows.keys()]);
-  for (const id of [...streamIds].sort()) {
+  // Every catalog id is in the pool unless something took streams out of it.
+  const whole = hashedOwned.size === 0 && legacy.size === 0 && frozen.size === 0 && health.out.size === 0;
+  const placed = (id: StreamId) => whole || (!hashedOwned.has(id) && !legacy.has(id) && !frozen.has(id) && !health.out.has(id));
+  for (const id of sortedUnion(sortedIds, rows, (id) => catalog.has(id), placed)) {
     const target = result.assignment.get(id);
     const row = rows.get(id);
     const stream = catalog.get(id);
@@ -261,7 +280,7 @@ export function plan(input: PlanInput): Plan {
     }
     if (row.state === "active") {
       if (target === row.owner) {
-        if (stream && (stream.url !== row.url || stream.name !== row.name || JSON.stringify(stream.metadata) !== JSON.stringify(row.metadata))) {
+        if (stream && (stream.url !== row.url || stream.name !== row.name || !sameMetadata(stream.metadata, row.metadata))) {
           put(stream, row.owner, "catalog", row.owner);
         }
         continue;
@@ -332,4 +351,31 @@ export function plan(input: PlanInput): Plan {
     healthSpent: health.spent,
     degraded: health.degraded,
   };
+}
+
+/**
+ * The distinct ids of the pool's streams and of `rows`, sorted, as
+ * `[...new Set([...pool, ...rows.keys()])].sort()` would list them, without sorting what
+ * `sorted` (every catalog id, sorted: ./catalog-index.ts) already orders. `inPool(id)`
+ * tells whether the pool lists a catalog id.
+ */
+function sortedUnion(sorted: readonly StreamId[], rows: ReadonlyMap<StreamId, unknown>, inCatalog: (id: StreamId) => boolean, inPool: (id: StreamId) => boolean): StreamId[] {
+  const out: StreamId[] = [];
+  let rowsSeen = 0;
+  for (const id of sorted) {
+    const row = rows.has(id);
+    if (row) rowsSeen++;
+    if (row || inPool(id)) out.push(id);
+  }
+  if (rowsSeen === rows.size) return out;
+  // Rows of streams no longer in the catalog: merge them in.
+  const gone = [...rows.keys()].filter((id) => !inCatalog(id)).sort();
+  const merged: StreamId[] = [];
+  let i = 0;
+  for (const id of gone) {
+    while (i < out.length && out[i]! < id) merged.push(out[i++]!);
+    merged.push(id);
+  }
+  while (i < out.length) merged.push(out[i++]!);
+  return merged;
 }

@@ -1,7 +1,8 @@
 /**
  * Catalog change detection against a real PostgreSQL (shared/catalog.ts catalogVersion,
  * shared/catalog-cache.ts): any insert, update or delete changes the version; a refresh
- * with an unchanged version keeps the copy it has, a changed one reads the rows again.
+ * with an unchanged version keeps the copy it has, a changed one reads the rows again; a
+ * refresh in the background hands out the copy it has and the next read sees the change.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CatalogCache } from "../../shared/catalog-cache.js";
@@ -51,5 +52,19 @@ describe("catalog change detection", () => {
     const second = await cache.get(1000);
     expect(second).not.toBe(first);
     expect(second!.streams.find((s) => s.id === "2")!.url).toBe("http://radio.example.invalid/moved");
+  });
+
+  it("a background refresh returns the copy it has at once; the next read sees the change", async () => {
+    const clock = new ManualClock();
+    const cache = new CatalogCache(db.sql, src, clock, silentLogger());
+    // The first read is waited for, in the background or not.
+    const first = await cache.get(1000, { background: true });
+    expect(first).toBeDefined();
+    await db.sql`update streams set name = 'in the background' where id = 4`;
+    await clock.advance(2000);
+    expect(await cache.get(1000, { background: true })).toBe(first);
+    const next = await cache.refresh(); // the refresh started above, or one after it
+    expect(next!.streams.find((s) => s.id === "4")!.name).toBe("in the background");
+    expect(await cache.get(1000, { background: true })).toBe(next);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The leader's rows mirror (leader/store.ts), against a real PostgreSQL: within a term
  * the rows are read once and kept current from the leader's own writes, equal to what a
- * full read returns; a failed write or a new epoch drops the mirror.
+ * full read returns; a failed write or a new epoch drops the mirror; the rows version
+ * changes exactly when the rows may have.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
@@ -65,5 +66,35 @@ describe("the leader's rows mirror", () => {
     await db.sql`insert into orchestrator.assignments (stream_id, instance_id, state, reason, epoch, url, name) values ('8', 'Z', 'active', 'catalog', ${e2}, 'u', 'n')`;
     expect((await store.load({ epoch: e2, now: 61_002 })).rows.has("8")).toBe(true);
     expect((await store.load()).rows.has("8")).toBe(true);
+  });
+
+  it("the rows version holds while the rows do, and changes with every change or full read", async () => {
+    const e = await store.bumpEpoch("A");
+    const a = await store.load({ epoch: e, now: 0 });
+    const b = await store.load({ epoch: e, now: 1 });
+    expect(b.rows).toBe(a.rows);
+    expect(b.rowsVersion).toBe(a.rowsVersion);
+    // A write with no row operation (a version bump only) leaves the rows as they were.
+    await store.apply(e, [], new Set(["A"]), new Map(), []);
+    expect((await store.load({ epoch: e, now: 2 })).rowsVersion).toBe(a.rowsVersion);
+    await store.apply(e, [put("7", "A")], new Set(["A"]), new Map(), []);
+    const c = await store.load({ epoch: e, now: 3 });
+    expect(c.rowsVersion).not.toBe(a.rowsVersion);
+    expect(c.rows.has("7")).toBe(true);
+    // The periodic full read keeps the mirror, and its version, when it finds the same rows...
+    const same = await store.load({ epoch: e, now: 61_000 });
+    expect(same.rowsVersion).toBe(c.rowsVersion);
+    expect(same.rows).toBe(c.rows);
+    // ...and not when another writer changed one.
+    await db.sql`update orchestrator.assignments set url = 'elsewhere' where stream_id = '7'`;
+    const d = await store.load({ epoch: e, now: 122_000 });
+    expect(d.rowsVersion).not.toBe(c.rowsVersion);
+    expect(d.rows.get("7")!.url).toBe("elsewhere");
+    // A read without an epoch and a new epoch: each a new version.
+    const f = await store.load();
+    expect(f.rowsVersion).not.toBe(d.rowsVersion);
+    expect((await store.load()).rowsVersion).not.toBe(f.rowsVersion);
+    const e2 = await store.bumpEpoch("A");
+    expect((await store.load({ epoch: e2, now: 122_001 })).rowsVersion).not.toBe(d.rowsVersion);
   });
 });

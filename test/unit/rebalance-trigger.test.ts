@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { rebalanceTrigger } from "../../leader/inputs.js";
+import { RowsSummaries } from "../../leader/memo.js";
 import type { MemberView } from "../../shared/membership.js";
 import type { Heartbeat } from "../../shared/types.js";
 
@@ -17,11 +18,12 @@ const member = (id: string, o: Partial<Heartbeat> = {}, status: MemberView["stat
     worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" }, startedAt: "", host: "", location: "", software: "", ...o,
   },
 });
-const rows = (owners: Record<string, number>) => {
+/** Rows per member once handoffs complete, as the leader passes them (RowsSummary.owned). */
+const rows = (owners: Record<string, number>, handoffs: Record<string, string> = {}) => {
   const m = new Map<string, { owner: string; next: string | null }>();
   let k = 0;
-  for (const [owner, n] of Object.entries(owners)) for (let i = 0; i < n; i++) m.set(String(++k), { owner, next: null });
-  return m;
+  for (const [owner, n] of Object.entries(owners)) for (let i = 0; i < n; i++) m.set(String(++k), { owner, next: handoffs[owner] ?? null });
+  return new RowsSummaries().of(m, 1).owned;
 };
 
 describe("rebalanceTrigger", () => {
@@ -48,6 +50,13 @@ describe("rebalanceTrigger", () => {
   it("members serving by hashing hold no rows by design and never count as starving", () => {
     const lastPool = new Map([["a", 10], ["h", 10]]);
     expect(rebalanceTrigger([member("a"), member("h", { useOrchestrator: false, mode: "hashed" })], lastPool, rows({ a: 10 }), 10, true)).toBeUndefined();
+  });
+
+  it("a member promised rows in a handoff is not starving; one handing all its rows over is", () => {
+    const lastPool = new Map([["a", 10], ["b", 10]]);
+    expect(rebalanceTrigger([member("a"), member("b")], lastPool, rows({ a: 5, b: 5 }), 10, true)).toBeUndefined();
+    expect(rebalanceTrigger([member("a"), member("b")], lastPool, rows({ a: 10 }, { a: "b" }), 10, true)).toBe("join");
+    expect(rebalanceTrigger([member("a"), member("b")], lastPool, rows({ a: 5, c: 5 }, { c: "b" }), 10, true)).toBeUndefined();
   });
 
   it("an empty catalog triggers nothing", () => {

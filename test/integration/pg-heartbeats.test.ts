@@ -1,0 +1,93 @@
+/**
+ * The PostgreSQL heartbeat channel's reads (shared/pg-heartbeats.ts), against a real
+ * PostgreSQL: a reader gets every heartbeat as written, whether it parsed the member's
+ * `held` list before (then it is not sent again, and the same array comes back) or not;
+ * a changed list, a restarted member or another reader's cache change nothing to that;
+ * the reader's digest of a list is PostgreSQL's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Sql } from "../../shared/db.js";
+import { migrate } from "../../shared/schema.js";
+import { heldDigest, PgHeartbeats } from "../../shared/pg-heartbeats.js";
+import type { Heartbeat } from "../../shared/types.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
+
+function hb(id: string, seq: number, held: string[], o: Partial<Heartbeat> = {}): Heartbeat {
+  return {
+    id, seq, session: `s-${id}`, capacity: 10, draining: false, mode: "orchestrated", useOrchestrator: true, version: seq, held, leaving: false, restarting: false,
+    worker: { ok: true, lastSeenMsAgo: 0, processed: seq, errors: 0, kind: "v1" }, startedAt: "2020-01-01T00:00:00.000Z", host: "h", location: "l", software: "1", ...o,
+  };
+}
+/** A list long enough to be kept by digest (LONG_HELD). */
+const long = (from: number, n = 300) => Array.from({ length: n }, (_, i) => String(from + i));
+const byId = (list: { id: string; heartbeat: Heartbeat }[]) => new Map(list.map((x) => [x.id, x.heartbeat]));
+
+describe("PostgreSQL heartbeat reads", () => {
+  let db: TestDatabase;
+  let sql: Sql;
+
+  beforeAll(async () => {
+    db = await createTestDatabase("pghb");
+    sql = connect(db.url);
+    await migrate(sql, "orchestrator");
+  });
+
+  afterAll(async () => {
+    await sql?.end();
+    await db?.drop();
+  });
+
+  it("returns each heartbeat as written, sending an unchanged held list once", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    const list = long(1);
+    await writer.write(hb("a", 1, list));
+    await writer.write(hb("b", 1, ["4"]));
+    const first = byId(await reader.readAll(60_000));
+    expect(first.get("a")).toEqual(hb("a", 1, list));
+    // Next beat: the same list (not sent again: the same array), the rest as written.
+    await writer.write(hb("a", 2, list, { draining: true }));
+    const second = byId(await reader.readAll(60_000));
+    expect(second.get("a")).toEqual(hb("a", 2, list, { draining: true }));
+    expect(second.get("a")!.held).toBe(first.get("a")!.held);
+    // A short list is read whole every time (no digest): still as written.
+    await writer.write(hb("b", 2, ["4"]));
+    expect(byId(await reader.readAll(60_000)).get("b")).toEqual(hb("b", 2, ["4"]));
+    // A changed list, a short one, and a list that comes back to an earlier value: as written.
+    await writer.write(hb("a", 3, long(2)));
+    expect(byId(await reader.readAll(60_000)).get("a")).toEqual(hb("a", 3, long(2)));
+    await writer.write(hb("a", 4, ["1", "3"]));
+    expect(byId(await reader.readAll(60_000)).get("a")).toEqual(hb("a", 4, ["1", "3"]));
+    await writer.write(hb("a", 5, list));
+    expect(byId(await reader.readAll(60_000)).get("a")).toEqual(hb("a", 5, list));
+    await writer.write(hb("a", 6, long(2)));
+    expect(byId(await reader.readAll(60_000)).get("a")).toEqual(hb("a", 6, long(2)));
+    // An emptied list, a restart (new session, seq from 1) with the same list.
+    await writer.write(hb("b", 3, []));
+    expect(byId(await reader.readAll(60_000)).get("b")).toEqual(hb("b", 3, []));
+    await writer.write(hb("b", 1, [], { session: "s-b2" }));
+    expect(byId(await reader.readAll(60_000)).get("b")).toEqual(hb("b", 1, [], { session: "s-b2" }));
+    // A follower's read of one member, and a fresh reader: the same heartbeats.
+    expect(await reader.readSome(["a"], 60_000)).toEqual([{ id: "a", heartbeat: hb("a", 6, long(2)) }]);
+    expect(byId(await new PgHeartbeats(sql, "orchestrator").readAll(60_000))).toEqual(byId(await reader.readAll(60_000)));
+  });
+
+  it("skips a payload that does not parse as a heartbeat, and reads the others", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    await writer.write(hb("c", 1, ["9"]));
+    await reader.readAll(60_000);
+    await sql.unsafe(`update orchestrator.heartbeats set payload = '{"id": "c", "seq": 2}'::jsonb, seq = 2 where instance_id = 'c'`);
+    const read = byId(await reader.readAll(60_000));
+    expect(read.has("c")).toBe(false);
+    expect(read.get("a")?.id).toBe("a");
+  });
+
+  it("the reader's digest of a list is PostgreSQL's, whatever the ids", async () => {
+    const lists = [[], ["1"], long(7), ['quo"te', "back\\slash", "tab\t", "nl\n", "\u0001ctl", "ümlaut", "日本", "emoji 😀", "\u2028", "/", "<>&'"]];
+    for (const held of lists) {
+      const [r] = await sql.unsafe(`select md5(($1::text::jsonb -> 'held')::text) as d`, [JSON.stringify({ held })]);
+      expect(heldDigest(held)).toBe(r!.d);
+    }
+  });
+});
