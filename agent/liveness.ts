@@ -51,15 +51,16 @@ export interface Liveness {
   readonly pgHeartbeats: PgHeartbeats;
 }
 
-export function createLiveness(d: LivenessDeps): Liveness {
-  const { config, clock } = d;
+/**
+ * The membership tracker an agent (or a benchmark's leader) reads with: both liveness
+ * channels, the PostgreSQL one bounded by a deadline. A blackholed PostgreSQL answers
+ * nothing, ever: past the deadline the channel counts as unread (nobody new is declared
+ * dead), and the Redis view still comes through.
+ */
+export function createTracker(config: Config, clock: Clock, protocol: RedisProtocol, reader: PgHeartbeats, decider: () => boolean): MembershipTracker {
   const t = config.timings;
-  const pgHeartbeats = new PgHeartbeats(d.hbSql, config.schema);
-  const reader = new PgHeartbeats(d.sql, config.schema);
-  const tracker = new MembershipTracker({
-    protocol: d.protocol,
-    // A blackholed PostgreSQL answers nothing, ever: past the deadline the channel counts
-    // as unread (nobody new is declared dead), and the Redis view still comes through.
+  return new MembershipTracker({
+    protocol,
     pg: {
       readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
       readSome: (ids) => withTimeout(clock, reader.readSome(ids, t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
@@ -69,8 +70,16 @@ export function createLiveness(d: LivenessDeps): Liveness {
     heartbeatWarningMs: config.heartbeatWarningMs,
     maxGapMs: t.trackerMaxGapMs,
     requireWorker: config.requireWorker,
-    decider: d.decider,
+    decider,
   });
+}
+
+export function createLiveness(d: LivenessDeps): Liveness {
+  const { config, clock } = d;
+  const t = config.timings;
+  const pgHeartbeats = new PgHeartbeats(d.hbSql, config.schema);
+  const reader = new PgHeartbeats(d.sql, config.schema);
+  const tracker = createTracker(config, clock, d.protocol, reader, d.decider);
   let seq = 0;
   const heartbeat: HeartbeatLoop = new HeartbeatLoop({
     clock,

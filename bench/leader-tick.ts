@@ -31,12 +31,12 @@ import { CatalogCache } from "../shared/catalog-cache.js";
 import { systemClock } from "../shared/clock.js";
 import { loadConfig } from "../shared/config.js";
 import { connect, type Sql } from "../shared/db.js";
-import { withTimeout } from "../shared/deadline.js";
 import { Keys } from "../shared/keys.js";
 import { LegacyView } from "../shared/legacy.js";
 import { silentLogger } from "../shared/logger.js";
 import { isLive } from "../shared/member-state.js";
-import { MembershipTracker, type Snapshot } from "../shared/membership.js";
+import type { Snapshot } from "../shared/membership.js";
+import { createTracker } from "../agent/liveness.js";
 import { Metrics } from "../shared/metrics.js";
 import { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import type { Plan, PlanInput } from "../shared/placement/plan.js";
@@ -157,19 +157,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     const protocol = new RedisProtocol(redis, keys);
     const reader = new PgHeartbeats(sql, config.schema);
     const t = config.timings;
-    const tracker = new MembershipTracker({
-      protocol,
-      pg: {
-        readAll: () => withTimeout(clock, reader.readAll(t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
-        readSome: (ids) => withTimeout(clock, reader.readSome(ids, t.memberForgetMs), t.heartbeatReadTimeoutMs, "PostgreSQL heartbeats read"),
-      },
-      clock,
-      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-      heartbeatWarningMs: config.heartbeatWarningMs,
-      maxGapMs: t.trackerMaxGapMs,
-      requireWorker: config.requireWorker,
-      decider: () => true,
-    });
+    const tracker = createTracker(config, clock, protocol, reader, () => true);
     const store = new LeaderStore(sql, config.schema);
     const catalog = new CatalogCache(sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, logger);
     const legacy = LegacyView.fromConfig(config, sql, clock);
