@@ -184,6 +184,9 @@ export class LeaderLoop {
       if (this.epoch === undefined) {
         await this.publishLeader();
         this.epoch = await this.d.store.bumpEpoch(this.d.id);
+        // Winning the epoch is progress (./stall.ts): a slow win and a slow first tick
+        // are each judged against the stall limit, not their sum.
+        this.stall.progressed();
         const ago = await this.d.store.lastRebalanceAgoMs();
         this.lastRebalanceAt = ago === null ? -Infinity : this.d.clock.now() - ago;
         this.d.metrics.epoch.set(this.epoch);

@@ -1,0 +1,100 @@
+/**
+ * A new leader's slow start is progress, not a stall: winning the epoch counts
+ * (leader/stall.ts), so an epoch win and a first tick that together outlast
+ * LEADER_LEASE_TTL — each within it — keep the leader (regression: under load the first
+ * leader stepped aside as "stalled" right after winning, costing a whole election).
+ * A tick that alone outlasts the limit still steps aside.
+ */
+import { describe, expect, it } from "vitest";
+import { LeaderLoop } from "../../leader/leader.js";
+import { ManualClock } from "../../shared/clock.js";
+import { loadConfig } from "../../shared/config.js";
+import { silentLogger } from "../../shared/logger.js";
+import type { Snapshot } from "../../shared/membership.js";
+import { Metrics } from "../../shared/metrics.js";
+
+const TTL_S = 4;
+const STALL_MS = TTL_S * 1000;
+
+/** Another member, live, that reaches PostgreSQL: the condition for stepping aside. */
+const snapshot = (at: number): Snapshot =>
+  ({
+    at,
+    members: new Map([["peer", { id: "peer", status: "alive", hb: { pgOk: true } }]]),
+    leader: undefined,
+    flag: undefined,
+    incarnation: "i",
+    viewVersion: 1,
+    viewGrewAt: 0,
+    channels: { redis: true, postgres: true },
+  }) as unknown as Snapshot;
+
+/** Runs a leader whose epoch win takes `epochMs` and whose every tick takes `tickMs`. */
+async function run(epochMs: number, tickMs: number) {
+  const clock = new ManualClock(10_000);
+  const stalled: string[] = [];
+  const history: string[] = [];
+  let ticks = 0;
+  const leader = new LeaderLoop({
+    id: "me",
+    config: loadConfig({ LEADER_LEASE_TTL: String(TTL_S) }),
+    clock,
+    logger: silentLogger(),
+    protocol: {
+      publishLeader: async () => {},
+      publishNudge: async () => {},
+      clearLeader: async () => {},
+    } as never,
+    tracker: { latest: snapshot(clock.now()) } as never,
+    store: {
+      bumpEpoch: async () => {
+        history.push(`epoch win starts at ${clock.now()}`);
+        await clock.sleep(epochMs);
+        history.push(`epoch won at ${clock.now()}`);
+        return 7;
+      },
+      lastRebalanceAgoMs: async () => null,
+    } as never,
+    catalog: {} as never,
+    legacy: {} as never,
+    metrics: new Metrics({ instance: "me" }),
+    isLeader: () => true,
+    leaseToken: () => "token",
+    onFenced: () => {},
+    onStalled: (why) => {
+      history.push(`stepped aside at ${clock.now()}: ${why}`);
+      stalled.push(why);
+    },
+    forgetHeartbeats: async () => {},
+    requireWorker: false,
+    health: { idle: async () => {} } as never,
+  });
+  // The tick's insides are not under test: only how long it takes.
+  (leader as unknown as { tick: () => Promise<void> }).tick = async () => {
+    history.push(`tick starts at ${clock.now()}`);
+    await clock.sleep(tickMs);
+    ticks++;
+    history.push(`tick done at ${clock.now()}`);
+  };
+  const ctl = new AbortController();
+  const done = leader.run(ctl.signal);
+  for (let t = 0; t < epochMs + 2 * tickMs + 2 * STALL_MS && stalled.length === 0; t += 50) await clock.advance(50);
+  ctl.abort();
+  await clock.advance(1000);
+  await done;
+  return { stalled, ticks, history };
+}
+
+describe("a leader's stall watch (leader/stall.ts) over its first term", () => {
+  it("counts the epoch win as progress: a slow win plus a slow first tick keeps the leader", async () => {
+    const r = await run(0.7 * STALL_MS, 0.7 * STALL_MS);
+    expect(r.stalled, r.history.join("\n")).toEqual([]);
+    expect(r.ticks, r.history.join("\n")).toBeGreaterThanOrEqual(2);
+  });
+
+  it("still steps aside when one tick alone outlasts the limit while a peer reaches PostgreSQL", async () => {
+    const r = await run(0, 1.5 * STALL_MS);
+    expect(r.stalled.length, r.history.join("\n")).toBe(1);
+    expect(r.ticks, r.history.join("\n")).toBe(0);
+  });
+});
