@@ -6,7 +6,9 @@
  * ServedLog. Every fault, heal, kill and drain is written to the log's events.
  *
  * Process faults go through the same agent processes: kill -9, SIGSTOP/SIGCONT, and a
- * restart of an agent (same id, port and settings) while its worker keeps running.
+ * restart of an agent (same id, port and settings) while its worker keeps running. A
+ * stream fault: a worker made deaf to one stream (it reports failures; the log no longer
+ * counts that worker as hearing it).
  *
  * Guarantees: nothing outside loopback is touched; close() stops every worker, agent
  * and proxy it started and drops its database and keys.
@@ -192,6 +194,17 @@ export class FaultCluster {
     await p.pass();
     const at = this.log.now();
     this.log.event(`HEAL ${id} ${store}`, at);
+    return at;
+  }
+
+  /** Makes `id`'s worker deaf to `stream` (it reports failures; the log stops counting it as heard). */
+  deafen(id: string, stream: string): number {
+    const w = this.workers.get(id);
+    if (!(w instanceof LeaseWorker)) throw new Error(`${id}'s worker cannot be made deaf (not a /v1 worker)`);
+    w.deafen(stream);
+    const at = this.log.now();
+    this.log.cannotHear(id, stream, at);
+    this.log.event(`FAULT ${id}'s worker cannot hear stream ${stream}`, at);
     return at;
   }
 

@@ -11,7 +11,8 @@
  *   seeded random stop latency in [stopMs[0], stopMs[1]];
  * - asks with version=V only once every stop answer V asked for has completed (the
  *   contract: that request is the acknowledgement the hand-off waits for);
- * - reports with POST /v1/report every second.
+ * - reports with POST /v1/report every second: `processing` for each stream it serves,
+ *   `failed` for one it was made deaf to (`deafen`: its exit cannot reach that stream).
  * LegacyWorker (the older API, like today's fingerv7 and test/legacy-client):
  * - registers (POST /api/workers/register), then polls GET /api/streams/assign every
  *   pollMs[0]..pollMs[1] ms (seeded); starts new streams at once, stops dropped streams
@@ -125,6 +126,7 @@ export class LeaseWorker implements FaultWorker {
   private expiry: NodeJS.Timeout | undefined;
   private reporter: NodeJS.Timeout | undefined;
   private done: Promise<void> | undefined;
+  private readonly deaf = new Set<string>();
   fetches = 0;
   lastError: string | undefined;
 
@@ -194,12 +196,18 @@ export class LeaseWorker implements FaultWorker {
     }, Math.max(0, at - performance.now()));
   }
 
+  /** From now on this worker cannot hear `stream`: it reports each capture of it as failed. */
+  deafen(stream: string): void {
+    this.deaf.add(stream);
+  }
+
   private async report(): Promise<void> {
     if (this.stopped) return;
+    const status = (id: string) => (this.deaf.has(id) ? { id, status: "failed", error: "simulated: the stream cannot be reached from this exit" } : { id, status: "processing" });
     await fetch(`${this.o.url}/v1/report`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ processed_count: this.fetches, error_count: 0, streams: [...this.serving].map((id) => ({ id, status: "processing" })) }),
+      body: JSON.stringify({ processed_count: this.fetches, error_count: 0, streams: [...this.serving].map(status) }),
       signal: AbortSignal.timeout(2000),
     }).catch(() => {});
   }

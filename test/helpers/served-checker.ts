@@ -8,7 +8,8 @@
  * Checks:
  * - overlaps(): every instant two workers served one stream, with stream, workers, start
  *   and duration (intervals are closed at the end of observation);
- * - gaps(from, to): every stretch in [from, to] where a stream was served by nobody;
+ * - gaps(from, to): every stretch in [from, to] where a stream was served by nobody — a
+ *   worker that holds a stream it cannot hear (`cannotHear`) does not serve it from then on;
  * - owners(): which workers serve each stream right now.
  * history() prints the seed, the events and, per problem stream, its interval timeline.
  */
@@ -44,6 +45,8 @@ export class ServedLog {
   readonly t0 = performance.now();
   private readonly byStream = new Map<string, Interval[]>();
   private readonly openNow = new Map<string, Interval>();
+  /** worker\u0000stream → since when that worker cannot hear that stream. */
+  private readonly deaf = new Map<string, number>();
   readonly events: HistoryEvent[] = [];
 
   constructor(
@@ -80,6 +83,16 @@ export class ServedLog {
     if (!iv) return;
     iv.end = at;
     this.openNow.delete(key);
+  }
+
+  /** From `at` on, `worker` holds `stream` without hearing it: it still counts for overlaps, not for coverage. */
+  cannotHear(worker: string, stream: string, at = this.now()): void {
+    this.deaf.set(`${worker}\u0000${stream}`, at);
+  }
+
+  /** When `worker` stopped hearing `stream` (Infinity: it hears it). */
+  deafSince(worker: string, stream: string): number {
+    return this.deaf.get(`${worker}\u0000${stream}`) ?? Infinity;
   }
 
   intervals(stream: string): readonly Interval[] {
@@ -126,12 +139,12 @@ export class ServedLog {
     return out.sort((x, y) => x.start - y.start);
   }
 
-  /** Every stretch within [from, to] where a catalog stream was served by nobody. */
+  /** Every stretch within [from, to] where a catalog stream was heard by nobody. */
   gaps(from: number, to = this.now()): GapFound[] {
     const out: GapFound[] = [];
     for (const stream of this.catalog) {
       const spans = this.intervals(stream)
-        .map((iv) => [iv.start, iv.end ?? to] as const)
+        .map((iv) => [iv.start, Math.min(iv.end ?? to, this.deafSince(iv.worker, stream))] as const)
         .filter(([s, e]) => e > from && s < to)
         .sort((a, b) => a[0] - b[0]);
       let covered = from;
@@ -155,7 +168,8 @@ export class ServedLog {
     if (streams.length) lines.push(`streams (intervals per worker${Number.isFinite(lo) ? `, those touching ${this.rel(lo)}–${this.rel(hi)}` : ""}):`);
     for (const s of streams) {
       const ivs = this.intervals(s).filter((iv) => (iv.end ?? Infinity) >= lo && iv.start <= hi);
-      const txt = ivs.map((iv) => `${iv.worker}[${this.rel(iv.start)}–${iv.end === undefined ? "…" : this.rel(iv.end)}]`).join(" ");
+      const deaf = (iv: Interval) => (this.deafSince(iv.worker, s) < Infinity ? `(deaf from ${this.rel(this.deafSince(iv.worker, s))})` : "");
+      const txt = ivs.map((iv) => `${iv.worker}[${this.rel(iv.start)}–${iv.end === undefined ? "…" : this.rel(iv.end)}]${deaf(iv)}`).join(" ");
       lines.push(`  ${s.padStart(4)}: ${txt || "(none)"}`);
     }
     return lines.join("\n");
