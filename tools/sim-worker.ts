@@ -20,6 +20,25 @@ import { parseLabels as parseSharedLabels, satisfies, type Labels } from "../sha
 
 export type { Labels };
 
+/** An answer of GET /v1/assignment, as far as a worker reads it. */
+export interface AssignmentAnswer {
+  readonly version: number;
+  readonly lease_ms: number;
+  readonly streams: readonly { readonly id: number | string }[];
+}
+
+/**
+ * One ask of GET /v1/assignment: the first plain, then long-polling `waitS` past
+ * `version`. `sentAt` (performance.now() before sending) is where the lease counts from.
+ */
+export async function askAssignment(url: string, version: number | undefined, waitS: number, signal: AbortSignal): Promise<{ sentAt: number; body: AssignmentAnswer }> {
+  const sentAt = performance.now();
+  const q = version === undefined ? "" : `?version=${version}&wait=${waitS}`;
+  const res = await fetch(`${url}/v1/assignment${q}`, { signal: AbortSignal.any([signal, AbortSignal.timeout((waitS + 5) * 1000)]) });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return { sentAt, body: (await res.json()) as AssignmentAnswer };
+}
+
 export interface FailureRule {
   /** The streams that fail ("*": every stream). */
   readonly streams: readonly string[] | "*";
@@ -125,12 +144,8 @@ export class SimWorker {
   private async loop(): Promise<void> {
     const wait = this.o.waitS ?? 10;
     while (!this.stopped) {
-      const sentAt = performance.now();
       try {
-        const q = this.version === undefined ? "" : `?version=${this.version}&wait=${wait}`;
-        const res = await fetch(`${this.o.url}/v1/assignment${q}`, { signal: AbortSignal.any([this.ctl.signal, AbortSignal.timeout((wait + 5) * 1000)]) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const body = (await res.json()) as { version: number; lease_ms: number; streams: { id: number | string }[] };
+        const { sentAt, body } = await askAssignment(this.o.url, this.version, wait, this.ctl.signal);
         if (this.stopped) return;
         this.fetches++;
         this.version = body.version;

@@ -20,6 +20,7 @@
  *   agent is unreachable ("local mode"); heartbeats every 10 s.
  * Neither reads anything but its own agent's answers.
  */
+import { askAssignment } from "../../tools/sim-worker.js";
 import type { ServedLog } from "./served-checker.js";
 
 /** A small seeded PRNG (mulberry32). */
@@ -161,12 +162,8 @@ export class LeaseWorker implements FaultWorker {
   private async loop(): Promise<void> {
     const wait = this.o.waitS ?? 5;
     while (!this.stopped) {
-      const sentAt = performance.now();
       try {
-        const q = this.version === undefined ? "" : `?version=${this.version}&wait=${wait}`;
-        const res = await fetch(`${this.o.url}/v1/assignment${q}`, { signal: AbortSignal.any([this.ctl.signal, AbortSignal.timeout((wait + 5) * 1000)]) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        const body = (await res.json()) as { version: number; lease_ms: number; streams: { id: number | string }[] };
+        const { sentAt, body } = await askAssignment(this.o.url, this.version, wait, this.ctl.signal);
         if (this.stopped) return;
         this.fetches++;
         this.lastError = undefined;
