@@ -4,7 +4,8 @@
  * GET /v1/assignment[?version=V&wait=S]
  *   → { instance_id, mode, epoch, version, lease_ms, leader, streams: [{ id, url, name, metadata }] }
  *   With `version` and `wait`, long-polls until the version differs or S seconds pass
- *   (capped at a third of the lease so the worker always renews in time: config timings).
+ *   (answered by when half the lease the worker counts is gone, and within a third of
+ *   WORKER_LEASE: agent/worker-link.ts longPollMs).
  *   The worker MUST stop every stream when `lease_ms` runs out without a new answer,
  *   counting from when it SENT the request.
  * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }], rate_limited_until? }
