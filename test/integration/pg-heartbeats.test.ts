@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL heartbeat channel's reads (shared/pg-heartbeats.ts), against a real
  * PostgreSQL: a reader gets every heartbeat as written, whether it parsed the member's
- * `held` list before (then it is not sent again, and the same array comes back) or not;
+ * `held` list before (then it is not sent again, and the same array comes back) or not,
+ * and a row it already decoded comes back as the same heartbeat without being sent;
  * a changed list, a restarted member or another reader's cache change nothing to that;
  * the reader's digest of a list is PostgreSQL's.
  */
@@ -70,6 +71,21 @@ describe("PostgreSQL heartbeat reads", () => {
     // A follower's read of one member, and a fresh reader: the same heartbeats.
     expect(await reader.readSome(["a"], 60_000)).toEqual([{ id: "a", heartbeat: hb("a", 6, long(2)) }]);
     expect(byId(await new PgHeartbeats(sql, "orchestrator").readAll(60_000))).toEqual(byId(await reader.readAll(60_000)));
+  });
+
+  it("sends a row this reader already decoded (same session and seq) no more: the same heartbeat comes back", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    await writer.write(hb("d", 1, ["5"]));
+    const first = byId(await reader.readAll(60_000)).get("d")!;
+    const again = byId(await reader.readAll(60_000)).get("d")!;
+    expect(again).toBe(first);
+    expect((await reader.readSome(["d"], 60_000))[0]!.heartbeat).toBe(first);
+    // A new beat, and a restart that starts its seq over: read as written.
+    await writer.write(hb("d", 2, ["5"], { draining: true }));
+    expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["5"], { draining: true }));
+    await writer.write(hb("d", 2, ["6"], { session: "s-d2" }));
+    expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["6"], { session: "s-d2" }));
   });
 
   it("skips a payload that does not parse as a heartbeat, and reads the others", async () => {
