@@ -39,7 +39,6 @@ const HELD_MARGIN_MS = 100;
 
 export class Serving {
   private listed: readonly Stream[] = [];
-  private listedKey = "";
   private ver: number;
   private deadline = 0;
   private offers: OfferRecord[] = [];
@@ -91,10 +90,8 @@ export class Serving {
   /** Replaces the listed set. Returns true when it changed (and the version moved). */
   setListed(streams: readonly Stream[]): boolean {
     const sorted = [...streams].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const key = sorted.map((s) => `${s.id}\u0000${s.url}\u0000${s.name}`).join("\u0001");
-    if (key === this.listedKey) return false;
+    if (sameListing(sorted, this.listed)) return false;
     this.listed = sorted;
-    this.listedKey = key;
     this.ver++;
     for (const w of this.waiters) w();
     return true;
@@ -211,4 +208,15 @@ export class Serving {
   private prune(now: number): void {
     this.offers = this.offers.filter((o) => o.until + HELD_MARGIN_MS > now);
   }
+}
+
+/** Whether two sorted listings offer the same streams under the same url and name. */
+function sameListing(a: readonly Stream[], b: readonly Stream[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y && (x.id !== y.id || x.url !== y.url || x.name !== y.name)) return false;
+  }
+  return true;
 }
