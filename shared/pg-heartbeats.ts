@@ -20,7 +20,7 @@
 import crypto from "node:crypto";
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
-import { decodeHeartbeat } from "./redis-protocol.js";
+import { decodeHeartbeat, encodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
 /**
@@ -88,7 +88,7 @@ export class PgHeartbeats {
           where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq
          returning 1)
        select redis_incarnation from ${this.leadership}`,
-      [hb.id, hb.session, hb.seq, JSON.stringify(hb)],
+      [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)],
     );
     const inc = rows[0]?.redis_incarnation;
     return { deciderRedis: typeof inc === "string" && inc !== "" ? inc : null };

@@ -127,6 +127,21 @@ const DEFAULT_WINDOW_MS = 10_000;
  */
 const FULL_PAYLOAD_EVERY = 10;
 
+const encoded = new WeakMap<Heartbeat, string>();
+
+/**
+ * A heartbeat's JSON text, encoded once however many channels send it (Redis and
+ * PostgreSQL get the same beat). A heartbeat is never changed once built.
+ */
+export function encodeHeartbeat(hb: Heartbeat): string {
+  let text = encoded.get(hb);
+  if (text === undefined) {
+    text = JSON.stringify(hb);
+    encoded.set(hb, text);
+  }
+  return text;
+}
+
 /** A heartbeat without what changes at every beat: equal fingerprints say nothing new. */
 function fingerprint(hb: Heartbeat): string {
   return JSON.stringify({ ...hb, seq: 0, worker: { ...hb.worker, lastSeenMsAgo: 0, processed: 0, errors: 0 } });
@@ -170,7 +185,7 @@ export class RedisProtocol {
     const prev = this.sent;
     const changed = !prev || prev.print !== print || prev.beats + 1 >= FULL_PAYLOAD_EVERY;
     this.sent = undefined; // until confirmed: after a failed write the next one is marked new
-    const args = [hb.id, JSON.stringify(hb), String(ttlMs), this.newIncarnation(), changed ? "1" : "0", String(FEED_MAXLEN), this.lastFeedId.get(hb.id) ?? "", this.wantOldLeader()];
+    const args = [hb.id, encodeHeartbeat(hb), String(ttlMs), this.newIncarnation(), changed ? "1" : "0", String(FEED_MAXLEN), this.lastFeedId.get(hb.id) ?? "", this.wantOldLeader()];
     const reply = await this.run("heartbeat", [k.feed, k.cluster, k.leaderInfo], args);
     const r = tuple("heartbeat", reply, 9);
     if (r[0] !== 0 && r[0] !== 1) throw new ProtocolError("heartbeat", "existed is not 0 or 1", reply);
