@@ -26,6 +26,8 @@ interface OfferRecord {
   readonly version: number;
   ids: readonly StreamId[];
   until: number;
+  /** `ids` is sorted and without repeats (an offer of the listing). */
+  readonly sorted?: boolean;
 }
 
 /** The version of what a previous agent process offered: older than any of ours. */
@@ -173,6 +175,8 @@ export class Serving {
   /** Streams the worker may be processing right now (invariant 2). Sorted. */
   held(now = this.clock.now()): StreamId[] {
     this.prune(now);
+    // One offer of ours (the steady state): its ids are the listing's, already sorted and unique.
+    if (this.offers.length === 1 && this.offers[0]!.version !== INHERITED && this.offers[0]!.sorted) return [...this.offers[0]!.ids];
     const out = new Set<StreamId>();
     for (const o of this.offers) for (const id of o.ids) out.add(id);
     return [...out].sort();
@@ -202,11 +206,11 @@ export class Serving {
   private record(version: number, until: number): void {
     const existing = this.offers.find((o) => o.version === version);
     if (existing) existing.until = Math.max(existing.until, until);
-    else this.offers.push({ version, ids: this.listed.map((s) => s.id), until });
+    else this.offers.push({ version, ids: this.listed.map((s) => s.id), until, sorted: true });
   }
 
   private prune(now: number): void {
-    this.offers = this.offers.filter((o) => o.until + HELD_MARGIN_MS > now);
+    if (this.offers.some((o) => o.until + HELD_MARGIN_MS <= now)) this.offers = this.offers.filter((o) => o.until + HELD_MARGIN_MS > now);
   }
 }
 

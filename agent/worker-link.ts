@@ -99,6 +99,8 @@ export class WorkerLink {
   private bound: BoundWorker | undefined;
   private past: BoundWorker[] = [];
   private readonly startedAt: number;
+  /** streamStates' last answer and the listing it was computed for. */
+  private statesCache: { listed: readonly unknown[]; out: Record<StreamId, { s: string; e?: string }> | undefined } | undefined;
   /** When the lease our last v1 answer gave the worker ends, as it counts it (from its request). */
   private workerLeaseEnd: number | undefined;
 
@@ -172,6 +174,7 @@ export class WorkerLink {
     if (r.processed !== undefined) this.processed = r.processed;
     if (r.errors !== undefined) this.errors = r.errors;
     for (const s of r.streams ?? []) this.states.set(s.id, { status: s.status, error: s.error, at: now });
+    if ((r.streams?.length ?? 0) > 0) this.statesCache = undefined;
     this.o.onOutcomes?.(r.streams ?? [], r.rateLimitedUntil);
     this.o.metrics.workerReports.inc();
     this.o.metrics.workerProcessed.set(this.processed);
@@ -239,6 +242,15 @@ export class WorkerLink {
 
   /** The worker's last report per stream it is offered now (others are forgotten). */
   streamStates(): Record<StreamId, { s: string; e?: string }> | undefined {
+    // The same answer (the same object) until a report or a new listing changes it.
+    const cached = this.statesCache;
+    if (cached && cached.listed === this.serving.streams) return cached.out;
+    const out = this.computeStates();
+    this.statesCache = { listed: this.serving.streams, out };
+    return out;
+  }
+
+  private computeStates(): Record<StreamId, { s: string; e?: string }> | undefined {
     if (this.states.size === 0) return undefined;
     const out: Record<StreamId, { s: string; e?: string }> = {};
     const offered = new Set(this.serving.streams.map((x) => x.id));
