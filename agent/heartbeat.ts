@@ -182,6 +182,7 @@ export class HeartbeatLoop {
 /** Whether `before` holds an id `now` does not (`now` unchanged, the same array, is the common case). */
 function releasedSince(before: readonly string[], now: readonly string[]): boolean {
   if (before === now || before.length === 0) return false;
+  if (before.length === now.length && before.every((id, i) => id === now[i])) return false;
   const kept = new Set(now);
   return before.some((id) => !kept.has(id));
 }
