@@ -410,7 +410,8 @@ export class Agent {
   }
 
   private async track(): Promise<void> {
-    await this.tracker.refresh();
+    // A leader's tick reads at every tick: the loop's own read would repeat it.
+    await this.tracker.refreshWithin(this.config.heartbeatIntervalMs / 2);
     this.offering.afterChange();
   }
 

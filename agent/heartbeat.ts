@@ -157,7 +157,7 @@ export class HeartbeatLoop {
       this.lastConfirmed = { at: sentAt, incarnation: reply.incarnation };
     }
     if (this.confirmed.redis || this.confirmed.postgres) {
-      if (this.lastReportedHeld.some((id) => !hb.held.includes(id))) d.onReleased();
+      if (releasedSince(this.lastReportedHeld, hb.held)) d.onReleased();
       this.lastReportedHeld = hb.held;
     }
     // Another Redis's confirmation still renews when PostgreSQL confirmed this same beat:
@@ -177,4 +177,12 @@ export class HeartbeatLoop {
       this.d.logger.warn({ err: result.reason, category: "ERROR", channel, policy: this.d.policy }, `heartbeat to ${channel === "redis" ? "Redis" : "PostgreSQL"} failed`);
     }
   }
+}
+
+/** Whether `before` holds an id `now` does not (`now` unchanged, the same array, is the common case). */
+function releasedSince(before: readonly string[], now: readonly string[]): boolean {
+  if (before === now || before.length === 0) return false;
+  if (before.length === now.length && before.every((id, i) => id === now[i])) return false;
+  const kept = new Set(now);
+  return before.some((id) => !kept.has(id));
 }

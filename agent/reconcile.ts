@@ -68,7 +68,9 @@ export interface ReconcileResult {
 export function reconcile(i: ReconcileInput): ReconcileResult {
   const listed = new Map(i.listed.map((s) => [s.id, s]));
   const fresh = !!i.snapshot && i.now - i.snapshot.at <= i.maxViewAgeMs;
-  const others = i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>();
+  // Who else holds what, built on first need: a steady member keeps what it lists and never asks.
+  let othersMap: Map<StreamId, string> | undefined;
+  const heldElsewhere = (id: StreamId) => (othersMap ??= i.snapshot ? heldByOthers(i.snapshot, i.me) : new Map<StreamId, string>()).has(id);
   const streams: Stream[] = [];
   const blocked: StreamId[] = [];
   // The hashed view is kept while hashing, and while hashing may come soon (`watchHashed`),
@@ -82,7 +84,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
     if (!i.rows) return { streams: [...i.listed], blocked: [], hashedView: view };
     for (const s of i.rows) {
       if (listed.has(s.id)) streams.push(s); // keep (with the freshest url/name)
-      else if (fresh && !others.has(s.id)) streams.push(s);
+      else if (fresh && !heldElsewhere(s.id)) streams.push(s);
       else blocked.push(s.id);
     }
     return { streams, blocked, hashedView: view };
@@ -95,7 +97,7 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
     const since = view.mine.get(s.id);
     if (since === undefined) continue;
     // Read against the snapshot's time: a read HASH_SETTLE later must still show it mine.
-    if (listed.has(s.id) || (mayTake && !others.has(s.id) && i.snapshot.at - since >= i.hashSettleMs)) streams.push(s);
+    if (listed.has(s.id) || (mayTake && !heldElsewhere(s.id) && i.snapshot.at - since >= i.hashSettleMs)) streams.push(s);
     else blocked.push(s.id);
   }
   return { streams, blocked, hashedView: view };

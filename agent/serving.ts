@@ -26,6 +26,8 @@ interface OfferRecord {
   readonly version: number;
   ids: readonly StreamId[];
   until: number;
+  /** `ids` is sorted and without repeats (an offer of the listing). */
+  readonly sorted?: boolean;
 }
 
 /** The version of what a previous agent process offered: older than any of ours. */
@@ -39,7 +41,6 @@ const HELD_MARGIN_MS = 100;
 
 export class Serving {
   private listed: readonly Stream[] = [];
-  private listedKey = "";
   private ver: number;
   private deadline = 0;
   private offers: OfferRecord[] = [];
@@ -91,10 +92,8 @@ export class Serving {
   /** Replaces the listed set. Returns true when it changed (and the version moved). */
   setListed(streams: readonly Stream[]): boolean {
     const sorted = [...streams].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const key = sorted.map((s) => `${s.id}\u0000${s.url}\u0000${s.name}`).join("\u0001");
-    if (key === this.listedKey) return false;
+    if (sameListing(sorted, this.listed)) return false;
     this.listed = sorted;
-    this.listedKey = key;
     this.ver++;
     for (const w of this.waiters) w();
     return true;
@@ -176,6 +175,8 @@ export class Serving {
   /** Streams the worker may be processing right now (invariant 2). Sorted. */
   held(now = this.clock.now()): StreamId[] {
     this.prune(now);
+    // One offer of ours (the steady state): its ids are the listing's, already sorted and unique.
+    if (this.offers.length === 1 && this.offers[0]!.version !== INHERITED && this.offers[0]!.sorted) return [...this.offers[0]!.ids];
     const out = new Set<StreamId>();
     for (const o of this.offers) for (const id of o.ids) out.add(id);
     return [...out].sort();
@@ -193,7 +194,7 @@ export class Serving {
       const ctl = new AbortController();
       const done = () => {
         this.waiters.delete(done);
-        ctl.abort();
+        ctl.abort("answered"); // a reason spares building a DOMException
         resolve();
       };
       this.waiters.add(done);
@@ -205,10 +206,21 @@ export class Serving {
   private record(version: number, until: number): void {
     const existing = this.offers.find((o) => o.version === version);
     if (existing) existing.until = Math.max(existing.until, until);
-    else this.offers.push({ version, ids: this.listed.map((s) => s.id), until });
+    else this.offers.push({ version, ids: this.listed.map((s) => s.id), until, sorted: true });
   }
 
   private prune(now: number): void {
-    this.offers = this.offers.filter((o) => o.until + HELD_MARGIN_MS > now);
+    if (this.offers.some((o) => o.until + HELD_MARGIN_MS <= now)) this.offers = this.offers.filter((o) => o.until + HELD_MARGIN_MS > now);
   }
+}
+
+/** Whether two sorted listings offer the same streams under the same url and name. */
+function sameListing(a: readonly Stream[], b: readonly Stream[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y && (x.id !== y.id || x.url !== y.url || x.name !== y.name)) return false;
+  }
+  return true;
 }

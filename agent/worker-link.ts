@@ -10,6 +10,9 @@
  *   agent's INSTANCE_ID is always accepted as an alias). Another id is refused while the
  *   bound worker was heard from within WORKER_TIMEOUT; after that, by when its answers
  *   no longer count as held, a new id takes over.
+ * - A v1 long-poll is answered while the worker still holds half the lease it counts
+ *   (from its request), and with a lease that leaves it as long as it waited, so the
+ *   next answer can come in time whatever the renewals.
  * - A declared capacity replaces MAX_STREAMS while that worker is alive.
  * - Per-stream reports are kept only for streams currently offered (bounded memory).
  * It does not renew the lease (agent/heartbeat.ts) nor decide the offer (agent/offer.ts).
@@ -80,6 +83,9 @@ export interface WorkerLinkOptions {
 /** Workers remembered for GET /api/workers besides the current one. */
 const PAST_WORKERS = 10;
 
+/** The shortest long-poll wait while a lease runs: a worker whose lease is about to lapse is answered at once, not in a spin. */
+const MIN_LONG_POLL_MS = 20;
+
 export class WorkerLink {
   readonly serving: Serving;
   private processed = 0;
@@ -93,6 +99,10 @@ export class WorkerLink {
   private bound: BoundWorker | undefined;
   private past: BoundWorker[] = [];
   private readonly startedAt: number;
+  /** streamStates' last answer and the listing it was computed for. */
+  private statesCache: { listed: readonly unknown[]; out: Record<StreamId, { s: string; e?: string }> | undefined } | undefined;
+  /** When the lease our last v1 answer gave the worker ends, as it counts it (from its request). */
+  private workerLeaseEnd: number | undefined;
 
   constructor(private readonly o: WorkerLinkOptions) {
     this.serving = new Serving(o.clock, o.workerLeaseMs, o.workerTimeoutMs);
@@ -101,10 +111,11 @@ export class WorkerLink {
 
   /**
    * A worker asks for its assignment. v1: `version` proves it applied that version (older
-   * offers stop counting as held) and `waitMs` long-polls (capped so the lease renews in
-   * time). legacy: the answer supersedes every earlier one.
+   * offers stop counting as held) and `waitMs` long-polls, answered early enough for the
+   * worker's lease (longPollMs). legacy: the answer supersedes every earlier one.
    */
   async assignment(q: { api: WorkerApi; version?: number; waitMs?: number; signal?: AbortSignal }): Promise<Offer> {
+    const arrived = this.o.clock.now();
     const heldBefore = this.serving.held().length;
     let offer: Offer;
     if (q.api === "legacy") {
@@ -113,11 +124,34 @@ export class WorkerLink {
       if (q.version !== undefined) {
         this.serving.confirm(q.version);
         if (this.serving.held().length < heldBefore) this.o.onHeldShrank();
-        if (q.waitMs !== undefined && q.waitMs > 0) await this.serving.waitForChange(q.version, Math.min(q.waitMs, this.o.longPollCapMs), q.signal);
+        if (q.waitMs !== undefined && q.waitMs > 0) await this.serving.waitForChange(q.version, Math.min(q.waitMs, this.longPollMs(arrived)), q.signal);
       }
       offer = this.serving.offer();
+      // What the worker will count: its lease from its request (it sent it a little before it arrived).
+      this.workerLeaseEnd = arrived + offer.leaseMs;
     }
     return this.answered(offer, q.api, heldBefore);
+  }
+
+  /**
+   * How long a v1 long-poll arriving at `now` may wait. A worker dates its lease from when
+   * it SENT its request, so every millisecond waited comes off the lease it counts, and a
+   * new answer replaces the lease it held. So the wait is at most half of what is left of
+   * the worker's lease (the one our last answer gave it, dated from that request, or ours
+   * when it ends sooner): the answer comes while that lease still runs, with as long again
+   * to spare; and at most a third of ours: the new lease still leaves the worker as long
+   * as it waited, renewed or not meanwhile. Within a third of WORKER_LEASE (longPollCapMs),
+   * at least MIN_LONG_POLL_MS. (A fixed wait of a third of WORKER_LEASE left a worker
+   * whose heartbeats came one interval late nothing: two waits used its lease up, and
+   * under load it stopped for a moment.) Without a lease of ours the wait is the cap:
+   * nothing is served, and a new offer ends it anyway.
+   */
+  private longPollMs(now: number): number {
+    const deadline = this.serving.leaseDeadline;
+    const cap = this.o.longPollCapMs;
+    if (now >= deadline) return cap;
+    const workerEnd = this.workerLeaseEnd === undefined ? deadline : Math.min(this.workerLeaseEnd, deadline);
+    return Math.max(MIN_LONG_POLL_MS, Math.min(cap, Math.floor((workerEnd - now) / 2), Math.floor((deadline - now) / 3)));
   }
 
   /** What a v1 worker is offered right now, recorded as held until its lease ends. */
@@ -140,6 +174,7 @@ export class WorkerLink {
     if (r.processed !== undefined) this.processed = r.processed;
     if (r.errors !== undefined) this.errors = r.errors;
     for (const s of r.streams ?? []) this.states.set(s.id, { status: s.status, error: s.error, at: now });
+    if ((r.streams?.length ?? 0) > 0) this.statesCache = undefined;
     this.o.onOutcomes?.(r.streams ?? [], r.rateLimitedUntil);
     this.o.metrics.workerReports.inc();
     this.o.metrics.workerProcessed.set(this.processed);
@@ -207,6 +242,15 @@ export class WorkerLink {
 
   /** The worker's last report per stream it is offered now (others are forgotten). */
   streamStates(): Record<StreamId, { s: string; e?: string }> | undefined {
+    // The same answer (the same object) until a report or a new listing changes it.
+    const cached = this.statesCache;
+    if (cached && cached.listed === this.serving.streams) return cached.out;
+    const out = this.computeStates();
+    this.statesCache = { listed: this.serving.streams, out };
+    return out;
+  }
+
+  private computeStates(): Record<StreamId, { s: string; e?: string }> | undefined {
     if (this.states.size === 0) return undefined;
     const out: Record<StreamId, { s: string; e?: string }> = {};
     const offered = new Set(this.serving.streams.map((x) => x.id));

@@ -7,6 +7,12 @@
  */
 import type { Clock } from "./clock.js";
 
+/**
+ * Why a deadline's timer is cancelled (its work answered): a reason given spares the
+ * DOMException (with its stack) that abort() would build, at every heartbeat and read.
+ */
+const SETTLED = "settled";
+
 export interface Probe {
   readonly ok: boolean;
   readonly response_ms: number;
@@ -24,7 +30,7 @@ export async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs:
   } catch (err) {
     return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
   } finally {
-    ctl.abort();
+    ctl.abort(SETTLED);
   }
 }
 
@@ -34,7 +40,7 @@ export async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, wh
   try {
     return await Promise.race([p, clock.sleep(ms, ctl.signal).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms`)))]);
   } finally {
-    ctl.abort();
+    ctl.abort(SETTLED);
     p.catch(() => {}); // a late failure of an abandoned write is expected
   }
 }

@@ -158,6 +158,20 @@ export class MembershipTracker {
     return this.inflight;
   }
 
+  /**
+   * The latest view if a read of the same kind (a decider's or a follower's, as the agent
+   * decides now) completed within `maxAgeMs`, else a read now. For a periodic read that
+   * another loop may have just made (a leader's tick reads at every tick); never for one
+   * that must see what happened since (a handoff, a nudge): those call refresh().
+   */
+  refreshWithin(maxAgeMs: number): Promise<Snapshot> {
+    const last = this.last;
+    const now = this.o.clock.now();
+    const deciding = (this.o.decider?.() ?? true) || now < this.wholeUntil;
+    if (!this.inflight && last && now - last.at < maxAgeMs && last.whole === deciding) return Promise.resolve(last);
+    return this.refresh();
+  }
+
   /** Starts watching ids known from elsewhere (e.g. assignment rows) even without a key. */
   watch(ids: Iterable<string>): void {
     const now = this.o.clock.now();

@@ -8,8 +8,10 @@
  *   write cannot roll a member's progress back.
  * - Reads return the stored heartbeats as written; a payload that does not parse is
  *   skipped (one agent's bad write must not blind the others). A reader that already
- *   parsed a member's `held` list gets it back without PostgreSQL sending it again while
- *   it is unchanged (same digest).
+ *   decoded a member's row (same session and seq) gets the same heartbeat back without
+ *   PostgreSQL sending it again; one that already parsed a member's `held` list or its
+ *   stream states gets them back without PostgreSQL sending them again while they are
+ *   unchanged (same digest).
  * - The same statement reads back which Redis the deciders read (the incarnation the
  *   leader recorded in `leadership.redis_incarnation`, null when none did), so an agent
  *   learns it every interval at no extra round trip (agent/heartbeat.ts).
@@ -19,7 +21,7 @@
 import crypto from "node:crypto";
 import type { Sql } from "./db.js";
 import { ident, num } from "./db.js";
-import { decodeHeartbeat } from "./redis-protocol.js";
+import { decodeHeartbeat, encodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
 /**
@@ -58,6 +60,19 @@ export class PgHeartbeats {
    * the whole payload: the comparison decides what is sent, never what is read.
    */
   private readonly held = new Map<string, { digest: string; held: Heartbeat["held"] }>();
+  /**
+   * Per member, the heartbeat this reader last decoded from its row. Until the member
+   * writes again (a new session or seq), its row is neither sent nor parsed again: a
+   * member writes once a HEARTBEAT_INTERVAL, a leader reads two or three times as often.
+   */
+  private readonly rows = new Map<string, Heartbeat>();
+  /**
+   * Per member whose heartbeat has stream states, the states this reader last parsed and
+   * PostgreSQL's md5 of their JSON text (as it printed them: PostgreSQL computes it, and
+   * sends it with the row). While it is unchanged (the states change when the worker
+   * reports, every few seconds), they are neither sent nor parsed again.
+   */
+  private readonly states = new Map<string, { digest: string; states: Heartbeat["states"] }>();
 
   constructor(
     private readonly sql: Sql,
@@ -81,7 +96,7 @@ export class PgHeartbeats {
           where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq
          returning 1)
        select redis_incarnation from ${this.leadership}`,
-      [hb.id, hb.session, hb.seq, JSON.stringify(hb)],
+      [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)],
     );
     const inc = rows[0]?.redis_incarnation;
     return { deciderRedis: typeof inc === "string" && inc !== "" ? inc : null };
@@ -96,43 +111,87 @@ export class PgHeartbeats {
     const out = await this.read("", [maxAgeMs / 1000]);
     const seen = new Set(out.map((h) => h.id));
     for (const id of [...this.held.keys()]) if (!seen.has(id)) this.held.delete(id);
+    for (const id of [...this.rows.keys()]) if (!seen.has(id)) this.rows.delete(id);
+    for (const id of [...this.states.keys()]) if (!seen.has(id)) this.states.delete(id);
     return out;
   }
 
   /** The heartbeats of these members written within `maxAgeMs` (a follower watching the leader). */
   async readSome(ids: readonly string[], maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
     if (ids.length === 0) return [];
-    return this.read("and h.instance_id = any($4::text[])", [maxAgeMs / 1000, ids as string[]]);
+    return this.read("and h.instance_id = any($9::text[])", [maxAgeMs / 1000, ids as string[]]);
   }
 
   /**
-   * One statement: each row's payload, but with `held` emptied when this reader knows the
-   * member's long list and its digest still matches (the kept list is put back; the digest
-   * is computed only for those members). Each heartbeat comes from one row as written.
+   * One statement: each row's payload, but none at all when this reader already decoded
+   * that row (the same session and seq: a write of the same session lands only with a
+   * higher seq, so the row is as it was; the heartbeat decoded then comes back, the same
+   * object), and with `held` emptied when this reader knows the member's long list and
+   * its digest still matches (the kept list is put back; the digest is computed only for
+   * those members), and without `states` when their digest, which PostgreSQL computes and
+   * sends with every row it sends, matches the one it sent last (the kept states are put
+   * back). Each heartbeat comes from one row as written.
    */
   private async read(filter: string, params: unknown[]): Promise<StoredPgHeartbeat[]> {
-    // The lists as the statement is sent: a read finishing meanwhile may replace them.
+    // The lists and rows as the statement is sent: a read finishing meanwhile may replace them.
     const known = new Map(this.held);
+    const rowsKnown = new Map(this.rows);
+    const statesKnown = new Map(this.states);
     const rows = await this.sql.unsafe(
-      `select s.instance_id, s.seq, s.same_held,
-              case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb)::text else s.payload::text end as payload
-         from (select h.instance_id, h.seq, h.payload, k.digest is not null and md5((h.payload->'held')::text) = k.digest as same_held
-                 from ${this.table} h left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
-                where h.written_at > now() - make_interval(secs => $1) ${filter}
-               offset 0) s`,
-      [params[0], [...known.keys()], [...known.values()].map((v) => v.digest), ...params.slice(1)] as never[],
+      `select t.instance_id, t.seq, t.same_row, t.same_held, t.same_states, t.states_digest,
+              case when t.same_row then null when t.same_states then (t.base - 'states')::text else t.base::text end as payload
+         from (select s.*, case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb) else s.payload end as base,
+                      st.digest is not null and s.states_digest = st.digest as same_states
+                 from (select h.instance_id, h.seq, h.payload, r.seq is not null and r.seq = h.seq and r.session = h.session as same_row,
+                              case when r.seq is not null and r.seq = h.seq and r.session = h.session then false
+                                   else k.digest is not null and md5((h.payload->'held')::text) = k.digest end as same_held,
+                              case when r.seq is not null and r.seq = h.seq and r.session = h.session then null
+                                   else md5((h.payload->'states')::text) end as states_digest
+                         from ${this.table} h
+                         left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
+                         left join unnest($4::text[], $5::text[], $6::int8[]) as r(id, session, seq) on r.id = h.instance_id
+                        where h.written_at > now() - make_interval(secs => $1) ${filter}
+                       offset 0) s
+                 left join unnest($7::text[], $8::text[]) as st(id, digest) on st.id = s.instance_id
+               offset 0) t`,
+      [
+        params[0],
+        [...known.keys()],
+        [...known.values()].map((v) => v.digest),
+        [...rowsKnown.keys()],
+        [...rowsKnown.values()].map((hb) => hb.session),
+        [...rowsKnown.values()].map((hb) => hb.seq),
+        [...statesKnown.keys()],
+        [...statesKnown.values()].map((v) => v.digest),
+        ...params.slice(1),
+      ] as never[],
     );
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {
       const id = String(r.instance_id);
+      if (r.same_row === true) {
+        const kept = rowsKnown.get(id);
+        if (kept) out.push({ id, heartbeat: kept });
+        continue; // a row compared was one of `rowsKnown`
+      }
       let hb = decodeHeartbeat(String(r.payload));
-      if (!hb || hb.id !== id || hb.seq !== num(r.seq)) continue; // skipped (see the header)
+      if (!hb || hb.id !== id || hb.seq !== num(r.seq)) {
+        this.rows.delete(id);
+        continue; // skipped (see the header)
+      }
       if (r.same_held === true) {
         const kept = known.get(id);
         if (!kept) continue; // cannot be: the digest compared was one of `known`
         hb = { ...hb, held: kept.held };
       } else if (hb.held.length >= LONG_HELD) this.held.set(id, { digest: heldDigest(hb.held), held: hb.held });
       else this.held.delete(id);
+      if (r.same_states === true) {
+        const kept = statesKnown.get(id);
+        if (!kept) continue; // cannot be: the digest compared was one of `statesKnown`
+        hb = { ...hb, states: kept.states };
+      } else if (typeof r.states_digest === "string") this.states.set(id, { digest: r.states_digest, states: hb.states });
+      else this.states.delete(id);
+      this.rows.set(id, hb);
       out.push({ id, heartbeat: hb });
     }
     return out;

@@ -127,14 +127,68 @@ const DEFAULT_WINDOW_MS = 10_000;
  */
 const FULL_PAYLOAD_EVERY = 10;
 
-/** A heartbeat without what changes at every beat: equal fingerprints say nothing new. */
-function fingerprint(hb: Heartbeat): string {
-  return JSON.stringify({ ...hb, seq: 0, worker: { ...hb.worker, lastSeenMsAgo: 0, processed: 0, errors: 0 } });
+const encoded = new WeakMap<Heartbeat, string>();
+
+/**
+ * A heartbeat's JSON text, encoded once however many channels send it (Redis and
+ * PostgreSQL get the same beat). A heartbeat is never changed once built.
+ */
+export function encodeHeartbeat(hb: Heartbeat): string {
+  let text = encoded.get(hb);
+  if (text === undefined) {
+    text = JSON.stringify(hb);
+    encoded.set(hb, text);
+  }
+  return text;
+}
+
+/**
+ * Whether heartbeat `b` says nothing `a` did not: equal but for what changes at every
+ * beat (seq, the worker's counters and last call). Compared as their JSON texts would be
+ * (a key whose value is undefined is absent; the same key order is not required), without
+ * writing them: a heartbeat's held list and stream states are its largest part, and
+ * usually the very same arrays and objects as the previous beat's.
+ */
+export function saysNothingNew(a: Heartbeat, b: Heartbeat): boolean {
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (key === "seq") continue;
+    const x = (a as unknown as Record<string, unknown>)[key];
+    const y = (b as unknown as Record<string, unknown>)[key];
+    if (key === "worker" && x && y) {
+      const { lastSeenMsAgo: _l1, processed: _p1, errors: _e1, ...wa } = x as Heartbeat["worker"];
+      const { lastSeenMsAgo: _l2, processed: _p2, errors: _e2, ...wb } = y as Heartbeat["worker"];
+      if (!sameJson(wa, wb)) return false;
+    } else if (!sameJson(x, y)) return false;
+  }
+  return true;
+}
+
+/** Whether two JSON-like values encode alike (undefined-valued keys count as absent). */
+function sameJson(x: unknown, y: unknown): boolean {
+  if (x === y) return true;
+  if (typeof x !== "object" || typeof y !== "object" || x === null || y === null) return false;
+  if (Array.isArray(x) !== Array.isArray(y)) return false;
+  if (Array.isArray(x)) {
+    const b = y as unknown[];
+    if (x.length !== b.length) return false;
+    for (let i = 0; i < x.length; i++) if (!sameJson(x[i], b[i])) return false;
+    return true;
+  }
+  const a = x as Record<string, unknown>;
+  const b = y as Record<string, unknown>;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] === undefined) continue;
+    n++;
+    if (!sameJson(a[k], b[k])) return false;
+  }
+  for (const k in b) if (b[k] !== undefined) n--;
+  return n === 0;
 }
 
 export class RedisProtocol {
   /** What the last confirmed heartbeat said, and how many beats ago it was stored whole. */
-  private sent: { print: string; beats: number } | undefined;
+  private sent: { hb: Heartbeat; beats: number } | undefined;
   /** The feed id of the last confirmed heartbeat, per instance id (one, in an agent). */
   private lastFeedId = new Map<string, string>();
   /** A decider's copy of the members' heartbeats, kept current from the feed. */
@@ -166,11 +220,10 @@ export class RedisProtocol {
    */
   async heartbeat(hb: Heartbeat, ttlMs: number): Promise<HeartbeatReply> {
     const k = this.keys;
-    const print = fingerprint(hb);
     const prev = this.sent;
-    const changed = !prev || prev.print !== print || prev.beats + 1 >= FULL_PAYLOAD_EVERY;
+    const changed = !prev || prev.beats + 1 >= FULL_PAYLOAD_EVERY || !saysNothingNew(prev.hb, hb);
     this.sent = undefined; // until confirmed: after a failed write the next one is marked new
-    const args = [hb.id, JSON.stringify(hb), String(ttlMs), this.newIncarnation(), changed ? "1" : "0", String(FEED_MAXLEN), this.lastFeedId.get(hb.id) ?? "", this.wantOldLeader()];
+    const args = [hb.id, encodeHeartbeat(hb), String(ttlMs), this.newIncarnation(), changed ? "1" : "0", String(FEED_MAXLEN), this.lastFeedId.get(hb.id) ?? "", this.wantOldLeader()];
     const reply = await this.run("heartbeat", [k.feed, k.cluster, k.leaderInfo], args);
     const r = tuple("heartbeat", reply, 9);
     if (r[0] !== 0 && r[0] !== 1) throw new ProtocolError("heartbeat", "existed is not 0 or 1", reply);
@@ -181,7 +234,7 @@ export class RedisProtocol {
     const version = int("heartbeat", r[1], "version");
     const leader = this.leaderFrom(str("heartbeat", r[4], "leader info"), str("heartbeat", r[5], "leader pub"), str("heartbeat", r[8], "old leader info"), feedMs(feedId));
     // A bare entry after which Redis says our record was gone or we were silent: store the next beat whole.
-    this.sent = r[0] === 0 && !changed ? undefined : { print, beats: changed || !prev ? 0 : prev.beats + 1 };
+    this.sent = r[0] === 0 && !changed ? undefined : { hb, beats: changed || !prev ? 0 : prev.beats + 1 };
     this.lastFeedId.set(hb.id, feedId);
     return {
       existed: r[0] === 1,

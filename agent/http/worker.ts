@@ -4,7 +4,8 @@
  * GET /v1/assignment[?version=V&wait=S]
  *   → { instance_id, mode, epoch, version, lease_ms, leader, streams: [{ id, url, name, metadata }] }
  *   With `version` and `wait`, long-polls until the version differs or S seconds pass
- *   (capped at a third of the lease so the worker always renews in time: config timings).
+ *   (answered by when half the lease the worker counts is gone, and within a third of
+ *   WORKER_LEASE: agent/worker-link.ts longPollMs).
  *   The worker MUST stop every stream when `lease_ms` runs out without a new answer,
  *   counting from when it SENT the request.
  * POST /v1/report { processed_count, error_count, streams: [{ id, status, error? }], rate_limited_until? }
@@ -16,6 +17,7 @@ import { z } from "zod";
 import { presentId } from "../../shared/catalog.js";
 import type { Agent } from "../agent.js";
 import type { Offer } from "../serving.js";
+import type { Stream } from "../../shared/types.js";
 import { validQuery } from "./validate.js";
 import { describeIssues, jsonError, readJson } from "./errors.js";
 
@@ -47,7 +49,7 @@ export function workerRoutes(agent: Agent): Hono {
   app.get("/v1/assignment", validQuery(assignmentQuery), async (c) => {
     const { version, wait } = c.req.valid("query");
     const offer = await agent.worker.assignment({ api: "v1", version, waitMs: wait === undefined ? undefined : wait * 1000, signal: c.req.raw.signal });
-    return c.json(assignmentBody(agent, offer));
+    return c.body(assignmentText(agent, offer), 200, { "Content-Type": "application/json" });
   });
 
   app.post("/v1/report", async (c) => {
@@ -73,6 +75,26 @@ export function workerRoutes(agent: Agent): Hono {
 
 /** The /v1 answer for an offer (by default what the worker would be offered now). */
 export function assignmentBody(agent: Agent, offer: Offer = agent.worker.offerNow()) {
+  return { ...assignmentHead(agent, offer), streams: offer.streams.map(presentStream) };
+}
+
+/**
+ * The /v1 answer as JSON text, the same as assignmentBody's: the streams' part is
+ * encoded once per listing (an offer's streams are the agent's listed array, replaced
+ * only when the listing changes), not at every answer.
+ */
+export function assignmentText(agent: Agent, offer: Offer): string {
+  let streams = encodedStreams.get(offer.streams);
+  if (streams === undefined) {
+    streams = JSON.stringify(offer.streams.map(presentStream));
+    encodedStreams.set(offer.streams, streams);
+  }
+  return `${JSON.stringify(assignmentHead(agent, offer)).slice(0, -1)},"streams":${streams}}`;
+}
+
+const encodedStreams = new WeakMap<readonly Stream[], string>();
+
+function assignmentHead(agent: Agent, offer: Offer) {
   const leader = agent.leaderInfo;
   return {
     instance_id: agent.id,
@@ -81,6 +103,9 @@ export function assignmentBody(agent: Agent, offer: Offer = agent.worker.offerNo
     version: offer.version,
     lease_ms: offer.leaseMs,
     leader: leader?.id ?? null,
-    streams: offer.streams.map((s) => ({ id: presentId(s.id), url: s.url, name: s.name, metadata: s.metadata })),
   };
+}
+
+function presentStream(s: Stream) {
+  return { id: presentId(s.id), url: s.url, name: s.name, metadata: s.metadata };
 }

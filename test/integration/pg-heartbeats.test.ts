@@ -1,7 +1,9 @@
 /**
  * The PostgreSQL heartbeat channel's reads (shared/pg-heartbeats.ts), against a real
  * PostgreSQL: a reader gets every heartbeat as written, whether it parsed the member's
- * `held` list before (then it is not sent again, and the same array comes back) or not;
+ * `held` list before (then it is not sent again, and the same array comes back) or not,
+ * a row it already decoded comes back as the same heartbeat without being sent, and
+ * unchanged stream states as the same object;
  * a changed list, a restarted member or another reader's cache change nothing to that;
  * the reader's digest of a list is PostgreSQL's.
  */
@@ -70,6 +72,40 @@ describe("PostgreSQL heartbeat reads", () => {
     // A follower's read of one member, and a fresh reader: the same heartbeats.
     expect(await reader.readSome(["a"], 60_000)).toEqual([{ id: "a", heartbeat: hb("a", 6, long(2)) }]);
     expect(byId(await new PgHeartbeats(sql, "orchestrator").readAll(60_000))).toEqual(byId(await reader.readAll(60_000)));
+  });
+
+  it("sends a row this reader already decoded (same session and seq) no more: the same heartbeat comes back", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    await writer.write(hb("d", 1, ["5"]));
+    const first = byId(await reader.readAll(60_000)).get("d")!;
+    const again = byId(await reader.readAll(60_000)).get("d")!;
+    expect(again).toBe(first);
+    expect((await reader.readSome(["d"], 60_000))[0]!.heartbeat).toBe(first);
+    // A new beat, and a restart that starts its seq over: read as written.
+    await writer.write(hb("d", 2, ["5"], { draining: true }));
+    expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["5"], { draining: true }));
+    await writer.write(hb("d", 2, ["6"], { session: "s-d2" }));
+    expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["6"], { session: "s-d2" }));
+  });
+
+  it("sends unchanged stream states once: the same object comes back, changed ones as written", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    const states = (e: string) => ({ "1": { s: "ok" }, "2": { s: "failed", e }, x: { s: "processing" } });
+    await writer.write(hb("e", 1, ["1", "2"], { states: states("403") }));
+    const first = byId(await reader.readAll(60_000)).get("e")!;
+    expect(first).toEqual(hb("e", 1, ["1", "2"], { states: states("403") }));
+    await writer.write(hb("e", 2, ["1", "2"], { states: states("403"), draining: true }));
+    const second = byId(await reader.readAll(60_000)).get("e")!;
+    expect(second).toEqual(hb("e", 2, ["1", "2"], { states: states("403"), draining: true }));
+    expect(second.states).toBe(first.states);
+    await writer.write(hb("e", 3, ["1", "2"], { states: states("404") }));
+    expect(byId(await reader.readAll(60_000)).get("e")).toEqual(hb("e", 3, ["1", "2"], { states: states("404") }));
+    await writer.write(hb("e", 4, ["1", "2"]));
+    expect(byId(await reader.readAll(60_000)).get("e")).toEqual(hb("e", 4, ["1", "2"]));
+    await writer.write(hb("e", 5, ["1", "2"], { states: states("404") }));
+    expect((await reader.readSome(["e"], 60_000))[0]!.heartbeat).toEqual(hb("e", 5, ["1", "2"], { states: states("404") }));
   });
 
   it("skips a payload that does not parse as a heartbeat, and reads the others", async () => {
