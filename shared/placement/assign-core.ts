@@ -120,7 +120,7 @@ export function seat(input: SeatInput): SeatResult {
   const N = ids.length;
   const owner = new Int32Array(N).fill(-1);
   const moveReason = new Int8Array(N).fill(-1);
-  const from: (string | null)[] = new Array<string | null>(N).fill(null);
+  const from = new Map<number, string | null>(); // set for streams that move
   const sh = input.hashes ?? new Float64Array(N).fill(-1);
   const first = new Int32Array(N).fill(-2);
   const byId = (a: number, b: number): number => cmp(ids[a]!, ids[b]!);
@@ -149,7 +149,8 @@ export function seat(input: SeatInput): SeatResult {
       const row = o === undefined ? input.previous?.get(id) : undefined;
       const handoff = row?.state === "revoking";
       moveReason[k] = refuser !== undefined && !evicted ? R.released : evicted ? R[c.reason] : handoff ? R[row.reason] : R.catalog;
-      from[k] = o ?? (handoff ? row.owner : null);
+      const was = o ?? (handoff ? row.owner : null);
+      if (was !== null) from.set(k, was);
       free.push(k);
       continue;
     }
@@ -162,7 +163,7 @@ export function seat(input: SeatInput): SeatResult {
     const m = memberById.get(o);
     const reason: MoveReason = m?.draining ? "drain" : input.hashed?.has(o) ? "hashed" : input.dead?.has(o) ? "failover" : m ? "capacity" : "failover";
     moveReason[k] = R[reason];
-    from[k] = o;
+    from.set(k, o);
     free.push(k);
   }
 
@@ -228,7 +229,8 @@ export function seat(input: SeatInput): SeatResult {
   for (let k = 0; k < N; k++) {
     if (moveReason[k] === -1) continue;
     const to = owner[k]! >= 0 ? hrw.ids[owner[k]!]! : null;
-    if (to !== from[k]) moves.push({ stream: ids[k]!, from: from[k]!, to, reason: MOVE_REASONS[moveReason[k]!]! });
+    const was = from.get(k) ?? null;
+    if (to !== was) moves.push({ stream: ids[k]!, from: was, to, reason: MOVE_REASONS[moveReason[k]!]! });
   }
   const unassigned = [...unplaced.sort((a, b) => a - b), ...refusedLeft].map((k) => ids[k]!);
   const targets = new Map<string, number>(input.members.map((m) => [m.id, 0]));
@@ -241,7 +243,7 @@ export function seat(input: SeatInput): SeatResult {
     load[i]!--;
     if (moveReason[k] === -1) {
       moveReason[k] = reason;
-      from[k] = hrw.ids[i]!;
+      from.set(k, hrw.ids[i]!);
     }
     return k;
   }

@@ -6,8 +6,10 @@
  *
  * Positions: plan.ts works on streams by their position in the catalog (the distinct ids
  * in the order they first appear), with arrays instead of maps keyed by id. The index
- * also keeps, per member's held list (by the identity of that immutable array), the
- * positions of the ids it lists, so a list that comes back unchanged costs nothing again.
+ * also keeps the positions of the ids each member's held list names: a list that comes
+ * back as the same (immutable) array costs nothing again, and a new list is matched in
+ * order against the member's last one (heartbeats list what a worker holds in a stable
+ * order), so only ids that list did not have are looked up.
  *
  * Guarantees: `index(catalog).byId` is `new Map(catalog.map((s) => [s.id, s]))` (the last
  * of duplicate ids wins), `ids` its keys in that map's order, `pos` the inverse of `ids`,
@@ -35,11 +37,13 @@ export interface CatalogIndex {
   readonly sorted: Int32Array;
   /** hashString of each position's id (./hash.ts), computed on first use. */
   hashes(): Float64Array;
-  /** Positions of the ids a held list names (−1: not in the catalog), kept per list. */
-  heldPositions(list: readonly StreamId[]): Int32Array;
+  /** Positions of the ids a held list names (−1: not in the catalog), kept per list and member. */
+  heldPositions(list: readonly StreamId[], member: string): Int32Array;
 }
 
 const indexes = new WeakMap<readonly Stream[], CatalogIndex>();
+/** How far ahead in a member's last held list an id is looked for (ids it dropped). */
+const LOOKAHEAD = 16;
 
 export function catalogIndex(catalog: readonly Stream[]): CatalogIndex {
   let ix = indexes.get(catalog);
@@ -59,6 +63,7 @@ function buildIndex(catalog: readonly Stream[]): CatalogIndex {
   const sorted = Int32Array.from(order);
   let hashes: Float64Array | undefined;
   const held = new WeakMap<readonly StreamId[], Int32Array>();
+  const last = new Map<string, { readonly list: readonly StreamId[]; readonly at: Int32Array }>();
   return {
     byId,
     sortedIds: order.map((k) => ids[k]!),
@@ -67,13 +72,26 @@ function buildIndex(catalog: readonly Stream[]): CatalogIndex {
     pos,
     sorted,
     hashes: () => (hashes ??= Float64Array.from(ids, hashString)),
-    heldPositions(list) {
+    heldPositions(list, member) {
       let p = held.get(list);
       if (!p) {
         p = new Int32Array(list.length);
-        for (let x = 0; x < list.length; x++) p[x] = pos.get(list[x]!) ?? -1;
+        const before = last.get(member);
+        const old = before?.list ?? [];
+        // Walk the last list alongside: an id found a few places ahead keeps its position.
+        let x = 0;
+        for (let y = 0; y < list.length; y++) {
+          const id = list[y]!;
+          let j = x;
+          while (j < old.length && j - x < LOOKAHEAD && old[j] !== id) j++;
+          if (j < old.length && old[j] === id) {
+            p[y] = before!.at[j]!;
+            x = j + 1;
+          } else p[y] = pos.get(id) ?? -1;
+        }
         held.set(list, p);
       }
+      last.set(member, { list, at: p });
       return p;
     },
   };

@@ -32,7 +32,7 @@ export function holdersOf(live: readonly LiveMember[], ix: CatalogIndex): Holder
   for (let x = 0; x < live.length; x++) {
     const m = live[x]!;
     const list = m.hb.held;
-    const at = ix.heldPositions(list);
+    const at = ix.heldPositions(list, m.id);
     for (let y = 0; y < list.length; y++) {
       const k = at[y]!;
       let before: string | undefined;

@@ -293,17 +293,17 @@ export function plan(input: PlanInput): Plan {
   // A stream goes to a new owner only when nobody else holds it and, with hashing members
   // in the cluster, only once the membership view has settled (HASH_SETTLE): while views
   // differ a hashing agent may take the same free stream by its own reading of the view.
+  const reasonOf = (id: StreamId): MoveReason => health.out.get(id) ?? reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
   const mayGive = (s: StreamId, k: number, to: string) => !heldByOther(s, k, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
   const step = (id: StreamId, k: number): void => {
     const target = targetAt(k);
     const row = k >= 0 ? rowAt[k] : rows.get(id);
     const stream = k >= 0 ? ix.streams[k] : undefined;
     if (frozen.size > 0 && frozen.has(id)) return; // its holder cannot read PostgreSQL: leave its row as it is
-    const reasonOf = (): MoveReason => health.out.get(id) ?? reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
     if (!row) {
       if (target === undefined || !stream) return;
       if (!mayGive(id, k, target)) waiting.push(id);
-      else put(stream, target, reasonOf(), null);
+      else put(stream, target, reasonOf(id), null);
       return;
     }
     if (hashedMembers.has(row.owner)) {
@@ -321,13 +321,13 @@ export function plan(input: PlanInput): Plan {
         return;
       }
       if (isLive(members.get(row.owner))) {
-        ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason: reasonOf() });
+        ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason: reasonOf(id) });
         bump.add(row.owner);
       } else if (target !== undefined && stream) {
         if (!mayGive(id, k, target)) waiting.push(id);
         else put(stream, target, reasons.get(id) ?? "failover", row.owner);
       } else {
-        ops.push({ op: "delete", stream: id, owner: row.owner, reason: reasonOf() });
+        ops.push({ op: "delete", stream: id, owner: row.owner, reason: reasonOf(id) });
       }
       return;
     }
