@@ -260,14 +260,34 @@ export function seat(input: SeatInput): SeatResult {
     const needy: number[] = [];
     for (let j = 0; j < M; j++) if (room[j]! > 0 && j !== i) needy.push(j);
     if (needy.length > 32) prefetch(list);
-    else prefetch(list.filter((k) => needy.some((j) => hrw.passesCut(hashOf(k), j))));
-    const key = new Float64Array(list.length);
-    for (let x = 0; x < list.length; x++) {
-      const k = list[x]!;
+    else {
+      const maybe: number[] = [];
+      for (const k of list) {
+        const h = hashOf(k);
+        for (const j of needy) {
+          if (hrw.passesCut(h, j)) {
+            maybe.push(k);
+            break;
+          }
+        }
+      }
+      prefetch(maybe);
+    }
+    // Streams whose hashing owner has room key below 2^32, the others above: when there
+    // are enough of the former, the others cannot be among the weakest.
+    const wanted: number[] = [];
+    for (const k of list) {
+      const f = first[k]!;
+      if (f >= 0 && f !== i && room[f]! > 0) wanted.push(k);
+    }
+    const pool = wanted.length >= count ? wanted : list;
+    const key = new Float64Array(pool.length);
+    for (let x = 0; x < pool.length; x++) {
+      const k = pool[x]!;
       const f = first[k]!;
       key[x] = (f >= 0 && f !== i && room[f]! > 0 ? 0 : 4294967296) + hrw.pairHashOf(hashOf(k), i);
     }
-    return weakest(list, key, count, byId);
+    return weakest(pool, key, count, byId);
   }
 
   /**
