@@ -44,7 +44,9 @@
  * The result does not depend on the order of `streams` (only the order of `moves` does).
  * Cost: a rendezvous scan (O(members), batched through the hash's SIMD kernel) for each
  * stream that must be placed, and for the few streams a shedding member might give to a
- * member with room; O(streams) map work for everything else.
+ * member with room; O(streams) array work for everything else (./assign-core.ts, which
+ * places streams given by position; `assign` is that over a map of current owners, plus
+ * the map of the result and the streams that left).
  */
 import type { MoveReason, StreamId } from "../types.js";
 import type { Imbalance } from "./targets.js";

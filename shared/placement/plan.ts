@@ -14,6 +14,13 @@
  * of ./health-rules.ts (labels, failing streams, quarantine, degraded members).
  * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
  * against members that under-report what they hold: `held` is trusted as reported.
+ *
+ * Cost: streams are handled by catalog position, in arrays (./catalog-index.ts), not in
+ * maps keyed by stream; what derives from the catalog, from each member's held list and
+ * from the rows (with `rowsJournal`) is kept across calls and updated from what changed
+ * (./holders.ts, ./rows-index.ts), and the result is what a fresh computation gives
+ * (test/unit/plan-incremental.test.ts). What remains is a few passes over arrays of
+ * every stream in the placement, the assignor's among them.
  */
 import { hashingMembers, hashOwners } from "./hash-owners.js";
 import { instanceState, isLive, placementCapacity } from "../member-state.js";
@@ -27,26 +34,9 @@ import { healthRules } from "./health-rules.js";
 import { catalogIndex, sameMetadata } from "./catalog-index.js";
 import { holdersOf } from "./holders.js";
 import { rowsByPosition, type RowsJournal } from "./rows-index.js";
+import type { InstanceRow, Row, RowOp } from "./rows.js";
 
-export interface Row {
-  readonly stream: StreamId;
-  readonly owner: string;
-  readonly state: "active" | "revoking";
-  readonly next: string | null;
-  readonly revokeVersion: number | null;
-  readonly reason: MoveReason;
-  readonly url: string;
-  readonly name: string;
-  readonly metadata: Readonly<Record<string, unknown>>;
-}
-
-export interface InstanceRow {
-  readonly id: string;
-  readonly draining: boolean;
-  readonly version: number;
-  readonly epoch: number;
-  readonly status: string;
-}
+export type { InstanceRow, Row, RowOp } from "./rows.js";
 
 export interface PlanInput {
   readonly epoch: number;
@@ -92,12 +82,6 @@ export interface PlanInput {
     readonly budget: number;
   };
 }
-
-export type RowOp =
-  | { readonly op: "put"; readonly row: Row; readonly bump: string; readonly reason: MoveReason; readonly from: string | null }
-  | { readonly op: "revoke"; readonly stream: StreamId; readonly owner: string; readonly next: string | null; readonly reason: MoveReason }
-  | { readonly op: "retarget"; readonly stream: StreamId; readonly next: string | null }
-  | { readonly op: "delete"; readonly stream: StreamId; readonly owner: string; readonly reason: MoveReason };
 
 export interface Plan {
   readonly ops: RowOp[];
