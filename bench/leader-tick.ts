@@ -316,6 +316,9 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       while (performance.now() - j0 < 60_000 && sim.held.get(newcomer)!.size < share) await sleep(5);
       await joinProfiler?.(`${n}x${streams}-join`);
       const done = commits.find((c) => c.at >= j0 && c.newcomer >= share);
+      // The tick that committed it may still be running: let it finish, to count it.
+      const counted = () => done !== undefined && ticks.some((x) => x.at <= done.at && x.at + x.wall >= done.at);
+      for (let w = 0; w < 1000 && done && !counted(); w++) await sleep(5);
       const first = ticks.find((x) => x.at >= j0 && isLive(x.saw?.members.get(newcomer!)));
       if (done && first) {
         joinLeaderMs = done.at - first.at;
