@@ -17,8 +17,10 @@
  *   plans the leader reused (leader/memo.ts; "no plan memo" for a build without it);
  * - join: one member more. "leader's side": from the start of the first tick that sees the
  *   newcomer alive to the commit that gives it its share; "end to end": from its start
- *   (it registers, then beats) to that commit; the longest tick in between, and the plans
- *   computed.
+ *   (it registers, then beats) to that commit; the longest tick in between; where the
+ *   leader's side went: its ticks' reads, plans, writes and the rest of them, and the time
+ *   between them (the members acting on the revokes and beating, the nudge's coalescing);
+ *   and the plans computed.
  * TICK_DEBUG=1 prints every tick; TICK_PROFILE=dir writes CPU profiles of the steady
  * window and of the join.
  * Measures, never asserts. Not for production.
@@ -65,6 +67,8 @@ export interface TickResult extends TickSize {
   readonly joinLeaderMs: number | null;
   readonly joinEndToEndMs: number | null;
   readonly joinLongestTickMs: number | null;
+  /** Where the join's leader's side went (ms): its ticks' reads, plans, writes, the rest of them, and between them. */
+  readonly joinParts: Readonly<Record<string, number>>;
   /** How many steady ticks reused the last plan (leader/memo.ts). */
   readonly reused: string;
   readonly note: string;
@@ -300,6 +304,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     let joinLeaderMs: number | null = null;
     let joinEndToEndMs: number | null = null;
     let joinLongestTickMs: number | null = null;
+    const joinParts: Record<string, number> = {};
     if (coverS !== null) {
       const share = Math.floor(streams / (n + 1));
       newcomer = "m-join";
@@ -311,13 +316,26 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       while (performance.now() - j0 < 60_000 && sim.held.get(newcomer)!.size < share) await sleep(5);
       await joinProfiler?.(`${n}x${streams}-join`);
       const done = commits.find((c) => c.at >= j0 && c.newcomer >= share);
+      // The tick that committed it may still be running: let it finish, to count it.
+      const counted = () => done !== undefined && ticks.some((x) => x.at <= done.at && x.at + x.wall >= done.at);
+      for (let w = 0; w < 1000 && done && !counted(); w++) await sleep(5);
       const first = ticks.find((x) => x.at >= j0 && isLive(x.saw?.members.get(newcomer!)));
       if (done && first) {
         joinLeaderMs = done.at - first.at;
         joinEndToEndMs = done.at - j0;
         const computed = plans.filter((x) => x.at >= first.at && x.at <= done.at && !x.hit).map((x) => x.ms.toFixed(0));
         if (memo) notes.push(`join: ${computed.length} plans computed (${computed.join(", ")} ms)`);
-        joinLongestTickMs = Math.max(...ticks.filter((x) => x.at >= first.at && x.at <= done.at).map((x) => x.wall));
+        const during = ticks.filter((x) => x.at >= first.at && x.at <= done.at);
+        joinLongestTickMs = Math.max(...during.map((x) => x.wall));
+        // The last tick counts up to the commit only.
+        const walls = during.map((x, i) => (i === during.length - 1 ? done.at - x.at : x.wall));
+        const sum = (labels: readonly string[]) => during.reduce((a, x) => a + labels.reduce((b, l) => b + (x.parts.get(l) ?? 0), 0), 0);
+        joinParts.ticks = during.length;
+        joinParts.reads = sum(["members", "rows", "catalog", "legacy", "health"]);
+        joinParts.plan = sum(["plan"]);
+        joinParts.write = sum(["write"]);
+        joinParts.rest = walls.reduce((a, w) => a + w, 0) - joinParts.reads - joinParts.plan - joinParts.write;
+        joinParts.between = joinLeaderMs - walls.reduce((a, w) => a + w, 0);
       } else notes.push("the newcomer did not get its share within 60 s");
     }
     closing.abort();
@@ -336,6 +354,7 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       joinLeaderMs,
       joinEndToEndMs,
       joinLongestTickMs,
+      joinParts,
       reused,
       note: notes.join("; "),
     };
@@ -363,7 +382,9 @@ export async function runTick(sizes: readonly TickSize[], log: (line: string) =>
       .join(", ");
     log(
       `${r.members} members × ${r.streams} streams: steady tick ${f(r.steadyWallMs)} ms (max ${f(r.steadyWallMaxMs)}, CPU ${f(r.steadyCpuMs)} ms, ${r.ticks} ticks, ${r.reused}; ${parts}), ` +
-        `join: leader's side ${f(r.joinLeaderMs)} ms, end to end ${f(r.joinEndToEndMs)} ms, longest tick ${f(r.joinLongestTickMs)} ms ${r.note}`,
+        `join: leader's side ${f(r.joinLeaderMs)} ms (${Object.entries(r.joinParts)
+          .map(([k, v]) => `${k} ${k === "ticks" ? v : v.toFixed(1)}`)
+          .join(", ")}), end to end ${f(r.joinEndToEndMs)} ms, longest tick ${f(r.joinLongestTickMs)} ms ${r.note}`,
     );
     out.push(r);
   }

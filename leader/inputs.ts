@@ -76,6 +76,7 @@ export function buildPlanInput(src: PlanSources, t: LeaderTerms): PlanInput {
     flag: src.state.flag.mode,
     catalog: src.catalog,
     rows: src.state.rows,
+    rowsJournal: src.state.rowsJournal,
     instances: src.state.instances,
     members: src.snapshot.members,
     legacy: src.legacy,

@@ -16,12 +16,15 @@
  * without an epoch (the dry run on any agent) always read in full. Each state carries a
  * rows version that changes whenever the rows may have (leader/memo.ts reuses what it
  * computed from unchanged rows); a periodic full read that finds the mirror's rows keeps
- * the mirror and its version.
+ * the mirror and its version. The mirror also keeps a journal of the streams each apply
+ * changed (the last MIRROR_JOURNAL applies), so the plan updates what it derives from the
+ * rows instead of deriving it again (shared/placement/rows-index.ts).
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { ident, num } from "../shared/db.js";
 import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
+import { RowsLog, type RowsJournal } from "../shared/placement/rows-index.js";
 import { sameMetadata } from "../shared/placement/catalog-index.js";
 
 export class FencedOutError extends Error {
@@ -42,6 +45,8 @@ export interface LeaderState {
    * the process, so equal versions mean the same rows.
    */
   readonly rowsVersion: number;
+  /** The streams whose rows changed since an earlier version (rows from the mirror only). */
+  readonly rowsJournal?: RowsJournal;
   readonly instances: Map<string, InstanceRow>;
   readonly flag: { mode: "orchestrated" | "hashed"; version: number };
 }
@@ -65,7 +70,7 @@ export class LeaderStore {
   /** The schema, quoted: for the bulk writes, whose SQL is text with numbered parameters. */
   private readonly s: string;
   /** The rows as this term's leader last wrote them (see the header). */
-  private mirror: { epoch: number; rows: Map<StreamId, Row>; readAt: number; version: number } | undefined;
+  private mirror: { epoch: number; rows: Map<StreamId, Row>; readAt: number; version: number; journal: RowsLog } | undefined;
   constructor(
     readonly sql: Sql,
     private readonly schema: string,
@@ -111,9 +116,11 @@ export class LeaderStore {
     ]);
     let current: Map<StreamId, Row>;
     let version: number;
+    let journal: RowsLog | undefined;
     if (rows === undefined) {
       current = m!.rows;
       version = m!.version;
+      journal = m!.journal;
     } else {
       current = new Map(
         rows.map((r) => [
@@ -135,12 +142,15 @@ export class LeaderStore {
         // The periodic full read found what the mirror holds: keep it, and its version.
         current = m.rows;
         version = m.version;
+        journal = m.journal;
       } else version = ++rowsVersions;
-      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now, version };
+      if (term !== undefined) journal ??= new RowsLog();
+      this.mirror = term === undefined ? undefined : { epoch: term.epoch, rows: current, readAt: term.now, version, journal: journal! };
     }
     return {
       rows: current,
       rowsVersion: version,
+      rowsJournal: journal?.as(version),
       instances: new Map(
         inst.map((r) => [
           r.id as string,
@@ -158,7 +168,11 @@ export class LeaderStore {
       this.mirror = undefined;
       return;
     }
-    if (ops.length > 0) m.version = ++rowsVersions;
+    if (ops.length > 0) {
+      const before = m.version;
+      m.version = ++rowsVersions;
+      m.journal.record(before, m.version, ops.map((op) => (op.op === "put" ? op.row.stream : op.stream)));
+    }
     for (const op of ops) {
       if (op.op === "put") {
         const r = op.row;

@@ -19,7 +19,7 @@ describe("npm run bench -- --tick", () => {
     const [, reused, total] = /(\d+) of (\d+) plans reused/.exec(line!) ?? [];
     expect(Number(total)).toBeGreaterThan(0);
     expect(Number(reused)).toBeGreaterThan(0);
-    expect(line).toMatch(/join: leader's side [\d.]+ ms, end to end [\d.]+ ms/);
+    expect(line).toMatch(/join: leader's side [\d.]+ ms \(ticks \d+, reads [\d.]+, plan [\d.]+, write [\d.]+, rest -?[\d.]+, between -?[\d.]+\), end to end [\d.]+ ms/);
     expect(line).not.toMatch(/did not get its share|leader error|fenced|stalled/);
   });
 });

@@ -50,7 +50,7 @@ export interface HealthRulesInput {
   readonly usable: readonly HealthMember[];
   /** Streams in the placement, with their current owner (if any). */
   readonly streams: readonly Stream[];
-  readonly owners: ReadonlyMap<StreamId, string>;
+  readonly owners: Pick<ReadonlyMap<StreamId, string>, "get">;
 }
 
 export interface HealthRulesResult {

@@ -14,6 +14,13 @@
  * of ./health-rules.ts (labels, failing streams, quarantine, degraded members).
  * Does not guarantee: that the ops land (the fenced writer checks the epoch), nor safety
  * against members that under-report what they hold: `held` is trusted as reported.
+ *
+ * Cost: streams are handled by catalog position, in arrays (./catalog-index.ts), not in
+ * maps keyed by stream; what derives from the catalog, from each member's held list and
+ * from the rows (with `rowsJournal`) is kept across calls and updated from what changed
+ * (./holders.ts, ./rows-index.ts), and the result is what a fresh computation gives
+ * (test/unit/plan-incremental.test.ts). What remains is a few passes over arrays of
+ * every stream in the placement, the assignor's among them.
  */
 import { hashingMembers, hashOwners } from "./hash-owners.js";
 import { instanceState, isLive, placementCapacity } from "../member-state.js";
@@ -21,35 +28,27 @@ import type { MemberView } from "../membership.js";
 import type { InstanceStatus, Mode, MoveReason, Stream, StreamId } from "../types.js";
 import type { StreamHealthSettings } from "../config.js";
 import type { HealthOp, HealthView } from "../stream-health-store.js";
-import { assign, type AssignMember, type AssignPolicy, type AssignResult } from "./assignor.js";
+import type { AssignMember, AssignPolicy, AssignResult } from "./assignor.js";
+import { seat, seatMap } from "./assign-core.js";
 import { healthRules } from "./health-rules.js";
 import { catalogIndex, sameMetadata } from "./catalog-index.js";
+import { holdersOf } from "./holders.js";
+import { rowsByPosition, type RowsJournal } from "./rows-index.js";
+import type { InstanceRow, Row, RowOp } from "./rows.js";
 
-export interface Row {
-  readonly stream: StreamId;
-  readonly owner: string;
-  readonly state: "active" | "revoking";
-  readonly next: string | null;
-  readonly revokeVersion: number | null;
-  readonly reason: MoveReason;
-  readonly url: string;
-  readonly name: string;
-  readonly metadata: Readonly<Record<string, unknown>>;
-}
-
-export interface InstanceRow {
-  readonly id: string;
-  readonly draining: boolean;
-  readonly version: number;
-  readonly epoch: number;
-  readonly status: string;
-}
+export type { InstanceRow, Row, RowOp } from "./rows.js";
 
 export interface PlanInput {
   readonly epoch: number;
   readonly flag: Mode;
   readonly catalog: readonly Stream[];
   readonly rows: ReadonlyMap<StreamId, Row>;
+  /**
+   * What names the rows' content (leader/store.ts): lets plan keep what it derives from
+   * the rows across calls and update it from the streams that changed (./rows-index.ts).
+   * Absent: everything is derived again.
+   */
+  readonly rowsJournal?: RowsJournal;
   readonly instances: ReadonlyMap<string, InstanceRow>;
   /**
    * The membership view. A field that plan (or what it calls) reads must not be one of
@@ -84,12 +83,6 @@ export interface PlanInput {
   };
 }
 
-export type RowOp =
-  | { readonly op: "put"; readonly row: Row; readonly bump: string; readonly reason: MoveReason; readonly from: string | null }
-  | { readonly op: "revoke"; readonly stream: StreamId; readonly owner: string; readonly next: string | null; readonly reason: MoveReason }
-  | { readonly op: "retarget"; readonly stream: StreamId; readonly next: string | null }
-  | { readonly op: "delete"; readonly stream: StreamId; readonly owner: string; readonly reason: MoveReason };
-
 export interface Plan {
   readonly ops: RowOp[];
   /** Members whose version must move (they get rows, lose rows, or must learn the epoch). */
@@ -123,8 +116,9 @@ const NO_HEALTH: StreamHealthSettings = { failoverAfterMs: Infinity, failureMemo
 
 export function plan(input: PlanInput): Plan {
   const { members, rows } = input;
-  const { byId: catalog, sortedIds } = catalogIndex(input.catalog);
-  const distinct = catalog.size === input.catalog.length;
+  const ix = catalogIndex(input.catalog);
+  const { ids, pos } = ix;
+  const N = ids.length;
 
   // 1. Who is who.
   const hashedMembers = new Set<string>();
@@ -161,56 +155,55 @@ export function plan(input: PlanInput): Plan {
       if (hashedMembers.has(o)) hashedOwned.add(s);
     }
   }
-  const inPlacement = input.catalog.filter((s) => !hashedOwned.has(s.id) && !legacy.has(s.id) && !frozen.has(s.id));
-  let poolStreams = inPlacement.map((s) => s.id);
+  // Streams are handled by catalog position (./catalog-index.ts); `slot[k]` is position
+  // k's place among the streams in the placement (−1: out of it), unless all are in it.
+  const outside = (id: StreamId) => hashedOwned.has(id) || legacy.has(id) || frozen.has(id);
+  const allIn = hashedOwned.size === 0 && legacy.size === 0 && frozen.size === 0;
+  const inPlacement = allIn ? input.catalog : input.catalog.filter((s) => !outside(s.id));
+  let slots = allIn ? undefined : positionsWhere(N, (k) => !outside(ids[k]!));
 
-  // 3. Who holds what right now (live members only: a dead member's lease has run out):
-  //    the first holder of each stream (the last one written, going backwards), and
-  //    every holder in order for the few streams listed more than once.
+  // 3. Who holds what right now (live members only: a dead member's lease has run out).
   const live = [...members.values()].filter(isLive);
-  const holder = new Map<StreamId, string>();
-  const holders = new Map<StreamId, string[]>();
-  for (let x = live.length - 1; x >= 0; x--) {
-    const m = live[x]!;
-    for (const s of m.hb.held) {
-      const before = holder.size;
-      holder.set(s, m.id);
-      if (holder.size === before) holders.set(s, []);
-    }
-  }
-  if (holders.size > 0) for (const m of live) for (const s of m.hb.held) holders.get(s)?.push(m.id);
-  const heldByOther = (s: StreamId, me: string | undefined): boolean => {
+  const holders = holdersOf(live, ix);
+  const at = (id: StreamId, k: number) => (k >= 0 && ids[k] === id ? k : pos.get(id) ?? -1);
+  const heldByOther = (s: StreamId, k: number, me: string | undefined): boolean => {
     if (legacy.has(s)) return true;
-    const all = holders.size > 0 ? holders.get(s) : undefined;
+    const all = holders.all(s);
     if (all) return all.some((h) => h !== me);
-    const h = holder.get(s);
+    const h = holders.first(at(s, k), s);
     return h !== undefined && h !== me;
   };
-  const revocationDone = (r: Row): boolean => {
+  const revocationDone = (r: Row, k: number): boolean => {
     const m = members.get(r.owner);
     if (!isLive(m)) return true; // dead, or left holding nothing
-    if ((holders.size > 0 ? holders.get(r.stream)?.includes(r.owner) : undefined) ?? holder.get(r.stream) === r.owner) return false;
+    if (holders.all(r.stream)?.includes(r.owner) ?? holders.first(at(r.stream, k), r.stream) === r.owner) return false;
     return r.revokeVersion === null || m.hb.version >= r.revokeVersion || hashedMembers.has(r.owner);
   };
+  // The rows by catalog position, and those of streams no longer in the catalog (sorted).
+  const { rowAt, gone } = rowsByPosition(rows, ix, input.rowsJournal);
 
-  // 4. The assignor's view of current ownership.
-  const current = new Map<StreamId, string>();
+  // 4. The assignor's view of current ownership (by position; streams in the placement only).
+  const cur = new Array<string | undefined>(N);
   const dead = new Set<string>();
   const inPool = new Set(pool.map((m) => m.id));
-  for (const s of poolStreams) {
-    const row = rows.get(s);
-    if (row?.state === "revoking" && !revocationDone(row)) {
-      if (row.next !== null) current.set(s, row.next);
-      continue;
+  const eachSlot = (f: (k: number) => void) => {
+    if (slots === undefined) for (let k = 0; k < N; k++) f(k);
+    else for (let x = 0; x < slots.length; x++) f(slots[x]!);
+  };
+  eachSlot((k) => {
+    const row = rowAt[k];
+    if (row?.state === "revoking" && !revocationDone(row, k)) {
+      if (row.next !== null) cur[k] = row.next;
+      return;
     }
-    const only = holders.size > 0 && holders.has(s) ? undefined : holder.get(s);
+    const only = holders.shared && holders.all(ids[k]!) ? undefined : holders.first(k, ids[k]!);
     if (only !== undefined && inPool.has(only)) {
-      current.set(s, only); // adopt what a member physically holds (e.g. after hashing)
+      cur[k] = only; // adopt what a member physically holds (e.g. after hashing)
     } else if (row?.state === "active") {
-      current.set(s, row.owner);
+      cur[k] = row.owner;
       if (!isLive(members.get(row.owner))) dead.add(row.owner);
     }
-  }
+  });
   // 4b. Health and labels (./health-rules.ts): constraints, streams out of the placement,
   //     degraded members (they keep only what they do not lose this tick, and get nothing new).
   const health = healthRules({
@@ -219,15 +212,19 @@ export function plan(input: PlanInput): Plan {
     budget: input.health?.budget ?? 0,
     usable: pool.filter((m) => usable.has(m.id)).map((m) => ({ id: m.id, labels: members.get(m.id)?.hb?.labels, degraded: input.health ? members.get(m.id)?.hb?.degraded : undefined })),
     streams: inPlacement,
-    owners: current,
+    owners: { get: (id) => { const k = pos.get(id); return k === undefined ? undefined : cur[k]; } },
   });
   if (health.out.size > 0) {
-    poolStreams = poolStreams.filter((s) => !health.out.has(s));
-    for (const s of health.out.keys()) current.delete(s);
+    for (const s of health.out.keys()) cur[pos.get(s)!] = undefined;
+    const base = slots;
+    slots = positionsWhere(N, (k) => (base === undefined || !outside(ids[k]!)) && !health.out.has(ids[k]!));
   }
   if (health.degraded.size > 0) {
     const owned = new Map<string, number>();
-    for (const o of current.values()) owned.set(o, (owned.get(o) ?? 0) + 1);
+    eachSlot((k) => {
+      const o = cur[k];
+      if (o !== undefined) owned.set(o, (owned.get(o) ?? 0) + 1);
+    });
     for (let x = 0; x < pool.length; x++) {
       const m = pool[x]!;
       if (health.degraded.has(m.id)) pool[x] = { ...m, capacity: Math.max(0, Math.min(m.capacity, (owned.get(m.id) ?? 0) - (health.evicted.get(m.id) ?? 0))) };
@@ -239,12 +236,37 @@ export function plan(input: PlanInput): Plan {
   const refused = new Map<StreamId, string>();
   for (const m of members.values()) {
     if (!isLive(m)) continue;
-    for (const s of m.hb.released ?? []) if (refused.get(s) === undefined || current.get(s) !== refused.get(s)) refused.set(s, m.id);
+    for (const s of m.hb.released ?? []) {
+      const k = pos.get(s);
+      const now = k === undefined ? undefined : cur[k]; // set for streams in the placement only
+      if (refused.get(s) === undefined || now !== refused.get(s)) refused.set(s, m.id);
+    }
   }
-  const result = assign({ streams: poolStreams, members: pool, current, dead, hashed: hashedMembers, previous: rows, refused, constraints: health.constraints, policy: input.policy, distinct });
+  const poolIds = slots === undefined ? ids : Array.from(slots, (k) => ids[k]!);
+  const seated = seat({
+    ids: poolIds,
+    cur: slots === undefined ? cur : Array.from(slots, (k) => cur[k]),
+    hashes: slots === undefined ? ix.hashes() : Float64Array.from(slots, (k) => ix.hashes()[k]!),
+    members: pool,
+    dead,
+    hashed: hashedMembers,
+    previous: rows,
+    refused,
+    constraints: health.constraints,
+    policy: input.policy,
+  });
+  const { owner: _owner, memberIds, ...rest } = seated;
+  const result: AssignResult = { ...rest, assignment: seatMap(poolIds, seated) };
+  const slotOf = slots === undefined ? undefined : new Int32Array(N).fill(-1);
+  if (slotOf && slots) for (let x = 0; x < slots.length; x++) slotOf[slots[x]!] = x;
+  const targetAt = (k: number): string | undefined => {
+    const x = k < 0 ? -1 : slotOf === undefined ? k : slotOf[k]!;
+    const o = x < 0 ? -1 : seated.owner[x]!;
+    return o < 0 ? undefined : memberIds[o];
+  };
   const reasons = new Map<StreamId, MoveReason>(result.moves.map((m) => [m.stream, m.reason]));
 
-  // 5. The difference, as row operations.
+  // 5. The difference, as row operations, in stream id order.
   const ops: RowOp[] = [];
   const bump = new Set<string>();
   const waiting: StreamId[] = [];
@@ -255,63 +277,71 @@ export function plan(input: PlanInput): Plan {
   // A stream goes to a new owner only when nobody else holds it and, with hashing members
   // in the cluster, only once the membership view has settled (HASH_SETTLE): while views
   // differ a hashing agent may take the same free stream by its own reading of the view.
-  const mayGive = (s: StreamId, to: string) => !heldByOther(s, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
-  // Every catalog id is in the pool unless something took streams out of it.
-  const whole = hashedOwned.size === 0 && legacy.size === 0 && frozen.size === 0 && health.out.size === 0;
-  const placed = (id: StreamId) => whole || (!hashedOwned.has(id) && !legacy.has(id) && !frozen.has(id) && !health.out.has(id));
-  for (const id of sortedUnion(sortedIds, rows, (id) => catalog.has(id), placed)) {
-    const target = result.assignment.get(id);
-    const row = rows.get(id);
-    const stream = catalog.get(id);
-    if (frozen.has(id)) continue; // its holder cannot read PostgreSQL: leave its row as it is
-    const reason: MoveReason = health.out.get(id) ?? reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
+  const reasonOf = (id: StreamId): MoveReason => health.out.get(id) ?? reasons.get(id) ?? (legacy.has(id) ? "legacy" : hashedOwned.has(id) ? "hashed" : "catalog");
+  const mayGive = (s: StreamId, k: number, to: string) => !heldByOther(s, k, to) && (hashedMembers.size === 0 || input.hashSettled !== false);
+  const step = (id: StreamId, k: number): void => {
+    const target = targetAt(k);
+    const row = k >= 0 ? rowAt[k] : rows.get(id);
+    const stream = k >= 0 ? ix.streams[k] : undefined;
+    if (frozen.size > 0 && frozen.has(id)) return; // its holder cannot read PostgreSQL: leave its row as it is
     if (!row) {
-      if (target === undefined || !stream) continue;
-      if (!mayGive(id, target)) waiting.push(id);
-      else put(stream, target, reason, null);
-      continue;
+      if (target === undefined || !stream) return;
+      if (!mayGive(id, k, target)) waiting.push(id);
+      else put(stream, target, reasonOf(id), null);
+      return;
     }
     if (hashedMembers.has(row.owner)) {
       // Hashing members serve by hashed ownership, not by rows: drop the row. What they
       // physically hold still blocks anyone else (heldByOther) until they release it.
       ops.push({ op: "delete", stream: id, owner: row.owner, reason: "hashed" });
       bump.add(row.owner);
-      continue;
+      return;
     }
     if (row.state === "active") {
       if (target === row.owner) {
         if (stream && (stream.url !== row.url || stream.name !== row.name || !sameMetadata(stream.metadata, row.metadata))) {
           put(stream, row.owner, "catalog", row.owner);
         }
-        continue;
+        return;
       }
       if (isLive(members.get(row.owner))) {
-        ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason });
+        ops.push({ op: "revoke", stream: id, owner: row.owner, next: target ?? null, reason: reasonOf(id) });
         bump.add(row.owner);
       } else if (target !== undefined && stream) {
-        if (!mayGive(id, target)) waiting.push(id);
+        if (!mayGive(id, k, target)) waiting.push(id);
         else put(stream, target, reasons.get(id) ?? "failover", row.owner);
       } else {
-        ops.push({ op: "delete", stream: id, owner: row.owner, reason });
+        ops.push({ op: "delete", stream: id, owner: row.owner, reason: reasonOf(id) });
       }
-      continue;
+      return;
     }
     // revoking
-    if (revocationDone(row)) {
+    if (revocationDone(row, k)) {
       if (target !== undefined && stream) {
-        if (!mayGive(id, target)) waiting.push(id);
+        if (!mayGive(id, k, target)) waiting.push(id);
         else put(stream, target, row.reason, row.owner);
       } else {
         ops.push({ op: "delete", stream: id, owner: row.owner, reason: row.reason });
       }
-    } else if (target === row.owner && stream && !heldByOther(id, row.owner)) {
+    } else if (target === row.owner && stream && !heldByOther(id, k, row.owner)) {
       put(stream, row.owner, "handoff cancelled", row.owner); // the owner keeps it after all
     } else if ((target ?? null) !== row.next) {
       ops.push({ op: "retarget", stream: id, next: target ?? null });
     } else {
       waiting.push(id);
     }
+  };
+  // Every catalog stream with a row or in the placement, and the rows of streams that left
+  // the catalog merged in, all in the default sort order.
+  let g = 0;
+  for (let r = 0; r < N; r++) {
+    const k = ix.sorted[r]!;
+    if (rowAt[k] === undefined && slotOf !== undefined && slotOf[k]! < 0) continue;
+    const id = ids[k]!;
+    while (g < gone.length && gone[g]! < id) step(gone[g]!, -1), g++;
+    step(id, k);
   }
+  while (g < gone.length) step(gone[g]!, -1), g++;
 
   // 6. Members that must learn this leader's epoch before they follow it.
   //    A member still serving by hashing (it fell back while there was no leader) is
@@ -332,7 +362,10 @@ export function plan(input: PlanInput): Plan {
   }
 
   const loadBefore: Record<string, number> = {};
-  for (const owner of current.values()) loadBefore[owner] = (loadBefore[owner] ?? 0) + 1;
+  eachSlot((k) => {
+    const o = cur[k];
+    if (o !== undefined) loadBefore[o] = (loadBefore[o] ?? 0) + 1;
+  });
   const unplaced = new Map<StreamId, MoveReason>(result.unassigned.map((s) => [s, "capacity"]));
   for (const [s, why] of health.out) unplaced.set(s, why);
   return {
@@ -353,29 +386,10 @@ export function plan(input: PlanInput): Plan {
   };
 }
 
-/**
- * The distinct ids of the pool's streams and of `rows`, sorted, as
- * `[...new Set([...pool, ...rows.keys()])].sort()` would list them, without sorting what
- * `sorted` (every catalog id, sorted: ./catalog-index.ts) already orders. `inPool(id)`
- * tells whether the pool lists a catalog id.
- */
-function sortedUnion(sorted: readonly StreamId[], rows: ReadonlyMap<StreamId, unknown>, inCatalog: (id: StreamId) => boolean, inPool: (id: StreamId) => boolean): StreamId[] {
-  const out: StreamId[] = [];
-  let rowsSeen = 0;
-  for (const id of sorted) {
-    const row = rows.has(id);
-    if (row) rowsSeen++;
-    if (row || inPool(id)) out.push(id);
-  }
-  if (rowsSeen === rows.size) return out;
-  // Rows of streams no longer in the catalog: merge them in.
-  const gone = [...rows.keys()].filter((id) => !inCatalog(id)).sort();
-  const merged: StreamId[] = [];
-  let i = 0;
-  for (const id of gone) {
-    while (i < out.length && out[i]! < id) merged.push(out[i++]!);
-    merged.push(id);
-  }
-  while (i < out.length) merged.push(out[i++]!);
-  return merged;
+/** The positions 0..n−1 for which `keep` holds, ascending. */
+function positionsWhere(n: number, keep: (k: number) => boolean): Int32Array {
+  const out = new Int32Array(n);
+  let c = 0;
+  for (let k = 0; k < n; k++) if (keep(k)) out[c++] = k;
+  return out.slice(0, c);
 }

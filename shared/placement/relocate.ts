@@ -28,7 +28,8 @@ export interface Seats {
   readonly cap: Int32Array;
   readonly target: Int32Array;
   readonly moveReason: Int8Array;
-  readonly from: (string | null)[];
+  /** The previous owner of each stream that moves. */
+  readonly from: Map<number, string | null>;
   readonly reasonCode: Readonly<Record<MoveReason, number>>;
 }
 
@@ -99,7 +100,7 @@ export function honourConstraints(s: Seats, constraints: ReadonlyMap<StreamId, S
     if (allowedHere && (best < 0 || -key[0] >= here)) best = i;
     else if (s.moveReason[k] === -1) {
       s.moveReason[k] = s.reasonCode[c.reason];
-      s.from[k] = s.memberIds[i]!;
+      s.from.set(k, s.memberIds[i]!);
     }
     if (best < 0) left.push(k);
     else {

@@ -81,6 +81,11 @@ describe("the leader's rows mirror", () => {
     const c = await store.load({ epoch: e, now: 3 });
     expect(c.rowsVersion).not.toBe(a.rowsVersion);
     expect(c.rows.has("7")).toBe(true);
+    // The mirror's journal names the streams each write changed since a version it knows.
+    expect(c.rowsJournal!.version).toBe(c.rowsVersion);
+    expect(c.rowsJournal!.changedSince(a.rowsVersion)).toEqual(["7"]);
+    expect(c.rowsJournal!.changedSince(c.rowsVersion)).toEqual([]);
+    expect(c.rowsJournal!.changedSince(-1)).toBeUndefined();
     // The periodic full read keeps the mirror, and its version, when it finds the same rows...
     const same = await store.load({ epoch: e, now: 61_000 });
     expect(same.rowsVersion).toBe(c.rowsVersion);
@@ -89,10 +94,12 @@ describe("the leader's rows mirror", () => {
     await db.sql`update orchestrator.assignments set url = 'elsewhere' where stream_id = '7'`;
     const d = await store.load({ epoch: e, now: 122_000 });
     expect(d.rowsVersion).not.toBe(c.rowsVersion);
+    expect(d.rowsJournal!.changedSince(c.rowsVersion)).toBeUndefined(); // new rows, a new journal
     expect(d.rows.get("7")!.url).toBe("elsewhere");
     // A read without an epoch and a new epoch: each a new version.
     const f = await store.load();
     expect(f.rowsVersion).not.toBe(d.rowsVersion);
+    expect(f.rowsJournal).toBeUndefined();
     expect((await store.load()).rowsVersion).not.toBe(f.rowsVersion);
     const e2 = await store.bumpEpoch("A");
     expect((await store.load({ epoch: e2, now: 122_001 })).rowsVersion).not.toBe(d.rowsVersion);
