@@ -220,6 +220,9 @@ export async function runAgents(o: {
     let allServedS: number | null = null;
     let coverS: number | null = null;
     let leaderId: string | null = null;
+    // BENCH_KEEP_LOGS=1: a timeline of what the workers serve, beside the agents' logs.
+    const trace: string[] | undefined = process.env.BENCH_KEEP_LOGS ? [`spawned at ${spawnedAt}`] : undefined;
+    let lastCounts = "";
     while (at() < o.timeoutS) {
       if (allAnsweredS === null && members.every((m) => m.worker.fetches > 0)) allAnsweredS = at();
       if (leaderReadyS === null) {
@@ -231,6 +234,10 @@ export async function runAgents(o: {
         }
       }
       const c = evenCover(members, streams);
+      if (trace) {
+        const counts = members.map((m) => m.worker.serving.size).join("/");
+        if (counts !== lastCounts) trace.push(`${at().toFixed(2)} served ${c.served} per worker ${(lastCounts = counts)}`);
+      }
       if (firstServedS === null && c.served > 0) firstServedS = at();
       if (allServedS === null && c.served === streams) allServedS = at();
       if (c.even) {
@@ -245,6 +252,10 @@ export async function runAgents(o: {
       await sleep(50);
     }
     const startCpuS = members.reduce((sum, m) => sum + (running(m) ? cpuSeconds(m.proc.pid!) : 0), 0);
+    if (trace) {
+      trace.push(`CPU s per agent at the cover: ${members.map((m) => `${m.id} ${running(m) ? cpuSeconds(m.proc.pid!).toFixed(2) : "-"}`).join(", ")}`);
+      fs.writeFileSync(path.join(logDir, "timeline.txt"), trace.join("\n") + "\n");
+    }
     if (coverS === null) notes.push(`no even cover within ${o.timeoutS} s`);
     const f = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)} s`);
     o.log(
@@ -285,7 +296,8 @@ export async function runAgents(o: {
     await Promise.all(members.map((m) => m.exited));
     redis.disconnect();
     await stop();
-    if (notes.length === 0) fs.rmSync(logDir, { recursive: true, force: true });
+    // BENCH_KEEP_LOGS=1 keeps the agents' logs of a run that went well too (to read its milestones).
+    if (notes.length === 0 && !process.env.BENCH_KEEP_LOGS) fs.rmSync(logDir, { recursive: true, force: true });
     else o.log(`agent logs kept in ${logDir}`);
   }
 }

@@ -3,7 +3,9 @@
  *
  * Migrations are idempotent and concurrency-safe: every agent runs `migrate()` at start,
  * and they serialize on a transaction-scoped advisory lock, so fifty agents starting at
- * once apply each step exactly once.
+ * once apply each step exactly once. A schema already current (every migration recorded)
+ * is recognised by one read, without the lock or a transaction: steps are only ever
+ * added, and each commits with its record, so a complete record means a complete schema.
  *
  * Tables (schema ORCHESTRATOR_SCHEMA, default "orchestrator"):
  * - leadership: one row; `epoch` is the fencing token. Every assignment write checks it.
@@ -184,6 +186,8 @@ const MIGRATIONS: readonly Migration[] = [
 /** Applies missing migrations. Safe to call from many agents at once. */
 export async function migrate(sql: Sql, schema: string): Promise<number[]> {
   const s = ident(schema);
+  // The common case (every start but the very first): nothing to apply, no lock to queue on.
+  if (await isCurrent(sql, s)) return [];
   const applied: number[] = [];
   await sql.begin(async (tx) => {
     // One lock for everyone migrating this schema; released at commit.
@@ -199,6 +203,14 @@ export async function migrate(sql: Sql, schema: string): Promise<number[]> {
     }
   });
   return applied;
+}
+
+/** Every migration is recorded (read without the lock); false too when the schema or its record does not exist yet. */
+async function isCurrent(sql: Sql, s: string): Promise<boolean> {
+  const exists = await sql`select to_regclass(${`${s}.migrations`}) is not null as ok`;
+  if (!exists[0]?.ok) return false;
+  const done = new Set((await sql.unsafe(`select id from ${s}.migrations`)).map((r) => Number(r.id)));
+  return MIGRATIONS.every((m) => done.has(m.id));
 }
 
 export const LATEST_MIGRATION = MIGRATIONS[MIGRATIONS.length - 1]!.id;
