@@ -25,7 +25,7 @@ import type { RedisProtocol } from "../shared/redis-protocol.js";
 import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
 import { LeaderAccounting } from "./accounting.js";
 import { PlanMemo, RowsSummaries } from "./memo.js";
-import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger } from "./inputs.js";
+import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger, type PlanSources } from "./inputs.js";
 import { StallWatch } from "./stall.js";
 import { LeaderHealth } from "./health.js";
 import type { StreamHealthStore } from "../shared/stream-health-store.js";
@@ -159,8 +159,8 @@ export class LeaderLoop {
     // The leader info must stay fresh even while a tick waits on a slow or dead
     // PostgreSQL, or every agent would conclude there is no leader and fall back.
     const publisher = this.publishWhileLeading(signal);
-    // Progress = a completed tick (or the epoch won). A leader without progress for
-    // leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
+    // Progress = a completed stage of a tick (or the epoch won). A leader without progress
+    // for leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
     this.stall.progressed();
     while (!signal.aborted) {
       const outcome = await this.stall.await(this.step(signal), signal);
@@ -244,19 +244,45 @@ export class LeaderLoop {
     this.pending = false;
   }
 
+  /**
+   * One tick in three stages: read the sources, plan and write, then the bookkeeping.
+   * Each completed stage is progress for the stall watch (./stall.ts): a tick that keeps
+   * completing its stages (a starved CPU: sixteen agents starting on two cores) is slow,
+   * not stalled; a stage that hangs (a blackholed PostgreSQL) still is.
+   */
   private async tick(epoch: number, signal: AbortSignal): Promise<void> {
     const t0 = this.d.clock.now();
-    const { store, tracker } = this.d;
     if (!this.d.isLeader()) return;
     this.d.metrics.isLeader.set(1);
+    const sources = await this.read(epoch);
+    this.stall.progressed();
+    const written = await this.write(epoch, sources, signal);
+    if (written === undefined) return;
+    this.stall.progressed();
+    await this.bookkeep(epoch, sources, written);
+    this.st.lastTickAt = this.d.clock.now();
+    this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
+  }
+
+  /** The tick's reads: membership, rows, instances, catalog, legacy members, health. */
+  private async read(epoch: number): Promise<PlanSources> {
     await this.publishLeader();
     // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
-    const sources = await readPlanSources({ ...this.readers(), store: { load: () => store.load({ epoch, now: this.d.clock.now() }) } });
+    return readPlanSources({ ...this.readers(), store: { load: () => this.d.store.load({ epoch, now: this.d.clock.now() }) } });
+  }
+
+  /**
+   * Plans and writes the difference in one fenced transaction. Returns the plan and the
+   * members the rows named before it; undefined when the tick ends early (aborted, or no
+   * longer leading).
+   */
+  private async write(epoch: number, sources: PlanSources, signal: AbortSignal): Promise<{ p: Plan; named: ReadonlySet<string> } | undefined> {
+    const { store, tracker } = this.d;
     const { snapshot: snap, state } = sources;
     const rows = this.rowsSummaries.of(state.rows, state.rowsVersion);
     tracker.watch(rows.owners);
     await this.publishMode(state.flag);
-    if (signal.aborted) return;
+    if (signal.aborted) return undefined;
     // Which Redis the deciders read: agents count a Redis-confirmed heartbeat only from it.
     if (snap.channels.redis && snap.incarnation && `${epoch}/${snap.incarnation}` !== this.recordedRedis) {
       await store.recordRedis(epoch, snap.incarnation);
@@ -274,7 +300,7 @@ export class LeaderLoop {
     const changed = p.ops.length > 0 || p.bump.size > 0 || p.statuses.size > 0;
     if (changed) {
       // Cheap local check first; the epoch check inside the transaction is the real fence.
-      if (!this.d.isLeader()) return;
+      if (!this.d.isLeader()) return undefined;
       const sessions = new Map<string, string>();
       for (const id of p.bump) {
         const session = snap.members.get(id)?.hb?.session;
@@ -286,6 +312,12 @@ export class LeaderLoop {
       this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
       this.accounting.account(p);
     }
+    return { p, named: rows.named };
+  }
+
+  /** After the write: health, the rebalance record, stats, figures, pruning. */
+  private async bookkeep(epoch: number, sources: PlanSources, { p, named }: { p: Plan; named: ReadonlySet<string> }): Promise<void> {
+    const { snapshot: snap, state } = sources;
     await this.streamHealth.applied(epoch, p);
     if (p.result.rebalanced) {
       this.lastRebalanceAt = this.d.clock.now();
@@ -298,10 +330,8 @@ export class LeaderLoop {
     this.accounting.report(p, sources.catalog.length);
     await this.maybeSaveStats(epoch, snap);
     this.streamHealth.figures(sources.catalog, snap, state.rows);
-    await this.pruneMembers(snap, rows.named);
+    await this.pruneMembers(snap, named);
     await this.maybePruneEvents();
-    this.st.lastTickAt = this.d.clock.now();
-    this.d.metrics.leaderTickSeconds.observe((this.d.clock.now() - t0) / 1000);
   }
 
   /**

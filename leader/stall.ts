@@ -1,7 +1,8 @@
 /**
- * When a leader should step aside: it has completed no tick for leaderStallMs
- * (LEADER_LEASE_TTL) while another live member reports reaching PostgreSQL. The trouble
- * is then this leader's own link, so another member would do better.
+ * When a leader should step aside: it has made no progress (won its epoch, completed a
+ * tick or a stage of one: leader/leader.ts) for leaderStallMs (LEADER_LEASE_TTL) while
+ * another live member reports reaching PostgreSQL. The trouble is then this leader's own
+ * link, so another member would do better.
  *
  * Guarantees: a hung tick (a blackholed PostgreSQL answers nothing, ever) is watched
  * every STALL_POLL_MS and never has a second tick started beside it; when nobody reaches
@@ -29,7 +30,7 @@ export interface StallWatchDeps {
 }
 
 export class StallWatch {
-  /** Progress = a completed tick (or the epoch won). */
+  /** Progress = the epoch won, or a completed tick or stage of one. */
   private lastProgressAt = 0;
 
   constructor(private readonly d: StallWatchDeps) {}

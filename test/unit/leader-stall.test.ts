@@ -3,7 +3,9 @@
  * (leader/stall.ts), so an epoch win and a first tick that together outlast
  * LEADER_LEASE_TTL — each within it — keep the leader (regression: under load the first
  * leader stepped aside as "stalled" right after winning, costing a whole election).
- * A tick that alone outlasts the limit still steps aside.
+ * So does each completed stage of a tick (read, write, bookkeeping), so a tick slowed
+ * down as a whole by a starved CPU keeps the leader. A tick, or a stage of one, that
+ * alone outlasts the limit still steps aside.
  */
 import { describe, expect, it } from "vitest";
 import { LeaderLoop } from "../../leader/leader.js";
@@ -29,8 +31,12 @@ const snapshot = (at: number): Snapshot =>
     channels: { redis: true, postgres: true },
   }) as unknown as Snapshot;
 
-/** Runs a leader whose epoch win takes `epochMs` and whose every tick takes `tickMs`. */
-async function run(epochMs: number, tickMs: number) {
+/**
+ * Runs a leader whose epoch win takes `epochMs` and whose every tick takes `tickMs`, or,
+ * with `stagesMs`, whose ticks run their three stages (read, write, bookkeeping) taking
+ * those times each.
+ */
+async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number]) {
   const clock = new ManualClock(10_000);
   const stalled: string[] = [];
   const history: string[] = [];
@@ -69,16 +75,31 @@ async function run(epochMs: number, tickMs: number) {
     requireWorker: false,
     health: { idle: async () => {} } as never,
   });
-  // The tick's insides are not under test: only how long it takes.
-  (leader as unknown as { tick: () => Promise<void> }).tick = async () => {
-    history.push(`tick starts at ${clock.now()}`);
-    await clock.sleep(tickMs);
-    ticks++;
-    history.push(`tick done at ${clock.now()}`);
+  // The tick's insides are not under test: only how long it (or each stage) takes.
+  const stage = (name: string, ms: number) => async () => {
+    history.push(`${name} starts at ${clock.now()}`);
+    await clock.sleep(ms);
+    if (name === "bookkeeping") ticks++;
+    history.push(`${name} done at ${clock.now()}`);
+    return {};
   };
+  const inside = leader as unknown as Record<"tick" | "read" | "write" | "bookkeep", () => Promise<unknown>>;
+  if (stagesMs) {
+    inside.read = stage("read", stagesMs[0]);
+    inside.write = stage("write", stagesMs[1]);
+    inside.bookkeep = stage("bookkeeping", stagesMs[2]);
+  } else {
+    inside.tick = async () => {
+      history.push(`tick starts at ${clock.now()}`);
+      await clock.sleep(tickMs);
+      ticks++;
+      history.push(`tick done at ${clock.now()}`);
+    };
+  }
   const ctl = new AbortController();
   const done = leader.run(ctl.signal);
-  for (let t = 0; t < epochMs + 2 * tickMs + 2 * STALL_MS && stalled.length === 0; t += 50) await clock.advance(50);
+  const tickTotal = stagesMs ? stagesMs[0] + stagesMs[1] + stagesMs[2] : tickMs;
+  for (let t = 0; t < epochMs + 2 * tickTotal + 2 * STALL_MS && stalled.length === 0; t += 50) await clock.advance(50);
   ctl.abort();
   await clock.advance(1000);
   await done;
@@ -94,6 +115,20 @@ describe("a leader's stall watch (leader/stall.ts) over its first term", () => {
 
   it("still steps aside when one tick alone outlasts the limit while a peer reaches PostgreSQL", async () => {
     const r = await run(0, 1.5 * STALL_MS);
+    expect(r.stalled.length, r.history.join("\n")).toBe(1);
+    expect(r.ticks, r.history.join("\n")).toBe(0);
+  });
+
+  it("counts each completed stage of a tick as progress: a tick slowed down stage by stage (a starved CPU) keeps the leader", async () => {
+    // Each stage within the limit, the whole tick well beyond it (regression: at a cold
+    // start on a busy machine the first leaders stepped aside one after another mid-tick).
+    const r = await run(0.5 * STALL_MS, 0, [0.7 * STALL_MS, 0.7 * STALL_MS, 0.7 * STALL_MS]);
+    expect(r.stalled, r.history.join("\n")).toEqual([]);
+    expect(r.ticks, r.history.join("\n")).toBeGreaterThanOrEqual(2);
+  });
+
+  it("still steps aside when one stage alone outlasts the limit while a peer reaches PostgreSQL", async () => {
+    const r = await run(0, 0, [0.2 * STALL_MS, 1.5 * STALL_MS, 0]);
     expect(r.stalled.length, r.history.join("\n")).toBe(1);
     expect(r.ticks, r.history.join("\n")).toBe(0);
   });
