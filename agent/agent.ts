@@ -56,7 +56,7 @@ import { exitGracefully } from "./shutdown.js";
 import { sessionOf } from "./offer.js";
 import { Offering } from "./offering.js";
 import { OperatorActions } from "./operator-actions.js";
-import { join, register } from "./startup.js";
+import { catalogCopyWaitMs, join, register } from "./startup.js";
 import { WorkerLink } from "./worker-link.js";
 
 export type { Probe } from "../shared/deadline.js";
@@ -103,6 +103,9 @@ export class Agent {
   private readonly closing = new AbortController();
   private readonly wakeHeartbeat: Waker;
   private readonly wakeOwn: Waker;
+  private readonly wakeCatalog: Waker;
+  /** When start() began (the clock's time): the catalog copy's first read counts from it. */
+  private startedAt = 0;
   private sub: Redis | undefined;
   private loops: Promise<void>[] = [];
   private readonly beliefs: Beliefs;
@@ -124,6 +127,7 @@ export class Agent {
     this.startedAtWall = clock.wall();
     this.wakeHeartbeat = new Waker(clock, this.closing.signal);
     this.wakeOwn = new Waker(clock, this.closing.signal);
+    this.wakeCatalog = new Waker(clock, this.closing.signal);
     this.connections = openConnections(config);
     ({ sql: this.sql, opsSql: this.opsSql, hbSql: this.hbSql, redis: this.redis } = this.connections);
     this.protocol = new RedisProtocol(this.redis, this.keys, { clock });
@@ -298,6 +302,7 @@ export class Agent {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.startedAt = this.clock.now();
     const log = this.logger.child({ category: "STARTUP" });
     await join({
       config: this.config,
@@ -331,7 +336,7 @@ export class Agent {
     this.loops.push(repeat(ctx, "heartbeat", this.config.heartbeatIntervalMs, () => this.heartbeat.beat(), this.wakeHeartbeat));
     this.loops.push(repeat(ctx, "tracker", this.config.heartbeatIntervalMs, () => this.track()));
     this.loops.push(repeat(ctx, "own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
-    this.loops.push(repeat(ctx, "catalog", this.config.catalogRefreshMs, () => this.refreshCatalog()));
+    this.loops.push(repeat(ctx, "catalog", this.config.catalogRefreshMs, () => this.refreshCatalog(), this.wakeCatalog));
     this.elector.start();
     this.running = true;
   }
@@ -413,6 +418,8 @@ export class Agent {
     // A leader's tick reads at every tick: the loop's own read would repeat it.
     await this.tracker.refreshWithin(this.config.heartbeatIntervalMs / 2);
     this.offering.afterChange();
+    // Hashing now without a catalog copy yet (agent/startup.ts catalogCopyWaitMs): read it now.
+    if (this.mode === "hashed" && !this.catalog.current) this.wakeCatalog.wake();
   }
 
   private async loadOwn(): Promise<void> {
@@ -425,7 +432,13 @@ export class Agent {
 
   private async refreshCatalog(): Promise<void> {
     const t = this.config.timings;
-    // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy for a fallback.
+    // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy
+    // for a fallback, read from half a FALLBACK_GRACE after the start (agent/startup.ts).
+    const wait = catalogCopyWaitMs({ useOrchestrator: this.config.useOrchestrator, mode: this.mode, sinceStartMs: this.clock.now() - this.startedAt, fallbackGraceMs: this.config.fallbackGraceMs });
+    if (wait > 0) {
+      this.clock.sleep(wait, this.closing.signal).then(() => this.wakeCatalog.wake(), () => {});
+      return;
+    }
     await this.catalog.get(this.mode === "hashed" ? t.catalogMaxAgeHashedMs : t.catalogMaxAgeOrchestratedMs);
     await this.legacy.members();
     if (this.mode === "hashed") this.offering.afterChange();

@@ -5,8 +5,10 @@
  *
  * Guarantees: while PostgreSQL or Redis cannot be reached, the sequence is retried with a
  * clear line (never a crash) until it succeeds or the agent closes; a live agent with the
- * same INSTANCE_ID stops it with DuplicateInstanceError, never retried. Does not: start
- * any loop, or subscribe (agent/agent.ts does, once this returns).
+ * same INSTANCE_ID stops it with DuplicateInstanceError, never retried. An orchestrated
+ * agent reads its catalog copy (kept for a fallback to hashing) from half a FALLBACK_GRACE
+ * after its start, or at once when it hashes (`catalogCopyWaitMs`). Does not: start any loop,
+ * or subscribe (agent/agent.ts does, once this returns).
  */
 import os from "node:os";
 import type { Clock } from "../shared/clock.js";
@@ -16,7 +18,7 @@ import type { Logger } from "../shared/logger.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
 import { migrate } from "../shared/schema.js";
 import type { Store } from "../shared/store.js";
-import { SOFTWARE_VERSION, type Heartbeat } from "../shared/types.js";
+import { SOFTWARE_VERSION, type Heartbeat, type Mode } from "../shared/types.js";
 import type { WorkerLink } from "./worker-link.js";
 
 export class DuplicateInstanceError extends Error {
@@ -86,4 +88,18 @@ export async function checkDuplicate(d: Pick<StartupDeps, "config" | "clock" | "
   if (b?.mark !== undefined && b.mark !== a.mark && !gone(b.heartbeat)) {
     throw new DuplicateInstanceError(`Another agent with INSTANCE_ID=${id} is alive (heartbeating from ${b.heartbeat?.host ?? "an unknown host"}); refusing to start a second one.`);
   }
+}
+
+/**
+ * How long before an agent reads its catalog copy (0: now). An orchestrated agent keeps the copy only
+ * for a fallback to hashing, which comes after FALLBACK_GRACE without a leader at the
+ * earliest (an operator's hashed flag switches it at once: `mode` says so), so it reads
+ * the copy from half that grace after its start: a copy in hand, and watched for
+ * HASH_SETTLE, long before any fallback, while a fleet starting together does not read
+ * and hash the whole catalog once per agent while its processes compete for the CPU.
+ * A hashing agent (USE_ORCHESTRATOR=false, or in hashed mode) reads it at once.
+ */
+export function catalogCopyWaitMs(o: { readonly useOrchestrator: boolean; readonly mode: Mode; readonly sinceStartMs: number; readonly fallbackGraceMs: number }): number {
+  if (!o.useOrchestrator || o.mode === "hashed") return 0;
+  return Math.max(0, o.fallbackGraceMs / 2 - o.sinceStartMs);
 }
