@@ -23,7 +23,9 @@
  *   VmHWM (the peak) of each agent from /proc/<pid>/status, leader and followers apart.
  * - Idle CPU: utime + stime from /proc/<pid>/stat over `idleS` seconds of the settled
  *   fleet (its workers still long-poll and report), as a share of one core.
- * The machine's load average is printed with each result.
+ * The machine's load average is printed with each result. With BENCH_KEEP_LOGS=1 the
+ * agents' logs are kept, with a timeline of what every worker serves and each agent's CPU
+ * seconds at the cover beside them (timeline.txt).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
