@@ -6,6 +6,8 @@
  * once apply each step exactly once. A schema already current (every migration recorded)
  * is recognised by one read, without the lock or a transaction: steps are only ever
  * added, and each commits with its record, so a complete record means a complete schema.
+ * A migrator that lost the race for a new schema retries in a fresh transaction (its
+ * catalog cache predates the winner's commit).
  *
  * Tables (schema ORCHESTRATOR_SCHEMA, default "orchestrator"):
  * - leadership: one row; `epoch` is the fencing token. Every assignment write checks it.
@@ -183,11 +185,28 @@ const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/** Duplicate-object errors: a schema, table or catalog row another migrator created first. */
+const DUPLICATE = new Set(["23505", "42P06", "42P07", "42710"]);
+
 /** Applies missing migrations. Safe to call from many agents at once. */
 export async function migrate(sql: Sql, schema: string): Promise<number[]> {
   const s = ident(schema);
   // The common case (every start but the very first): nothing to apply, no lock to queue on.
   if (await isCurrent(sql, s)) return [];
+  // The check above leaves the connection's catalog cache saying "no such schema"; an
+  // advisory lock does not refresh that cache, so after waiting on the lock for another
+  // migrator, `create schema if not exists` can still try to create it and fail on the
+  // duplicate. A new transaction reads the catalog afresh: try again (a few times at most).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateLocked(sql, schema, s);
+    } catch (err) {
+      if (attempt >= 3 || !DUPLICATE.has((err as { code?: string }).code ?? "")) throw err;
+    }
+  }
+}
+
+async function migrateLocked(sql: Sql, schema: string, s: string): Promise<number[]> {
   const applied: number[] = [];
   await sql.begin(async (tx) => {
     // One lock for everyone migrating this schema; released at commit.

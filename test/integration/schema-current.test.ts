@@ -2,7 +2,8 @@
  * migrate() against a real PostgreSQL: a schema already current is recognised without the
  * migration lock, so agents starting together do not queue behind each other (or behind
  * anyone holding the lock) to learn that there is nothing to do; a missing schema, or
- * one without its record, still migrates under the lock, each step once.
+ * one without its record, still migrates under the lock, each step once, also when many
+ * agents migrate a new schema together.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
@@ -46,6 +47,16 @@ describe("migrate", () => {
     } finally {
       release();
       await holder;
+    }
+  });
+
+  it("eight agents migrating a new schema together: each step once, no duplicate-object error", async () => {
+    // Regression: the lock-free check left each connection's catalog cache saying "no such
+    // schema", and after waiting on the lock about half of these rounds failed with a
+    // duplicate key in pg_namespace.
+    for (let i = 0; i < 20; i++) {
+      const rounds = await Promise.all(Array.from({ length: 8 }, () => migrate(sql, `together_${i}`)));
+      expect(rounds.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: LATEST_MIGRATION }, (_, k) => k + 1));
     }
   });
 
