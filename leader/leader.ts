@@ -103,7 +103,7 @@ export class LeaderLoop {
   private readonly rowsSummaries = new RowsSummaries();
 
   constructor(private readonly d: LeaderDeps) {
-    this.publisher = new LeaderPublisher({ id: d.id, clock: d.clock, protocol: d.protocol, config: d.config, isLeader: d.isLeader, leaseToken: d.leaseToken, epoch: () => this.epoch });
+    this.publisher = new LeaderPublisher({ id: d.id, clock: d.clock, protocol: d.protocol, config: d.config, isLeader: () => d.isLeader(), leaseToken: () => d.leaseToken(), epoch: () => this.epoch });
     this.housekeeping = new LeaderHousekeeping(d);
     this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
     this.streamHealth = new LeaderHealth({
@@ -163,7 +163,7 @@ export class LeaderLoop {
     const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
     // PostgreSQL, or every agent would conclude there is no leader and fall back.
-    const publisher = this.publisher.whileLeading(signal);
+    const infoKept = this.publisher.whileLeading(signal);
     // Progress = a completed stage of a tick (or the epoch won). A leader without progress
     // for leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
     this.stall.progressed();
@@ -174,7 +174,7 @@ export class LeaderLoop {
       if (this.stall.stepAsideIfStalled()) break;
       await this.waitForWork(tickEvery, signal);
     }
-    await publisher;
+    await infoKept;
     await this.streamHealth.idle();
     this.d.metrics.isLeader.set(0);
     // Followers try the lease only when no leader is named: stop naming this one now.
