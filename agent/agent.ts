@@ -12,6 +12,8 @@
  *   agent/worker-link.ts     the worker beside us, both APIs (offers, reports, capacity)
  *   agent/nudges.ts          the cluster channel's subscriber and what each nudge wakes
  *   agent/loops.ts           the periodic loops: step, sleep (or be woken), log failures
+ *   agent/running.ts         what runs once joined: the nudge subscriber, the loops' steps
+ *   agent/heartbeat-state.ts what the heartbeat says about this agent, from its parts
  *   agent/shutdown.ts        the graceful exit: drain or withdraw, within DRAIN_TIMEOUT
  *   agent/operator-actions.ts what an operator can ask of any agent
  *   agent/leadership.ts      the lease, the elector and the leader loop wired together
@@ -35,7 +37,7 @@ import { LegacyView } from "../shared/legacy.js";
 import type { Logger } from "../shared/logger.js";
 import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
 import { Metrics } from "../shared/metrics.js";
-import { closeRedis, redisTargets } from "../shared/redis.js";
+import { closeRedis } from "../shared/redis.js";
 import { RedisProtocol } from "../shared/redis-protocol.js";
 import type { PgHeartbeats } from "../shared/pg-heartbeats.js";
 import { Store, type OwnAssignment } from "../shared/store.js";
@@ -45,18 +47,18 @@ import type { LeaderLoop } from "../leader/leader.js";
 import { LeaderStore } from "../leader/store.js";
 import { closeConnections, openConnections, probeConnections, type Connections } from "./connections.js";
 import type { HeartbeatLoop } from "./heartbeat.js";
-import { createLiveness, type HeartbeatState } from "./liveness.js";
+import { createLiveness } from "./liveness.js";
 import { Beliefs } from "./beliefs.js";
 import { StreamOutcomes } from "./stream-outcomes.js";
 import { StreamHealthStore } from "../shared/stream-health-store.js";
 import { Leadership } from "./leadership.js";
-import { repeat } from "./loops.js";
-import { subscribeNudges } from "./nudges.js";
 import { exitGracefully } from "./shutdown.js";
 import { sessionOf } from "./offer.js";
 import { Offering } from "./offering.js";
 import { OperatorActions } from "./operator-actions.js";
-import { catalogCopyWaitMs, join, register } from "./startup.js";
+import { join } from "./startup.js";
+import { startRunning } from "./running.js";
+import { heartbeatState } from "./heartbeat-state.js";
 import { WorkerLink } from "./worker-link.js";
 
 export type { Probe } from "../shared/deadline.js";
@@ -164,7 +166,7 @@ export class Agent {
       protocol: this.protocol,
       startedAtWall: this.startedAtWall,
       serving: this.worker.serving,
-      state: (now) => this.heartbeatState(now),
+      state: (now) => heartbeatState(now, { session: this.sessionNow, capacity: this.capacity, own: this.own, leaving: this.leaving, restarting: this.restarting, labels: config.labels, worker: this.worker, outcomes: this.outcomes, offering: this.offering }),
       decider: () => this.beliefs.decides({ leading: this.elector.isLeader(), mode: this.mode, useOrchestrator: this.config.useOrchestrator }),
       resyncing: () => this.offering.resyncing,
       requireResync: (now, why) => this.offering.requireResync(now, why),
@@ -319,24 +321,12 @@ export class Agent {
     // A shutdown that came during the start ends it here: nothing was announced yet.
     if (this.closing.signal.aborted) return;
     log.info({ capacity: this.capacity, mode: this.mode }, "agent registered");
-    this.sub = subscribeNudges(redisTargets(this.config)[0]!, this.keys.channel, {
-      id: this.id,
-      ownVersion: () => this.own?.version ?? 0,
-      leading: () => this.elector.isLeader(),
-      reloadOwn: () => this.wakeOwn.wake(),
-      refreshView: () =>
-        void this.tracker.refresh().then(
-          () => this.offering.afterChange(),
-          () => {},
-        ),
-      leader: this.leader,
-    });
-    const t = this.config.timings;
-    const ctx = { clock: this.clock, logger: this.logger, signal: this.closing.signal };
-    this.loops.push(repeat(ctx, "heartbeat", this.config.heartbeatIntervalMs, () => this.heartbeat.beat(), this.wakeHeartbeat));
-    this.loops.push(repeat(ctx, "tracker", this.config.heartbeatIntervalMs, () => this.track()));
-    this.loops.push(repeat(ctx, "own", t.ownRowsReloadMs, () => this.loadOwn(), this.wakeOwn));
-    this.loops.push(repeat(ctx, "catalog", this.config.catalogRefreshMs, () => this.refreshCatalog(), this.wakeCatalog));
+    ({ sub: this.sub, loops: this.loops } = startRunning({
+      config: this.config, clock: this.clock, logger: this.logger, signal: this.closing.signal, channel: this.keys.channel, startedAt: this.startedAt,
+      heartbeat: this.heartbeat, tracker: this.tracker, offering: this.offering, beliefs: this.beliefs, store: this.store, catalog: this.catalog, legacy: this.legacy,
+      leader: this.leader, isLeader: () => this.elector.isLeader(), capacity: () => this.capacity,
+      wakeHeartbeat: this.wakeHeartbeat, wakeOwn: this.wakeOwn, wakeCatalog: this.wakeCatalog,
+    }));
     this.elector.start();
     this.running = true;
   }
@@ -391,60 +381,5 @@ export class Agent {
   /** Publishes a nudge (best effort: nudges only speed things up). */
   publish(n: Nudge): void {
     this.protocol.publishNudge(n).catch(() => {});
-  }
-
-  // ---- loops ---------------------------------------------------------------------
-
-  private heartbeatState(now: number): HeartbeatState {
-    return {
-      session: this.sessionNow,
-      capacity: this.capacity,
-      draining: this.own?.draining ?? false,
-      mode: this.mode,
-      version: this.own?.version ?? 0,
-      held: this.worker.serving.held(now),
-      leaving: this.leaving,
-      restarting: this.restarting,
-      released: [...this.worker.released],
-      states: this.worker.streamStates(),
-      worker: this.worker.health(now),
-      labels: Object.keys(this.config.labels).length > 0 ? this.config.labels : undefined,
-      degraded: this.outcomes.degraded(now),
-      hashBasis: this.offering.state.hashedView?.basis,
-    };
-  }
-
-  private async track(): Promise<void> {
-    // A leader's tick reads at every tick: the loop's own read would repeat it.
-    await this.tracker.refreshWithin(this.config.heartbeatIntervalMs / 2);
-    this.offering.afterChange();
-    // Hashing now without a catalog copy yet (agent/startup.ts catalogCopyWaitMs): read it now.
-    if (this.mode === "hashed" && !this.catalog.current) this.wakeCatalog.wake();
-  }
-
-  private async loadOwn(): Promise<void> {
-    const started = this.clock.now();
-    const own = await this.store.ownAssignment(this.id);
-    if (!own.registered) await this.register();
-    this.beliefs.observeOwn(own, started);
-    this.offering.afterChange();
-  }
-
-  private async refreshCatalog(): Promise<void> {
-    const t = this.config.timings;
-    // Hashing needs the catalog (and the legacy members); orchestrated agents keep a copy
-    // for a fallback, read from half a FALLBACK_GRACE after the start (agent/startup.ts).
-    const wait = catalogCopyWaitMs({ useOrchestrator: this.config.useOrchestrator, mode: this.mode, sinceStartMs: this.clock.now() - this.startedAt, fallbackGraceMs: this.config.fallbackGraceMs });
-    if (wait > 0) {
-      this.clock.sleep(wait, this.closing.signal).then(() => this.wakeCatalog.wake(), () => {});
-      return;
-    }
-    await this.catalog.get(this.mode === "hashed" ? t.catalogMaxAgeHashedMs : t.catalogMaxAgeOrchestratedMs);
-    await this.legacy.members();
-    if (this.mode === "hashed") this.offering.afterChange();
-  }
-
-  private async register(): Promise<void> {
-    await register(this.store, this.config, this.capacity);
   }
 }

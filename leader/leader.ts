@@ -10,7 +10,9 @@
  * agents. A deposed leader's transaction fails on the epoch.
  *
  * Beside this file: ./stall.ts decides when a leader that cannot complete its ticks
- * steps aside; ./accounting.ts turns each plan into event rows, metrics and log lines.
+ * steps aside; ./accounting.ts turns each plan into event rows, metrics and log lines;
+ * ./publishing.ts writes the leader info, versions, flag mirror and nudges to Redis;
+ * ./housekeeping.ts saves the members' stats and prunes gone members and old events.
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
@@ -18,15 +20,17 @@ import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
-import type { ClusterFlag, MembershipTracker, Snapshot } from "../shared/membership.js";
+import type { MembershipTracker, Snapshot } from "../shared/membership.js";
 import type { Metrics } from "../shared/metrics.js";
 import { plan, type Plan } from "../shared/placement/plan.js";
 import type { RedisProtocol } from "../shared/redis-protocol.js";
-import type { LeaderInfo, Nudge, StreamId } from "../shared/types.js";
+import type { StreamId } from "../shared/types.js";
 import { LeaderAccounting } from "./accounting.js";
 import { PlanMemo, RowsSummaries } from "./memo.js";
 import { buildPlanInput, readPlanSources, rebalancePolicy, rebalanceTrigger, type PlanSources } from "./inputs.js";
 import { StallWatch } from "./stall.js";
+import { LeaderPublisher } from "./publishing.js";
+import { LeaderHousekeeping } from "./housekeeping.js";
 import { LeaderHealth } from "./health.js";
 import type { StreamHealthStore } from "../shared/stream-health-store.js";
 import { FencedOutError, type LeaderStore } from "./store.js";
@@ -77,11 +81,8 @@ export class LeaderLoop {
   private pending = false;
   private lastRebalanceAt = -Infinity;
   private lastPool = new Map<string, number>();
-  private lastStatsAt = -Infinity;
-  private lastEventPruneAt = -Infinity;
   /** Member → the session whose rows this term has written (see plan's `stamped`). */
   private stamped = new Map<string, string>();
-  private publishing: Promise<void> = Promise.resolve();
   private lastFailureAt = -Infinity;
   private st: {
     lastTickAt?: number;
@@ -90,6 +91,8 @@ export class LeaderLoop {
   } = {};
   private readonly accounting: LeaderAccounting;
   private readonly stall: StallWatch;
+  private readonly publisher: LeaderPublisher;
+  private readonly housekeeping: LeaderHousekeeping;
   private readonly streamHealth: LeaderHealth;
   /** Set by POST /rebalance: the next tick rebalances whatever the imbalance. */
   private forceNext = false;
@@ -100,6 +103,8 @@ export class LeaderLoop {
   private readonly rowsSummaries = new RowsSummaries();
 
   constructor(private readonly d: LeaderDeps) {
+    this.publisher = new LeaderPublisher({ id: d.id, clock: d.clock, protocol: d.protocol, config: d.config, isLeader: () => d.isLeader(), leaseToken: () => d.leaseToken(), epoch: () => this.epoch });
+    this.housekeeping = new LeaderHousekeeping(d);
     this.accounting = new LeaderAccounting({ clock: d.clock, logger: d.logger, metrics: d.metrics });
     this.streamHealth = new LeaderHealth({
       clock: d.clock,
@@ -158,7 +163,7 @@ export class LeaderLoop {
     const tickEvery = this.d.config.timings.leaderTickMs;
     // The leader info must stay fresh even while a tick waits on a slow or dead
     // PostgreSQL, or every agent would conclude there is no leader and fall back.
-    const publisher = this.publishWhileLeading(signal);
+    const infoKept = this.publisher.whileLeading(signal);
     // Progress = a completed stage of a tick (or the epoch won). A leader without progress
     // for leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
     this.stall.progressed();
@@ -169,12 +174,11 @@ export class LeaderLoop {
       if (this.stall.stepAsideIfStalled()) break;
       await this.waitForWork(tickEvery, signal);
     }
-    await publisher;
+    await infoKept;
     await this.streamHealth.idle();
     this.d.metrics.isLeader.set(0);
     // Followers try the lease only when no leader is named: stop naming this one now.
-    await this.publishing;
-    await this.d.protocol.clearLeader(this.d.id).catch(() => {});
+    await this.publisher.clear();
   }
 
   /** One unit of leader work: win the epoch if needed, then tick. */
@@ -182,7 +186,7 @@ export class LeaderLoop {
     const log = this.d.logger;
     try {
       if (this.epoch === undefined) {
-        await this.publishLeader();
+        await this.publisher.leader();
         this.epoch = await this.d.store.bumpEpoch(this.d.id);
         // Winning the epoch is progress (./stall.ts): a slow win and a slow first tick
         // are each judged against the stall limit, not their sum.
@@ -192,8 +196,8 @@ export class LeaderLoop {
         this.d.metrics.epoch.set(this.epoch);
         this.d.metrics.elections.inc();
         log.info({ category: "INSTANCE", epoch: this.epoch }, "leading with a new fencing epoch");
-        await this.publishLeader();
-        this.publish({ t: "leader", id: this.d.id, epoch: this.epoch });
+        await this.publisher.leader();
+        this.publisher.nudge({ t: "leader", id: this.d.id, epoch: this.epoch });
       }
       await this.tick(this.epoch, signal);
       this.stall.progressed();
@@ -211,14 +215,6 @@ export class LeaderLoop {
       if (msg !== this.st.lastError) log.warn({ category: "ERROR", err }, "leader tick failed; retrying");
       this.st.lastError = msg;
       return "failed";
-    }
-  }
-
-  private async publishWhileLeading(signal: AbortSignal): Promise<void> {
-    const every = this.d.config.timings.leaderInfoPublishMs;
-    while (!signal.aborted) {
-      if (this.d.isLeader()) await this.publishLeader().catch(() => {});
-      await this.d.clock.sleep(every, signal).catch(() => {});
     }
   }
 
@@ -266,7 +262,7 @@ export class LeaderLoop {
 
   /** The tick's reads: membership, rows, instances, catalog, legacy members, health. */
   private async read(epoch: number): Promise<PlanSources> {
-    await this.publishLeader();
+    await this.publisher.leader();
     // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
     return readPlanSources({ ...this.readers(), store: { load: () => this.d.store.load({ epoch, now: this.d.clock.now() }) } });
   }
@@ -281,7 +277,7 @@ export class LeaderLoop {
     const { snapshot: snap, state } = sources;
     const rows = this.rowsSummaries.of(state.rows, state.rowsVersion);
     tracker.watch(rows.owners);
-    await this.publishMode(state.flag);
+    await this.publisher.mode(state.flag);
     if (signal.aborted) return undefined;
     // Which Redis the deciders read: agents count a Redis-confirmed heartbeat only from it.
     if (snap.channels.redis && snap.incarnation && `${epoch}/${snap.incarnation}` !== this.recordedRedis) {
@@ -308,8 +304,8 @@ export class LeaderLoop {
       }
       const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events, sessions);
       for (const [id, session] of sessions) this.stamped.set(id, session);
-      await this.publishVersions(versions);
-      this.publish({ t: "assign", epoch, versions: Object.fromEntries(versions) });
+      await this.publisher.versions(versions);
+      this.publisher.nudge({ t: "assign", epoch, versions: Object.fromEntries(versions) });
       this.accounting.account(p);
     }
     return { p, named: rows.named };
@@ -328,10 +324,10 @@ export class LeaderLoop {
     this.forceNext = false;
     this.lastPool = new Map(p.pool.filter((m) => !m.draining && m.capacity > 0).map((m) => [m.id, m.capacity]));
     this.accounting.report(p, sources.catalog.length);
-    await this.maybeSaveStats(epoch, snap);
+    await this.housekeeping.saveStats(epoch, snap);
     this.streamHealth.figures(sources.catalog, snap, state.rows);
-    await this.pruneMembers(snap, named);
-    await this.maybePruneEvents();
+    await this.housekeeping.pruneMembers(snap, named);
+    await this.housekeeping.pruneEvents();
   }
 
   /**
@@ -360,66 +356,5 @@ export class LeaderLoop {
     const reason = rebalanceTrigger(snap.members.values(), this.lastPool, owned, streams, this.d.requireWorker);
     const cooled = now - this.lastRebalanceAt >= cfg.rebalanceCooldownMs;
     return rebalancePolicy(cfg, { rebalanceAllowed: cooled || reason !== undefined, force: this.forceNext, rebalanceReason: reason ?? "imbalance" });
-  }
-
-  private async maybeSaveStats(epoch: number, snap: Snapshot): Promise<void> {
-    const now = this.d.clock.now();
-    if (now - this.lastStatsAt < this.d.config.timings.statsSaveMs) return;
-    this.lastStatsAt = now;
-    const stats = [...snap.members.values()]
-      .filter((m) => m.hb && m.status !== "dead")
-      .map((m) => ({ id: m.id, processed: m.hb!.worker.processed, errors: m.hb!.worker.errors, capacity: m.hb!.capacity }));
-    await this.d.store.saveStats(epoch, stats);
-  }
-
-  /**
-   * Forgets members gone for long (left, or dead) that own no rows, so the member set
-   * does not grow forever. Their history stays in Postgres.
-   */
-  private async pruneMembers(snap: Snapshot, owners: ReadonlySet<string>): Promise<void> {
-    const goneForMs = this.d.config.timings.memberForgetMs;
-    const prune = [...snap.members.values()].filter((m) => !m.present && (m.status === "left" || m.status === "dead") && m.silentMs > goneForMs && !owners.has(m.id));
-    if (prune.length === 0) return;
-    await this.d.protocol.pruneMembers(prune.map((m) => m.id));
-    await this.d.forgetHeartbeats(prune.map((m) => m.id));
-    for (const m of prune) this.d.tracker.forget(m.id);
-    this.d.logger.info({ category: "INSTANCE", pruned: prune.map((m) => m.id) }, "forgot members gone for long");
-  }
-
-  private async maybePruneEvents(): Promise<void> {
-    const now = this.d.clock.now();
-    if (now - this.lastEventPruneAt < this.d.config.timings.eventPruneMs) return;
-    this.lastEventPruneAt = now;
-    const n = await this.d.store.pruneEvents(this.d.config.eventRetentionMs);
-    if (n > 0) this.d.logger.info({ category: "PERF", deleted: n }, "pruned old events");
-  }
-
-  /**
-   * Publishes who leads. Writes are chained, and each describes the state when it is
-   * SENT, so a slow earlier write ("not ready yet") can never land after a later one.
-   */
-  private publishLeader(): Promise<void> {
-    const next = this.publishing.then(async () => {
-      const token = this.d.leaseToken();
-      if (!token) return;
-      const info: LeaderInfo = { id: this.d.id, epoch: this.epoch ?? 0, ready: this.epoch !== undefined };
-      await this.d.protocol.publishLeader(token, info, this.d.config.leaderLeaseTtlMs);
-    });
-    this.publishing = next.catch(() => {});
-    return next;
-  }
-
-  private async publishVersions(versions: ReadonlyMap<string, number>): Promise<void> {
-    await this.d.protocol.publishVersions(versions);
-  }
-
-  private async publishMode(flag: ClusterFlag): Promise<void> {
-    await this.d.protocol.publishMode(flag);
-  }
-
-  private publish(n: Nudge): void {
-    this.d.protocol.publishNudge(n).catch(() => {
-      // Nudges only speed things up; agents also poll.
-    });
   }
 }

@@ -18,6 +18,10 @@
  * - a stored document other processes wrote (a heartbeat, the leader info, the flag
  *   mirror, a nudge) that does not parse decodes to `undefined`, as if absent: one
  *   agent's bad write, or an older agent's, must not stop everyone else's heartbeats.
+ *
+ * Beside this file: ./redis-replies.ts checks the replies' shapes (ProtocolError);
+ * ./heartbeat-encoding.ts encodes a heartbeat and says whether it says anything new
+ * (both re-exported here).
  */
 import crypto from "node:crypto";
 import type { Redis } from "ioredis";
@@ -29,20 +33,12 @@ import { FeedMirror, feedMs } from "./feed-mirror.js";
 import { CLEAR_LEADER, FEED_MAXLEN, FEED_READ, HEARTBEAT, PUBLISH_LEADER, PUBLISH_MODE, PUBLISH_VERSIONS, READ_MEMBER, type ScriptDef } from "./redis-scripts.js";
 import { decodeFlag, decodeHeartbeat, decodeLeaderInfo, decodeLeaderMark } from "./redis-documents.js";
 import type { Heartbeat, LeaderInfo, Nudge } from "./types.js";
+import { encodeHeartbeat, saysNothingNew } from "./heartbeat-encoding.js";
+import { flag01, int, list, ProtocolError, str, tuple } from "./redis-replies.js";
 
 export { decodeFlag, decodeHeartbeat, decodeLeaderInfo, decodeLeaderMark, decodeNudge } from "./redis-documents.js";
-
-/** Redis answered something the protocol does not allow. */
-export class ProtocolError extends Error {
-  override readonly name = "ProtocolError";
-  constructor(
-    readonly command: string,
-    message: string,
-    readonly reply: unknown,
-  ) {
-    super(`${command}: ${message}`);
-  }
-}
+export { encodeHeartbeat, saysNothingNew } from "./heartbeat-encoding.js";
+export { ProtocolError } from "./redis-replies.js";
 
 export interface HeartbeatReply {
   /**
@@ -126,65 +122,6 @@ const DEFAULT_WINDOW_MS = 10_000;
  * finds every member's whatever the window.
  */
 const FULL_PAYLOAD_EVERY = 10;
-
-const encoded = new WeakMap<Heartbeat, string>();
-
-/**
- * A heartbeat's JSON text, encoded once however many channels send it (Redis and
- * PostgreSQL get the same beat). A heartbeat is never changed once built.
- */
-export function encodeHeartbeat(hb: Heartbeat): string {
-  let text = encoded.get(hb);
-  if (text === undefined) {
-    text = JSON.stringify(hb);
-    encoded.set(hb, text);
-  }
-  return text;
-}
-
-/**
- * Whether heartbeat `b` says nothing `a` did not: equal but for what changes at every
- * beat (seq, the worker's counters and last call). Compared as their JSON texts would be
- * (a key whose value is undefined is absent; the same key order is not required), without
- * writing them: a heartbeat's held list and stream states are its largest part, and
- * usually the very same arrays and objects as the previous beat's.
- */
-export function saysNothingNew(a: Heartbeat, b: Heartbeat): boolean {
-  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (key === "seq") continue;
-    const x = (a as unknown as Record<string, unknown>)[key];
-    const y = (b as unknown as Record<string, unknown>)[key];
-    if (key === "worker" && x && y) {
-      const { lastSeenMsAgo: _l1, processed: _p1, errors: _e1, ...wa } = x as Heartbeat["worker"];
-      const { lastSeenMsAgo: _l2, processed: _p2, errors: _e2, ...wb } = y as Heartbeat["worker"];
-      if (!sameJson(wa, wb)) return false;
-    } else if (!sameJson(x, y)) return false;
-  }
-  return true;
-}
-
-/** Whether two JSON-like values encode alike (undefined-valued keys count as absent). */
-function sameJson(x: unknown, y: unknown): boolean {
-  if (x === y) return true;
-  if (typeof x !== "object" || typeof y !== "object" || x === null || y === null) return false;
-  if (Array.isArray(x) !== Array.isArray(y)) return false;
-  if (Array.isArray(x)) {
-    const b = y as unknown[];
-    if (x.length !== b.length) return false;
-    for (let i = 0; i < x.length; i++) if (!sameJson(x[i], b[i])) return false;
-    return true;
-  }
-  const a = x as Record<string, unknown>;
-  const b = y as Record<string, unknown>;
-  let n = 0;
-  for (const k in a) {
-    if (a[k] === undefined) continue;
-    n++;
-    if (!sameJson(a[k], b[k])) return false;
-  }
-  for (const k in b) if (b[k] !== undefined) n--;
-  return n === 0;
-}
 
 export class RedisProtocol {
   /** What the last confirmed heartbeat said, and how many beats ago it was stored whole. */
@@ -374,33 +311,4 @@ export class RedisProtocol {
     const command = (this.redis as unknown as Record<string, ScriptCommand>)[COMMANDS[name][0]]!;
     return command.call(this.redis, ...keys, ...args);
   }
-}
-
-// ---- reply shapes: ProtocolError when wrong -----------------------------------------
-
-function tuple(command: string, reply: unknown, n: number): unknown[] {
-  if (!Array.isArray(reply) || reply.length !== n) throw new ProtocolError(command, `expected an array of ${n}`, reply);
-  return reply;
-}
-
-function list(command: string, v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw new ProtocolError(command, `${what} is not an array`, v);
-  return v;
-}
-
-function str(command: string, v: unknown, what: string): string {
-  if (typeof v !== "string") throw new ProtocolError(command, `${what} is not a string`, v);
-  return v;
-}
-
-/** An integer, as Redis returns one (a number) or as a script passes a stored one (a decimal string). */
-function int(command: string, v: unknown, what: string): number {
-  const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new ProtocolError(command, `${what} is not an integer`, v);
-  return n;
-}
-
-function flag01(command: string, v: unknown): boolean {
-  if (v !== 0 && v !== 1) throw new ProtocolError(command, "expected 0 or 1", v);
-  return v === 1;
 }
