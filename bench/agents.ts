@@ -5,7 +5,7 @@
  *
  * Each agent runs the production command exactly as the Dockerfile's CMD gives it (`node`,
  * its V8 flags, dist/agent/main.js; `npm run build` runs first when dist/ is missing or
- * older than a source), with the default timings, equal MAX_STREAMS (1.5 × streams in
+ * older than a source), with the default timings (or those given), equal MAX_STREAMS (1.5 × streams in
  * all), LOG_LEVEL info to a log file, a private PostgreSQL (with a `streams` catalog) and
  * a private Redis (test/helpers/private-servers.ts). Beside each, a simulated worker
  * (tools/sim-worker.ts, as the demo and the cluster tests run it: it obeys the lease),
@@ -55,6 +55,8 @@ export function productionCommand(): { flags: string[]; main: string } {
 export interface AgentsResult {
   readonly agents: number;
   readonly streams: number;
+  /** Settings given besides the defaults (--agents-env). */
+  readonly env?: Readonly<Record<string, string>>;
   /** When the agents were spawned (to match their logs). */
   readonly spawnedAt: string;
   /** 1-minute load average when the agents were spawned and when the run ended. */
@@ -172,6 +174,8 @@ export async function runAgents(o: {
   idleS: number;
   /** Node.js options added to the production command's (e.g. a V8 flag to compare); none by default. */
   nodeArgs?: readonly string[];
+  /** Settings given to every agent besides the benchmark's own (e.g. HEARTBEAT_INTERVAL); none by default. */
+  env?: Readonly<Record<string, string>>;
   log: (line: string) => void;
 }): Promise<AgentsResult> {
   const command = productionCommand();
@@ -205,6 +209,7 @@ export async function runAgents(o: {
           PORT: String(ports[i]),
           HOST: "127.0.0.1",
           LOG_LEVEL: "info",
+          ...o.env,
         },
         stdio: ["ignore", fd, fd],
       });
@@ -291,7 +296,7 @@ export async function runAgents(o: {
       const m = (x: Figures | undefined | null) => (x ? `RSS ${x.rssMB.toFixed(1)} MB (anonymous ${x.anonMB.toFixed(1)}, peak ${x.hwmMB.toFixed(1)}), CPU ${x.cpuPct.toFixed(2)} %` : "—");
       o.log(`leader ${leaderId ?? "?"}: ${m(leader)}; followers median ${m(followers?.median)}, max ${m(followers?.max)} (idle window ${o.idleS} s)`);
     }
-    return { agents, streams, spawnedAt, loadAtStart, loadAtEnd: os.loadavg()[0]!, allAnsweredS, leaderReadyS, firstServedS, allServedS, coverS, startCpuS, leader, followers, note: notes.join("; ") };
+    return { agents, streams, env: o.env, spawnedAt, loadAtStart, loadAtEnd: os.loadavg()[0]!, allAnsweredS, leaderReadyS, firstServedS, allServedS, coverS, startCpuS, leader, followers, note: notes.join("; ") };
   } finally {
     await Promise.all(members.map((m) => m.worker.stop()));
     for (const m of members) if (running(m)) m.proc.kill("SIGKILL");
@@ -312,7 +317,7 @@ export function agentsTables(r: AgentsResult, o: { settleS: number; idleS: numbe
   const cpu = (x: Figures | null | undefined) => (x ? `${x.cpuPct.toFixed(2)} %` : "—");
   return [
     {
-      title: `Agent processes: ${r.agents} × the production command, ${r.streams.toLocaleString("en")} streams, default timings, a simulated worker beside each, private PostgreSQL and Redis`,
+      title: `Agent processes: ${r.agents} × the production command, ${r.streams.toLocaleString("en")} streams, ${r.env && Object.keys(r.env).length ? Object.entries(r.env).map(([k, v]) => `${k}=${v}`).join(" ") : "default timings"}, a simulated worker beside each, private PostgreSQL and Redis`,
       head: ["load avg", "workers answered", "leader ready", "first served", "all served", "even cover", "CPU s to cover", "note"],
       rows: [[`${r.loadAtStart.toFixed(2)} → ${r.loadAtEnd.toFixed(2)}`, s(r.allAnsweredS), s(r.leaderReadyS), s(r.firstServedS), s(r.allServedS), s(r.coverS), r.startCpuS.toFixed(1), r.note]],
       note: "times from the spawn; CPU s to cover: the CPU seconds all agents used from the spawn to the even cover.",

@@ -16,8 +16,9 @@
  * agent-process benchmark (bench/agents.ts: cold start, memory and idle CPU of real agent
  * processes) with --agents-streams=5000, --agents-timeout=120 (seconds allowed to cover),
  * --agents-settle=15 and --agents-idle=30 (seconds before memory is read, and of the idle
- * CPU window) and --agents-node-args="…" (Node.js options added to the production
- * command's, to compare V8 flags).
+ * CPU window), --agents-node-args="…" (Node.js options added to the production
+ * command's, to compare V8 flags) and --agents-env=KEY=VALUE[,KEY=VALUE] (settings given
+ * to every agent, e.g. HEARTBEAT_INTERVAL=2; the defaults otherwise).
  * --tick=100[,1000] runs only the leader tick benchmark (bench/leader-tick.ts): one leader
  * alone in this process with that many simulated members, at --tick-streams=10000,100000.
  */
@@ -58,6 +59,7 @@ const { values } = parseArgs({
     "agents-settle": { type: "string", default: "15" },
     "agents-idle": { type: "string", default: "30" },
     "agents-node-args": { type: "string" },
+    "agents-env": { type: "string" },
     tick: { type: "string" },
     "tick-streams": { type: "string", default: "10000,100000" },
   },
@@ -71,6 +73,21 @@ const only = new Set(
   values.only !== undefined ? values.only.split(",") : values.fleet !== undefined ? ["fleet"] : values.agents !== undefined ? ["agents"] : quick ? ["movement", "hashed", "timing"] : ["movement", "hashed", "timing", "failover"],
 );
 /** A comma-separated list of positive numbers, or a clear error. */
+/** `KEY=VALUE[,KEY=VALUE]` as settings; a malformed pair stops the run with its flag named. */
+function settings(flag: string, raw: string | undefined): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const pair of raw.split(",").filter(Boolean)) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair.trim());
+    if (!m) {
+      console.error(`--${flag}: expected KEY=VALUE[,KEY=VALUE], got "${pair}"`);
+      process.exit(2);
+    }
+    out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
 function numbers(flag: string, raw: string): number[] {
   const xs = raw.split(",").map((x) => Number(x.trim()));
   if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0)) {
@@ -168,7 +185,7 @@ const fleetResults: FleetResult[] = !only.has("fleet")
 
 const agentsResult: AgentsResult | undefined = !only.has("agents")
   ? undefined
-  : await runAgents({ agents: agentsCount, streams: agentsStreams, timeoutS: agentsTimeoutS, settleS: agentsSettleS, idleS: agentsIdleS, nodeArgs: values["agents-node-args"]?.split(" ").filter(Boolean), log: (line) => console.log(`  ${line}`) }).then((r) => {
+  : await runAgents({ agents: agentsCount, streams: agentsStreams, timeoutS: agentsTimeoutS, settleS: agentsSettleS, idleS: agentsIdleS, nodeArgs: values["agents-node-args"]?.split(" ").filter(Boolean), env: settings("agents-env", values["agents-env"]), log: (line) => console.log(`  ${line}`) }).then((r) => {
       for (const t of agentsTables(r, { settleS: agentsSettleS, idleS: agentsIdleS })) table(t.title, t.head, t.rows, t.note);
       return r;
     });
