@@ -1,6 +1,7 @@
 /**
- * The leader loop: runs only while this agent holds the lease, and stops the moment the
- * AbortSignal says leadership is gone.
+ * The leader loop: runs only while this agent holds the lease, and starts nothing more
+ * the moment the AbortSignal says leadership is gone; run() returns once the step then in
+ * flight has ended (waited for at most LEADER_LEASE_TTL) and its health figures with it.
  *
  * Per tick: read the members (Redis), the rows and instances (Postgres; the rows from
  * ./store.ts's mirror of this term's own writes), the catalog and the legacy members
@@ -167,18 +168,31 @@ export class LeaderLoop {
     // Progress = a completed stage of a tick (or the epoch won). A leader without progress
     // for leaderStallMs while other members reach PostgreSQL steps aside (./stall.ts).
     this.stall.progressed();
+    let inflight: Promise<unknown> = Promise.resolve();
     while (!signal.aborted) {
-      const outcome = await this.stall.await(this.step(signal), signal);
+      inflight = this.step(signal);
+      const outcome = await this.stall.await(inflight, signal);
       if (outcome === "stalled" || outcome === "fenced") break;
       if (signal.aborted) break;
       if (this.stall.stepAsideIfStalled()) break;
       await this.waitForWork(tickEvery, signal);
     }
+    // A step the end of leadership cut short may still run (its bookkeeping starts the
+    // health figures): let it finish, within the stall limit (a hung PostgreSQL never
+    // answers), so nothing of this term still uses the stores once run() returns.
+    await this.settle(inflight, this.d.config.timings.leaderStallMs);
     await infoKept;
     await this.streamHealth.idle();
     this.d.metrics.isLeader.set(0);
     // Followers try the lease only when no leader is named: stop naming this one now.
     await this.publisher.clear();
+  }
+
+  /** Waits for `work` to end, at most `ms`. */
+  private async settle(work: Promise<unknown>, ms: number): Promise<void> {
+    const timer = new AbortController();
+    await Promise.race([work.catch(() => {}), this.d.clock.sleep(ms, timer.signal).catch(() => {})]);
+    timer.abort();
   }
 
   /** One unit of leader work: win the epoch if needed, then tick. */
