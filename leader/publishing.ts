@@ -4,10 +4,10 @@
  *
  * Guarantees: leader-info writes are chained and each describes the state when it is
  * SENT, so a slow earlier write ("not ready yet") never lands after a later one; no write
- * is made without the lease token; `clear` waits for the last write before removing the
+ * is made without holding the lease; `clear` waits for the last write before removing the
  * info. Does not: decide anything it publishes (leader/leader.ts), nor fence (the Redis
- * scripts check the token: shared/redis-scripts.ts); a nudge that fails is dropped (agents
- * also poll).
+ * scripts in shared/redis-scripts.ts compare the lease value they are given); a nudge that
+ * fails is dropped (agents also poll).
  */
 import type { Clock } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
