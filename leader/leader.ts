@@ -177,15 +177,16 @@ export class LeaderLoop {
       if (this.stall.stepAsideIfStalled()) break;
       await this.waitForWork(tickEvery, signal);
     }
+    await infoKept;
+    this.d.metrics.isLeader.set(0);
+    // Followers try the lease only when no leader is named: stop naming this one now,
+    // before waiting for anything below.
+    await this.publisher.clear();
     // A step the end of leadership cut short may still run (its bookkeeping starts the
     // health figures): let it finish, within the stall limit (a hung PostgreSQL never
     // answers), so nothing of this term still uses the stores once run() returns.
     await this.settle(inflight, this.d.config.timings.leaderStallMs);
-    await infoKept;
     await this.streamHealth.idle();
-    this.d.metrics.isLeader.set(0);
-    // Followers try the lease only when no leader is named: stop naming this one now.
-    await this.publisher.clear();
   }
 
   /** Waits for `work` to end, at most `ms`. */
