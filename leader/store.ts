@@ -21,7 +21,7 @@
  * rows instead of deriving it again (shared/placement/rows-index.ts).
  */
 import type { Sql, TxSql } from "../shared/db.js";
-import { ident, num } from "../shared/db.js";
+import { REPEATED, ident, num } from "../shared/db.js";
 import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, type StreamId } from "../shared/types.js";
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
 import { RowsLog, type RowsJournal } from "../shared/placement/rows-index.js";
@@ -98,7 +98,7 @@ export class LeaderStore {
    * epoch in the statement itself: a deposed leader's write matches no row.
    */
   async recordRedis(epoch: number, incarnation: string): Promise<void> {
-    await this.sql.unsafe(`update ${this.s}.leadership set redis_incarnation = $2 where epoch = $1 and redis_incarnation is distinct from $2`, [epoch, incarnation]);
+    await this.sql.unsafe(`update ${this.s}.leadership set redis_incarnation = $2 where epoch = $1 and redis_incarnation is distinct from $2`, [epoch, incarnation], REPEATED);
   }
 
   /**
@@ -234,7 +234,7 @@ export class LeaderStore {
            on conflict (id) do update set version = ${this.s}.instances.version + 1, epoch = $2,
              stamped_session = coalesce(excluded.stamped_session, ${this.s}.instances.stamped_session)
            returning id, version`,
-          [list as never, epoch],
+          [list as never, epoch], REPEATED,
         );
         for (const r of bumped) versions.set(r.id as string, num(r.version));
       }
@@ -264,7 +264,7 @@ export class LeaderStore {
              reason = excluded.reason, epoch = excluded.epoch, url = excluded.url, name = excluded.name, metadata = excluded.metadata,
              assigned_at = case when ${this.s}.assignments.instance_id = excluded.instance_id then ${this.s}.assignments.assigned_at else now() end,
              updated_at = now()`,
-          [puts as never, epoch],
+          [puts as never, epoch], REPEATED,
         );
       }
       if (revokes.length > 0) {
@@ -273,7 +273,7 @@ export class LeaderStore {
                   reason = x.reason, epoch = $2, updated_at = now()
              from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text, reason text, revoke_version bigint)
             where a.stream_id = x.stream_id`,
-          [revokes as never, epoch],
+          [revokes as never, epoch], REPEATED,
         );
       }
       if (retargets.length > 0) {
@@ -281,7 +281,7 @@ export class LeaderStore {
           `update ${this.s}.assignments a set next_instance = x.next_instance, epoch = $2, updated_at = now()
              from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text)
             where a.stream_id = x.stream_id`,
-          [retargets as never, epoch],
+          [retargets as never, epoch], REPEATED,
         );
       }
       if (deletes.length > 0) {
@@ -294,7 +294,7 @@ export class LeaderStore {
              select x.id, x.status, case when x.status = 'removed' then now() end from jsonb_to_recordset($1::jsonb) as x(id text, status text)
            on conflict (id) do update set status = excluded.status,
              removed_at = case when excluded.status = 'removed' then now() else null end`,
-          [list as never],
+          [list as never], REPEATED,
         );
       }
       if (events.length > 0) {
@@ -302,7 +302,7 @@ export class LeaderStore {
           `insert into ${this.s}.events (kind, stream_id, from_instance, to_instance, reason, epoch, detail)
              select x.kind, x.stream_id, x.from_instance, x.to_instance, x.reason, $2, x.detail
                from jsonb_to_recordset($1::jsonb) as x(kind text, stream_id text, from_instance text, to_instance text, reason text, detail jsonb)`,
-          [events as never, epoch],
+          [events as never, epoch], REPEATED,
         );
       }
       return versions;
@@ -319,7 +319,7 @@ export class LeaderStore {
                 capacity = x.capacity, last_seen = now()
            from jsonb_to_recordset($1::jsonb) as x(id text, processed bigint, errors bigint, capacity integer)
           where i.id = x.id`,
-        [stats as never],
+        [stats as never], REPEATED,
       );
     });
   }

@@ -38,6 +38,17 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
   }) as unknown as Sql;
 }
 
+/**
+ * Options for a statement an agent runs again and again (every heartbeat, every tick):
+ * prepared on each connection the first time, so each later run is one round trip (Bind
+ * and Execute) instead of two (postgres.js describes an unprepared statement that has
+ * parameters before it runs it), and its text is not sent again. Only for a statement
+ * whose text is fixed (one per schema): each distinct text stays prepared on its
+ * connection until the connection closes. postgres.js prepares the statement again, once,
+ * when PostgreSQL says the cached plan no longer fits (a migration changed a table).
+ */
+export const REPEATED = { prepare: true } as const;
+
 /** Quotes an identifier that was already validated (config) or read from the catalog. */
 export function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

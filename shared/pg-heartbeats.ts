@@ -20,7 +20,7 @@
  */
 import crypto from "node:crypto";
 import type { Sql } from "./db.js";
-import { ident, num } from "./db.js";
+import { REPEATED, ident, num } from "./db.js";
 import { decodeHeartbeat, encodeHeartbeat } from "./redis-protocol.js";
 import type { Heartbeat } from "./types.js";
 
@@ -96,7 +96,7 @@ export class PgHeartbeats {
           where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq
          returning 1)
        select redis_incarnation from ${this.leadership}`,
-      [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)],
+      [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)], REPEATED,
     );
     const inc = rows[0]?.redis_incarnation;
     return { deciderRedis: typeof inc === "string" && inc !== "" ? inc : null };
@@ -164,7 +164,7 @@ export class PgHeartbeats {
         [...statesKnown.keys()],
         [...statesKnown.values()].map((v) => v.digest),
         ...params.slice(1),
-      ] as never[],
+      ] as never[], REPEATED,
     );
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {

@@ -3,7 +3,7 @@
  * flag, the cluster mode flag. The leader's fenced writes live in leader/store.ts.
  */
 import type { Sql } from "./db.js";
-import { ident, num } from "./db.js";
+import { REPEATED, ident, num } from "./db.js";
 import type { EventKind, Mode, Stream, StreamId } from "./types.js";
 
 export interface OwnAssignment {
@@ -43,7 +43,7 @@ export class Store {
          left join ${this.s}.instances i on i.id = $1
          left join ${this.s}.assignments a on a.instance_id = i.id
         group by i.id, i.version, i.epoch, i.draining, i.stamped_session, i.declared_capacity, c.mode, c.mode_version`,
-      [instanceId],
+      [instanceId], REPEATED,
     );
     const r = rows[0];
     if (!r) throw new Error("orchestrator schema is missing its cluster row");

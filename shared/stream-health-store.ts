@@ -16,7 +16,7 @@
  * means) and shared/placement/health-rules.ts (what the leader does about it).
  */
 import type { Sql, TxSql } from "./db.js";
-import { ident, num } from "./db.js";
+import { REPEATED, ident, num } from "./db.js";
 import type { StreamId } from "./types.js";
 
 export interface HealthRecord {
@@ -119,7 +119,7 @@ export class StreamHealthStore {
            select x, now() from unnest($1::text[]) as x
          on conflict (stream_id) do update set last_ok_at = now(), failing_on = null, failing_since = null,
            quarantined_at = null, retry_at = null, retries = 0, updated_at = now()`,
-        [ok as never],
+        [ok as never], REPEATED,
       );
     }
     if (failed.length > 0) {
@@ -130,7 +130,7 @@ export class StreamHealthStore {
          on conflict (stream_id) do update set
            failing_since = case when h.failing_on = $2 then h.failing_since else now() end,
            failing_on = $2, last_error = excluded.last_error, last_error_at = now(), updated_at = now()`,
-        [list as never, instance],
+        [list as never, instance], REPEATED,
       );
     }
   }
@@ -149,7 +149,7 @@ export class StreamHealthStore {
         `select ${RECORD_COLUMNS} from ${this.s}.stream_health
           where stream_id in (select stream_id from ${this.s}.stream_health where failing_on is not null or quarantined_at is not null
                               union select stream_id from ${this.s}.stream_failures where at > now() - $1 * interval '1 millisecond')`,
-        [memoryMs],
+        [memoryMs], REPEATED,
       ),
       this.readFailures(this.sql, memoryMs),
     ]);
@@ -165,7 +165,7 @@ export class StreamHealthStore {
          from ${this.s}.stream_failures f left join ${this.s}.stream_health h using (stream_id)
         where f.at > now() - $1 * interval '1 millisecond' ${stream === undefined ? "" : "and f.stream_id = $2"}
         order by f.at desc, f.id desc`,
-      stream === undefined ? [memoryMs] : [memoryMs, stream],
+      stream === undefined ? [memoryMs] : [memoryMs, stream], REPEATED,
     );
     const out = new Map<StreamId, ChargedFailure[]>();
     for (const r of rows) {
