@@ -5,7 +5,8 @@
  * (shared/membership.ts decides who is dead).
  *
  * The tracker reads the whole membership only while `decider` says so; otherwise it
- * follows the leader through this agent's own heartbeat replies (shared/membership.ts).
+ * follows the leader through this agent's own heartbeat replies (shared/membership.ts):
+ * Redis's reply, and the leader's PostgreSQL row that the heartbeat's write reads back.
  *
  * Guarantees: every write and every PostgreSQL read has a deadline shorter than a
  * heartbeat, so a blackholed link counts as a failed (or unread) channel instead of a
@@ -89,7 +90,13 @@ export function createLiveness(d: LivenessDeps): Liveness {
     workerLeaseMs: config.workerLeaseMs,
     policy: config.onCoordinationLoss,
     sendRedis: (hb) => d.protocol.heartbeat(hb, config.heartbeatTimeoutMs),
-    sendPostgres: (hb) => withTimeout(clock, pgHeartbeats.write(hb), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat"),
+    // A follower's write also reads the leader's heartbeat: the tracker's PostgreSQL read, without a round trip of its own.
+    sendPostgres: async (hb) => {
+      const ids = tracker.pgWatch();
+      const written = await withTimeout(clock, pgHeartbeats.write(hb, ids.length > 0 ? { ids, maxAgeMs: t.memberForgetMs } : undefined), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat");
+      if (written.watched) tracker.observePgReply(ids, written.watched, clock.now());
+      return written;
+    },
     build: (now) => ({
       ...d.state(now),
       id: config.instanceId,

@@ -23,7 +23,9 @@
  * membership, and on Redis only what changed since their last read (the heartbeat feed,
  * shared/feed-mirror.ts; the whole feed on a first read or after a gap). Every other agent
  * watches the leader alone: its Redis progress comes with this agent's own heartbeat
- * replies (`observeReply`), its PostgreSQL row is read by id. A follower that becomes a
+ * replies (`observeReply`), its PostgreSQL row with this agent's own heartbeat write
+ * (`pgWatch`, `observePgReply`; read by id when that write's answer is older than a gap
+ * or named another leader). Either is dated, like a read, when it arrived. A follower that becomes a
  * decider keeps what it observed of the leader (so a new leader can declare the old one
  * dead without watching it anew) and starts every other member's clocks at its first
  * full read, as a freshly started agent does.
@@ -132,6 +134,8 @@ export class MembershipTracker {
   private readonly channels: readonly Channel[];
   /** The last heartbeat reply (a follower's Redis read) and when it arrived. */
   private reply: { at: number; view: ReplyView } | undefined;
+  /** What this agent's last PostgreSQL heartbeat write read of the members it watched, and when it arrived. */
+  private pgReply: { at: number; ids: string; rows: StoredPgHeartbeat[] } | undefined;
   /** Whether the last read was a decider's. */
   private deciding = false;
   /** Until this local time the tracker decides whatever `decider` says (an operator asked for the whole view). */
@@ -195,6 +199,23 @@ export class MembershipTracker {
     this.reply = { at, view };
   }
 
+  /**
+   * The members a follower watches on PostgreSQL now (the leader, and the one before it),
+   * for its own heartbeat write to read them in the same statement (`observePgReply`); none
+   * while it decides, as it then reads everyone itself.
+   */
+  pgWatch(): string[] {
+    if ((this.o.decider?.() ?? true) || this.o.clock.now() < this.wholeUntil) return [];
+    const named = this.reply?.view.leaderMark?.id ?? this.reply?.view.leader?.id;
+    const moved = !!named && named !== this.followed;
+    return [...new Set([moved ? named : this.followed, moved ? this.followed : this.previousFollowed])].filter((x): x is string => !!x);
+  }
+
+  /** What a heartbeat write confirmed at local time `at` read of the members `pgWatch` named: a follower's PostgreSQL read. */
+  observePgReply(ids: readonly string[], rows: StoredPgHeartbeat[], at: number): void {
+    this.pgReply = { at, ids: [...ids].sort().join(" "), rows };
+  }
+
   /** Forgets a member entirely (it was removed for good). */
   forget(id: string): void {
     this.entries.delete(id);
@@ -213,6 +234,8 @@ export class MembershipTracker {
     let p: PromiseSettledResult<StoredPgHeartbeat[] | undefined>;
     /** Local time of this Redis read (a follower's: its last heartbeat reply). */
     let redisReadAt: number | undefined;
+    /** Local time of this PostgreSQL read (a follower's: its last heartbeat write's, when it read the members watched now). */
+    let pgReadAt: number | undefined;
     if (deciding) {
       // First read, a gap, or back from following: the whole feed, not what changed.
       const last = this.lastReadAt.redis;
@@ -225,7 +248,13 @@ export class MembershipTracker {
       r = fresh ? { status: "fulfilled", value: followerRaw(reply.view) } : { status: "rejected", reason: new Error("no heartbeat reply lately") };
       if (fresh) redisReadAt = reply.at;
       const pg = this.o.pg;
-      p = !pg ? { status: "fulfilled", value: undefined } : watched.length === 0 ? { status: "fulfilled", value: [] } : await Promise.allSettled([pg.readSome ? pg.readSome(watched) : pg.readAll()]).then(([x]) => x);
+      const written = this.pgReply;
+      if (pg && watched.length > 0 && written && started - written.at <= this.o.maxGapMs && written.ids === [...watched].sort().join(" ")) {
+        p = { status: "fulfilled", value: written.rows };
+        pgReadAt = written.at;
+      } else {
+        p = !pg ? { status: "fulfilled", value: undefined } : watched.length === 0 ? { status: "fulfilled", value: [] } : await Promise.allSettled([pg.readSome ? pg.readSome(watched) : pg.readAll()]).then(([x]) => x);
+      }
     }
     const now = this.o.clock.now();
     const raw: RawSnapshot | undefined = r.status === "fulfilled" ? r.value : undefined;
@@ -242,7 +271,7 @@ export class MembershipTracker {
       if (!ok[c]) continue;
       const last = this.lastReadAt[c];
       restart[c] = last === undefined || started - last > this.o.maxGapMs || (c === "redis" && newIncarnation);
-      this.lastReadAt[c] = c === "redis" && redisReadAt !== undefined ? redisReadAt : now;
+      this.lastReadAt[c] = (c === "redis" ? redisReadAt : pgReadAt) ?? now;
     }
 
     const progressed = new Set<string>();

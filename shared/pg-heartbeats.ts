@@ -14,7 +14,8 @@
  *   unchanged (same digest).
  * - The same statement reads back which Redis the deciders read (the incarnation the
  *   leader recorded in `leadership.redis_incarnation`, null when none did), so an agent
- *   learns it every interval at no extra round trip (agent/heartbeat.ts).
+ *   learns it every interval at no extra round trip (agent/heartbeat.ts), and, when asked,
+ *   the heartbeats of the members a follower watches (the leader), as readSome would.
  * It does not time progress: that is dated by the reader, on its own clock. Only rows
  * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
@@ -42,6 +43,12 @@ export function heldDigest(held: readonly string[]): string {
 export interface PgHeartbeatWritten {
   /** The incarnation of the Redis the leader reads, as it recorded it; null when none is recorded. */
   readonly deciderRedis: string | null;
+  /** With a `watch`: the watched members' heartbeats, as readSome would have returned them. */
+  readonly watched?: StoredPgHeartbeat[];
+}
+
+function deciderRedis(inc: unknown): string | null {
+  return typeof inc === "string" && inc !== "" ? inc : null;
 }
 
 export interface StoredPgHeartbeat {
@@ -84,22 +91,39 @@ export class PgHeartbeats {
 
   /**
    * Writes this agent's heartbeat and, in the same statement, reads which Redis the
-   * deciders read. Throws when PostgreSQL did not confirm it. The JSON goes in as text and
-   * is cast: bound to a jsonb parameter, postgres.js would store it as one JSON string
-   * instead of an object.
+   * deciders read and, with `watch`, the heartbeats of those members written within
+   * `maxAgeMs` (a follower watching the leader: readSome's answer, without a round trip of
+   * its own; the statement reads as of its start, so a row it writes is not among them).
+   * Throws when PostgreSQL did not confirm it. The JSON goes in as text and is cast: bound
+   * to a jsonb parameter, postgres.js would store it as one JSON string instead of an
+   * object.
    */
-  async write(hb: Heartbeat): Promise<PgHeartbeatWritten> {
-    const rows = await this.sql.unsafe(
-      `with written as (
+  async write(hb: Heartbeat, watch?: { readonly ids: readonly string[]; readonly maxAgeMs: number }): Promise<PgHeartbeatWritten> {
+    const written = `with written as (
          insert into ${this.table} (instance_id, session, seq, payload, written_at) values ($1, $2, $3, $4::text::jsonb, now())
          on conflict (instance_id) do update set session = excluded.session, seq = excluded.seq, payload = excluded.payload, written_at = now()
           where ${this.table}.session <> excluded.session or ${this.table}.seq < excluded.seq
-         returning 1)
-       select redis_incarnation from ${this.leadership}`,
-      [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)], REPEATED,
+         returning 1)`;
+    const params = [hb.id, hb.session, hb.seq, encodeHeartbeat(hb)];
+    if (!watch || watch.ids.length === 0) {
+      const rows = await this.sql.unsafe(`${written} select redis_incarnation from ${this.leadership}`, params, REPEATED);
+      return { deciderRedis: deciderRedis(rows[0]?.redis_incarnation) };
+    }
+    // The leadership row (no instance_id), then the watched members' rows as read() has them.
+    const q = this.readQuery(params.length, "and h.instance_id = any($ids::text[])", watch.maxAgeMs, watch.ids);
+    const rows = await this.sql.unsafe(
+      `${written}
+       select null::text as instance_id, null::int8 as seq, null::boolean as same_row, null::boolean as same_held, null::boolean as same_states,
+              null::text as states_digest, null::text as payload, redis_incarnation from ${this.leadership}
+       union all
+       select r.*, null::text from (${q.text}) r`,
+      [...params, ...q.params] as never[],
+      REPEATED,
     );
-    const inc = rows[0]?.redis_incarnation;
-    return { deciderRedis: typeof inc === "string" && inc !== "" ? inc : null };
+    const lead = rows.find((r) => r.instance_id === null);
+    const watched = q.decode(rows.filter((r) => r.instance_id !== null));
+    this.keepOnly(new Set(watch.ids));
+    return { deciderRedis: deciderRedis(lead?.redis_incarnation), watched };
   }
 
   /**
@@ -108,37 +132,53 @@ export class PgHeartbeats {
    * not take them for live members. A live member writes every HEARTBEAT_INTERVAL.
    */
   async readAll(maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
-    const out = await this.read("", [maxAgeMs / 1000]);
-    const seen = new Set(out.map((h) => h.id));
-    for (const id of [...this.held.keys()]) if (!seen.has(id)) this.held.delete(id);
-    for (const id of [...this.rows.keys()]) if (!seen.has(id)) this.rows.delete(id);
-    for (const id of [...this.states.keys()]) if (!seen.has(id)) this.states.delete(id);
+    const out = await this.read("", maxAgeMs);
+    this.keepOnly(new Set(out.map((h) => h.id)));
     return out;
   }
 
   /** The heartbeats of these members written within `maxAgeMs` (a follower watching the leader). */
   async readSome(ids: readonly string[], maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
     if (ids.length === 0) return [];
-    return this.read("and h.instance_id = any($9::text[])", [maxAgeMs / 1000, ids as string[]]);
+    const out = await this.read("and h.instance_id = any($ids::text[])", maxAgeMs, ids);
+    this.keepOnly(new Set(ids));
+    return out;
+  }
+
+  /** Forgets what this reader kept of members other than these (a leader it no longer watches, members gone). */
+  private keepOnly(ids: ReadonlySet<string>): void {
+    for (const m of [this.held, this.rows, this.states]) for (const id of [...m.keys()]) if (!ids.has(id)) m.delete(id);
+  }
+
+  private async read(filter: string, maxAgeMs: number, ids?: readonly string[]): Promise<StoredPgHeartbeat[]> {
+    const q = this.readQuery(0, filter, maxAgeMs, ids);
+    return q.decode(await this.sql.unsafe(q.text, q.params as never[], REPEATED));
   }
 
   /**
-   * One statement: each row's payload, but none at all when this reader already decoded
+   * One select (its parameters numbered after the first `before`; `$ids` in `filter` is the
+   * ids' own): each row's payload, but none at all when this reader already decoded
    * that row (the same session and seq: a write of the same session lands only with a
    * higher seq, so the row is as it was; the heartbeat decoded then comes back, the same
    * object), and with `held` emptied when this reader knows the member's long list and
    * its digest still matches (the kept list is put back; the digest is computed only for
    * those members), and without `states` when their digest, which PostgreSQL computes and
    * sends with every row it sends, matches the one it sent last (the kept states are put
-   * back). Each heartbeat comes from one row as written.
+   * back). Each heartbeat comes from one row as written. `decode` turns the rows into
+   * heartbeats and keeps what the next read compares with.
    */
-  private async read(filter: string, params: unknown[]): Promise<StoredPgHeartbeat[]> {
+  private readQuery(
+    before: number,
+    filter: string,
+    maxAgeMs: number,
+    ids?: readonly string[],
+  ): { text: string; params: unknown[]; decode: (rows: readonly Record<string, unknown>[]) => StoredPgHeartbeat[] } {
     // The lists and rows as the statement is sent: a read finishing meanwhile may replace them.
     const known = new Map(this.held);
     const rowsKnown = new Map(this.rows);
     const statesKnown = new Map(this.states);
-    const rows = await this.sql.unsafe(
-      `select t.instance_id, t.seq, t.same_row, t.same_held, t.same_states, t.states_digest,
+    const $ = (n: number) => `$${before + n}`;
+    const text = `select t.instance_id, t.seq, t.same_row, t.same_held, t.same_states, t.states_digest,
               case when t.same_row then null when t.same_states then (t.base - 'states')::text else t.base::text end as payload
          from (select s.*, case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb) else s.payload end as base,
                       st.digest is not null and s.states_digest = st.digest as same_states
@@ -148,24 +188,32 @@ export class PgHeartbeats {
                               case when r.seq is not null and r.seq = h.seq and r.session = h.session then null
                                    else md5((h.payload->'states')::text) end as states_digest
                          from ${this.table} h
-                         left join unnest($2::text[], $3::text[]) as k(id, digest) on k.id = h.instance_id
-                         left join unnest($4::text[], $5::text[], $6::int8[]) as r(id, session, seq) on r.id = h.instance_id
-                        where h.written_at > now() - make_interval(secs => $1) ${filter}
+                         left join unnest(${$(2)}::text[], ${$(3)}::text[]) as k(id, digest) on k.id = h.instance_id
+                         left join unnest(${$(4)}::text[], ${$(5)}::text[], ${$(6)}::int8[]) as r(id, session, seq) on r.id = h.instance_id
+                        where h.written_at > now() - make_interval(secs => ${$(1)}) ${filter.replace("$ids", $(9))}
                        offset 0) s
-                 left join unnest($7::text[], $8::text[]) as st(id, digest) on st.id = s.instance_id
-               offset 0) t`,
-      [
-        params[0],
-        [...known.keys()],
-        [...known.values()].map((v) => v.digest),
-        [...rowsKnown.keys()],
-        [...rowsKnown.values()].map((hb) => hb.session),
-        [...rowsKnown.values()].map((hb) => hb.seq),
-        [...statesKnown.keys()],
-        [...statesKnown.values()].map((v) => v.digest),
-        ...params.slice(1),
-      ] as never[], REPEATED,
-    );
+                 left join unnest(${$(7)}::text[], ${$(8)}::text[]) as st(id, digest) on st.id = s.instance_id
+               offset 0) t`;
+    const params: unknown[] = [
+      maxAgeMs / 1000,
+      [...known.keys()],
+      [...known.values()].map((v) => v.digest),
+      [...rowsKnown.keys()],
+      [...rowsKnown.values()].map((hb) => hb.session),
+      [...rowsKnown.values()].map((hb) => hb.seq),
+      [...statesKnown.keys()],
+      [...statesKnown.values()].map((v) => v.digest),
+      ...(ids ? [ids as string[]] : []),
+    ];
+    return { text, params, decode: (rows) => this.decode(rows, known, rowsKnown, statesKnown) };
+  }
+
+  private decode(
+    rows: readonly Record<string, unknown>[],
+    known: ReadonlyMap<string, { digest: string; held: Heartbeat["held"] }>,
+    rowsKnown: ReadonlyMap<string, Heartbeat>,
+    statesKnown: ReadonlyMap<string, { digest: string; states: Heartbeat["states"] }>,
+  ): StoredPgHeartbeat[] {
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {
       const id = String(r.instance_id);

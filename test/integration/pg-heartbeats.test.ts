@@ -5,7 +5,8 @@
  * a row it already decoded comes back as the same heartbeat without being sent, and
  * unchanged stream states as the same object;
  * a changed list, a restarted member or another reader's cache change nothing to that;
- * the reader's digest of a list is PostgreSQL's.
+ * the reader's digest of a list is PostgreSQL's; a heartbeat write that watches members
+ * reads them in the same statement, as readSome would.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
@@ -87,6 +88,30 @@ describe("PostgreSQL heartbeat reads", () => {
     expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["5"], { draining: true }));
     await writer.write(hb("d", 2, ["6"], { session: "s-d2" }));
     expect(byId(await reader.readAll(60_000)).get("d")).toEqual(hb("d", 2, ["6"], { session: "s-d2" }));
+  });
+
+  it("a write that watches members reads them in the same statement, as readSome does, and the deciders' Redis", async () => {
+    const leader = new PgHeartbeats(sql, "orchestrator");
+    const follower = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    await sql`update orchestrator.leadership set redis_incarnation = 'inc-w'`;
+    await leader.write(hb("lw", 1, long(1)));
+    const watch = { ids: ["lw", "gone-w"], maxAgeMs: 60_000 };
+    const first = await follower.write(hb("fw", 1, ["1"]), watch);
+    expect(first.deciderRedis).toBe("inc-w");
+    expect(first.watched).toEqual(await reader.readSome(watch.ids, 60_000));
+    expect(byId(first.watched!).get("lw")).toEqual(hb("lw", 1, long(1)));
+    // Unchanged: the same heartbeat comes back; a new beat, with its long list kept by digest, as written.
+    const again = await follower.write(hb("fw", 2, ["1"]), watch);
+    expect(again.watched![0]!.heartbeat).toBe(first.watched![0]!.heartbeat);
+    await leader.write(hb("lw", 2, long(1), { draining: true }));
+    const next = await follower.write(hb("fw", 3, ["1"]), watch);
+    expect(next.watched).toEqual([{ id: "lw", heartbeat: hb("lw", 2, long(1), { draining: true }) }]);
+    expect(next.watched![0]!.heartbeat.held).toBe(first.watched![0]!.heartbeat.held);
+    // The write itself landed, and a write without a watch reads nobody.
+    expect(byId(await reader.readAll(60_000)).get("fw")).toEqual(hb("fw", 3, ["1"]));
+    expect((await follower.write(hb("fw", 4, ["1"]))).watched).toBeUndefined();
+    await sql`update orchestrator.leadership set redis_incarnation = null`;
   });
 
   it("sends unchanged stream states once: the same object comes back, changed ones as written", async () => {

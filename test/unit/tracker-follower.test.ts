@@ -3,7 +3,8 @@
  * manual clock: it never reads the membership, watches the leader alone through its own
  * heartbeat replies and the leader's PostgreSQL row, and when it becomes a decider it
  * keeps what it observed of the leader while every other member's clock starts at its
- * first whole read.
+ * first whole read. The leader's PostgreSQL row comes with the follower's own heartbeat
+ * write when that write is recent and watched the same members, else by a read of its own.
  */
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../shared/clock.js";
@@ -18,7 +19,7 @@ const hb = (id: string, seq: number): Heartbeat => ({
   worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" }, startedAt: "2026-01-01T00:00:00Z", host: "h", location: "", software: "t",
 });
 
-function harness() {
+function harness(o: { viaWrite?: boolean } = {}) {
   const clock = new ManualClock(10_000);
   const seq = new Map<string, number>();
   const reads = { snapshot: 0, full: 0, readAll: 0, readSome: [] as string[][] };
@@ -53,6 +54,11 @@ function harness() {
     await clock.advance(500);
     const n = seq.get(leaderId) ?? 0;
     tracker.observeReply({ incarnation: "i1", leader: { id: leaderId, epoch: 1, ready: true }, flag: undefined, leaderMark: { id: leaderId, mark: `${n}-0` } }, clock.now());
+    if (o.viaWrite) {
+      // This follower's PostgreSQL heartbeat write reads the members it watches.
+      const ids = tracker.pgWatch();
+      tracker.observePgReply(ids, [...seq].filter(([id]) => ids.includes(id)).map(([id, k]) => ({ id, heartbeat: hb(id, k) })), clock.now());
+    }
     return tracker.refresh();
   };
   return { tick, reads, tracker, decide: (on: boolean) => (deciding = on) };
@@ -132,5 +138,55 @@ describe("a follower's tracker", () => {
     }
     expect(last.channels.redis).toBe(false);
     expect(last.members.get("L")!.status).not.toBe("dead");
+  });
+
+  it("takes the leader's PostgreSQL row from its own heartbeat write: no read of its own while that answer is recent", async () => {
+    const h = harness({ viaWrite: true });
+    expect(h.tracker.pgWatch()).toEqual([]); // nobody followed yet, no reply yet
+    for (let i = 0; i < 10; i++) expect((await h.tick(["L", "a"])).members.get("L")!.status).toBe("alive");
+    expect(h.tracker.pgWatch()).toEqual(["L"]);
+    expect(h.reads.readSome.length).toBeLessThanOrEqual(1); // the first read, before any write watched L
+    const before = h.reads.readSome.length;
+    // The leader falls silent on both channels: dead after HEARTBEAT_TIMEOUT, from the writes' answers alone.
+    let deadAfter = 0;
+    for (let t = 500; t <= 5_000; t += 500) {
+      if ((await h.tick(["a"])).members.get("L")!.status === "dead") {
+        deadAfter = t;
+        break;
+      }
+    }
+    expect(deadAfter).toBeGreaterThanOrEqual(TIMEOUT);
+    expect(deadAfter).toBeLessThanOrEqual(TIMEOUT + 500);
+    expect(h.reads.readSome.length).toBe(before);
+  });
+
+  it("reads the leader's row itself when its last write's answer is older than a gap, or watched another leader", async () => {
+    const h = harness({ viaWrite: true });
+    for (let i = 0; i < 4; i++) await h.tick(["L"]);
+    const clock = (h.tracker as unknown as { o: { clock: ManualClock } }).o.clock;
+    const before = h.reads.readSome.length;
+    await clock.advance(2_000); // no heartbeat write for longer than maxGapMs
+    await h.tracker.refresh();
+    expect(h.reads.readSome.length).toBe(before + 1);
+    // A new leader M, named by the Redis reply after the write went out watching L alone:
+    // the tracker reads L and M itself once, then follows both from its writes.
+    await h.tick(["L"]);
+    const n = h.reads.readSome.length;
+    h.tracker.observeReply({ incarnation: "i1", leader: { id: "M", epoch: 2, ready: true }, flag: undefined, leaderMark: { id: "M", mark: "1-0" } }, clock.now());
+    await h.tracker.refresh();
+    expect(h.reads.readSome.length).toBe(n + 1);
+    expect(h.reads.readSome.at(-1)!.sort()).toEqual(["L", "M"]);
+    expect(h.tracker.pgWatch().sort()).toEqual(["L", "M"]);
+    const after = h.reads.readSome.length;
+    await h.tick(["M"], "M");
+    await h.tick(["M"], "M");
+    expect(h.reads.readSome.length).toBe(after);
+  });
+
+  it("watches nobody on PostgreSQL through its writes while it decides", async () => {
+    const h = harness({ viaWrite: true });
+    await h.tick(["L"]);
+    h.decide(true);
+    expect(h.tracker.pgWatch()).toEqual([]);
   });
 });
