@@ -10,12 +10,16 @@ export const FAILOVER_REASONS = ["failing", "quarantined", "worker-degraded"] as
 
 /**
  * How often the event-loop delay histogram (nodejs_eventloop_lag_{min,max,mean,p50,p90,p99})
- * samples. prom-client's default, 10 ms, wakes an idle agent 100 times a second: about
- * 0.8 % of a core per process, most of an idle agent's CPU. At 100 ms a stall still shows
- * (the next sample is late by what is left of it); nodejs_eventloop_lag_seconds is measured
- * at each scrape either way.
+ * samples. Each sample is a timer that wakes the event loop, and waking is dear on a virtual
+ * machine (perf: about a quarter of an idle agent's CPU goes into entering and leaving the
+ * kernel's wait on the project machine): prom-client's default, 10 ms,
+ * cost about 0.8 % of a core per process; 100 ms still about 0.35 point of a follower's
+ * 2 % and 0.7 of the leader's 4 % (npm run bench -- --agents). At 1 s a stall of a second
+ * or more always shows (the next sample is late by what is left of it), a shorter one only
+ * when it covers a sample; nodejs_eventloop_lag_seconds is measured at each scrape either
+ * way, and the leader's own stall watch (leader/stall.ts) does not depend on it.
  */
-export const EVENT_LOOP_SAMPLE_MS = 100;
+export const EVENT_LOOP_SAMPLE_MS = 1000;
 
 export class Metrics {
   readonly registry = new Registry();

@@ -1,6 +1,6 @@
 /**
  * The default process metrics sample the event-loop delay every EVENT_LOOP_SAMPLE_MS
- * (100 ms), not at prom-client's default 10 ms, which woke an idle agent 100 times a
+ * (1 s), not at prom-client's default 10 ms, which woke an idle agent 100 times a
  * second; the delay gauges are still exported.
  */
 import perfHooks from "node:perf_hooks";
@@ -12,10 +12,10 @@ describe("Metrics: event-loop delay sampling", () => {
     vi.restoreAllMocks();
   });
 
-  it("samples the event-loop delay every 100 ms and still exports its gauges", async () => {
+  it("samples the event-loop delay once a second and still exports its gauges", async () => {
     const monitor = vi.spyOn(perfHooks, "monitorEventLoopDelay");
     const metrics = new Metrics({ instance: "t" });
-    expect(EVENT_LOOP_SAMPLE_MS).toBe(100);
+    expect(EVENT_LOOP_SAMPLE_MS).toBe(1000);
     expect(monitor).toHaveBeenCalledTimes(1);
     expect(monitor.mock.calls[0]![0]).toEqual({ resolution: EVENT_LOOP_SAMPLE_MS });
     const text = await metrics.registry.metrics();
