@@ -93,8 +93,9 @@ export function createLiveness(d: LivenessDeps): Liveness {
     // A follower's write also reads the leader's heartbeat: the tracker's PostgreSQL read, without a round trip of its own.
     sendPostgres: async (hb) => {
       const ids = tracker.pgWatch();
+      const sentAt = clock.now();
       const written = await withTimeout(clock, pgHeartbeats.write(hb, ids.length > 0 ? { ids, maxAgeMs: t.memberForgetMs } : undefined), t.heartbeatWriteTimeoutMs, "PostgreSQL heartbeat");
-      if (written.watched) tracker.observePgReply(ids, written.watched, clock.now());
+      if (written.watched) tracker.observePgReply(ids, written.watched, clock.now(), sentAt);
       return written;
     },
     build: (now) => ({

@@ -24,8 +24,10 @@
  * shared/feed-mirror.ts; the whole feed on a first read or after a gap). Every other agent
  * watches the leader alone: its Redis progress comes with this agent's own heartbeat
  * replies (`observeReply`), its PostgreSQL row with this agent's own heartbeat write
- * (`pgWatch`, `observePgReply`; read by id when that write's answer is older than a gap
- * or named another leader). Either is dated, like a read, when it arrived. A follower that becomes a
+ * (`pgWatch`, `observePgReply`; read by id when that write's answer is older than a gap,
+ * older than a read of its own, or named another leader). Either counts as a read made
+ * when it arrived; progress in it is dated when the tracker takes it in, never earlier.
+ * A follower that becomes a
  * decider keeps what it observed of the leader (so a new leader can declare the old one
  * dead without watching it anew) and starts every other member's clocks at its first
  * full read, as a freshly started agent does.
@@ -134,8 +136,10 @@ export class MembershipTracker {
   private readonly channels: readonly Channel[];
   /** The last heartbeat reply (a follower's Redis read) and when it arrived. */
   private reply: { at: number; view: ReplyView } | undefined;
-  /** What this agent's last PostgreSQL heartbeat write read of the members it watched, and when it arrived. */
-  private pgReply: { at: number; ids: string; rows: StoredPgHeartbeat[] } | undefined;
+  /** What this agent's last PostgreSQL heartbeat write read of the members it watched, when it was sent and when its answer arrived. */
+  private pgReply: { sentAt: number; at: number; ids: string; rows: StoredPgHeartbeat[] } | undefined;
+  /** When the newest PostgreSQL read a follower used was sent: an answer to an older one is not used after it. */
+  private pgSentAt = -Infinity;
   /** Whether the last read was a decider's. */
   private deciding = false;
   /** Until this local time the tracker decides whatever `decider` says (an operator asked for the whole view). */
@@ -211,9 +215,12 @@ export class MembershipTracker {
     return [...new Set([moved ? named : this.followed, moved ? this.followed : this.previousFollowed])].filter((x): x is string => !!x);
   }
 
-  /** What a heartbeat write confirmed at local time `at` read of the members `pgWatch` named: a follower's PostgreSQL read. */
-  observePgReply(ids: readonly string[], rows: StoredPgHeartbeat[], at: number): void {
-    this.pgReply = { at, ids: [...ids].sort().join(" "), rows };
+  /**
+   * What a heartbeat write sent at local time `sentAt` and confirmed at `at` read of the
+   * members `pgWatch` named: a follower's PostgreSQL read.
+   */
+  observePgReply(ids: readonly string[], rows: StoredPgHeartbeat[], at: number, sentAt: number): void {
+    this.pgReply = { sentAt, at, ids: [...ids].sort().join(" "), rows };
   }
 
   /** Forgets a member entirely (it was removed for good). */
@@ -249,11 +256,15 @@ export class MembershipTracker {
       if (fresh) redisReadAt = reply.at;
       const pg = this.o.pg;
       const written = this.pgReply;
-      if (pg && watched.length > 0 && written && started - written.at <= this.o.maxGapMs && written.ids === [...watched].sort().join(" ")) {
+      // The write's answer, when recent, about the members watched now, and not older than a
+      // read already used (a slow write answering after a read of our own would show less).
+      if (pg && watched.length > 0 && written && started - written.at <= this.o.maxGapMs && written.sentAt >= this.pgSentAt && written.ids === [...watched].sort().join(" ")) {
         p = { status: "fulfilled", value: written.rows };
         pgReadAt = written.at;
+        this.pgSentAt = written.sentAt;
       } else {
         p = !pg ? { status: "fulfilled", value: undefined } : watched.length === 0 ? { status: "fulfilled", value: [] } : await Promise.allSettled([pg.readSome ? pg.readSome(watched) : pg.readAll()]).then(([x]) => x);
+        if (p.status === "fulfilled") this.pgSentAt = started;
       }
     }
     const now = this.o.clock.now();

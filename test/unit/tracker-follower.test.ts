@@ -57,7 +57,7 @@ function harness(o: { viaWrite?: boolean } = {}) {
     if (o.viaWrite) {
       // This follower's PostgreSQL heartbeat write reads the members it watches.
       const ids = tracker.pgWatch();
-      tracker.observePgReply(ids, [...seq].filter(([id]) => ids.includes(id)).map(([id, k]) => ({ id, heartbeat: hb(id, k) })), clock.now());
+      tracker.observePgReply(ids, [...seq].filter(([id]) => ids.includes(id)).map(([id, k]) => ({ id, heartbeat: hb(id, k) })), clock.now(), clock.now());
     }
     return tracker.refresh();
   };
@@ -181,6 +181,22 @@ describe("a follower's tracker", () => {
     await h.tick(["M"], "M");
     await h.tick(["M"], "M");
     expect(h.reads.readSome.length).toBe(after);
+  });
+
+  it("does not take a slow write's answer that was sent before a read of its own: it would show an older row as progress", async () => {
+    const h = harness({ viaWrite: true });
+    for (let i = 0; i < 4; i++) await h.tick(["L"]);
+    const clock = (h.tracker as unknown as { o: { clock: ManualClock } }).o.clock;
+    // No write answers for longer than a gap: the tracker reads L's row itself (seq 4).
+    await clock.advance(1_800);
+    const sentEarlier = clock.now() - 1_000;
+    await h.tracker.refresh();
+    const reads = h.reads.readSome.length;
+    // Then a write sent before that read answers with L's older row (seq 3).
+    h.tracker.observePgReply(["L"], [{ id: "L", heartbeat: hb("L", 3) }], clock.now(), sentEarlier);
+    await clock.advance(100);
+    await h.tracker.refresh();
+    expect(h.reads.readSome.length).toBe(reads + 1); // read again, not the stale answer
   });
 
   it("watches nobody on PostgreSQL through its writes while it decides", async () => {
