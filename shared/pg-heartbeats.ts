@@ -110,7 +110,7 @@ export class PgHeartbeats {
       return { deciderRedis: deciderRedis(rows[0]?.redis_incarnation) };
     }
     // The leadership row (no instance_id), then the watched members' rows as read() has them.
-    const q = this.readQuery(params.length, "and h.instance_id = any($ids::text[])", watch.maxAgeMs, watch.ids);
+    const q = this.readQuery(params.length, watch.maxAgeMs, watch.ids);
     const rows = await this.sql.unsafe(
       `${written}
        select null::text as instance_id, null::int8 as seq, null::boolean as same_row, null::boolean as same_held, null::boolean as same_states,
@@ -132,7 +132,7 @@ export class PgHeartbeats {
    * not take them for live members. A live member writes every HEARTBEAT_INTERVAL.
    */
   async readAll(maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
-    const out = await this.read("", maxAgeMs);
+    const out = await this.read(maxAgeMs);
     this.keepOnly(new Set(out.map((h) => h.id)));
     return out;
   }
@@ -140,7 +140,7 @@ export class PgHeartbeats {
   /** The heartbeats of these members written within `maxAgeMs` (a follower watching the leader). */
   async readSome(ids: readonly string[], maxAgeMs: number): Promise<StoredPgHeartbeat[]> {
     if (ids.length === 0) return [];
-    const out = await this.read("and h.instance_id = any($ids::text[])", maxAgeMs, ids);
+    const out = await this.read(maxAgeMs, ids);
     this.keepOnly(new Set(ids));
     return out;
   }
@@ -150,14 +150,14 @@ export class PgHeartbeats {
     for (const m of [this.held, this.rows, this.states]) for (const id of [...m.keys()]) if (!ids.has(id)) m.delete(id);
   }
 
-  private async read(filter: string, maxAgeMs: number, ids?: readonly string[]): Promise<StoredPgHeartbeat[]> {
-    const q = this.readQuery(0, filter, maxAgeMs, ids);
+  private async read(maxAgeMs: number, ids?: readonly string[]): Promise<StoredPgHeartbeat[]> {
+    const q = this.readQuery(0, maxAgeMs, ids);
     return q.decode(await this.sql.unsafe(q.text, q.params as never[], REPEATED));
   }
 
   /**
-   * One select (its parameters numbered after the first `before`; `$ids` in `filter` is the
-   * ids' own): each row's payload, but none at all when this reader already decoded
+   * One select of the rows written within `maxAgeMs` (of these members only, with `ids`;
+   * its parameters numbered after the first `before`): each row's payload, but none at all when this reader already decoded
    * that row (the same session and seq: a write of the same session lands only with a
    * higher seq, so the row is as it was; the heartbeat decoded then comes back, the same
    * object), and with `held` emptied when this reader knows the member's long list and
@@ -169,7 +169,6 @@ export class PgHeartbeats {
    */
   private readQuery(
     before: number,
-    filter: string,
     maxAgeMs: number,
     ids?: readonly string[],
   ): { text: string; params: unknown[]; decode: (rows: readonly Record<string, unknown>[]) => StoredPgHeartbeat[] } {
@@ -190,7 +189,7 @@ export class PgHeartbeats {
                          from ${this.table} h
                          left join unnest(${$(2)}::text[], ${$(3)}::text[]) as k(id, digest) on k.id = h.instance_id
                          left join unnest(${$(4)}::text[], ${$(5)}::text[], ${$(6)}::int8[]) as r(id, session, seq) on r.id = h.instance_id
-                        where h.written_at > now() - make_interval(secs => ${$(1)}) ${filter.replace("$ids", $(9))}
+                        where h.written_at > now() - make_interval(secs => ${$(1)}) ${ids ? `and h.instance_id = any(${$(9)}::text[])` : ""}
                        offset 0) s
                  left join unnest(${$(7)}::text[], ${$(8)}::text[]) as st(id, digest) on st.id = s.instance_id
                offset 0) t`;

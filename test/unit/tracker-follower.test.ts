@@ -61,7 +61,12 @@ function harness(o: { viaWrite?: boolean } = {}) {
     }
     return tracker.refresh();
   };
-  return { tick, reads, tracker, decide: (on: boolean) => (deciding = on) };
+  /** Ticks with only "a" beating until the leader L is seen dead: the silence it took, in ms (0: not within 5 s). */
+  const leaderDeadAfter = async (): Promise<number> => {
+    for (let t = 500; t <= 5_000; t += 500) if ((await tick(["a"])).members.get("L")!.status === "dead") return t;
+    return 0;
+  };
+  return { tick, reads, tracker, clock, leaderDeadAfter, decide: (on: boolean) => (deciding = on) };
 }
 
 describe("a follower's tracker", () => {
@@ -81,13 +86,7 @@ describe("a follower's tracker", () => {
   it("sees the leader dead after HEARTBEAT_TIMEOUT of silence on both channels, not before", async () => {
     const h = harness();
     for (let i = 0; i < 4; i++) await h.tick(["L", "a"]);
-    let deadAfter = 0;
-    for (let t = 500; t <= 5_000; t += 500) {
-      if ((await h.tick(["a"])).members.get("L")!.status === "dead") {
-        deadAfter = t;
-        break;
-      }
-    }
+    const deadAfter = await h.leaderDeadAfter();
     expect(deadAfter).toBeGreaterThanOrEqual(TIMEOUT);
     expect(deadAfter).toBeLessThanOrEqual(TIMEOUT + 500);
   });
@@ -130,7 +129,7 @@ describe("a follower's tracker", () => {
     // A fresh harness in which replies stop instead: Redis unread, the leader not judged.
     const g = harness();
     for (let i = 0; i < 4; i++) await g.tick(["L"]);
-    const clock = (g.tracker as unknown as { o: { clock: ManualClock } }).o.clock;
+    const clock = g.clock;
     let last = g.tracker.latest!;
     for (let i = 0; i < 12; i++) {
       await clock.advance(500);
@@ -148,13 +147,7 @@ describe("a follower's tracker", () => {
     expect(h.reads.readSome.length).toBeLessThanOrEqual(1); // the first read, before any write watched L
     const before = h.reads.readSome.length;
     // The leader falls silent on both channels: dead after HEARTBEAT_TIMEOUT, from the writes' answers alone.
-    let deadAfter = 0;
-    for (let t = 500; t <= 5_000; t += 500) {
-      if ((await h.tick(["a"])).members.get("L")!.status === "dead") {
-        deadAfter = t;
-        break;
-      }
-    }
+    const deadAfter = await h.leaderDeadAfter();
     expect(deadAfter).toBeGreaterThanOrEqual(TIMEOUT);
     expect(deadAfter).toBeLessThanOrEqual(TIMEOUT + 500);
     expect(h.reads.readSome.length).toBe(before);
@@ -163,7 +156,7 @@ describe("a follower's tracker", () => {
   it("reads the leader's row itself when its last write's answer is older than a gap, or watched another leader", async () => {
     const h = harness({ viaWrite: true });
     for (let i = 0; i < 4; i++) await h.tick(["L"]);
-    const clock = (h.tracker as unknown as { o: { clock: ManualClock } }).o.clock;
+    const clock = h.clock;
     const before = h.reads.readSome.length;
     await clock.advance(2_000); // no heartbeat write for longer than maxGapMs
     await h.tracker.refresh();
@@ -186,7 +179,7 @@ describe("a follower's tracker", () => {
   it("does not take a slow write's answer that was sent before a read of its own: it would show an older row as progress", async () => {
     const h = harness({ viaWrite: true });
     for (let i = 0; i < 4; i++) await h.tick(["L"]);
-    const clock = (h.tracker as unknown as { o: { clock: ManualClock } }).o.clock;
+    const clock = h.clock;
     // No write answers for longer than a gap: the tracker reads L's row itself (seq 4).
     await clock.advance(1_800);
     const sentEarlier = clock.now() - 1_000;
