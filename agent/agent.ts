@@ -206,6 +206,7 @@ export class Agent {
       protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
+      pool: this.sql,
       catalog: this.catalog,
       legacy: this.legacy,
       metrics: this.metrics,

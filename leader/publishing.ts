@@ -1,6 +1,7 @@
 /**
  * What a leader publishes in Redis for everyone else: who leads (the leader info, kept
- * fresh on its own timer), the members' committed versions, the flag mirror and nudges.
+ * fresh on its own timer), the members' committed versions, the flag mirror (at once when
+ * the flag changed, else at most every leaderInfoPublishMs) and nudges.
  *
  * Guarantees: leader-info writes are chained and each describes the state when it is
  * SENT, so a slow earlier write ("not ready yet") never lands after a later one; no write
@@ -29,6 +30,8 @@ export interface LeaderPublisherDeps {
 
 export class LeaderPublisher {
   private publishing: Promise<void> = Promise.resolve();
+  /** The flag last mirrored to Redis, and when (mode()). */
+  private modePublished: { key: string; at: number } | undefined;
 
   constructor(private readonly d: LeaderPublisherDeps) {}
 
@@ -59,6 +62,7 @@ export class LeaderPublisher {
 
   /** Stops naming this leader, after the last write of its info (best effort). */
   async clear(): Promise<void> {
+    this.modePublished = undefined;
     await this.publishing;
     await this.d.protocol.clearLeader(this.d.id).catch(() => {});
   }
@@ -67,8 +71,18 @@ export class LeaderPublisher {
     await this.d.protocol.publishVersions(versions);
   }
 
+  /**
+   * Mirrors the flag to Redis: at once when it changed, else at most every
+   * leaderInfoPublishMs (a Redis that lost its data has it back within that; agents take
+   * the newest flag they know, so a missing mirror only delays news, never reverses it).
+   */
   async mode(flag: ClusterFlag): Promise<void> {
+    const key = `${flag.mode}/${flag.version}`;
+    const now = this.d.clock.now();
+    const last = this.modePublished;
+    if (last && last.key === key && now - last.at < this.d.config.timings.leaderInfoPublishMs) return;
     await this.d.protocol.publishMode(flag);
+    this.modePublished = { key, at: now };
   }
 
   nudge(n: Nudge): void {

@@ -4,8 +4,9 @@
  * another live member reports reaching PostgreSQL. The trouble is then this leader's own
  * link, so another member would do better.
  *
- * Guarantees: a hung tick (a blackholed PostgreSQL answers nothing, ever) is watched
- * every STALL_POLL_MS and never has a second tick started beside it; when nobody reaches
+ * Guarantees: a hung tick (a blackholed PostgreSQL answers nothing, ever) is checked
+ * when LEADER_LEASE_TTL (the stall limit) has passed since the last progress, then every
+ * STALL_POLL_MS, and never has a second tick started beside it; when nobody reaches
  * PostgreSQL the leader stays (stepping aside would only churn the lease). Does not: give
  * up the lease itself — `onStalled` asks the elector to, which then holds off.
  */
@@ -40,14 +41,26 @@ export class StallWatch {
   }
 
   /**
-   * Waits for the work; while it hangs, checks every STALL_POLL_MS whether to step aside.
+   * Waits for the work; while it hangs past the stall limit, checks every STALL_POLL_MS
+   * whether to step aside.
    * "stalled" when it stepped aside (or leadership ended) before the work finished.
    */
   async await<T>(p: Promise<T>, signal: AbortSignal): Promise<T | "stalled"> {
     const work = settle(p);
-    while (!work.done && !signal.aborted) {
-      await Promise.race([work.promise, this.d.clock.sleep(STALL_POLL_MS, signal).catch(() => {})]);
-      if (!work.done && this.stepAsideIfStalled()) return "stalled";
+    // One timer per wait, stopped when the work ends: a tick that ends in time wakes nothing.
+    const timers = new AbortController();
+    const stop = () => timers.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      while (!work.done && !signal.aborted) {
+        // Nothing is stalled before the limit from the last progress: sleep until then.
+        const wait = Math.max(STALL_POLL_MS, this.lastProgressAt + this.d.stallMs - this.d.clock.now());
+        await Promise.race([work.promise, this.d.clock.sleep(wait, timers.signal).catch(() => {})]);
+        if (!work.done && this.stepAsideIfStalled()) return "stalled";
+      }
+    } finally {
+      timers.abort();
+      signal.removeEventListener("abort", stop);
     }
     return signal.aborted && !work.done ? "stalled" : work.promise;
   }

@@ -140,10 +140,11 @@ export class StreamHealthStore {
     await this.sql.unsafe(`update ${this.s}.stream_health set failing_on = null, failing_since = null, updated_at = now() where failing_on = $1`, [instance]);
   }
 
-  /** What the leader plans from: open episodes, quarantines, and the failure memory. */
-  async readForPlan(memoryMs: number): Promise<HealthView> {
+  /** What the leader plans from: open episodes, quarantines, and the failure memory. `via`: a connection of this store's pool to read on. */
+  async readForPlan(memoryMs: number, via?: Sql): Promise<HealthView> {
+    const sql = via ?? this.sql;
     const [recs, fails] = await Promise.all([
-      this.sql.unsafe(
+      sql.unsafe(
         // The union lets PostgreSQL use the partial index (stream_health_attention) and the
         // failures' index: the read costs what needs attention, not the whole table.
         `select ${RECORD_COLUMNS} from ${this.s}.stream_health
@@ -151,7 +152,7 @@ export class StreamHealthStore {
                               union select stream_id from ${this.s}.stream_failures where at > now() - $1 * interval '1 millisecond')`,
         [memoryMs], REPEATED,
       ),
-      this.readFailures(this.sql, memoryMs),
+      this.readFailures(sql, memoryMs),
     ]);
     const records = new Map<StreamId, HealthRecord>();
     for (const r of recs) records.set(r.stream_id as string, toRecord(r));

@@ -5,7 +5,8 @@
  * leader stepped aside as "stalled" right after winning, costing a whole election).
  * So does each completed stage of a tick (read, write, bookkeeping), so a tick slowed
  * down as a whole by a starved CPU keeps the leader. A tick, or a stage of one, that
- * alone outlasts the limit still steps aside.
+ * alone outlasts the limit still steps aside. The watch's timer is stopped when the work
+ * ends: a tick that ends in time leaves nothing to fire.
  */
 import { describe, expect, it } from "vitest";
 import { LeaderLoop } from "../../leader/leader.js";
@@ -14,6 +15,7 @@ import { loadConfig } from "../../shared/config.js";
 import { silentLogger } from "../../shared/logger.js";
 import type { Snapshot } from "../../shared/membership.js";
 import { Metrics } from "../../shared/metrics.js";
+import { StallWatch } from "../../leader/stall.js";
 
 const TTL_S = 4;
 const STALL_MS = TTL_S * 1000;
@@ -153,5 +155,46 @@ describe("a leader's stall watch (leader/stall.ts) over its first term", () => {
     const r = await run(0, 0, [0.2 * STALL_MS, 1.5 * STALL_MS, 0]);
     expect(r.stalled.length, r.history.join("\n")).toBe(1);
     expect(r.ticksBeforeStall, r.history.join("\n")).toBe(0);
+  });
+});
+
+describe("the stall watch's timer (leader/stall.ts await)", () => {
+  /** A manual clock that counts the sleeps still pending (not ended, not aborted). */
+  function countingClock() {
+    const clock = new ManualClock(10_000);
+    let pending = 0;
+    const sleep = clock.sleep.bind(clock);
+    clock.sleep = (ms: number, signal?: AbortSignal) => {
+      pending++;
+      return sleep(ms, signal).finally(() => pending--);
+    };
+    return { clock, pending: () => pending };
+  }
+
+  it("leaves no timer behind when the work ends in time, and steps aside at the limit from the last progress, not before", async () => {
+    const { clock, pending } = countingClock();
+    const stalled: number[] = [];
+    const watch = new StallWatch({
+      id: "me",
+      clock,
+      logger: silentLogger(),
+      stallMs: STALL_MS,
+      membership: () => snapshot(clock.now()),
+      lastError: () => undefined,
+      onStalled: () => stalled.push(clock.now()),
+    });
+    watch.progressed();
+    const progressAt = clock.now();
+    // A tick of 10 ms: once it ended, no sleep of the watch is left to fire.
+    const quick = watch.await(clock.sleep(10).then(() => "ok"), new AbortController().signal);
+    await clock.advance(10);
+    expect(await quick).toBe("ok");
+    expect(pending()).toBe(0);
+    // A hung tick: checked at the limit from the last progress, not before.
+    await clock.advance(1000);
+    const hung = watch.await(new Promise<string>(() => {}), new AbortController().signal);
+    for (let t = 0; t < STALL_MS && stalled.length === 0; t += 50) await clock.advance(50);
+    expect(await hung).toBe("stalled");
+    expect(stalled).toEqual([progressAt + STALL_MS]);
   });
 });
