@@ -172,6 +172,7 @@ export class Agent {
       requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {
         this.beliefs.observeReply(reply.leader, reply.flag);
+        this.elector.poke();
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => this.publish({ t: "ack", id: this.id }),
@@ -215,7 +216,7 @@ export class Agent {
       requireWorker: config.requireWorker,
       lockClients: this.connections.lockClients,
       leaseKey: this.keys.leader,
-      mayAcquire: () => this.beliefs.mayAcquire(),
+      acquireInMs: () => this.beliefs.acquireInMs(),
     });
     this.elector = this.leadership.elector;
     this.leader = this.leadership.leader;

@@ -65,6 +65,17 @@ export class Beliefs {
 
   /** A follower tries the lease only while no recent heartbeat reply names a live leader (leader/elector.ts says why that is enough). */
   mayAcquire(): boolean {
-    return !this.lastReply?.leader || this.d.clock.now() - this.lastReply.at > this.d.maxViewAgeMs;
+    return this.acquireInMs() === 0;
+  }
+
+  /**
+   * 0 while a follower may try the lease; else how long until it may by time alone (the
+   * reply naming a leader grows too old to vouch for it). Only a new reply changes it
+   * sooner: the agent pokes the elector at each one.
+   */
+  acquireInMs(): number {
+    if (!this.lastReply?.leader) return 0;
+    const left = this.lastReply.at + this.d.maxViewAgeMs - this.d.clock.now();
+    return left >= 0 ? left + 1 : 0;
   }
 }

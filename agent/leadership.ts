@@ -17,8 +17,8 @@ export type LeadershipDeps = Omit<LeaderDeps, "isLeader" | "leaseToken" | "onFen
   /** The Redis clients the lease's quorum is taken on. */
   readonly lockClients: Redis[];
   readonly leaseKey: string;
-  /** Whether a follower tries to take the lease now (Elector's mayAcquire). */
-  readonly mayAcquire?: () => boolean;
+  /** When a follower may try to take the lease (Elector's acquireInMs). */
+  readonly acquireInMs?: () => number;
 };
 
 export class Leadership {
@@ -28,7 +28,7 @@ export class Leadership {
 
   /** `d.logger` is the agent's: the leader loop and the elector log as their own components. */
   constructor(d: LeadershipDeps) {
-    const { lockClients, leaseKey, mayAcquire, ...loop } = d;
+    const { lockClients, leaseKey, acquireInMs, ...loop } = d;
     const { config, clock, logger } = d;
     const t = config.timings;
     const lease = new RedlockLease(lockClients, leaseKey, clock);
@@ -48,7 +48,7 @@ export class Leadership {
       ttlMs: config.leaderLeaseTtlMs,
       renewIntervalMs: t.electorRenewMs,
       retryIntervalMs: t.electorRetryMs,
-      mayAcquire,
+      acquireInMs,
       onStartedLeading: (signal) => {
         this.run = this.leader.run(signal).catch((err) => logger.error({ err, category: "ERROR" }, "leader loop crashed"));
       },

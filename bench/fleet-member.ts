@@ -109,6 +109,7 @@ export class FleetMember {
       requireResync: () => {},
       onReply: (reply) => {
         this.beliefs.observeReply(reply.leader, reply.flag);
+        this.leadership.elector.poke();
         if (this.own && reply.version > this.own.version) this.wakeOwn.wake();
       },
       onReleased: () => void protocol.publishNudge({ t: "ack", id }).catch(() => {}),
@@ -130,7 +131,7 @@ export class FleetMember {
       requireWorker: config.requireWorker,
       lockClients: [s.redis],
       leaseKey: keys.leader,
-      mayAcquire: () => this.beliefs.mayAcquire(),
+      acquireInMs: () => this.beliefs.acquireInMs(),
     });
     this.nudges = {
       id,

@@ -14,11 +14,13 @@
  *   interval, and it steps down at validUntil − margin if renewals keep failing
  *   (margin = one renew interval), so its work is aborted before the lease can have
  *   expired in Redis;
- * - followers try every `retryIntervalMs` while `mayAcquire` allows, and not at all
- *   otherwise.
+ * - followers try every `retryIntervalMs` while `acquireInMs` says they may, and not at
+ *   all otherwise: they sleep until the time it gives or until `poke()` (the agent pokes
+ *   at each heartbeat reply, the news that can change it), so a follower that sees a live
+ *   leader has no timer of its own.
  *
- * Why a follower may wait while a leader is named (agent/agent.ts: mayAcquire is false
- * only while this agent's latest heartbeat reply, younger than three heartbeats, names a
+ * Why a follower may wait while a leader is named (agent/beliefs.ts: acquireInMs is above
+ * 0 only while this agent's latest heartbeat reply, younger than three heartbeats, names a
  * LIVE leader): the named info cannot outlive the lease by more than a bounded moment, so
  * a lease that is free is always tried soon after. The leader writes its info only while
  * its token holds the lease (PUBLISH_LEADER checks the token in the same script), with the
@@ -34,7 +36,7 @@
  * the old info key, which expires with the lease's TTL.
  */
 import type { Clock } from "../shared/clock.js";
-import { isAbortError } from "../shared/clock.js";
+import { Waker, isAbortError } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { driftMs, type Lease } from "./lease.js";
 
@@ -50,10 +52,11 @@ export interface ElectorOptions {
   /** How often a follower tries to acquire. */
   readonly retryIntervalMs: number;
   /**
-   * Whether a follower tries to take the lease now (default: always). A follower that
-   * sees a live leader in its heartbeat replies makes no attempt (see the header).
+   * When a follower may try to take the lease: 0 now (the default: always), else in how
+   * many ms at the earliest by time alone, unless poke() brings news first. A follower
+   * that sees a live leader in its heartbeat replies makes no attempt (see the header).
    */
-  readonly mayAcquire?: () => boolean;
+  readonly acquireInMs?: () => number;
   /** Runs while leading; `signal` aborts the moment leadership is lost or the elector closes. */
   readonly onStartedLeading: (signal: AbortSignal) => void;
   readonly onStoppedLeading?: (reason: string) => void;
@@ -71,9 +74,12 @@ export class Elector {
   private watchdog: Promise<void> | undefined;
   private watchdogAbort: AbortController | undefined;
   private holdOffUntil = 0;
+  /** A follower's sleep, cut short by poke(). */
+  private readonly wait: Waker;
   elections = 0;
 
   constructor(private readonly o: ElectorOptions) {
+    this.wait = new Waker(o.clock, this.closing.signal);
     if (o.renewIntervalMs * 2 > o.ttlMs) {
       throw new Error(`renew interval ${o.renewIntervalMs} ms must be at most half the lease TTL ${o.ttlMs} ms`);
     }
@@ -129,17 +135,39 @@ export class Elector {
     return this.o.renewIntervalMs;
   }
 
+  /** News that may let a follower try the lease (a heartbeat reply): it checks at once. */
+  poke(): void {
+    if (this.state !== "leader") this.wait.wake();
+  }
+
   private async run(): Promise<void> {
     const signal = this.closing.signal;
     while (!signal.aborted) {
-      const now = this.o.clock.now();
-      if (this.state === "leader" || (now >= this.holdOffUntil && (this.o.mayAcquire?.() ?? true))) await this.tryAcquireOrRenew();
+      let ms: number;
+      if (this.state === "leader") {
+        await this.tryAcquireOrRenew();
+        ms = this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs;
+      } else ms = await this.follow();
+      if (this.state !== "leader") {
+        await this.wait.sleep(ms);
+        continue;
+      }
       try {
-        await this.o.clock.sleep(this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs, signal);
+        await this.o.clock.sleep(ms, signal);
       } catch (err) {
         if (!isAbortError(err)) throw err;
       }
     }
+  }
+
+  /** A follower's step: tries the lease when it may. Returns how long to sleep. */
+  private async follow(): Promise<number> {
+    const heldOff = this.holdOffUntil - this.o.clock.now();
+    if (heldOff > 0) return heldOff;
+    const inMs = this.o.acquireInMs?.() ?? 0;
+    if (inMs > 0) return inMs;
+    await this.tryAcquireOrRenew();
+    return this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs;
   }
 
   /** The one core step. Returns whether we lead after it. */

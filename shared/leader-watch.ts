@@ -18,8 +18,8 @@
  * absent at once, and a Redis clock stepped back (stream ids, the read's Redis time, then
  * stand still while TIME moves on) can only make a change look older on the first read.
  *
- * It does not decide when to try the lease (leader/elector.ts and the agent's mayAcquire
- * do, from the replies it filters), nor read the old leader info key, which has a TTL of
+ * It does not decide when to try the lease (leader/elector.ts and agent/beliefs.ts
+ * acquireInMs do, from the replies it filters), nor read the old leader info key, which has a TTL of
  * its own (shared/redis-protocol.ts). PURE: no I/O, no clock (times are passed in).
  */
 import type { LeaderInfo } from "./types.js";

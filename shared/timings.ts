@@ -26,7 +26,7 @@ export interface TimingSettings {
 export interface Timings {
   /** How often the leader renews its lease (a fifth of LEADER_LEASE_TTL: four retries fit in one TTL). */
   readonly electorRenewMs: number;
-  /** How often a follower tries to take a free lease (half a heartbeat). */
+  /** How often a follower that may take the lease tries (half a heartbeat); one that sees a live leader waits for news instead (leader/elector.ts). */
   readonly electorRetryMs: number;
   /** How often the leader ticks when nothing nudges it (half a heartbeat). */
   readonly leaderTickMs: number;

@@ -61,8 +61,10 @@ describe("an agent's beliefs about the cluster (agent/beliefs.ts)", () => {
     expect(b.mayAcquire()).toBe(false);
     await clock.advance(3000);
     expect(b.mayAcquire()).toBe(false);
+    expect(b.acquireInMs()).toBe(1);
     await clock.advance(1);
     expect(b.mayAcquire()).toBe(true); // the reply is too old to vouch for a leader
+    expect(b.acquireInMs()).toBe(0);
     b.observeReply(undefined, undefined);
     expect(b.mayAcquire()).toBe(true);
   });

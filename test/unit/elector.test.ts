@@ -159,25 +159,47 @@ describe("Elector", () => {
     await b.close();
   });
 
-  it("a follower makes no attempt at all while a live leader is named, and tries at its retry interval once none is", async () => {
+  it("a follower makes no attempt at all while a live leader is named, and tries at once when poked with the news that none is", async () => {
     const clock = new ManualClock();
     const store = new FakeStore(clock);
     store.holder = "L";
     store.expiresAt = Number.MAX_SAFE_INTEGER;
     let leaderNamed = true;
+    let asked = 0;
     const lease = store.lease("b");
     const b = new Elector({
       id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500,
-      mayAcquire: () => !leaderNamed, onStartedLeading: () => {},
+      acquireInMs: () => (asked++, leaderNamed ? 3000 : 0), onStartedLeading: () => {},
     });
     b.start();
     await flush();
     for (let i = 0; i < 40; i++) await clock.advance(500); // 20 s, four TTLs
     expect(lease.calls).toBe(0);
-    // The leader is gone and no longer named: b takes the lease at its next retry.
+    // No timer of its own: it looked again only when the named leader's reply could have aged out.
+    expect(asked).toBeLessThanOrEqual(1 + 20_000 / 3000);
+    // The leader is gone and no longer named: b tries as soon as it is told, not at a timer.
     store.holder = undefined;
     leaderNamed = false;
-    await clock.advance(500);
+    b.poke();
+    await flush();
+    expect(b.isLeader()).toBe(true);
+    await b.close();
+  });
+
+  it("a follower whose reply naming a leader grows too old tries when it does, without being poked", async () => {
+    const clock = new ManualClock();
+    const store = new FakeStore(clock);
+    const lease = store.lease("b");
+    const seenUntil = clock.now() + 3000;
+    const b = new Elector({
+      id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500,
+      acquireInMs: () => Math.max(0, seenUntil - clock.now()), onStartedLeading: () => {},
+    });
+    b.start();
+    await flush();
+    await clock.advance(2900);
+    expect(lease.calls).toBe(0);
+    await clock.advance(100);
     await flush();
     expect(b.isLeader()).toBe(true);
     await b.close();
@@ -189,7 +211,7 @@ describe("Elector", () => {
     store.holder = "L";
     store.expiresAt = Number.MAX_SAFE_INTEGER;
     const lease = store.lease("b");
-    const b = new Elector({ id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500, mayAcquire: () => true, onStartedLeading: () => {} });
+    const b = new Elector({ id: "b", lease, clock, logger: silentLogger(), ttlMs: 5000, renewIntervalMs: 1000, retryIntervalMs: 500, acquireInMs: () => 0, onStartedLeading: () => {} });
     b.start();
     await flush();
     for (let i = 0; i < 10; i++) await clock.advance(500);
