@@ -207,7 +207,6 @@ export class Agent {
       protocol: this.protocol,
       tracker: this.tracker,
       store: new LeaderStore(this.sql, config.schema),
-      pool: this.sql,
       catalog: this.catalog,
       legacy: this.legacy,
       metrics: this.metrics,

@@ -122,7 +122,6 @@ export class FleetMember {
       protocol,
       tracker: this.liveness.tracker,
       store: new LeaderStore(s.sql, config.schema),
-      pool: s.sql,
       catalog,
       legacy,
       metrics: s.metrics,

@@ -76,8 +76,7 @@ export interface TickResult extends TickSize {
 
 /**
  * The wall time of a tick's reads: "members-pg" is part of "members", and "rows" and
- * "health" are read at once on one connection (leader/inputs.ts), so they count as the
- * longer of the two.
+ * "health" are read at once (leader/inputs.ts), so they count as the longer of the two.
  */
 function readsWall(parts: ReadonlyMap<string, number>): number {
   const p = (l: string) => parts.get(l) ?? 0;
@@ -196,7 +195,6 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
       forgetHeartbeats: (ids) => reader.forget(ids),
       requireWorker: false,
       health,
-      pool: sql,
     });
     leaderRef = leader;
 

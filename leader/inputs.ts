@@ -7,7 +7,6 @@
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Config, StreamHealthSettings } from "../shared/config.js";
-import { together, type Sql } from "../shared/db.js";
 import type { HealthView, StreamHealthStore } from "../shared/stream-health-store.js";
 import type { LegacyView } from "../shared/legacy.js";
 import { isLive, liveIds, placementCapacity } from "../shared/member-state.js";
@@ -15,7 +14,7 @@ import type { MemberView, MembershipTracker, Snapshot } from "../shared/membersh
 import type { AssignPolicy } from "../shared/placement/assignor.js";
 import type { PlanInput } from "../shared/placement/plan.js";
 import type { MoveReason, Stream, StreamId } from "../shared/types.js";
-import type { LeaderState } from "./store.js";
+import type { LeaderState, LeaderStore } from "./store.js";
 
 /** Everything a plan is computed from that lives outside the leader's memory. */
 export interface PlanSources {
@@ -30,10 +29,7 @@ export interface PlanSources {
 
 export interface SourceReaders {
   readonly tracker: Pick<MembershipTracker, "refresh">;
-  /** The rows, instances and flag (`via`: the connection the reads share). */
-  readonly store: { load(via?: Sql): Promise<LeaderState> };
-  /** The pool of the store and the health reads, which go out together on one of its connections. */
-  readonly pool?: Sql;
+  readonly store: Pick<LeaderStore, "load">;
   readonly catalog: CatalogCache;
   readonly catalogRefreshMs: number;
   readonly legacy: LegacyView;
@@ -43,14 +39,14 @@ export interface SourceReaders {
 
 /**
  * Reads the sources: the membership (Redis, now), then the rows, instances and flag and
- * the stream health (Postgres, now, sent together on one connection: one round trip), the
+ * the stream health (Postgres, now, both at once), the
  * catalog (cached, refreshed in the background every catalogRefreshMs) and the legacy
  * members (cached). The membership is read first: every member it shows alive registered
  * before the instances are read. Throws when one cannot be read.
  */
 export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {
   const snapshot = await r.tracker.refresh();
-  const [state, health] = await together<[LeaderState, HealthView]>(r.pool, [(via) => r.store.load(via), (via) => r.health.readForPlan(r.healthSettings.failureMemoryMs, via)]);
+  const [state, health] = await Promise.all([r.store.load(), r.health.readForPlan(r.healthSettings.failureMemoryMs)]);
   // The version check (an O(catalog) query) runs beside the ticks, not inside one: a
   // change is planned from the tick after the refresh that saw it.
   const catalog = await r.catalog.get(r.catalogRefreshMs, { background: true });

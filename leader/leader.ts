@@ -4,8 +4,7 @@
  * flight has ended (waited for at most LEADER_LEASE_TTL) and its health figures with it.
  *
  * Per tick: read the members (Redis), then the rows, instances and stream health
- * (Postgres, in one round trip on one connection; the rows from ./store.ts's mirror of
- * this term's own writes), the catalog and the legacy members (cached), as ./inputs.ts
+ * (Postgres, at once; the rows from ./store.ts's mirror of this term's own writes), the catalog and the legacy members (cached), as ./inputs.ts
  * does for the dry run too; plan (pure; a steady tick reuses
  * its last quiet plan when nothing it reads changed: ./memo.ts);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
@@ -20,7 +19,6 @@ import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
 import { isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
-import type { Sql } from "../shared/db.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
 import type { MembershipTracker, Snapshot } from "../shared/membership.js";
@@ -65,8 +63,6 @@ export interface LeaderDeps {
   readonly requireWorker: boolean;
   /** Stream health in PostgreSQL (read per tick, written fenced: ./health.ts). */
   readonly health: StreamHealthStore;
-  /** The pool `store` and `health` read from: a tick's reads share one of its connections (shared/db.ts together()). */
-  readonly pool?: Sql;
 }
 
 export interface LeaderStatus {
@@ -283,7 +279,7 @@ export class LeaderLoop {
   private async read(epoch: number): Promise<PlanSources> {
     await this.publisher.leader();
     // This term's own ticks read the rows from the store's mirror of its writes (leader/store.ts).
-    return readPlanSources({ ...this.readers(), store: { load: (via) => this.d.store.load({ epoch, now: this.d.clock.now() }, via) } });
+    return readPlanSources({ ...this.readers(), store: { load: () => this.d.store.load({ epoch, now: this.d.clock.now() }) } });
   }
 
   /**
@@ -364,8 +360,8 @@ export class LeaderLoop {
   }
 
   private readers() {
-    const { tracker, store, catalog, legacy, config, health, pool } = this.d;
-    return { tracker, store: { load: (via?: Sql) => store.load(undefined, via) }, pool, catalog, legacy, catalogRefreshMs: config.catalogRefreshMs, health, healthSettings: config.streamHealth };
+    const { tracker, store, catalog, legacy, config, health } = this.d;
+    return { tracker, store, catalog, legacy, catalogRefreshMs: config.catalogRefreshMs, health, healthSettings: config.streamHealth };
   }
 
   /** Cooldown, and the triggers that are not subject to it (a member joined, capacity changed). */

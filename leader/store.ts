@@ -104,13 +104,12 @@ export class LeaderStore {
   /**
    * The rows, the instances and the flag. With `term` (the leader's own ticks: its epoch
    * and the time on its clock) the rows come from the mirror once read in this term; the
-   * returned rows are valid until the next apply(), which updates them in place. `via`:
-   * a connection of this store's pool to read on (shared/db.ts together()).
+   * returned rows are valid until the next apply(), which updates them in place.
    */
-  async load(term?: { readonly epoch: number; readonly now: number }, via?: Sql): Promise<LeaderState> {
+  async load(term?: { readonly epoch: number; readonly now: number }): Promise<LeaderState> {
     const m = this.mirror;
     const reuse = term !== undefined && m !== undefined && m.epoch === term.epoch && term.now - m.readAt < MIRROR_FULL_READ_MS;
-    const sql = via ?? this.sql;
+    const sql = this.sql;
     const [rows, inst, flag] = await Promise.all([
       reuse ? Promise.resolve(undefined) : sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(sql, "assignments")}`,
       sql`select id, draining, version, epoch, status from ${this.table(sql, "instances")}`,

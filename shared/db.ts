@@ -49,31 +49,6 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
  */
 export const REPEATED = { prepare: true } as const;
 
-/**
- * Runs independent reads on ONE connection of `pool`, all sent at once: postgres.js
- * pipelines a connection's queries, so they go out in one write and come back in order,
- * one round trip in all instead of one each on as many connections (each round trip
- * costs an idle agent a wake-up and two system calls). Each read gets the connection
- * as `via`; the connection returns to the pool once every read has settled, and the
- * first failure is thrown then. Without a pool the reads run at once on their own.
- * Does not: make them one transaction (each sees its own snapshot, taken in order).
- */
-export async function together<T extends readonly unknown[]>(
-  pool: Sql | undefined,
-  reads: { readonly [K in keyof T]: (via: Sql | undefined) => Promise<T[K]> },
-): Promise<T> {
-  const reserved = pool ? await pool.reserve() : undefined;
-  const via = reserved as unknown as Sql | undefined;
-  try {
-    const settled = await Promise.allSettled((reads as readonly ((via: Sql | undefined) => Promise<unknown>)[]).map((read) => read(via)));
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
-    return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
-  } finally {
-    reserved?.release();
-  }
-}
-
 /** Quotes an identifier that was already validated (config) or read from the catalog. */
 export function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

@@ -140,9 +140,9 @@ export class StreamHealthStore {
     await this.sql.unsafe(`update ${this.s}.stream_health set failing_on = null, failing_since = null, updated_at = now() where failing_on = $1`, [instance]);
   }
 
-  /** What the leader plans from: open episodes, quarantines, and the failure memory. `via`: a connection of this store's pool to read on. */
-  async readForPlan(memoryMs: number, via?: Sql): Promise<HealthView> {
-    const sql = via ?? this.sql;
+  /** What the leader plans from: open episodes, quarantines, and the failure memory. */
+  async readForPlan(memoryMs: number): Promise<HealthView> {
+    const sql = this.sql;
     const [recs, fails] = await Promise.all([
       sql.unsafe(
         // The union lets PostgreSQL use the partial index (stream_health_attention) and the
