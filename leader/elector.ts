@@ -143,21 +143,19 @@ export class Elector {
   private async run(): Promise<void> {
     const signal = this.closing.signal;
     while (!signal.aborted) {
-      let ms: number;
-      if (this.state === "leader") {
-        await this.tryAcquireOrRenew();
-        ms = this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs;
-      } else ms = await this.follow();
-      if (this.state !== "leader") {
-        await this.wait.sleep(ms);
-        continue;
-      }
-      try {
-        await this.o.clock.sleep(ms, signal);
-      } catch (err) {
+      const ms = this.state === "leader" ? await this.renew() : await this.follow();
+      // A leader's renewals keep their cadence; only a follower's sleep is cut short by poke().
+      if (this.state !== "leader") await this.wait.sleep(ms);
+      else await this.o.clock.sleep(ms, signal).catch((err: unknown) => {
         if (!isAbortError(err)) throw err;
-      }
+      });
     }
+  }
+
+  /** A leader's step: renews. Returns how long to sleep. */
+  private async renew(): Promise<number> {
+    await this.tryAcquireOrRenew();
+    return this.state === "leader" ? this.o.renewIntervalMs : this.o.retryIntervalMs;
   }
 
   /** A follower's step: tries the lease when it may. Returns how long to sleep. */

@@ -39,9 +39,8 @@ export interface SourceReaders {
 
 /**
  * Reads the sources: the membership (Redis, now), then the rows, instances and flag and
- * the stream health (Postgres, now, both at once), the
- * catalog (cached, refreshed in the background every catalogRefreshMs) and the legacy
- * members (cached). The membership is read first: every member it shows alive registered
+ * the stream health (Postgres, now, both at once), the catalog (cached, refreshed in the
+ * background every catalogRefreshMs) and the legacy members (cached). The membership is read first: every member it shows alive registered
  * before the instances are read. Throws when one cannot be read.
  */
 export async function readPlanSources(r: SourceReaders): Promise<PlanSources> {

@@ -4,9 +4,9 @@
  * flight has ended (waited for at most LEADER_LEASE_TTL) and its health figures with it.
  *
  * Per tick: read the members (Redis), then the rows, instances and stream health
- * (Postgres, at once; the rows from ./store.ts's mirror of this term's own writes), the catalog and the legacy members (cached), as ./inputs.ts
- * does for the dry run too; plan (pure; a steady tick reuses
- * its last quiet plan when nothing it reads changed: ./memo.ts);
+ * (Postgres, at once; the rows from ./store.ts's mirror of this term's own writes), the
+ * catalog and the legacy members (cached), as ./inputs.ts does for the dry run too; plan
+ * (pure; a steady tick reuses its last quiet plan when nothing it reads changed: ./memo.ts);
  * write the difference in ONE fenced transaction; publish the new versions and nudge the
  * agents. A deposed leader's transaction fails on the epoch.
  *

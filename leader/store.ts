@@ -109,11 +109,10 @@ export class LeaderStore {
   async load(term?: { readonly epoch: number; readonly now: number }): Promise<LeaderState> {
     const m = this.mirror;
     const reuse = term !== undefined && m !== undefined && m.epoch === term.epoch && term.now - m.readAt < MIRROR_FULL_READ_MS;
-    const sql = this.sql;
     const [rows, inst, flag] = await Promise.all([
-      reuse ? Promise.resolve(undefined) : sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(sql, "assignments")}`,
-      sql`select id, draining, version, epoch, status from ${this.table(sql, "instances")}`,
-      sql`select mode, mode_version from ${this.table(sql, "cluster")}`,
+      reuse ? Promise.resolve(undefined) : this.sql`select stream_id, instance_id, state, next_instance, revoke_version, reason, url, name, metadata from ${this.table(this.sql, "assignments")}`,
+      this.sql`select id, draining, version, epoch, status from ${this.table(this.sql, "instances")}`,
+      this.sql`select mode, mode_version from ${this.table(this.sql, "cluster")}`,
     ]);
     let current: Map<StreamId, Row>;
     let version: number;

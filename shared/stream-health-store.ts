@@ -142,9 +142,8 @@ export class StreamHealthStore {
 
   /** What the leader plans from: open episodes, quarantines, and the failure memory. */
   async readForPlan(memoryMs: number): Promise<HealthView> {
-    const sql = this.sql;
     const [recs, fails] = await Promise.all([
-      sql.unsafe(
+      this.sql.unsafe(
         // The union lets PostgreSQL use the partial index (stream_health_attention) and the
         // failures' index: the read costs what needs attention, not the whole table.
         `select ${RECORD_COLUMNS} from ${this.s}.stream_health
@@ -152,7 +151,7 @@ export class StreamHealthStore {
                               union select stream_id from ${this.s}.stream_failures where at > now() - $1 * interval '1 millisecond')`,
         [memoryMs], REPEATED,
       ),
-      this.readFailures(sql, memoryMs),
+      this.readFailures(this.sql, memoryMs),
     ]);
     const records = new Map<StreamId, HealthRecord>();
     for (const r of recs) records.set(r.stream_id as string, toRecord(r));
