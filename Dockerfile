@@ -13,6 +13,8 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci runs it (postinstall): a fix to the PostgreSQL driver, see the file.
+COPY tools/patch-postgres.mjs ./tools/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY types ./types
@@ -26,6 +28,7 @@ RUN npx tsc --outDir dist-sim --rootDir . --module nodenext --moduleResolution n
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY tools/patch-postgres.mjs ./tools/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS sim-worker

@@ -148,6 +148,23 @@ export class FaultCluster {
     return found!;
   }
 
+  /** The test's own connection to the cluster's database (not through any agent's proxy). */
+  get sql(): TestDatabase["sql"] {
+    return this.db.sql;
+  }
+
+  /**
+   * Agents whose process ended although the scenario neither killed nor drained it away:
+   * a crash. Each with its exit code or signal and its last lines of output.
+   */
+  unexpectedExits(): string[] {
+    return this.ids.flatMap((id) => {
+      const a = this.cluster.agents.get(id);
+      if (!a || this.killed.has(id) || (a.proc.exitCode === null && a.proc.signalCode === null)) return [];
+      return [`agent ${id} exited on its own (code ${a.proc.exitCode}, signal ${a.proc.signalCode}); its last output:\n${a.log.slice(-40).join("\n")}`];
+    });
+  }
+
   followers(leader: string): string[] {
     return this.live().filter((id) => id !== leader);
   }

@@ -2,6 +2,7 @@
  * Runs one seeded fault scenario on a fresh FaultCluster and judges it only from what the
  * workers recorded:
  * - zero overlap (every overlap reported with stream, workers, start, duration);
+ * - no agent process ends unless the scenario killed it (a crash fails the run);
  * - every coverage gap from the first fault on within `gapBoundMs` (+ FAULT_SLACK_MS);
  * - within `convergeMs` (15 s) of the last heal, exactly one worker per stream and the
  *   cluster's GET /status and /streams/status agree with the record;
@@ -116,7 +117,7 @@ async function observe<S extends ScenarioServers>(spec: ScenarioSpec<S>, seed: n
     const end = fc.log.now();
     fc.log.event("end of observation", end);
     const v = judge(fc.log, { gapMs: bound, overlapMs: spec.overlapBoundMs ?? 0 }, t.firstFault, end);
-    const failures = [...v.failures];
+    const failures = [...v.failures, ...fc.unexpectedExits()];
     if ("differences" in conv) failures.push(`not converged ${(spec.convergeMs ?? 15_000) / 1000} s after the last heal: ${conv.differences.slice(0, 8).join("; ")}`);
     if ("differences" in again) failures.push(`not in agreement again after holding ${spec.holdMs! / 1000} s: ${again.differences.slice(0, 8).join("; ")}`);
     const pass = failures.length === 0;

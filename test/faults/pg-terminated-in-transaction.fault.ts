@@ -1,0 +1,76 @@
+/**
+ * PostgreSQL ends the agents' connections while the leader is inside a write transaction
+ * (what pg_terminate_backend, a fast shutdown, a restart or a pooler failover does):
+ * 1. the leadership row is held (FOR UPDATE) until the leader's periodic fenced write waits
+ *    for it inside its transaction; then every agent connection is terminated;
+ * 2. the same while the leader writes the reassignment of a follower killed (kill -9);
+ * 3. every agent connection terminated five times, 300 ms apart.
+ * No agent process may end (postgres.js 3.4.9 threw an uncaught error there and the leader
+ * died; tools/patch-postgres.mjs), zero overlap, every gap within LEADER_GAP_MS (+ slack),
+ * and one worker per stream with /status in agreement within 15 s.
+ */
+import { waitFor } from "../helpers/cluster.js";
+import type { FaultCluster } from "../helpers/fault-cluster.js";
+import { describeScenario, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
+
+const AGENTS = "application_name = 'fingerv7-sidecar' and datname = current_database()";
+
+/** Terminates every agent connection; says how many there were and how many were inside a transaction. */
+async function terminateAll(fc: FaultCluster, why: string): Promise<{ at: number; inTx: number }> {
+  const rows = await fc.sql.unsafe(`select pg_terminate_backend(pid) as done, xact_start is not null as in_tx from pg_stat_activity where ${AGENTS}`);
+  const inTx = rows.filter((r) => r.done && r.in_tx).length;
+  const at = fc.log.now();
+  fc.log.event(`TERMINATE ${rows.filter((r) => r.done).length} agent connections to PostgreSQL (${inTx} inside a transaction): ${why}`, at);
+  return { at, inTx };
+}
+
+/**
+ * Holds the leadership row until an agent's transaction waits for it, then terminates
+ * every agent connection and lets the row go. `meanwhile` runs once the row is held.
+ */
+async function terminateInsideWrite(fc: FaultCluster, why: string, meanwhile?: () => Promise<unknown>): Promise<number> {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let held!: () => void;
+  const isHeld = new Promise<void>((r) => (held = r));
+  const holder = fc.sql.begin(async (tx) => {
+    await tx.unsafe("select 1 from orchestrator.leadership for update");
+    held();
+    await released;
+  });
+  try {
+    await isHeld;
+    await meanwhile?.();
+    await waitFor(
+      async () => (await fc.sql.unsafe(`select 1 from pg_stat_activity where ${AGENTS} and wait_event_type = 'Lock' and xact_start is not null`)).length > 0,
+      20_000,
+      "the leader's fenced write to wait for the leadership row inside its transaction",
+      20,
+    );
+    const t = await terminateAll(fc, why);
+    if (t.inTx === 0) throw new Error(`${why}: no agent connection was inside a transaction when terminated`);
+    return t.at;
+  } finally {
+    release();
+    await holder;
+  }
+}
+
+describeScenario({
+  name: "PostgreSQL terminates the agents' connections inside the leader's transactions",
+  gapBoundMs: LEADER_GAP_MS,
+  async run(fc) {
+    const leader = await fc.leader();
+    const firstFault = await terminateInsideWrite(fc, "the leader's periodic write waits for the leadership row");
+    await sleep(3000);
+    const victim = fc.rng.pick(fc.followers(leader));
+    await terminateInsideWrite(fc, `the leader's reassignment of ${victim} waits for the leadership row`, () => fc.kill9(victim, "follower"));
+    await sleep(3000);
+    for (let i = 1; i <= 5; i++) {
+      await terminateAll(fc, `sweep ${i} of 5`);
+      await sleep(300);
+    }
+    await sleep(LEADER_GAP_MS + 1000);
+    return { firstFault, lastHeal: fc.log.now() };
+  },
+});
