@@ -51,10 +51,12 @@ export interface FaultWorker {
   readonly serving: ReadonlySet<string>;
 }
 
+/** Sleeps `ms`, or less if `signal` aborts; leaves no listener on `signal` either way (it lives as long as the worker). */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
-    const t = setTimeout(r, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+    const onAbort = () => (clearTimeout(t), r());
+    const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), r()), ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 
 /** Start/stop bookkeeping shared by both kinds: a stream is served from start until its stop completes. */
