@@ -30,12 +30,13 @@ export interface Connections {
 
 export function openConnections(config: Config): Connections {
   const t = config.timings;
-  const sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS });
+  const idleInTransactionMs = t.postgresIdleInTransactionMs;
+  const sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS, idleInTransactionMs });
   // Operator reads and health probes get their own small pool: a burst of /health or
   // /status calls while PostgreSQL is away must never queue in front of the leader's
   // epoch bump or the agent's own assignment reads.
-  const opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
-  const hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
+  const opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2, idleInTransactionMs });
+  const hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS, idleInTransactionMs });
   const redisAt = redisTargets(config);
   const redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
   const lockClients = [redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];

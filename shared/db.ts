@@ -11,6 +11,8 @@ export interface DbOptions {
   readonly max?: number;
   /** Seconds to wait for a connection before a query fails. Short: a dead Postgres must not stall the agent. */
   readonly connectTimeout?: number;
+  /** PostgreSQL ends a session idle inside a transaction this long (shared/timings.ts postgresIdleInTransactionMs); unset: never. */
+  readonly idleInTransactionMs?: number;
 }
 
 /** No statement of the agent's runs longer than this (the largest leader write takes well under a second at 100k streams). */
@@ -34,7 +36,11 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
     },
     // Every statement has a server-side bound too (a lock wait, a runaway query); the
     // callers that must answer within a heartbeat add their own client-side deadlines.
-    connection: { application_name: "fingerv7-sidecar", statement_timeout: STATEMENT_TIMEOUT_MS },
+    connection: {
+      application_name: "fingerv7-sidecar",
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      ...(opts.idleInTransactionMs === undefined ? {} : { idle_in_transaction_session_timeout: Math.max(1, Math.round(opts.idleInTransactionMs)) }),
+    },
   }) as unknown as Sql;
 }
 

@@ -9,6 +9,8 @@
  *   driver dropped that read's promise, so its failure was an unhandled rejection, which
  *   ends the process, and it replayed the old connection's error onto the next statement.
  * tools/patch-postgres.mjs fixes the driver at install (npm ci runs it).
+ * And the agent's sessions left idle inside a transaction for LEADER_LEASE_TTL are ended by
+ * PostgreSQL (idle_in_transaction_session_timeout), so a client that is gone releases its locks.
  *
  * The transaction runs in a child process through the agent's own `connect()`, so a crash
  * shows as the child's exit code and stderr, not as noise in the test runner.
@@ -18,7 +20,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
-import { ADMIN_DATABASE_URL, createTestDatabase, type TestDatabase } from "../helpers/services.js";
+import { closeConnections, openConnections } from "../../agent/connections.js";
+import { loadConfig } from "../../shared/config.js";
+import { FAST_TIMINGS } from "../helpers/cluster.js";
+import { ADMIN_DATABASE_URL, REDIS_URL, createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -108,6 +113,35 @@ describe("PostgreSQL closes an agent's connection", { timeout: 60_000 }, () => {
       });
     });
   }
+
+  it("idle inside a transaction for LEADER_LEASE_TTL: PostgreSQL ends the session, on every pool of the agent", async () => {
+    // A client gone or cut off inside a transaction keeps its locks until PostgreSQL ends
+    // the session (a leader's fenced write holds the leadership row the next leader's epoch
+    // bump updates: test/faults/leader-pg-blackhole-in-transaction.fault.ts).
+    const config = loadConfig({ ...FAST_TIMINGS, DATABASE_URL: db.url, REDIS_URL, INSTANCE_ID: "idle-tx", MAX_STREAMS: "1", LOG_LEVEL: "silent", LEADER_LEASE_TTL: "1" });
+    const c = openConnections(config);
+    try {
+      for (const pool of [c.sql, c.opsSql, c.hbSql]) {
+        const [shown] = await pool`show idle_in_transaction_session_timeout`;
+        expect(shown!.idle_in_transaction_session_timeout).toBe("1s");
+      }
+      const outcome = await c.sql
+        .begin(async (tx) => {
+          await tx`select 1`;
+          await new Promise((r) => setTimeout(r, 2500)); // the client goes quiet inside the transaction
+          await tx`select 2`;
+        })
+        .then(
+          () => "committed",
+          (e: { code?: string }) => `failed ${e.code}`,
+        );
+      expect(["failed 25P03", "failed CONNECTION_CLOSED"]).toContain(outcome);
+      const [again] = await c.sql`select 3 as x`.catch(() => c.sql`select 3 as x`);
+      expect(again!.x).toBe(3);
+    } finally {
+      await closeConnections(c);
+    }
+  });
 
   it("while the connection starts (the driver's array-types read): the waiting statement runs on a new connection, the process works on", async () => {
     // The types read waits on a lock of this database's pg_type until it is terminated.
