@@ -30,13 +30,14 @@ export interface Connections {
 
 export function openConnections(config: Config): Connections {
   const t = config.timings;
-  const idleInTransactionMs = t.postgresIdleInTransactionMs;
-  const sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS, idleInTransactionMs });
+  // The pool of the leader's fenced writes: a session lost inside one must not hold the
+  // leadership row (shared/timings.ts postgresIdleInTransactionMs).
+  const sql = connect(config.databaseUrl, { max: 4, connectTimeout: t.postgresConnectTimeoutS, idleInTransactionMs: t.postgresIdleInTransactionMs });
   // Operator reads and health probes get their own small pool: a burst of /health or
   // /status calls while PostgreSQL is away must never queue in front of the leader's
   // epoch bump or the agent's own assignment reads.
-  const opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2, idleInTransactionMs });
-  const hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS, idleInTransactionMs });
+  const opsSql = connect(config.databaseUrl, { max: 2, connectTimeout: 2 });
+  const hbSql = connect(config.databaseUrl, { max: 1, connectTimeout: t.postgresConnectTimeoutS });
   const redisAt = redisTargets(config);
   const redis = createRedis(redisAt[0]!, { commandTimeoutMs: t.redisCommandTimeoutMs });
   const lockClients = [redis, ...redisAt.slice(1).map((at) => createRedis(at, { commandTimeoutMs: t.redisCommandTimeoutMs }))];

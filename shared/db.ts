@@ -1,6 +1,12 @@
 /**
  * PostgreSQL connections (porsager/postgres). Built from config; no module-level pool, so
  * several agents can live in one process (tests, benchmarks).
+ *
+ * Rule for every transaction (`sql.begin(async (tx) => ...)`): its callback awaits only its
+ * own statements, never Redis, a timer or other work. A pool may end a session idle inside
+ * a transaction (DbOptions.idleInTransactionMs), and a connection that closes mid-way is
+ * reconnected by the driver: a statement sent after other awaits could land on a new
+ * session, outside the transaction and its fence.
  */
 import postgres from "postgres";
 

@@ -48,10 +48,11 @@ export interface Timings {
   /** PostgreSQL connect timeout, whole seconds: HEARTBEAT_TIMEOUT rounded up. */
   readonly postgresConnectTimeoutS: number;
   /**
-   * PostgreSQL ends an agent's session that sits idle inside a transaction this long
-   * (LEADER_LEASE_TTL; idle_in_transaction_session_timeout). An agent sends a transaction's
-   * statements one after another, so only a client that is gone, cut off or frozen stays
-   * idle that long; meanwhile its transaction holds its locks, and a leader's fenced write
+   * PostgreSQL ends a session of the agent's main pool (the leader's fenced writes) that
+   * sits idle inside a transaction this long (LEADER_LEASE_TTL, at least 1 s;
+   * idle_in_transaction_session_timeout). An agent sends a transaction's statements one
+   * after another (a transaction's callback awaits nothing but its own statements), so
+   * only a client that is gone, cut off or frozen stays idle that long; meanwhile its transaction holds its locks, and a leader's fenced write
    * holds the leadership row, which the next leader's epoch bump must update. PostgreSQL
    * cannot tell a silent client from a slow one, so without this a leader cut off inside
    * a write held every successor off until the link healed.
@@ -104,7 +105,7 @@ export function deriveTimings(c: TimingSettings): Timings {
     heartbeatWriteTimeoutMs: Math.max(200, Math.min(1000, Math.round(hb * 0.8))),
     heartbeatReadTimeoutMs: Math.max(1000, hb),
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
-    postgresIdleInTransactionMs: c.leaderLeaseTtlMs,
+    postgresIdleInTransactionMs: Math.max(1000, c.leaderLeaseTtlMs),
     trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
     maxViewAgeMs: 3 * hb,
     ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),

@@ -29,6 +29,11 @@ const args = process.argv.slice(2);
 const outDirAt = args.indexOf("--outDir");
 const outDir = path.resolve(ROOT, outDirAt >= 0 && args[outDirAt + 1] ? args[outDirAt + 1] : "dist");
 
+// The bundle carries the PostgreSQL driver: make sure it is the patched one (the script is
+// idempotent; `npm install <package>` re-extracts packages without running it).
+const patch = spawnSync(process.execPath, [path.join(ROOT, "tools", "patch-postgres.mjs")], { cwd: ROOT, stdio: "inherit" });
+if (patch.status !== 0) process.exit(patch.status ?? 1);
+
 const tsc = spawnSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json", ...args], { cwd: ROOT, stdio: "inherit" });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 

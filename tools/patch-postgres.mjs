@@ -29,9 +29,14 @@
  *    onto the first statement of the next connection (#1223). Now a closed connection
  *    forgets it.
  *
- * Guarantees: applied exactly once (a marker says so); if the driver's text is not the
- * text this patch was written for (another version), the install fails with a message
- * naming this file, rather than running an unpatched driver unnoticed. Checked by
+ * Also run by `npm run build` (tools/build.mjs) before it bundles the driver, because
+ * `npm install <package>` and `npm update` re-extract packages without running it.
+ *
+ * Guarantees: applied exactly once (a marker at each edit says so; a file with only some
+ * of them fails, as does a missing build); each file written whole or not at all; if the
+ * driver's text is not the text this patch was written for (another version), the
+ * install fails with a message naming this file, rather than running an unpatched driver
+ * unnoticed. Checked by
  * test/integration/db-terminated.test.ts (a backend terminated inside a transaction and
  * while a connection starts) and by the fault scenario
  * test/faults/pg-terminated-in-transaction.fault.ts.
@@ -92,15 +97,19 @@ if (version !== VERSION) fail(`postgres ${version} is installed; this patch was 
 let patched = 0;
 for (const build of ["src", "cjs/src", "cf/src"]) {
   const file = path.join(DRIVER, build, "connection.js");
-  if (!fs.existsSync(file)) continue;
+  if (!fs.existsSync(file)) fail(`${path.relative(ROOT, file)} is missing; reinstall with npm ci`);
   let text = fs.readFileSync(file, "utf8");
-  if (text.includes(MARKER)) continue;
+  const marks = text.split(MARKER).length - 1;
+  if (marks === EDITS.length) continue; // patched already
+  if (marks !== 0) fail(`${path.relative(ROOT, file)} is partly patched (${marks} of ${EDITS.length} edits); reinstall with npm ci`);
   for (const e of EDITS) {
     const at = text.indexOf(e.from);
     if (at < 0 || text.indexOf(e.from, at + 1) >= 0) fail(`${path.relative(ROOT, file)}: the text for "${e.what}" is not where it was expected; the driver changed`);
     text = text.slice(0, at) + e.to + text.slice(at + e.from.length);
   }
-  fs.writeFileSync(file, text);
+  // Written whole or not at all: a cut-short write must not leave a file that looks patched.
+  fs.writeFileSync(`${file}.patching`, text);
+  fs.renameSync(`${file}.patching`, file);
   patched++;
 }
 if (patched > 0) process.stdout.write(`tools/patch-postgres.mjs: postgres ${VERSION} patched (${patched} builds): no uncaught error when PostgreSQL closes a connection\n`);

@@ -38,7 +38,7 @@ describeScenario({
         async () =>
           (
             await fc.sql.unsafe(
-              "select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and wait_event_type = 'Lock' and xact_start is not null and query like '%instances%'",
+              "select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and wait_event_type = 'Lock' and xact_start < query_start and query like '%instances%'",
             )
           ).length > 0,
         20_000,

@@ -3,7 +3,7 @@
  * (what pg_terminate_backend, a fast shutdown, a restart or a pooler failover does):
  * 1. the leadership row is held (FOR UPDATE) until the leader's periodic fenced write waits
  *    for it inside its transaction; then every agent connection is terminated;
- * 2. the same while the leader writes the reassignment of a follower killed (kill -9);
+ * 2. the same right after a follower is killed (kill -9): the leader's next fenced write;
  * 3. once every stream has one worker again, every agent connection terminated five
  *    times, 300 ms apart.
  * No agent process may end (postgres.js 3.4.9 threw an uncaught error there and the leader
@@ -15,10 +15,12 @@ import type { FaultCluster } from "../helpers/fault-cluster.js";
 import { describeScenario, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
 
 const AGENTS = "application_name = 'fingerv7-sidecar' and datname = current_database()";
+// "Inside a transaction": its BEGIN came before the statement now running (an autocommit
+// statement starts its own transaction, so xact_start alone would not tell), or it is idle in one.
 
 /** Terminates every agent connection; says how many there were and how many were inside a transaction. */
 async function terminateAll(fc: FaultCluster, why: string): Promise<{ at: number; inTx: number }> {
-  const rows = await fc.sql.unsafe(`select pg_terminate_backend(pid) as done, xact_start is not null as in_tx from pg_stat_activity where ${AGENTS}`);
+  const rows = await fc.sql.unsafe(`select pg_terminate_backend(pid) as done, coalesce(state = 'idle in transaction' or xact_start < query_start, false) as in_tx from pg_stat_activity where ${AGENTS}`);
   const inTx = rows.filter((r) => r.done && r.in_tx).length;
   const at = fc.log.now();
   fc.log.event(`TERMINATE ${rows.filter((r) => r.done).length} agent connections to PostgreSQL (${inTx} inside a transaction): ${why}`, at);
@@ -43,7 +45,7 @@ async function terminateInsideWrite(fc: FaultCluster, why: string, meanwhile?: (
     await isHeld;
     await meanwhile?.();
     await waitFor(
-      async () => (await fc.sql.unsafe(`select 1 from pg_stat_activity where ${AGENTS} and wait_event_type = 'Lock' and xact_start is not null`)).length > 0,
+      async () => (await fc.sql.unsafe(`select 1 from pg_stat_activity where ${AGENTS} and wait_event_type = 'Lock' and xact_start < query_start`)).length > 0,
       20_000,
       "the leader's fenced write to wait for the leadership row inside its transaction",
       20,
@@ -65,7 +67,7 @@ describeScenario({
     const firstFault = await terminateInsideWrite(fc, "the leader's periodic write waits for the leadership row");
     await sleep(3000);
     const victim = fc.rng.pick(fc.followers(leader));
-    await terminateInsideWrite(fc, `the leader's reassignment of ${victim} waits for the leadership row`, () => fc.kill9(victim, "follower"));
+    await terminateInsideWrite(fc, `the leader's next fenced write after ${victim} was killed waits for the leadership row`, () => fc.kill9(victim, "follower"));
     // The sweeps start on a fleet that has taken the killed follower's streams over, so
     // that each gap measures one fault (a sweep during the take-over delays it further).
     await fc.stable(`${victim}'s streams served again`, 1000, 30_000);

@@ -154,7 +154,7 @@ export class FaultCluster {
   }
 
   /**
-   * Agents whose process ended although the scenario neither killed nor drained it away:
+   * Agents whose process ended although the scenario did not kill it:
    * a crash. Each with its exit code or signal and its last lines of output.
    */
   unexpectedExits(): string[] {
