@@ -29,17 +29,23 @@ describe("assignor against a real database: drain, undrain, catalog changes", ()
     const rows = await db.sql`select stream_id, instance_id, state from orchestrator.assignments`;
     return new Map(rows.filter((r) => r.state === "active").map((r) => [r.stream_id as string, r.instance_id as string]));
   }
-  async function counts(): Promise<Record<string, number>> {
-    const out: Record<string, number> = Object.fromEntries(IDS.map((id) => [id, 0]));
-    for (const o of (await owners()).values()) out[o] = (out[o] ?? 0) + 1;
-    return out;
-  }
-  async function revoking(): Promise<number> {
-    return (await db.sql`select count(*)::int as n from orchestrator.assignments where state = 'revoking'`)[0]!.n as number;
-  }
-  /** Waits until the active rows match `expected` counts and nothing is in handoff. */
+  /**
+   * Waits until the active rows match `expected` counts and nothing is in handoff, both
+   * seen in ONE read: two reads could straddle a revoke (none revoking yet, then the
+   * revoked rows already gone from the active counts) and settle before the handoff ends.
+   */
   async function settleTo(expected: Record<string, number>, what: string): Promise<Map<string, string>> {
-    await waitFor(async () => (await revoking()) === 0 && JSON.stringify(await counts()) === JSON.stringify(expected), 30_000, what, 100);
+    await waitFor(
+      async () => {
+        const rows = await db.sql`select instance_id, state from orchestrator.assignments`;
+        const active: Record<string, number> = Object.fromEntries(IDS.map((id) => [id, 0]));
+        for (const r of rows) if (r.state === "active") active[r.instance_id as string] = (active[r.instance_id as string] ?? 0) + 1;
+        return rows.every((r) => r.state !== "revoking") && JSON.stringify(active) === JSON.stringify(expected);
+      },
+      30_000,
+      what,
+      100,
+    );
     return owners();
   }
   /** Events that assign or unassign a stream since event id `after`. */
