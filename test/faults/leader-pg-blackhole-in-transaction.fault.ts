@@ -22,34 +22,13 @@ describeScenario({
   async run(fc) {
     const leader = await fc.leader();
     const victim = fc.rng.pick(fc.followers(leader));
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let held!: () => void;
-    const isHeld = new Promise<void>((r) => (held = r));
-    const holder = fc.sql.begin(async (tx) => {
-      await tx.unsafe("select 1 from orchestrator.instances where id = $1 for update", [victim]);
-      held();
-      await released;
-    });
-    let firstFault: number;
-    try {
-      await isHeld;
-      await waitFor(
-        async () =>
-          (
-            await fc.sql.unsafe(
-              "select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and wait_event_type = 'Lock' and xact_start < query_start and query like '%instances%'",
-            )
-          ).length > 0,
-        20_000,
-        "the leader's stats write to wait for an instances row inside its transaction",
-        20,
-      );
-      firstFault = await fc.fault(leader, "pg", "blackhole", "leader, inside its write transaction");
-    } finally {
-      release();
-      await holder;
-    }
+    const firstFault = await fc.holdUntilWaiting(
+      "select 1 from orchestrator.instances where id = $1 for update",
+      [victim],
+      "instances",
+      "the leader's stats write to wait for an instances row inside its transaction",
+      () => fc.fault(leader, "pg", "blackhole", "leader, inside its write transaction"),
+    );
     const idle = await waitFor(
       async () =>
         (await fc.sql.unsafe("select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and state = 'idle in transaction'")).length > 0,

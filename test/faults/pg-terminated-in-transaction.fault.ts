@@ -10,7 +10,6 @@
  * died; tools/patch-postgres.mjs), zero overlap, every gap within LEADER_GAP_MS (+ slack),
  * and one worker per stream with /status in agreement within 15 s.
  */
-import { waitFor } from "../helpers/cluster.js";
 import type { FaultCluster } from "../helpers/fault-cluster.js";
 import { describeScenario, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
 
@@ -32,31 +31,18 @@ async function terminateAll(fc: FaultCluster, why: string): Promise<{ at: number
  * every agent connection and lets the row go. `meanwhile` runs once the row is held.
  */
 async function terminateInsideWrite(fc: FaultCluster, why: string, meanwhile?: () => Promise<unknown>): Promise<number> {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let held!: () => void;
-  const isHeld = new Promise<void>((r) => (held = r));
-  const holder = fc.sql.begin(async (tx) => {
-    await tx.unsafe("select 1 from orchestrator.leadership for update");
-    held();
-    await released;
-  });
-  try {
-    await isHeld;
-    await meanwhile?.();
-    await waitFor(
-      async () => (await fc.sql.unsafe(`select 1 from pg_stat_activity where ${AGENTS} and wait_event_type = 'Lock' and xact_start < query_start`)).length > 0,
-      20_000,
-      "the leader's fenced write to wait for the leadership row inside its transaction",
-      20,
-    );
-    const t = await terminateAll(fc, why);
-    if (t.inTx === 0) throw new Error(`${why}: no agent connection was inside a transaction when terminated`);
-    return t.at;
-  } finally {
-    release();
-    await holder;
-  }
+  return fc.holdUntilWaiting(
+    "select 1 from orchestrator.leadership for update",
+    [],
+    "leadership",
+    "the leader's fenced write to wait for the leadership row inside its transaction",
+    async () => {
+      const t = await terminateAll(fc, why);
+      if (t.inTx === 0) throw new Error(`${why}: no agent connection was inside a transaction when terminated`);
+      return t.at;
+    },
+    meanwhile,
+  );
 }
 
 describeScenario({

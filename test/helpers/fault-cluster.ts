@@ -154,6 +154,44 @@ export class FaultCluster {
   }
 
   /**
+   * Holds the rows `lockQuery` selects FOR UPDATE (in the test's own transaction) until an
+   * agent's transaction waits for them (its BEGIN before the waiting statement, whose text
+   * contains `waitingFor`), then runs `then` and lets the rows go. `meanwhile` runs once
+   * the rows are held. The way to catch an agent's write inside its transaction.
+   */
+  async holdUntilWaiting<T>(lockQuery: string, params: readonly string[], waitingFor: string, what: string, then: () => Promise<T>, meanwhile?: () => Promise<unknown>): Promise<T> {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => (held = r));
+    const holder = this.sql.begin(async (tx) => {
+      await tx.unsafe(lockQuery, params as string[]);
+      held();
+      await released;
+    });
+    try {
+      await isHeld;
+      await meanwhile?.();
+      await waitFor(
+        async () =>
+          (
+            await this.sql.unsafe(
+              "select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and wait_event_type = 'Lock' and xact_start < query_start and query like $1",
+              [`%${waitingFor}%`],
+            )
+          ).length > 0,
+        20_000,
+        what,
+        20,
+      );
+      return await then();
+    } finally {
+      release();
+      await holder;
+    }
+  }
+
+  /**
    * Agents whose process ended although the scenario did not kill it:
    * a crash. Each with its exit code or signal and its last lines of output.
    */
