@@ -34,7 +34,7 @@ import { LeaderPublisher } from "./publishing.js";
 import { LeaderHousekeeping } from "./housekeeping.js";
 import { LeaderHealth } from "./health.js";
 import type { StreamHealthStore } from "../shared/stream-health-store.js";
-import { FencedOutError, type LeaderStore } from "./store.js";
+import { EpochMovedError, FencedOutError, type LeaderStore } from "./store.js";
 
 /** How long an agent asked for a dry run keeps reading the whole membership. */
 const DRY_RUN_WHOLE_MS = 60_000;
@@ -202,7 +202,11 @@ export class LeaderLoop {
     try {
       if (this.epoch === undefined) {
         await this.publisher.leader();
-        this.epoch = await this.d.store.bumpEpoch(this.d.id);
+        // Read, then compare-and-set (leader/store.ts): a bump of ours that lands late, after
+        // this term ended, cannot take the epoch from a successor.
+        const seen = await this.d.store.currentEpoch();
+        if (signal.aborted) return "failed";
+        this.epoch = await this.d.store.bumpEpoch(this.d.id, seen);
         // Winning the epoch is progress (./stall.ts): a slow win and a slow first tick
         // are each judged against the stall limit, not their sum.
         this.stall.progressed();
@@ -220,6 +224,12 @@ export class LeaderLoop {
       return "ok";
     } catch (err) {
       if (isAbortError(err) || signal.aborted) return "failed";
+      if (err instanceof EpochMovedError) {
+        // Someone bumped between our read and our bump (a late bump of an earlier term): read again at once.
+        log.info({ category: "INSTANCE", seen: err.seen }, "the fencing epoch moved before our bump; reading it again");
+        this.pending = true;
+        return "failed";
+      }
       if (err instanceof FencedOutError) {
         log.warn({ category: "INSTANCE", err }, "fenced out: a newer leader exists; stepping down");
         this.d.onFenced();

@@ -5,7 +5,9 @@
  * `leadership.epoch ... FOR SHARE` and aborts with FencedOutError unless it equals the
  * epoch this leader won. A new leader's epoch bump (an UPDATE of that row) waits for
  * such a transaction to finish, and every later one sees the new epoch: so a deposed
- * leader's write either committed before the new leader existed, or never lands.
+ * leader's write either committed before the new leader existed, or never lands. The
+ * bump itself is a compare-and-set against the epoch the new leader read after winning
+ * the lease, so a bump that lands late cannot take the epoch back from a successor.
  *
  * The rows mirror: within one term (`load({ epoch })`), the assignment rows are read once
  * and then kept current from this leader's own committed writes (apply), so a steady
@@ -34,6 +36,14 @@ export class FencedOutError extends Error {
     readonly current: number,
   ) {
     super(`epoch ${mine} is no longer current (now ${current}): another leader took over`);
+  }
+}
+
+/** A bump found the epoch moved off the one its leader read: nothing changed; read again. */
+export class EpochMovedError extends Error {
+  override readonly name = "EpochMovedError";
+  constructor(readonly seen: number) {
+    super(`the fencing epoch moved off ${seen} before this leader's bump: read it again`);
   }
 }
 
@@ -83,10 +93,26 @@ export class LeaderStore {
     return sql(`${this.schema}.${name}`);
   }
 
-  /** Called once on winning the lease: the new fencing epoch. */
-  async bumpEpoch(leaderId: string): Promise<number> {
+  /** The fencing epoch as PostgreSQL holds it now: what a new leader reads before its bump. */
+  async currentEpoch(): Promise<number> {
+    const rows = await this.sql.unsafe(`select epoch from ${this.s}.leadership`, [], REPEATED);
+    return num(rows[0]!.epoch);
+  }
+
+  /**
+   * Called on winning the lease: the new fencing epoch, `seen` + 1, where `seen` is the
+   * epoch this leader read after winning the lease (currentEpoch). The bump is a
+   * compare-and-set: when the epoch is no longer `seen` (someone bumped since), it changes
+   * nothing and throws EpochMovedError, and the caller reads again and retries while it
+   * still holds the lease. So a bump that lands late (sent by a leader that has since lost
+   * the lease or stepped aside, held up behind a lock or on a cut link) cannot take the
+   * epoch from a successor that won it after: the successor's bump moved the epoch off the
+   * late one's `seen`.
+   */
+  async bumpEpoch(leaderId: string, seen: number): Promise<number> {
     return this.sql.begin(async (tx) => {
-      const rows = await tx`update ${this.table(tx, "leadership")} set epoch = epoch + 1, leader_id = ${leaderId}, elected_at = now() returning epoch`;
+      const rows = await tx`update ${this.table(tx, "leadership")} set epoch = epoch + 1, leader_id = ${leaderId}, elected_at = now() where epoch = ${seen} returning epoch`;
+      if (rows.length === 0) throw new EpochMovedError(seen);
       const epoch = num(rows[0]!.epoch);
       await tx`insert into ${this.table(tx, "events")} (kind, to_instance, epoch, reason) values ('leader', ${leaderId}, ${epoch}, 'elected')`;
       return epoch;

@@ -29,10 +29,10 @@ describe("the deciders' Redis in PostgreSQL", () => {
     const beats = new PgHeartbeats(db.sql, "orchestrator");
     const store = new LeaderStore(db.sql, "orchestrator");
     expect(await beats.write(hb(1))).toEqual({ deciderRedis: null });
-    const first = await store.bumpEpoch("l1");
+    const first = await store.bumpEpoch("l1", await store.currentEpoch());
     await store.recordRedis(first, "redis-a");
     expect(await beats.write(hb(2))).toEqual({ deciderRedis: "redis-a" });
-    const second = await store.bumpEpoch("l2");
+    const second = await store.bumpEpoch("l2", await store.currentEpoch());
     await store.recordRedis(first, "redis-stale");
     expect(await beats.write(hb(3))).toEqual({ deciderRedis: "redis-a" });
     await store.recordRedis(second, "redis-b");

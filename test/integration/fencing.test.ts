@@ -1,11 +1,12 @@
 /**
  * The fencing epoch, against a real PostgreSQL: a leader whose epoch was superseded
- * cannot write; its transaction fails and nothing of it lands.
+ * cannot write; its transaction fails and nothing of it lands. A new leader's bump is a
+ * compare-and-set: one that lands late cannot take the epoch from a successor.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
 import { LATEST_MIGRATION, migrate } from "../../shared/schema.js";
-import { FencedOutError, LeaderStore } from "../../leader/store.js";
+import { EpochMovedError, FencedOutError, LeaderStore } from "../../leader/store.js";
 import type { RowOp } from "../../shared/placement/plan.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
@@ -36,9 +37,9 @@ describe("fencing epoch", () => {
   });
 
   it("a deposed leader's write fails and nothing lands", async () => {
-    const e1 = await a.bumpEpoch("A");
+    const e1 = await a.bumpEpoch("A", await a.currentEpoch());
     await a.apply(e1, [put("1", "A")], new Set(["A"]), new Map(), [{ kind: "assign", stream_id: "1" }]);
-    const e2 = await b.bumpEpoch("B");
+    const e2 = await b.bumpEpoch("B", await b.currentEpoch());
     expect(e2).toBe(e1 + 1);
     await expect(a.apply(e1, [put("2", "A"), put("1", "A2")], new Set(["A", "A2"]), new Map([["A", "active"]]), [{ kind: "assign", stream_id: "2" }])).rejects.toBeInstanceOf(FencedOutError);
     const rows = await db.sql`select stream_id, instance_id from orchestrator.assignments order by stream_id`;
@@ -53,7 +54,7 @@ describe("fencing epoch", () => {
   });
 
   it("under concurrency, every write is ordered against the epoch bump: before it, or refused", async () => {
-    const e = await a.bumpEpoch("A");
+    const e = await a.bumpEpoch("A", await a.currentEpoch());
     const results: ("ok" | "fenced")[] = [];
     const writes = Array.from({ length: 20 }, (_, i) =>
       a
@@ -64,7 +65,7 @@ describe("fencing epoch", () => {
           results.push("fenced");
         }),
     );
-    const bump = b.bumpEpoch("B");
+    const bump = b.bumpEpoch("B", await b.currentEpoch());
     await Promise.all([...writes, bump]);
     const newEpoch = await bump;
     const landed = await db.sql`select stream_id, epoch from orchestrator.assignments where stream_id like 'c%'`;
@@ -74,9 +75,53 @@ describe("fencing epoch", () => {
     await expect(a.apply(e, [put("late", "A")], new Set(["A"]), new Map(), [])).rejects.toBeInstanceOf(FencedOutError);
   });
 
+  it("a bump that lands after a successor's changes nothing: the successor keeps the epoch and writes", async () => {
+    // Regression: the bump was unconditional, so a bump sent by a leader that had since
+    // stepped aside (held up behind a lock or on a cut link) and landing after its
+    // successor's took the epoch from the successor, whose next write was fenced out.
+    const lateSeen = await a.currentEpoch();
+    const e = await b.bumpEpoch("B", await b.currentEpoch());
+    expect(e).toBe(lateSeen + 1);
+    await expect(a.bumpEpoch("A", lateSeen)).rejects.toBeInstanceOf(EpochMovedError);
+    const [row] = await db.sql`select epoch, leader_id from orchestrator.leadership`;
+    expect([Number(row!.epoch), row!.leader_id]).toEqual([e, "B"]);
+    const elected = await db.sql`select to_instance from orchestrator.events where kind = 'leader' and epoch > ${lateSeen}`;
+    expect(elected.map((r) => r.to_instance)).toEqual(["B"]);
+    await b.apply(e, [put("after-late", "B")], new Set(["B"]), new Map(), []);
+    expect((await db.sql`select epoch from orchestrator.assignments where stream_id = 'after-late'`)[0]!.epoch).toBe(String(e));
+  });
+
+  it("of two bumps from the same read, queued behind a fenced write, exactly one lands; the other reads again and wins the next", async () => {
+    const e0 = await a.currentEpoch();
+    // A write in flight holds the leadership row (FOR SHARE, as every fenced write does).
+    const held = await db.sql.reserve();
+    await held`begin`;
+    await held`select epoch from orchestrator.leadership for share`;
+    const bumps = [a.bumpEpoch("A", e0), b.bumpEpoch("B", e0)].map((p) => p.then((e) => ({ e }), (err: unknown) => ({ err })));
+    // Both wait on the lock before it is let go.
+    let waiting = 0;
+    for (let i = 0; i < 400 && waiting < 2; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const [w] = await db.sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%leadership%epoch = epoch + 1%'`;
+      waiting = w!.n;
+    }
+    expect(waiting).toBe(2);
+    await held`commit`;
+    held.release();
+    const results = await Promise.all(bumps);
+    const won = results.filter((r): r is { e: number } => "e" in r);
+    const moved = results.filter((r) => "err" in r);
+    expect(won.map((r) => r.e)).toEqual([e0 + 1]);
+    expect(moved).toHaveLength(1);
+    expect((moved[0] as { err: unknown }).err).toBeInstanceOf(EpochMovedError);
+    // The one that lost reads again and bumps past it.
+    const loser = won[0] === results[0] ? b : a;
+    expect(await loser.bumpEpoch("again", await loser.currentEpoch())).toBe(e0 + 2);
+  });
+
   it("a new leader learns when the last rebalance was, so its cooldown survives the change", async () => {
     expect(await a.lastRebalanceAgoMs()).toBeNull();
-    const e = await a.bumpEpoch("A");
+    const e = await a.bumpEpoch("A", await a.currentEpoch());
     // A failover is not a rebalance; a revoke for a join is.
     await a.apply(e, [], new Set(), new Map(), [{ kind: "revoke", stream_id: "1", reason: "failover" }]);
     expect(await a.lastRebalanceAgoMs()).toBeNull();

@@ -36,7 +36,7 @@ describe("the leader's rows mirror", () => {
   const mirrored = async (epoch: number, now: number) => [...(await store.load({ epoch, now })).rows.values()].sort((a, b) => (a.stream < b.stream ? -1 : 1));
 
   it("keeps the rows as a full read would see them, through puts, revokes, retargets and deletes", async () => {
-    const e = await store.bumpEpoch("A");
+    const e = await store.bumpEpoch("A", await store.currentEpoch());
     await store.load({ epoch: e, now: 0 });
     const v = await store.apply(e, [put("1", "A"), put("2", "A"), put("3", "B")], new Set(["A", "B"]), new Map(), []);
     expect(await mirrored(e, 1)).toEqual(await fresh());
@@ -50,7 +50,7 @@ describe("the leader's rows mirror", () => {
   });
 
   it("a write it did not make is seen only after a failed write, a new epoch or the periodic full read", async () => {
-    const e = await store.bumpEpoch("A");
+    const e = await store.bumpEpoch("A", await store.currentEpoch());
     await store.load({ epoch: e, now: 0 });
     // Another writer (as if a newer leader): the mirror does not see it within the term...
     await db.sql`insert into orchestrator.assignments (stream_id, instance_id, state, reason, epoch, url, name) values ('9', 'Z', 'active', 'catalog', ${e}, 'u', 'n')`;
@@ -59,7 +59,8 @@ describe("the leader's rows mirror", () => {
     expect((await store.load({ epoch: e, now: 61_000 })).rows.has("9")).toBe(true);
     await db.sql`delete from orchestrator.assignments where stream_id = '9'`;
     // and so does the next read after a fenced write.
-    const e2 = await new LeaderStore(sql, "orchestrator").bumpEpoch("B");
+    const other = new LeaderStore(sql, "orchestrator");
+    const e2 = await other.bumpEpoch("B", await other.currentEpoch());
     await expect(store.apply(e, [put("5", "A")], new Set(["A"]), new Map(), [])).rejects.toBeInstanceOf(FencedOutError);
     expect((await store.load({ epoch: e, now: 61_001 })).rows.has("9")).toBe(false);
     // A new epoch always starts with a full read; a load without an epoch never uses the mirror.
@@ -69,7 +70,7 @@ describe("the leader's rows mirror", () => {
   });
 
   it("the rows version holds while the rows do, and changes with every change or full read", async () => {
-    const e = await store.bumpEpoch("A");
+    const e = await store.bumpEpoch("A", await store.currentEpoch());
     const a = await store.load({ epoch: e, now: 0 });
     const b = await store.load({ epoch: e, now: 1 });
     expect(b.rows).toBe(a.rows);
@@ -101,7 +102,7 @@ describe("the leader's rows mirror", () => {
     expect(f.rowsVersion).not.toBe(d.rowsVersion);
     expect(f.rowsJournal).toBeUndefined();
     expect((await store.load()).rowsVersion).not.toBe(f.rowsVersion);
-    const e2 = await store.bumpEpoch("A");
+    const e2 = await store.bumpEpoch("A", await store.currentEpoch());
     expect((await store.load({ epoch: e2, now: 122_001 })).rowsVersion).not.toBe(d.rowsVersion);
   });
 });

@@ -16,6 +16,7 @@ import { silentLogger } from "../../shared/logger.js";
 import type { Snapshot } from "../../shared/membership.js";
 import { Metrics } from "../../shared/metrics.js";
 import { StallWatch } from "../../leader/stall.js";
+import { EpochMovedError } from "../../leader/store.js";
 
 const TTL_S = 4;
 const STALL_MS = TTL_S * 1000;
@@ -38,7 +39,7 @@ const snapshot = (at: number): Snapshot =>
  * with `stagesMs`, whose ticks run their three stages (read, write, bookkeeping) taking
  * those times each.
  */
-async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number], abortAfterMs?: number) {
+async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number], abortAfterMs?: number, epochMovedTimes = 0) {
   const clock = new ManualClock(10_000);
   const stalled: string[] = [];
   const history: string[] = [];
@@ -56,11 +57,16 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
     } as never,
     tracker: { latest: snapshot(clock.now()) } as never,
     store: {
-      bumpEpoch: async () => {
+      currentEpoch: async () => 6,
+      bumpEpoch: async (_id: string, seen: number) => {
         history.push(`epoch win starts at ${clock.now()}`);
         await clock.sleep(epochMs);
+        if (epochMovedTimes-- > 0) {
+          history.push(`epoch moved at ${clock.now()}`);
+          throw new EpochMovedError(seen);
+        }
         history.push(`epoch won at ${clock.now()}`);
-        return 7;
+        return seen + 1;
       },
       lastRebalanceAgoMs: async () => null,
     } as never,
@@ -69,7 +75,7 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
     metrics: new Metrics({ instance: "me" }),
     isLeader: () => true,
     leaseToken: () => "token",
-    onFenced: () => {},
+    onFenced: () => void history.push(`fenced at ${clock.now()}`),
     onStalled: (why) => {
       history.push(`stepped aside at ${clock.now()}: ${why}`);
       stalled.push(why);
@@ -126,6 +132,21 @@ describe("the end of a term (leader/leader.ts run)", () => {
     const at = (what: string) => r.history.findIndex((h) => h.startsWith(what));
     expect(at("leadership ends"), r.history.join("\n")).toBeLessThan(at("tick done"));
     expect(at("run returned"), r.history.join("\n")).toBeGreaterThan(at("tick done"));
+  });
+});
+
+describe("winning the epoch (leader/store.ts bumpEpoch, a compare-and-set)", () => {
+  it("reads again and retries at once when the epoch moved before its bump, and leads without stepping down", async () => {
+    // A late bump of an earlier term landed between this leader's read and its bump.
+    const r = await run(100, 100, undefined, 1_500, 2);
+    const h = r.history.join("\n");
+    expect(r.history.filter((x) => x.startsWith("epoch moved")), h).toHaveLength(2);
+    expect(r.history.some((x) => x.startsWith("fenced")), h).toBe(false);
+    expect(r.stalled, h).toEqual([]);
+    // Each retry follows within the nudge's coalescing (20 ms), not a whole tick interval.
+    const at = (what: string) => Number(r.history.find((x) => x.startsWith(what))?.split(" ").at(-1));
+    expect(at("epoch won at") - at("epoch win starts at"), h).toBeLessThanOrEqual(3 * 100 + 2 * 50);
+    expect(r.ticks, h).toBeGreaterThanOrEqual(1);
   });
 });
 
