@@ -1,13 +1,14 @@
 /**
  * Fleet benchmark (`npm run bench -- --fleet[=100,300,1000] [--fleet-streams=10000,100000]
- * [--fleet-interval=1]`): what the coordination costs as the fleet grows. The interval
- * sets HEARTBEAT_INTERVAL, and HEARTBEAT_TIMEOUT and LEADER_LEASE_TTL to five of it (the
- * defaults' proportions).
+ * [--fleet-interval=1] [--fleet-processes=P]`): what the coordination costs as the fleet
+ * grows. The interval sets HEARTBEAT_INTERVAL, and HEARTBEAT_TIMEOUT and LEADER_LEASE_TTL
+ * to five of it (the defaults' proportions).
  *
  * For each size: a private PostgreSQL (with pg_stat_statements when the server has it)
- * and a private Redis, N fleet members in this process (bench/fleet-member.ts: the real
- * heartbeat, tracker, elector, leader loop and own-rows read, with shared connections and
- * fake workers), then:
+ * and a private Redis, N fleet members (bench/fleet-member.ts: the real heartbeat,
+ * tracker, elector, leader loop and own-rows read, with fake workers) dealt out over P
+ * child processes (bench/fleet-process.ts; by default one per 250 members), the members
+ * of one process sharing its connections, then:
  * - time to full coverage from a cold start: every catalog stream held by exactly one
  *   member and every member within one stream of the others (equal capacities);
  * - over a steady window of STEADY_INTERVALS heartbeat intervals: Redis commands per
@@ -15,23 +16,26 @@
  *   scripts included, INFO itself excluded) and the script calls among them; PostgreSQL
  *   statements per second (pg_stat_statements calls, or pg_stat_database xact_commit
  *   deltas when the extension is unavailable: the report says which); the leader's tick
- *   time (median); CPU of this process per member;
+ *   time (median); the CPU of the member processes per member;
  * - one member joining: the leader's longest tick until the newcomer holds its share, and
  *   the time from its start to holding it (end to end);
- * - memory: this process's RSS growth per member (a lower bound of an agent process's).
+ * - memory: the member processes' RSS growth per member (a lower bound of an agent
+ *   process's).
  * A size that does not reach coverage within the timeout is reported as such, with what
- * was measured until then. Measures, never asserts.
+ * was measured until then. FLEET_PROFILE=dir writes a CPU profile of each member process
+ * (bench/fleet-process.ts).
+ * Measures, never asserts.
  */
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { Redis } from "ioredis";
-import { systemClock } from "../shared/clock.js";
 import { connect } from "../shared/db.js";
-import { silentLogger } from "../shared/logger.js";
-import { Metrics } from "../shared/metrics.js";
-import { createRedis, closeRedis } from "../shared/redis.js";
+import { closeRedis } from "../shared/redis.js";
 import { migrate } from "../shared/schema.js";
 import { privateServers } from "../test/helpers/private-servers.js";
-import { FleetMember, type FleetShared } from "./fleet-member.js";
+import { epochNow, type FromChild, type ProcessSample, type ToChild } from "./fleet-process.js";
 
 export interface FleetSize {
   readonly agents: number;
@@ -39,6 +43,8 @@ export interface FleetSize {
 }
 
 export interface FleetResult extends FleetSize {
+  /** How many processes the members were spread over. */
+  readonly processes: number;
   readonly intervalS: number;
   /** Seconds from the cold start to full, even coverage; null when not reached. */
   readonly coverageS: number | null;
@@ -112,19 +118,23 @@ async function pgStatements(sql: postgres.Sql, statements: boolean): Promise<num
   return Number(r!.n);
 }
 
-/** Every stream held by exactly one member, every member within one stream of the others. */
-function evenlyCovered(members: readonly FleetMember[], streams: number): boolean {
+/**
+ * Every stream held by exactly one member, every member within one stream of the others.
+ * The counts first; the held ids only when the counts already say so.
+ */
+async function evenlyCovered(procs: readonly FleetProcess[], streams: number): Promise<boolean> {
+  const counts = (await Promise.all(procs.map((p) => p.ask<number[]>({ t: "counts" })))).flat();
   let total = 0;
   let min = Infinity;
   let max = 0;
-  for (const m of members) {
-    total += m.held.length;
-    min = Math.min(min, m.held.length);
-    max = Math.max(max, m.held.length);
+  for (const n of counts) {
+    total += n;
+    min = Math.min(min, n);
+    max = Math.max(max, n);
   }
   if (total !== streams || max - min > 1) return false;
   const seen = new Set<string>();
-  for (const m of members) for (const s of m.held) seen.add(s);
+  for (const held of await Promise.all(procs.map((p) => p.ask<string[]>({ t: "held" })))) for (const s of held) seen.add(s);
   return seen.size === streams;
 }
 
@@ -134,8 +144,60 @@ function median(xs: readonly number[]): number | null {
   return s[s.length >> 1]!;
 }
 
-export async function runFleetSize(size: FleetSize, o: { intervalS: number; timeoutS: number; log: (line: string) => void }): Promise<FleetResult> {
+/** A child process running some of the members (./fleet-process.ts), asked over IPC. */
+class FleetProcess {
+  readonly ids: string[];
+  private readonly child: ChildProcess;
+  private readonly waiting = new Map<number, { resolve: (b: unknown) => void; reject: (e: Error) => void }>();
+  private next = 0;
+  private exited: string | undefined;
+
+  constructor(ids: readonly string[], onTick: (at: number, ms: number) => void, onNote: (msg: string) => void) {
+    this.ids = [...ids];
+    const file = fileURLToPath(new URL(`./fleet-process${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+    // --expose-gc: the memory figures are taken after a full collection.
+    this.child = fork(file, [], { env: { ...process.env, FLEET_CHILD: "1" }, execArgv: [...process.execArgv, "--expose-gc"] });
+    this.child.on("message", (m: FromChild) => {
+      if (m.t === "tick") onTick(m.at, m.ms);
+      else if (m.t === "note") onNote(m.msg);
+      else {
+        const w = this.waiting.get(m.req);
+        this.waiting.delete(m.req);
+        if (m.error !== undefined) w?.reject(new Error(m.error));
+        else w?.resolve(m.body);
+      }
+    });
+    this.child.on("exit", (code, signal) => {
+      this.exited = `a fleet process exited (${signal ?? code})`;
+      for (const w of this.waiting.values()) w.reject(new Error(this.exited));
+      this.waiting.clear();
+    });
+  }
+
+  ask<T>(m: DistributiveOmit<ToChild, "req">): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(this.exited));
+    const req = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(req, { resolve: resolve as (b: unknown) => void, reject });
+      this.child.send({ ...m, req });
+    });
+  }
+
+  /** Stops the members (bounded by the child's own 30 s), then the process. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
+    await Promise.race([this.ask({ t: "stop" }).catch(() => {}), sleep(35_000)]);
+    await Promise.race([gone, sleep(2_000)]);
+    if (!this.exited) this.child.kill("SIGKILL");
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export async function runFleetSize(size: FleetSize, o: { intervalS: number; timeoutS: number; processes?: number; log: (line: string) => void }): Promise<FleetResult> {
   const { agents, streams } = size;
+  const processes = Math.max(1, Math.min(agents, o.processes ?? defaultProcesses(agents)));
   const { pg, redis: redisServer, stop } = await privateServers(streams);
   const statements = await enableStatements(pg);
   const env = {
@@ -150,82 +212,65 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     LEADER_LEASE_TTL: String(5 * o.intervalS),
   };
   const probe = postgres(pg.url, { max: 1, onnotice: () => {} });
-  const sql = connect(pg.url, { max: 16 });
-  const hbSql = connect(pg.url, { max: 8 });
-  // A real agent has its own Redis connection: one client per 25 members keeps the queues short.
-  const clients = Array.from({ length: Math.ceil(agents / 25) + 1 }, () => createRedis(redisServer.url, { commandTimeoutMs: 1000 }));
-  const sub = createRedis(redisServer.url, { commandTimeoutMs: 1000, subscriber: true });
+  const sql = connect(pg.url, { max: 1 });
   const stats = new Redis(redisServer.url);
-  const metrics = new Metrics({ instance: "fleet" });
   const ticks: { at: number; ms: number }[] = [];
-  const observe = metrics.leaderTickSeconds.observe.bind(metrics.leaderTickSeconds);
-  metrics.leaderTickSeconds.observe = ((v: number) => {
-    ticks.push({ at: performance.now(), ms: v * 1000 });
-    observe(v);
-  }) as typeof metrics.leaderTickSeconds.observe;
-  const members: FleetMember[] = [];
   const notes: string[] = [];
-  // A store overwhelmed by the fleet may drop connections: say so in the result instead of ending the run.
-  const dropped = (err: unknown) => {
-    const msg = err instanceof Error ? err.message : String(err);
-    if (!notes.includes(msg)) notes.push(msg);
-  };
-  process.on("unhandledRejection", dropped);
+  const note = (msg: string) => void (notes.includes(msg) || notes.push(msg));
+  const procs: FleetProcess[] = [];
+  const all = <T>(m: DistributiveOmit<ToChild, "req">) => Promise.all(procs.map((p) => p.ask<T>(m)));
   try {
     await migrate(sql, "orchestrator");
-    const base = (k: number): FleetShared => ({ env, clock: systemClock, logger: silentLogger(), metrics, sql, hbSql, redis: clients[k % clients.length]! });
     const capacity = Math.ceil((1.5 * streams) / agents);
-    sub.on("message", (_c: string, message: string) => {
-      for (const m of members) m.nudge(message);
-    });
-    await sub.subscribe(`${PREFIX}:events`);
-    global.gc?.();
-    const rss0 = process.memoryUsage().rss;
+    const ids = Array.from({ length: agents }, (_, i) => `fl-${String(i).padStart(4, "0")}`);
+    // The members dealt out in turn; one process's pools get a share of the one-process sizes (16 and 8), at least 4 and 2.
+    for (let k = 0; k < processes; k++) procs.push(new FleetProcess(ids.filter((_, i) => i % processes === k), (at, ms) => ticks.push({ at, ms }), note));
+    const pools = { sqlMax: Math.max(4, Math.ceil(16 / processes)), hbMax: Math.max(2, Math.ceil(8 / processes)) };
     const t0 = performance.now();
-    for (let i = 0; i < agents; i++) members.push(new FleetMember(base(i), `fl-${String(i).padStart(4, "0")}`, capacity));
-    await Promise.all(members.map((m) => m.start()));
+    const rss0 = (await Promise.all(procs.map((p) => p.ask<number>({ t: "start", env, ids: p.ids, capacity, pgUrl: pg.url, redisUrl: redisServer.url, prefix: PREFIX, ...pools })))).reduce((a, b) => a + b, 0);
     let coverageS: number | null = null;
     while (performance.now() - t0 < o.timeoutS * 1000) {
-      if (evenlyCovered(members, streams)) {
+      if (await evenlyCovered(procs, streams)) {
         coverageS = (performance.now() - t0) / 1000;
         break;
       }
       await sleep(100);
     }
     if (coverageS === null) notes.push(`no even coverage within ${o.timeoutS} s`);
-    o.log(`${agents} agents × ${streams} streams: coverage ${coverageS === null ? "not reached" : `${coverageS.toFixed(1)} s`}`);
+    o.log(`${agents} agents × ${streams} streams (${processes} process${processes > 1 ? "es" : ""}): coverage ${coverageS === null ? "not reached" : `${coverageS.toFixed(1)} s`}`);
     await sleep(2 * o.intervalS * 1000);
 
-    global.gc?.();
-    const rss = process.memoryUsage().rss;
-    const windowMs = STEADY_INTERVALS * o.intervalS * 1000;
+    const before = await all<ProcessSample>({ t: "sample" });
     const [r0, p0] = await Promise.all([commandStats(stats), pgStatements(probe, statements)]);
-    const c0 = process.cpuUsage();
-    const w0 = performance.now();
-    await sleep(windowMs);
+    const w0 = epochNow();
+    await sleep(STEADY_INTERVALS * o.intervalS * 1000);
     const [r1, p1] = await Promise.all([commandStats(stats), pgStatements(probe, statements)]);
-    const cpu = process.cpuUsage(c0);
-    const w1 = performance.now();
+    const w1 = epochNow();
+    const after = await all<ProcessSample>({ t: "sample" });
     const intervals = (w1 - w0) / (o.intervalS * 1000);
     const rd = redisDelta(r0, r1);
-    const leading = members.find((m) => m.leading);
-    const elections = members.reduce((n, m) => n + m.leadership.elector.elections, 0);
-    if (!leading) notes.push(`no leader at the end of the steady window (${elections} terms so far)`);
-    const errors = new Set(members.map((m) => m.leadership.leader.status.lastError).filter((e): e is string => !!e));
-    if (errors.size > 0) notes.push(`leader errors: ${[...errors].slice(0, 3).join(" | ")}`);
+    const leading = after.reduce((n, s) => n + s.leading, 0);
+    const elections = after.reduce((n, s) => n + s.elections, 0);
+    if (leading === 0) notes.push(`no leader at the end of the steady window (${elections} terms so far)`);
+    const errors = [...new Set(after.flatMap((s) => s.errors))];
+    if (errors.length > 0) notes.push(`leader errors: ${errors.slice(0, 3).join(" | ")}`);
     const steadyTicks = ticks.filter((t) => t.at >= w0 && t.at <= w1).map((t) => t.ms);
+    const cpuUs = after.reduce((n, s, k) => n + s.cpuUs - before[k]!.cpuUs, 0);
+    const rss = before.reduce((n, s) => n + s.rss, 0);
 
     let tickJoinMs: number | null = null;
     let joinEndToEndMs: number | null = null;
     if (coverageS !== null) {
-      const j = new FleetMember(base(agents), "fl-join", capacity);
-      members.push(j);
+      // The newcomer joins the process with the fewest members (the last one when they do not divide evenly).
+      const home = procs.reduce((a, b) => (b.ids.length < a.ids.length ? b : a));
+      home.ids.push("fl-join");
       const share = Math.floor(streams / (agents + 1));
-      const j0 = performance.now();
-      await j.start();
-      while (performance.now() - j0 < 60_000 && j.held.length < share) await sleep(10);
-      const j1 = performance.now();
-      if (j.held.length >= share) {
+      const held = async () => (await home.ask<number[]>({ t: "counts" })).at(-1) ?? 0;
+      const j0 = epochNow();
+      await home.ask({ t: "join", id: "fl-join" });
+      while (epochNow() - j0 < 60_000 && (await held()) < share) await sleep(10);
+      const j1 = epochNow();
+      if ((await held()) >= share) {
         joinEndToEndMs = j1 - j0;
         const during = ticks.filter((t) => t.at >= j0 && t.at <= j1).map((t) => t.ms);
         tickJoinMs = during.length > 0 ? Math.max(...during) : null;
@@ -234,6 +279,7 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
     return {
       agents,
       streams,
+      processes,
       intervalS: o.intervalS,
       coverageS,
       redisCommandsPerAgentPerInterval: rd.all / agents / intervals,
@@ -244,20 +290,21 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
       tickJoinMs,
       joinEndToEndMs,
       rssPerAgentMB: (rss - rss0) / agents / 2 ** 20,
-      cpuPerAgentPct: (100 * (cpu.user + cpu.system)) / 1000 / (w1 - w0) / agents,
+      cpuPerAgentPct: (100 * cpuUs) / 1000 / (w1 - w0) / agents,
       note: notes.join("; "),
     };
   } finally {
-    // A fleet that overwhelmed this process may take long to stop: give it 30 s.
-    await Promise.race([Promise.allSettled(members.map((m) => m.stop())), sleep(30_000)]);
-    for (const c of [...clients, sub, stats]) await closeRedis(c).catch(() => {});
-    await Promise.allSettled([sql.end({ timeout: 2 }), hbSql.end({ timeout: 2 }), probe.end({ timeout: 2 })]);
+    await Promise.allSettled(procs.map((p) => p.stop()));
+    await closeRedis(stats).catch(() => {});
+    await Promise.allSettled([sql.end({ timeout: 2 }), probe.end({ timeout: 2 })]);
     await stop();
-    process.off("unhandledRejection", dropped);
   }
 }
 
-export async function runFleet(sizes: readonly FleetSize[], o: { intervalS: number; timeoutS: number; log: (line: string) => void }): Promise<FleetResult[]> {
+/** One process per 250 members: 1 for 100, 2 for 300, 4 for 1,000. */
+export const defaultProcesses = (agents: number): number => Math.max(1, Math.ceil(agents / 250));
+
+export async function runFleet(sizes: readonly FleetSize[], o: { intervalS: number; timeoutS: number; processes?: number; log: (line: string) => void }): Promise<FleetResult[]> {
   const out: FleetResult[] = [];
   for (const s of sizes) {
     const r = await runFleetSize(s, o);

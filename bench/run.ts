@@ -11,8 +11,9 @@
  * runs just those parts. The full run also measures failover with real agent processes
  * (bench/failover.ts, about two minutes); --quick leaves it out. --fleet[=100,300,1000]
  * runs only the fleet benchmark (bench/fleet.ts) at those member counts, with
- * --fleet-streams=10000,100000, --fleet-interval=1 (HEARTBEAT_INTERVAL, seconds) and
- * --fleet-timeout=120 (seconds allowed to reach full coverage). --agents[=16] runs only the
+ * --fleet-streams=10000,100000, --fleet-interval=1 (HEARTBEAT_INTERVAL, seconds),
+ * --fleet-timeout=120 (seconds allowed to reach full coverage) and --fleet-processes=P
+ * (the member processes; by default one per 250 members). --agents[=16] runs only the
  * agent-process benchmark (bench/agents.ts: cold start, memory and idle CPU of real agent
  * processes) with --agents-streams=5000, --agents-timeout=120 (seconds allowed to cover),
  * --agents-settle=15 and --agents-idle=30 (seconds before memory is read, and of the idle
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     "fleet-streams": { type: "string", default: "10000,100000" },
     "fleet-interval": { type: "string", default: "1" },
     "fleet-timeout": { type: "string", default: "120" },
+    "fleet-processes": { type: "string" },
     agents: { type: "string" },
     "agents-streams": { type: "string", default: "5000" },
     "agents-timeout": { type: "string", default: "120" },
@@ -100,6 +102,7 @@ const fleetAgents = numbers("fleet", values.fleet ?? "100,300,1000").map(Math.ro
 const fleetStreams = numbers("fleet-streams", values["fleet-streams"]!).map(Math.round);
 const fleetIntervalS = numbers("fleet-interval", values["fleet-interval"]!)[0]!;
 const fleetTimeoutS = numbers("fleet-timeout", values["fleet-timeout"]!)[0]!;
+const fleetProcesses = values["fleet-processes"] === undefined ? undefined : Math.round(numbers("fleet-processes", values["fleet-processes"])[0]!);
 const agentsCount = Math.round(numbers("agents", values.agents ?? "16")[0]!);
 const agentsStreams = Math.round(numbers("agents-streams", values["agents-streams"]!)[0]!);
 const agentsTimeoutS = numbers("agents-timeout", values["agents-timeout"]!)[0]!;
@@ -157,14 +160,15 @@ const fleetResults: FleetResult[] = !only.has("fleet")
   ? []
   : await runFleet(
       fleetStreams.flatMap((streams) => fleetAgents.map((agents) => ({ agents, streams }))),
-      { intervalS: fleetIntervalS, timeoutS: fleetTimeoutS, log: (line) => console.log(`  ${line}`) },
+      { intervalS: fleetIntervalS, timeoutS: fleetTimeoutS, processes: fleetProcesses, log: (line) => console.log(`  ${line}`) },
     ).then((rows) => {
       const f = (x: number | null, d = 1) => (x === null ? "—" : x.toFixed(d));
       table(
-        `Fleet: N members in one process (real heartbeat, tracker, elector, leader loop), private PostgreSQL and Redis, HEARTBEAT_INTERVAL ${fleetIntervalS} s`,
-        ["agents × streams", "coverage s", "Redis cmds/agent/interval", "scripts/agent/interval", "PG stmts/s", "tick ms", "join tick ms", "join e2e ms", "RSS MB/agent", "CPU %/agent", "note"],
+        `Fleet: N members over P processes (real heartbeat, tracker, elector, leader loop), private PostgreSQL and Redis, HEARTBEAT_INTERVAL ${fleetIntervalS} s`,
+        ["agents × streams", "processes", "coverage s", "Redis cmds/agent/interval", "scripts/agent/interval", "PG stmts/s", "tick ms", "join tick ms", "join e2e ms", "RSS MB/agent", "CPU %/agent", "note"],
         rows.map((r) => [
           `${r.agents} × ${r.streams.toLocaleString("en")}`,
+          r.processes,
           f(r.coverageS),
           f(r.redisCommandsPerAgentPerInterval),
           f(r.redisScriptsPerAgentPerInterval, 2),

@@ -1,9 +1,9 @@
 /**
  * `npm run bench` works from a clean clone and its non-timing results hold: the assignor
  * moves no more than the minimum and keeps every member within one stream of its share;
- * the fleet benchmark runs a small fleet to full coverage and reports every measure; the
- * agent-process benchmark builds dist/ if needed, starts real agents to an even cover and
- * reports their start, memory and CPU.
+ * the fleet benchmark runs a small fleet over two processes to full coverage and reports
+ * every measure; the agent-process benchmark builds dist/ if needed, starts real agents to
+ * an even cover and reports their start, memory and CPU.
  * (Speed and cost are reported by the benchmark, never asserted here.)
  */
 import { spawnSync } from "node:child_process";
@@ -47,9 +47,9 @@ describe("npm run bench -- --quick", () => {
 });
 
 describe("npm run bench -- --fleet", () => {
-  it("runs a small fleet to full coverage and reports every measure", { timeout: 120_000 }, () => {
+  it("runs a small fleet over two processes to full coverage and reports every measure", { timeout: 120_000 }, () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "bench-")), "fleet.json");
-    const run = spawnSync("npm", ["run", "bench", "--", "--fleet=4", "--fleet-streams=200", "--fleet-interval=0.5", "--fleet-timeout=30", "--json", file], {
+    const run = spawnSync("npm", ["run", "bench", "--", "--fleet=4", "--fleet-streams=200", "--fleet-interval=0.5", "--fleet-timeout=30", "--fleet-processes=2", "--json", file], {
       cwd: path.resolve(import.meta.dirname, ".."),
       encoding: "utf8",
       timeout: 110_000,
@@ -60,9 +60,10 @@ describe("npm run bench -- --fleet", () => {
     expect(report.movement).toEqual([]);
     expect(report.fleet).toHaveLength(1);
     const r = report.fleet[0]!;
-    expect(r).toMatchObject({ agents: 4, streams: 200, note: "" });
+    expect(r).toMatchObject({ agents: 4, streams: 200, processes: 2, note: "" });
     expect(r.coverageS).toEqual(expect.any(Number));
-    for (const k of ["redisCommandsPerAgentPerInterval", "pgStatementsPerS", "rssPerAgentMB", "cpuPerAgentPct"]) expect(r[k], k).toEqual(expect.any(Number));
+    for (const k of ["redisCommandsPerAgentPerInterval", "pgStatementsPerS", "rssPerAgentMB", "cpuPerAgentPct", "tickSteadyMs", "tickJoinMs", "joinEndToEndMs"]) expect(r[k], k).toEqual(expect.any(Number));
+    expect(r.cpuPerAgentPct as number).toBeGreaterThan(0);
     expect(r.redisCommandsPerAgentPerInterval as number).toBeGreaterThan(0);
     expect(["pg_stat_statements", "xact_commit"]).toContain(r.pgSource);
   });
