@@ -203,10 +203,14 @@ export class LeaderLoop {
       if (this.epoch === undefined) {
         await this.publisher.leader();
         // Read, then compare-and-set (leader/store.ts): a bump of ours that lands late, after
-        // this term ended, cannot take the epoch from a successor.
+        // this term ended, cannot take the epoch from a successor. Each goes ahead only
+        // while this term lasts: neither ended (the signal) nor past the lease by our own
+        // clock (isLeader, which a late timer cannot hold up).
         const seen = await this.d.store.currentEpoch();
+        if (signal.aborted || !this.d.isLeader()) return "failed";
+        const epoch = await this.d.store.bumpEpoch(this.d.id, seen);
         if (signal.aborted) return "failed";
-        this.epoch = await this.d.store.bumpEpoch(this.d.id, seen);
+        this.epoch = epoch;
         // Winning the epoch is progress (./stall.ts): a slow win and a slow first tick
         // are each judged against the stall limit, not their sum.
         this.stall.progressed();
@@ -225,7 +229,11 @@ export class LeaderLoop {
     } catch (err) {
       if (isAbortError(err) || signal.aborted) return "failed";
       if (err instanceof EpochMovedError) {
-        // Someone bumped between our read and our bump (a late bump of an earlier term): read again at once.
+        // Someone bumped between our read and our bump: a late bump of an earlier term, or
+        // another agent that believes it holds the lease too (a Redis failover). PostgreSQL
+        // answered, which is progress; read again at once while the lease is ours.
+        this.stall.progressed();
+        if (!this.d.isLeader()) return "failed";
         log.info({ category: "INSTANCE", seen: err.seen }, "the fencing epoch moved before our bump; reading it again");
         this.pending = true;
         return "failed";

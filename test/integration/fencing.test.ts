@@ -102,7 +102,7 @@ describe("fencing epoch", () => {
     let waiting = 0;
     for (let i = 0; i < 400 && waiting < 2; i++) {
       await new Promise((r) => setTimeout(r, 25));
-      const [w] = await db.sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%leadership%epoch = epoch + 1%'`;
+      const [w] = await db.sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%leadership%epoch = epoch + 1%'`;
       waiting = w!.n;
     }
     expect(waiting).toBe(2);

@@ -39,7 +39,8 @@ const snapshot = (at: number): Snapshot =>
  * with `stagesMs`, whose ticks run their three stages (read, write, bookkeeping) taking
  * those times each.
  */
-async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number], abortAfterMs?: number, epochMovedTimes = 0) {
+async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number], abortAfterMs?: number, o: { epochMovedTimes?: number; leaseEndsAt?: number } = {}) {
+  let epochMovedTimes = o.epochMovedTimes ?? 0;
   const clock = new ManualClock(10_000);
   const stalled: string[] = [];
   const history: string[] = [];
@@ -73,7 +74,7 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
     catalog: {} as never,
     legacy: {} as never,
     metrics: new Metrics({ instance: "me" }),
-    isLeader: () => true,
+    isLeader: () => clock.now() < (o.leaseEndsAt ?? Infinity),
     leaseToken: () => "token",
     onFenced: () => void history.push(`fenced at ${clock.now()}`),
     onStalled: (why) => {
@@ -138,7 +139,7 @@ describe("the end of a term (leader/leader.ts run)", () => {
 describe("winning the epoch (leader/store.ts bumpEpoch, a compare-and-set)", () => {
   it("reads again and retries at once when the epoch moved before its bump, and leads without stepping down", async () => {
     // A late bump of an earlier term landed between this leader's read and its bump.
-    const r = await run(100, 100, undefined, 1_500, 2);
+    const r = await run(100, 100, undefined, 1_500, { epochMovedTimes: 2 });
     const h = r.history.join("\n");
     expect(r.history.filter((x) => x.startsWith("epoch moved")), h).toHaveLength(2);
     expect(r.history.some((x) => x.startsWith("fenced")), h).toBe(false);
@@ -147,6 +148,15 @@ describe("winning the epoch (leader/store.ts bumpEpoch, a compare-and-set)", () 
     const at = (what: string) => Number(r.history.find((x) => x.startsWith(what))?.split(" ").at(-1));
     expect(at("epoch won at") - at("epoch win starts at"), h).toBeLessThanOrEqual(3 * 100 + 2 * 50);
     expect(r.ticks, h).toBeGreaterThanOrEqual(1);
+  });
+
+  it("does not bump again once its lease has run out by its own clock", async () => {
+    // The first bump finds the epoch moved at 10,550; the lease ended at 10,500 (its timer
+    // not yet run): a second bump would take the epoch from whoever holds the lease now.
+    const r = await run(100, 100, undefined, 1_000, { epochMovedTimes: 1, leaseEndsAt: 10_500 });
+    const h = r.history.join("\n");
+    expect(r.history.filter((x) => x.startsWith("epoch win starts")), h).toHaveLength(1);
+    expect(r.history.some((x) => x.startsWith("epoch won")), h).toBe(false);
   });
 });
 
