@@ -71,16 +71,20 @@ export class ManualClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new AbortError());
-      const entry = { at: this.t + Math.max(0, ms), resolve };
-      this.sleepers.push(entry);
-      signal?.addEventListener(
-        "abort",
-        () => {
-          this.sleepers = this.sleepers.filter((s) => s !== entry);
-          reject(new AbortError());
+      const onAbort = () => {
+        this.sleepers = this.sleepers.filter((s) => s !== entry);
+        reject(new AbortError());
+      };
+      // A sleep that ends leaves no listener on the signal (a loop's signal outlives many sleeps).
+      const entry = {
+        at: this.t + Math.max(0, ms),
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.sleepers.push(entry);
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
 
