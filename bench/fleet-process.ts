@@ -36,13 +36,9 @@ export interface FleetStart {
   readonly hbMax: number;
 }
 
-export type ToChild =
-  | ({ t: "start"; req: number } & FleetStart)
-  | { t: "counts"; req: number }
-  | { t: "held"; req: number }
-  | { t: "sample"; req: number }
-  | { t: "join"; req: number; id: string }
-  | { t: "stop"; req: number };
+/** What the benchmark asks a member process; each request carries a number its reply repeats. */
+export type FleetRequest = ({ t: "start" } & FleetStart) | { t: "counts" } | { t: "held" } | { t: "sample" } | { t: "join"; id: string } | { t: "stop" };
+export type ToChild = FleetRequest & { req: number };
 
 /** What this process reports at a sample. */
 export interface ProcessSample {

@@ -35,7 +35,7 @@ import { connect } from "../shared/db.js";
 import { closeRedis } from "../shared/redis.js";
 import { migrate } from "../shared/schema.js";
 import { privateServers } from "../test/helpers/private-servers.js";
-import { epochNow, type FromChild, type ProcessSample, type ToChild } from "./fleet-process.js";
+import { epochNow, type FleetRequest, type FromChild, type ProcessSample, type ToChild } from "./fleet-process.js";
 
 export interface FleetSize {
   readonly agents: number;
@@ -174,12 +174,12 @@ class FleetProcess {
     });
   }
 
-  ask<T>(m: DistributiveOmit<ToChild, "req">): Promise<T> {
+  ask<T>(m: FleetRequest): Promise<T> {
     if (this.exited) return Promise.reject(new Error(this.exited));
     const req = this.next++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(req, { resolve: resolve as (b: unknown) => void, reject });
-      this.child.send({ ...m, req });
+      this.child.send({ ...m, req } satisfies ToChild);
     });
   }
 
@@ -192,8 +192,6 @@ class FleetProcess {
     if (!this.exited) this.child.kill("SIGKILL");
   }
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export async function runFleetSize(size: FleetSize, o: { intervalS: number; timeoutS: number; processes?: number; log: (line: string) => void }): Promise<FleetResult> {
   const { agents, streams } = size;
@@ -218,7 +216,7 @@ export async function runFleetSize(size: FleetSize, o: { intervalS: number; time
   const notes: string[] = [];
   const note = (msg: string) => void (notes.includes(msg) || notes.push(msg));
   const procs: FleetProcess[] = [];
-  const all = <T>(m: DistributiveOmit<ToChild, "req">) => Promise.all(procs.map((p) => p.ask<T>(m)));
+  const all = <T>(m: FleetRequest) => Promise.all(procs.map((p) => p.ask<T>(m)));
   try {
     await migrate(sql, "orchestrator");
     const capacity = Math.ceil((1.5 * streams) / agents);

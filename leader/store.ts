@@ -104,10 +104,10 @@ export class LeaderStore {
    * epoch this leader read after winning the lease (currentEpoch). The bump is a
    * compare-and-set: when the epoch is no longer `seen` (someone bumped since), it changes
    * nothing and throws EpochMovedError, and the caller reads again and retries while it
-   * still holds the lease by its own clock. So a bump that lands late (sent by a leader that has since lost
-   * the lease or stepped aside, held up behind a lock or on a cut link) cannot take the
-   * epoch from a successor that won it after: the successor's bump moved the epoch off the
-   * late one's `seen`.
+   * still holds the lease by its own clock. So a bump that lands late (sent by a leader
+   * that has since lost the lease or stepped aside, held up behind a lock or on a cut
+   * link) cannot take the epoch from a successor that won it after: the successor's bump
+   * moved the epoch off the late one's `seen`.
    */
   async bumpEpoch(leaderId: string, seen: number): Promise<number> {
     return this.sql.begin(async (tx) => {

@@ -21,6 +21,9 @@ export interface DbOptions {
   readonly idleInTransactionMs?: number;
 }
 
+/** The name every agent session carries in pg_stat_activity (operators and tests find the agents' sessions by it). */
+export const APPLICATION_NAME = "fingerv7-sidecar";
+
 /** No statement of the agent's runs longer than this (the largest leader write takes well under a second at 100k streams). */
 const STATEMENT_TIMEOUT_MS = 30_000;
 
@@ -43,7 +46,7 @@ export function connect(url: string, opts: DbOptions = {}): Sql {
     // Every statement has a server-side bound too (a lock wait, a runaway query); the
     // callers that must answer within a heartbeat add their own client-side deadlines.
     connection: {
-      application_name: "fingerv7-sidecar",
+      application_name: APPLICATION_NAME,
       statement_timeout: STATEMENT_TIMEOUT_MS,
       ...(opts.idleInTransactionMs === undefined ? {} : { idle_in_transaction_session_timeout: Math.max(1, Math.round(opts.idleInTransactionMs)) }),
     },

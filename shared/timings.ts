@@ -52,8 +52,9 @@ export interface Timings {
    * sits idle inside a transaction this long (LEADER_LEASE_TTL, at least 1 s;
    * idle_in_transaction_session_timeout). An agent sends a transaction's statements one
    * after another (a transaction's callback awaits nothing but its own statements), so
-   * only a client that is gone, cut off or frozen stays idle that long; meanwhile its transaction holds its locks, and a leader's fenced write
-   * holds the leadership row, which the next leader's epoch bump must update. PostgreSQL
+   * only a client that is gone, cut off or frozen stays idle that long; meanwhile its
+   * transaction holds its locks, and a leader's fenced write holds the leadership row,
+   * which the next leader's epoch bump must update. PostgreSQL
    * cannot tell a silent client from a slow one, so without this a leader cut off inside
    * a write held every successor off until the link healed.
    */

@@ -14,6 +14,7 @@
  * update completes on the server and its answer is lost.
  */
 import { waitFor } from "../helpers/cluster.js";
+import { AGENT_SESSIONS } from "../helpers/fault-cluster.js";
 import { describeScenario, FAULT_MS, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
 
 describeScenario({
@@ -31,7 +32,7 @@ describeScenario({
     );
     const idle = await waitFor(
       async () =>
-        (await fc.sql.unsafe("select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and state = 'idle in transaction'")).length > 0,
+        (await fc.sql.unsafe(`select 1 from pg_stat_activity where ${AGENT_SESSIONS} and state = 'idle in transaction'`)).length > 0,
       5000,
       "the leader's session idle in its transaction",
       20,

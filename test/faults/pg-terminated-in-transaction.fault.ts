@@ -10,16 +10,14 @@
  * died; tools/patch-postgres.mjs), zero overlap, every gap within LEADER_GAP_MS (+ slack),
  * and one worker per stream with /status in agreement within 15 s.
  */
-import type { FaultCluster } from "../helpers/fault-cluster.js";
+import { AGENT_SESSIONS, type FaultCluster } from "../helpers/fault-cluster.js";
 import { describeScenario, LEADER_GAP_MS, sleep } from "../helpers/fault-scenario.js";
-
-const AGENTS = "application_name = 'fingerv7-sidecar' and datname = current_database()";
-// "Inside a transaction": its BEGIN came before the statement now running (an autocommit
-// statement starts its own transaction, so xact_start alone would not tell), or it is idle in one.
 
 /** Terminates every agent connection; says how many there were and how many were inside a transaction. */
 async function terminateAll(fc: FaultCluster, why: string): Promise<{ at: number; inTx: number }> {
-  const rows = await fc.sql.unsafe(`select pg_terminate_backend(pid) as done, coalesce(state = 'idle in transaction' or xact_start < query_start, false) as in_tx from pg_stat_activity where ${AGENTS}`);
+  // "Inside a transaction": its BEGIN came before the statement now running (an autocommit
+  // statement starts its own transaction, so xact_start alone would not tell), or it is idle in one.
+  const rows = await fc.sql.unsafe(`select pg_terminate_backend(pid) as done, coalesce(state = 'idle in transaction' or xact_start < query_start, false) as in_tx from pg_stat_activity where ${AGENT_SESSIONS}`);
   const inTx = rows.filter((r) => r.done && r.in_tx).length;
   const at = fc.log.now();
   fc.log.event(`TERMINATE ${rows.filter((r) => r.done).length} agent connections to PostgreSQL (${inTx} inside a transaction): ${why}`, at);

@@ -13,6 +13,7 @@
  * Guarantees: nothing outside loopback is touched; close() stops every worker, agent
  * and proxy it started and drops its database and keys.
  */
+import { APPLICATION_NAME } from "../../shared/db.js";
 import { Cluster, FAST_TIMINGS, waitFor } from "./cluster.js";
 import { FaultProxy, type Direction } from "./fault-proxy.js";
 import { LeaseWorker, LegacyWorker, Rng, type FaultWorker } from "./fault-workers.js";
@@ -20,6 +21,8 @@ import { agreement, ServedLog, type ClusterAnswer } from "./served-checker.js";
 import { REDIS_URL, clearPrefix, connectTestRedis, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "./services.js";
 
 export const ADMIN_TOKEN = "change-me-fault-admin-token";
+/** The agents' sessions of this cluster's database, as a pg_stat_activity condition. */
+export const AGENT_SESSIONS = `application_name = '${APPLICATION_NAME}' and datname = current_database()`;
 export const SECONDS = (k: string): number => Number(FAST_TIMINGS[k]) * 1000;
 
 export type Store = "redis" | "pg";
@@ -176,7 +179,7 @@ export class FaultCluster {
         async () =>
           (
             await this.sql.unsafe(
-              "select 1 from pg_stat_activity where application_name = 'fingerv7-sidecar' and datname = current_database() and wait_event_type = 'Lock' and xact_start < query_start and query like $1",
+              `select 1 from pg_stat_activity where ${AGENT_SESSIONS} and wait_event_type = 'Lock' and xact_start < query_start and query like $1`,
               [`%${waitingFor}%`],
             )
           ).length > 0,
