@@ -153,7 +153,7 @@ export class Agent {
       declared: { save: (capacity) => this.store.setDeclaredCapacity(this.id, capacity) },
       onOutcomes: (streams, until) => this.outcomes.report(streams, until),
     });
-    this.beliefs = new Beliefs({ clock, view: () => this.tracker.latest, maxViewAgeMs: t.maxViewAgeMs });
+    this.beliefs = new Beliefs({ clock, view: () => this.tracker.latest, maxViewAgeMs: t.maxViewAgeMs, wholeViewLeaderlessMs: t.wholeViewLeaderlessMs });
     this.health = new StreamHealthStore(this.sql, config.schema);
     this.outcomes = new StreamOutcomes({ id: config.instanceId, clock, logger: this.logger.child({ component: "outcomes" }), store: this.health, timings: t, held: () => this.worker.serving.held() });
     ({ tracker: this.tracker, heartbeat: this.heartbeat, pgHeartbeats: this.pgHeartbeats } = createLiveness({
@@ -167,7 +167,7 @@ export class Agent {
       startedAtWall: this.startedAtWall,
       serving: this.worker.serving,
       state: (now) => heartbeatState(now, { session: this.sessionNow, capacity: this.capacity, own: this.own, leaving: this.leaving, restarting: this.restarting, labels: config.labels, worker: this.worker, outcomes: this.outcomes, offering: this.offering }),
-      decider: () => this.beliefs.decides({ leading: this.elector.isLeader(), mode: this.mode, useOrchestrator: this.config.useOrchestrator }),
+      decider: () => this.beliefs.decides({ leading: this.elector.isLeader(), mode: this.mode, useOrchestrator: this.config.useOrchestrator, lastLeaderSeenAt: this.offering.state.lastLeaderSeenAt }),
       resyncing: () => this.offering.resyncing,
       requireResync: (now, why) => this.offering.requireResync(now, why),
       onReply: (reply) => {

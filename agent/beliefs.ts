@@ -21,6 +21,8 @@ export interface BeliefsDeps {
   readonly view: () => Snapshot | undefined;
   /** A reply older than this says nothing about a live leader (the maximum view age). */
   readonly maxViewAgeMs: number;
+  /** How long without a ready leader in sight before an orchestrated agent reads the whole membership (shared/timings.ts wholeViewLeaderlessMs). */
+  readonly wholeViewLeaderlessMs: number;
 }
 
 export class Beliefs {
@@ -56,11 +58,14 @@ export class Beliefs {
 
   /**
    * Whether this agent reads the whole membership: the leader, hashing agents, and agents
-   * that may start hashing soon (no ready leader in sight), so that their view has settled
-   * by then.
+   * that may start hashing soon: no ready leader in sight since `lastLeaderSeenAt` (the
+   * time agent/mode.ts counts FALLBACK_GRACE from) for wholeViewLeaderlessMs, so that
+   * their view has settled (every member watched for a timeout) when the grace ends. A
+   * leader change that completes sooner leaves the followers watching the leader alone.
    */
-  decides(o: { readonly leading: boolean; readonly mode: Mode; readonly useOrchestrator: boolean }): boolean {
-    return o.leading || o.mode === "hashed" || !o.useOrchestrator || this.flag?.mode === "hashed" || !this.leaderInfo?.ready;
+  decides(o: { readonly leading: boolean; readonly mode: Mode; readonly useOrchestrator: boolean; readonly lastLeaderSeenAt: number }): boolean {
+    if (o.leading || o.mode === "hashed" || !o.useOrchestrator || this.flag?.mode === "hashed") return true;
+    return !this.leaderInfo?.ready && this.d.clock.now() - o.lastLeaderSeenAt >= this.d.wholeViewLeaderlessMs;
   }
 
   /** A follower tries the lease only while no recent heartbeat reply names a live leader (leader/elector.ts says why that is enough). */

@@ -81,7 +81,10 @@ export class FleetMember {
     const catalog = new CatalogCache(s.sql, { table: config.streamsTable, idColumn: config.streamsIdColumn }, clock, logger);
     const legacy = LegacyView.fromConfig(config, s.sql, clock);
     const startedAtWall = clock.wall();
-    this.beliefs = new Beliefs({ clock, view: () => this.liveness.tracker.latest, maxViewAgeMs: config.timings.maxViewAgeMs });
+    this.beliefs = new Beliefs({ clock, view: () => this.liveness.tracker.latest, maxViewAgeMs: config.timings.maxViewAgeMs, wholeViewLeaderlessMs: config.timings.wholeViewLeaderlessMs });
+    // The offer logic is left out: the time a ready leader was last in sight (agent/offer.ts
+    // lastLeaderSeenAt, which FALLBACK_GRACE and the deciders count from) is kept here.
+    let lastLeaderSeenAt = clock.now();
     this.liveness = createLiveness({
       config,
       clock,
@@ -104,7 +107,10 @@ export class FleetMember {
         released: [],
         worker: { ok: true, lastSeenMsAgo: 0, processed: 0, errors: 0, kind: "v1" },
       }),
-      decider: () => this.beliefs.decides({ leading: this.leadership.elector.isLeader(), mode: "orchestrated", useOrchestrator: true }),
+      decider: () => {
+        if (this.beliefs.leaderInfo?.ready) lastLeaderSeenAt = clock.now();
+        return this.beliefs.decides({ leading: this.leadership.elector.isLeader(), mode: "orchestrated", useOrchestrator: true, lastLeaderSeenAt });
+      },
       resyncing: () => false,
       requireResync: () => {},
       onReply: (reply) => {

@@ -13,6 +13,7 @@ export interface TimingSettings {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly leaderLeaseTtlMs: number;
+  readonly fallbackGraceMs: number;
   readonly catalogRefreshMs: number;
   readonly workerLeaseMs: number;
   readonly streamHealth: { readonly failoverAfterMs: number };
@@ -61,6 +62,17 @@ export interface Timings {
   readonly postgresIdleInTransactionMs: number;
   /** A gap between two membership reads longer than this means nobody was watching: clocks restart. */
   readonly trackerMaxGapMs: number;
+  /**
+   * An orchestrated agent that has seen no ready leader for this long starts reading the
+   * whole membership (agent/beliefs.ts `decides`): HEARTBEAT_TIMEOUT and one interval
+   * before its fallback to hashing (FALLBACK_GRACE), so that by then it has watched every
+   * member for a timeout and its view has settled; 0 (at once) when FALLBACK_GRACE is
+   * shorter than that. Until then it watches the leader alone, as with a leader: an
+   * ordinary leader change (a new leader ready within seconds) no longer makes every
+   * follower read every member's heartbeats on both channels, work that grows with the
+   * square of the fleet's size.
+   */
+  readonly wholeViewLeaderlessMs: number;
   /** A membership view older than this is too stale to decide anything from (3 heartbeats). */
   readonly maxViewAgeMs: number;
   /** How often an agent re-reads its own rows when no nudge arrives. */
@@ -108,6 +120,7 @@ export function deriveTimings(c: TimingSettings): Timings {
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
     postgresIdleInTransactionMs: Math.max(1000, c.leaderLeaseTtlMs),
     trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
+    wholeViewLeaderlessMs: Math.max(0, c.fallbackGraceMs - c.heartbeatTimeoutMs - hb),
     maxViewAgeMs: 3 * hb,
     ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),
     catalogMaxAgeHashedMs: c.catalogRefreshMs,
@@ -137,4 +150,5 @@ export function checkTimings(c: TimingSettings, t: Timings): void {
   if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
   if (t.degradeAfterMs >= c.streamHealth.failoverAfterMs) throw broken("a degraded worker must be seen before its streams are charged");
   if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
+  if (t.wholeViewLeaderlessMs > 0 && t.wholeViewLeaderlessMs + c.heartbeatTimeoutMs + c.heartbeatIntervalMs > c.fallbackGraceMs) throw broken("a fallback to hashing must come after a whole view watched for a timeout");
 }

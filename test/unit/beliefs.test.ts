@@ -11,7 +11,7 @@ const snap = (at: number, leader: ReturnType<typeof L> | undefined, flag?: { mod
 function setup() {
   const clock = new ManualClock(1000);
   let view: Snapshot | undefined;
-  const b = new Beliefs({ clock, view: () => view, maxViewAgeMs: 3000 });
+  const b = new Beliefs({ clock, view: () => view, maxViewAgeMs: 3000, wholeViewLeaderlessMs: 4000 });
   return { clock, b, setView: (v: Snapshot | undefined) => (view = v) };
 }
 
@@ -39,9 +39,9 @@ describe("an agent's beliefs about the cluster (agent/beliefs.ts)", () => {
     expect(b.ownLoadedAt).toBe(900);
   });
 
-  it("reads the whole membership while leading, hashing, pinned to hashing, flagged hashed, or without a ready leader", () => {
+  it("reads the whole membership while leading, hashing, pinned to hashing, flagged hashed, or long without a ready leader", () => {
     const { b, setView } = setup();
-    const follower = { leading: false, mode: "orchestrated" as const, useOrchestrator: true };
+    const follower = { leading: false, mode: "orchestrated" as const, useOrchestrator: true, lastLeaderSeenAt: 1000 - 4000 };
     expect(b.decides(follower)).toBe(true); // no leader in sight
     b.observeReply(L("a", false), undefined);
     expect(b.decides(follower)).toBe(true); // a leader that is not ready yet
@@ -52,6 +52,20 @@ describe("an agent's beliefs about the cluster (agent/beliefs.ts)", () => {
     expect(b.decides({ ...follower, useOrchestrator: false })).toBe(true);
     setView(snap(500, L("a"), { mode: "hashed", version: 9 }));
     expect(b.decides(follower)).toBe(true);
+  });
+
+  it("without a ready leader, waits wholeViewLeaderlessMs from the last one seen before reading the whole membership", async () => {
+    const { clock, b } = setup();
+    const follower = { leading: false, mode: "orchestrated" as const, useOrchestrator: true, lastLeaderSeenAt: 1000 };
+    expect(b.decides(follower)).toBe(false); // a leader change in progress: the leader alone
+    b.observeReply(L("a", false), undefined);
+    await clock.advance(3999);
+    expect(b.decides(follower)).toBe(false);
+    await clock.advance(1);
+    expect(b.decides(follower)).toBe(true); // the fallback may come in a timeout and an interval
+    b.observeReply(L("a"), undefined);
+    expect(b.decides(follower)).toBe(false); // a ready leader again
+    expect(b.decides({ ...follower, lastLeaderSeenAt: clock.now() })).toBe(false);
   });
 
   it("tries the lease only while no recent reply names a live leader", async () => {
