@@ -42,6 +42,8 @@ export interface FleetShared {
   readonly sql: Sql;
   /** The PostgreSQL heartbeats. */
   readonly hbSql: Sql;
+  /** The leader's epoch and fenced writes (leader/store.ts). */
+  readonly leaderSql: Sql;
   readonly redis: Redis;
 }
 
@@ -127,7 +129,7 @@ export class FleetMember {
       logger,
       protocol,
       tracker: this.liveness.tracker,
-      store: new LeaderStore(s.sql, config.schema),
+      store: new LeaderStore(s.leaderSql, config.schema),
       catalog,
       legacy,
       metrics: s.metrics,

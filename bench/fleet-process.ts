@@ -1,7 +1,8 @@
 /**
  * One process's share of the fleet benchmark (bench/fleet.ts): a child process that runs
  * some of the fleet's members (bench/fleet-member.ts) on connections of its own (a
- * PostgreSQL pool for the work, one for the heartbeats, one Redis client per 25 members,
+ * PostgreSQL pool for the work, one for the heartbeats, one for the fenced writes of
+ * whichever member here leads (a real leader's are its own), one Redis client per 25 members,
  * one subscriber whose nudges every member here handles), and answers the benchmark's
  * questions over the IPC channel: how many streams each member holds, which ones, this
  * process's CPU time and memory, who leads here. It sends each leader tick's wall time as
@@ -65,6 +66,7 @@ class Share {
   readonly members: FleetMember[] = [];
   private readonly sql: Sql;
   private readonly hbSql: Sql;
+  private readonly leaderSql: Sql;
   private readonly clients: Redis[];
   private readonly sub: Redis;
   private readonly base: (k: number) => FleetShared;
@@ -75,6 +77,8 @@ class Share {
   ) {
     this.sql = connect(o.pgUrl, { max: o.sqlMax });
     this.hbSql = connect(o.pgUrl, { max: o.hbMax });
+    // One member of the fleet leads at a time: its epoch and fenced writes do not queue behind the others' work.
+    this.leaderSql = connect(o.pgUrl, { max: 2 });
     // A real agent has its own Redis connection: one client per 25 members keeps the queues short.
     this.clients = Array.from({ length: Math.ceil(o.ids.length / 25) + 1 }, () => createRedis(o.redisUrl, { commandTimeoutMs: 1000 }));
     this.sub = createRedis(o.redisUrl, { commandTimeoutMs: 1000, subscriber: true });
@@ -84,7 +88,7 @@ class Share {
       send({ t: "tick", at: epochNow(), ms: v * 1000 });
       observe(v);
     }) as typeof metrics.leaderTickSeconds.observe;
-    this.base = (k) => ({ env: o.env, clock: systemClock, logger: silentLogger(), metrics, sql: this.sql, hbSql: this.hbSql, redis: this.clients[k % this.clients.length]! });
+    this.base = (k) => ({ env: o.env, clock: systemClock, logger: silentLogger(), metrics, sql: this.sql, hbSql: this.hbSql, leaderSql: this.leaderSql, redis: this.clients[k % this.clients.length]! });
   }
 
   /** Starts the members; returns this process's resident memory before they existed. */
@@ -123,7 +127,7 @@ class Share {
     // A fleet that overwhelmed this process may take long to stop: give it 30 s.
     await Promise.race([Promise.allSettled(this.members.map((m) => m.stop())), sleep(30_000)]);
     for (const c of [...this.clients, this.sub]) await closeRedis(c).catch(() => {});
-    await Promise.allSettled([this.sql.end({ timeout: 2 }), this.hbSql.end({ timeout: 2 })]);
+    await Promise.allSettled([this.sql.end({ timeout: 2 }), this.hbSql.end({ timeout: 2 }), this.leaderSql.end({ timeout: 2 })]);
   }
 }
 
