@@ -19,7 +19,8 @@ import { Session } from "node:inspector/promises";
 import path from "node:path";
 import { systemClock } from "../shared/clock.js";
 import { connect, type Sql } from "../shared/db.js";
-import { silentLogger } from "../shared/logger.js";
+import { createLogger, silentLogger } from "../shared/logger.js";
+import pino from "pino";
 import { Metrics } from "../shared/metrics.js";
 import { closeRedis, createRedis } from "../shared/redis.js";
 import type { Redis } from "ioredis";
@@ -88,7 +89,9 @@ class Share {
       send({ t: "tick", at: epochNow(), ms: v * 1000 });
       observe(v);
     }) as typeof metrics.leaderTickSeconds.observe;
-    this.base = (k) => ({ env: o.env, clock: systemClock, logger: silentLogger(), metrics, sql: this.sql, hbSql: this.hbSql, leaderSql: this.leaderSql, redis: this.clients[k % this.clients.length]! });
+    // FLEET_LOG=dir: the members' log lines (info and above), one file per process, to read a run's course.
+    const logger = process.env.FLEET_LOG ? createLogger({ level: "info", destination: pino.destination({ dest: path.join(process.env.FLEET_LOG, `fleet-${process.pid}.log`), sync: false }) }) : silentLogger();
+    this.base = (k) => ({ env: o.env, clock: systemClock, logger, metrics, sql: this.sql, hbSql: this.hbSql, leaderSql: this.leaderSql, redis: this.clients[k % this.clients.length]! });
   }
 
   /** Starts the members; returns this process's resident memory before they existed. */

@@ -22,8 +22,8 @@
  * - memory: the member processes' RSS growth per member (a lower bound of an agent
  *   process's).
  * A size that does not reach coverage within the timeout is reported as such, with what
- * was measured until then. FLEET_PROFILE=dir writes a CPU profile of each member process
- * (bench/fleet-process.ts).
+ * was measured until then. FLEET_PROFILE=dir writes a CPU profile of each member process,
+ * FLEET_LOG=dir its members' log lines (bench/fleet-process.ts).
  * Measures, never asserts.
  */
 import { fork, type ChildProcess } from "node:child_process";
