@@ -275,9 +275,11 @@ export class LeaderLoop {
 
   /**
    * One tick in three stages: read the sources, plan and write, then the bookkeeping.
-   * Each completed stage is progress for the stall watch (./stall.ts): a tick that keeps
-   * completing its stages (a starved CPU: sixteen agents starting on two cores) is slow,
-   * not stalled; a stage that hangs (a blackholed PostgreSQL) still is.
+   * Each completed stage, and each completed statement of the write (./store.ts sends a
+   * large one in batches), is progress for the stall watch (./stall.ts): a tick that keeps
+   * completing its stages (a starved CPU: sixteen agents starting on two cores; a cold
+   * start's 75,000 moves) is slow, not stalled; a stage that hangs (a blackholed
+   * PostgreSQL) still is.
    */
   private async tick(epoch: number, signal: AbortSignal): Promise<void> {
     const t0 = this.d.clock.now();
@@ -335,7 +337,8 @@ export class LeaderLoop {
         const session = snap.members.get(id)?.hb?.session;
         if (session) sessions.set(id, session);
       }
-      const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events, sessions);
+      // Each completed statement is progress (a large write is slow, not stalled); none is sent once the term ended.
+      const versions = await store.apply(epoch, p.ops, p.bump, p.statuses, events, sessions, { progress: () => this.stall.progressed(), signal });
       for (const [id, session] of sessions) this.stamped.set(id, session);
       await this.publisher.versions(versions);
       this.publisher.nudge({ t: "assign", epoch, versions: Object.fromEntries(versions) });

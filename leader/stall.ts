@@ -1,6 +1,7 @@
 /**
  * When a leader should step aside: it has made no progress (won its epoch, completed a
- * tick or a stage of one: leader/leader.ts) for leaderStallMs (LEADER_LEASE_TTL) while
+ * tick, a stage of one, or a statement of its fenced write: leader/leader.ts,
+ * leader/store.ts) for leaderStallMs (LEADER_LEASE_TTL) while
  * another live member reports reaching PostgreSQL. The trouble is then this leader's own
  * link, so another member would do better.
  *
@@ -31,7 +32,7 @@ export interface StallWatchDeps {
 }
 
 export class StallWatch {
-  /** Progress = the epoch won, or a completed tick or stage of one. */
+  /** Progress = the epoch won, or a completed tick, stage of one, or statement of its write. */
   private lastProgressAt = 0;
 
   constructor(private readonly d: StallWatchDeps) {}

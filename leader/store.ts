@@ -21,6 +21,12 @@
  * the mirror and its version. The mirror also keeps a journal of the streams each apply
  * changed (the last MIRROR_JOURNAL applies), so the plan updates what it derives from the
  * rows instead of deriving it again (shared/placement/rows-index.ts).
+ *
+ * A write sends its rows in statements of at most WRITE_BATCH rows each (one transaction
+ * still: all land or none), reports each statement completed (`progress`: a cold start's
+ * 75,000 moves on a busy PostgreSQL are slow, not stalled: leader/stall.ts), and sends no
+ * further statement once its `signal` says the term ended: the transaction rolls back and
+ * no longer holds the leadership row the successor's epoch bump waits for.
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { REPEATED, ident, num } from "../shared/db.js";
@@ -28,6 +34,24 @@ import { isMoveReason, type EventKind, type InstanceStatus, type MoveReason, typ
 import type { InstanceRow, Row, RowOp } from "../shared/placement/plan.js";
 import { RowsLog, type RowsJournal } from "../shared/placement/rows-index.js";
 import { sameMetadata } from "../shared/placement/catalog-index.js";
+
+/** Rows per statement of a write (see the header). */
+export const WRITE_BATCH = 10_000;
+
+/** What a write reports while it runs, and what stops it (see the header). */
+export interface WriteOptions {
+  /** Called after each statement of the transaction completed. */
+  readonly progress?: () => void;
+  /** Aborted: no further statement is sent, and the transaction rolls back. */
+  readonly signal?: AbortSignal;
+}
+
+/** `rows` in slices of at most WRITE_BATCH. */
+function batches<T>(rows: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += WRITE_BATCH) out.push(rows.slice(i, i + WRITE_BATCH));
+  return out;
+}
 
 export class FencedOutError extends Error {
   override readonly name = "FencedOutError";
@@ -228,10 +252,11 @@ export class LeaderStore {
     statuses: ReadonlyMap<string, InstanceStatus>,
     events: readonly EventRow[],
     sessions: ReadonlyMap<string, string> = new Map(),
+    o: WriteOptions = {},
   ): Promise<Map<string, number>> {
     let versions: Map<string, number>;
     try {
-      versions = await this.write(epoch, ops, bump, statuses, events, sessions);
+      versions = await this.write(epoch, ops, bump, statuses, events, sessions, o);
     } catch (err) {
       // Committed or not, the mirror cannot tell: read everything next time.
       this.mirror = undefined;
@@ -248,20 +273,28 @@ export class LeaderStore {
     statuses: ReadonlyMap<string, InstanceStatus>,
     events: readonly EventRow[],
     sessions: ReadonlyMap<string, string>,
+    o: WriteOptions,
   ): Promise<Map<string, number>> {
     return this.sql.begin(async (tx) => {
-      await this.checkEpoch(tx, epoch);
+      // Each statement of this transaction: sent only while the term lasts, reported once done.
+      const step = async <T>(run: () => Promise<T>): Promise<T> => {
+        o.signal?.throwIfAborted();
+        const r = await run();
+        o.progress?.();
+        return r;
+      };
+      await step(() => this.checkEpoch(tx, epoch));
       const versions = new Map<string, number>();
       if (bump.size > 0) {
         const list = [...bump].map((id) => ({ id, session: sessions.get(id) ?? null }));
-        const bumped = await tx.unsafe(
+        const bumped = await step(() => tx.unsafe(
           `insert into ${this.s}.instances (id, version, epoch, stamped_session)
              select x.id, 1, $2, x.session from jsonb_to_recordset($1::jsonb) as x(id text, session text)
            on conflict (id) do update set version = ${this.s}.instances.version + 1, epoch = $2,
              stamped_session = coalesce(excluded.stamped_session, ${this.s}.instances.stamped_session)
            returning id, version`,
           [list as never, epoch], REPEATED,
-        );
+        ));
         for (const r of bumped) versions.set(r.id as string, num(r.version));
       }
       const puts: Record<string, unknown>[] = [];
@@ -280,8 +313,8 @@ export class LeaderStore {
           retargets.push({ stream_id: op.stream, next_instance: op.next });
         }
       }
-      if (puts.length > 0) {
-        await tx.unsafe(
+      for (const batch of batches(puts)) {
+        await step(() => tx.unsafe(
           `insert into ${this.s}.assignments (stream_id, instance_id, state, next_instance, revoke_version, reason, epoch, url, name, metadata, assigned_at, updated_at)
              select x.stream_id, x.instance_id, 'active', null, null, x.reason, $2, x.url, x.name, coalesce(x.metadata, '{}'::jsonb), now(), now()
                from jsonb_to_recordset($1::jsonb) as x(stream_id text, instance_id text, reason text, url text, name text, metadata jsonb)
@@ -290,46 +323,46 @@ export class LeaderStore {
              reason = excluded.reason, epoch = excluded.epoch, url = excluded.url, name = excluded.name, metadata = excluded.metadata,
              assigned_at = case when ${this.s}.assignments.instance_id = excluded.instance_id then ${this.s}.assignments.assigned_at else now() end,
              updated_at = now()`,
-          [puts as never, epoch], REPEATED,
-        );
+          [batch as never, epoch], REPEATED,
+        ));
       }
-      if (revokes.length > 0) {
-        await tx.unsafe(
+      for (const batch of batches(revokes)) {
+        await step(() => tx.unsafe(
           `update ${this.s}.assignments a set state = 'revoking', next_instance = x.next_instance, revoke_version = x.revoke_version,
                   reason = x.reason, epoch = $2, updated_at = now()
              from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text, reason text, revoke_version bigint)
             where a.stream_id = x.stream_id`,
-          [revokes as never, epoch], REPEATED,
-        );
+          [batch as never, epoch], REPEATED,
+        ));
       }
-      if (retargets.length > 0) {
-        await tx.unsafe(
+      for (const batch of batches(retargets)) {
+        await step(() => tx.unsafe(
           `update ${this.s}.assignments a set next_instance = x.next_instance, epoch = $2, updated_at = now()
              from jsonb_to_recordset($1::jsonb) as x(stream_id text, next_instance text)
             where a.stream_id = x.stream_id`,
-          [retargets as never, epoch], REPEATED,
-        );
+          [batch as never, epoch], REPEATED,
+        ));
       }
-      if (deletes.length > 0) {
-        await tx`delete from ${this.table(tx, "assignments")} where stream_id = any(${deletes}::text[])`;
+      for (const batch of batches(deletes)) {
+        await step(() => tx`delete from ${this.table(tx, "assignments")} where stream_id = any(${batch}::text[])`);
       }
       if (statuses.size > 0) {
         const list = [...statuses].map(([id, status]) => ({ id, status }));
-        await tx.unsafe(
+        await step(() => tx.unsafe(
           `insert into ${this.s}.instances (id, status, removed_at)
              select x.id, x.status, case when x.status = 'removed' then now() end from jsonb_to_recordset($1::jsonb) as x(id text, status text)
            on conflict (id) do update set status = excluded.status,
              removed_at = case when excluded.status = 'removed' then now() else null end`,
           [list as never], REPEATED,
-        );
+        ));
       }
-      if (events.length > 0) {
-        await tx.unsafe(
+      for (const batch of batches(events)) {
+        await step(() => tx.unsafe(
           `insert into ${this.s}.events (kind, stream_id, from_instance, to_instance, reason, epoch, detail)
              select x.kind, x.stream_id, x.from_instance, x.to_instance, x.reason, $2, x.detail
                from jsonb_to_recordset($1::jsonb) as x(kind text, stream_id text, from_instance text, to_instance text, reason text, detail jsonb)`,
-          [events as never, epoch], REPEATED,
-        );
+          [batch as never, epoch], REPEATED,
+        ));
       }
       return versions;
     });
