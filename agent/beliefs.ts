@@ -60,7 +60,8 @@ export class Beliefs {
    * Whether this agent reads the whole membership: the leader, hashing agents, and agents
    * that may start hashing soon: no ready leader in sight since `lastLeaderSeenAt` (the
    * time agent/mode.ts counts FALLBACK_GRACE from) for wholeViewLeaderlessMs, so that
-   * their view has settled (every member watched for a timeout) when the grace ends. A
+   * their view has settled (every member watched for a timeout, a death's streams settled
+   * on their hashing owner) when the grace ends. A
    * leader change that completes sooner leaves the followers watching the leader alone.
    */
   decides(o: { readonly leading: boolean; readonly mode: Mode; readonly useOrchestrator: boolean; readonly lastLeaderSeenAt: number }): boolean {

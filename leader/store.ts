@@ -26,7 +26,10 @@
  * still: all land or none), reports each statement completed (`progress`: a cold start's
  * 75,000 moves on a busy PostgreSQL are slow, not stalled: leader/stall.ts), and sends no
  * further statement once its `signal` says the term ended: the transaction rolls back and
- * no longer holds the leadership row the successor's epoch bump waits for.
+ * no longer holds the leadership row the successor's epoch bump waits for (once the
+ * statement in flight has ended; a cut-off one, after idle_in_transaction_session_timeout).
+ * So a slow but answering PostgreSQL can keep one large write going past the stall limit,
+ * which applies per statement.
  */
 import type { Sql, TxSql } from "../shared/db.js";
 import { REPEATED, ident, num } from "../shared/db.js";

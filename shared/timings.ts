@@ -14,6 +14,7 @@ export interface TimingSettings {
   readonly heartbeatTimeoutMs: number;
   readonly leaderLeaseTtlMs: number;
   readonly fallbackGraceMs: number;
+  readonly hashSettleMs: number;
   readonly catalogRefreshMs: number;
   readonly workerLeaseMs: number;
   readonly streamHealth: { readonly failoverAfterMs: number };
@@ -64,10 +65,13 @@ export interface Timings {
   readonly trackerMaxGapMs: number;
   /**
    * An orchestrated agent that has seen no ready leader for this long starts reading the
-   * whole membership (agent/beliefs.ts `decides`): HEARTBEAT_TIMEOUT and one interval
-   * before its fallback to hashing (FALLBACK_GRACE), so that by then it has watched every
-   * member for a timeout and its view has settled; 0 (at once) when FALLBACK_GRACE is
-   * shorter than that. Until then it watches the leader alone, as with a leader: an
+   * whole membership (agent/beliefs.ts `decides`): HEARTBEAT_TIMEOUT, HASH_SETTLE and one
+   * interval before its fallback to hashing (FALLBACK_GRACE), so that when the grace ends
+   * a member that died with the leader is already dead in its view (its first whole read
+   * comes within the interval; the member's clock starts there) and that member's
+   * streams have settled on their new hashing owner, who takes them at once, as when
+   * every agent without a ready leader read the whole membership; 0 (at once) when
+   * FALLBACK_GRACE is not longer than those three. Until then it watches the leader alone, as with a leader: an
    * ordinary leader change (a new leader ready within seconds) no longer makes every
    * follower read every member's heartbeats on both channels, work that grows with the
    * square of the fleet's size.
@@ -120,7 +124,7 @@ export function deriveTimings(c: TimingSettings): Timings {
     postgresConnectTimeoutS: Math.max(1, Math.ceil(c.heartbeatTimeoutMs / 1000)),
     postgresIdleInTransactionMs: Math.max(1000, c.leaderLeaseTtlMs),
     trackerMaxGapMs: Math.max(2 * hb, hb + 1000),
-    wholeViewLeaderlessMs: Math.max(0, c.fallbackGraceMs - c.heartbeatTimeoutMs - hb),
+    wholeViewLeaderlessMs: Math.max(0, c.fallbackGraceMs - c.heartbeatTimeoutMs - c.hashSettleMs - hb),
     maxViewAgeMs: 3 * hb,
     ownRowsReloadMs: Math.min(c.catalogRefreshMs, 5000),
     catalogMaxAgeHashedMs: c.catalogRefreshMs,
@@ -150,5 +154,5 @@ export function checkTimings(c: TimingSettings, t: Timings): void {
   if (t.redisCommandTimeoutMs > Math.max(200, c.heartbeatIntervalMs)) throw broken("a heartbeat must time out within one interval");
   if (t.degradeAfterMs >= c.streamHealth.failoverAfterMs) throw broken("a degraded worker must be seen before its streams are charged");
   if (t.trackerMaxGapMs >= c.heartbeatTimeoutMs + c.heartbeatIntervalMs + 1000) throw broken("a read gap must be noticed before a member could be called dead");
-  if (t.wholeViewLeaderlessMs > 0 && t.wholeViewLeaderlessMs + c.heartbeatTimeoutMs + c.heartbeatIntervalMs > c.fallbackGraceMs) throw broken("a fallback to hashing must come after a whole view watched for a timeout");
+  if (t.wholeViewLeaderlessMs > 0 && t.wholeViewLeaderlessMs + c.heartbeatTimeoutMs + c.hashSettleMs + c.heartbeatIntervalMs > c.fallbackGraceMs) throw broken("a fallback to hashing must come after a whole view watched for a timeout and a settle");
 }

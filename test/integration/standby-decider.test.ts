@@ -1,6 +1,6 @@
 /**
  * An agent without a ready leader reads the whole membership only from
- * wholeViewLeaderlessMs (FALLBACK_GRACE − HEARTBEAT_TIMEOUT − HEARTBEAT_INTERVAL) after it
+ * wholeViewLeaderlessMs (FALLBACK_GRACE − HEARTBEAT_TIMEOUT − HASH_SETTLE − HEARTBEAT_INTERVAL) after it
  * last saw one, then falls back to hashing at FALLBACK_GRACE with a view it has read whole
  * since (agent/beliefs.ts `decides`, agent/agent.ts wiring it to the offer's
  * lastLeaderSeenAt). Real agent, PostgreSQL and Redis; the lease is held by someone else,
@@ -37,11 +37,11 @@ describe("an agent without a ready leader", { timeout: 60_000 }, () => {
     await db?.drop();
   });
 
-  it("watches the leader alone until a timeout and an interval before its fallback, then reads the whole membership, then hashes", async () => {
+  it("watches the leader alone until a timeout, a settle and an interval before its fallback, then reads the whole membership, then hashes", async () => {
     const t0 = systemClock.now();
     agent = newAgent({ id: "standby-a", databaseUrl: db.url, prefix, env: { FALLBACK_GRACE: "8" } });
     const wholeAfter = agent.config.timings.wholeViewLeaderlessMs;
-    expect(wholeAfter).toBe(8000 - 3000 - 500);
+    expect(wholeAfter).toBe(8000 - 3000 - 1000 - 500);
     const samples: { at: number; whole: boolean | undefined; mode: string }[] = [];
     await agent.start();
     const a = agent;

@@ -91,15 +91,16 @@ describe("durations in seconds, decimals allowed", () => {
   it("derives the worker lease from the timeout when unset", () => {
     expect(loadConfig({ ...base, HEARTBEAT_TIMEOUT: "10" }).workerLeaseMs).toBe(6000);
   });
-  it("an agent without a leader reads the whole membership a timeout and an interval before its fallback, or at once", () => {
-    // Defaults: FALLBACK_GRACE 10 s = LEADER_LEASE_TTL 5 + HEARTBEAT_TIMEOUT 5; minus the timeout and one 1 s interval.
-    expect(loadConfig(base).timings.wholeViewLeaderlessMs).toBe(4000);
-    expect(loadConfig({ ...base, FALLBACK_GRACE: "30" }).timings.wholeViewLeaderlessMs).toBe(24_000);
-    expect(loadConfig({ ...base, FALLBACK_GRACE: "5" }).timings.wholeViewLeaderlessMs).toBe(0);
-    for (const grace of ["5", "5.5", "6", "6.5", "7", "60"]) {
+  it("an agent without a leader reads the whole membership a timeout, a settle and an interval before its fallback, or at once", () => {
+    // Defaults: FALLBACK_GRACE 10 s = LEADER_LEASE_TTL 5 + HEARTBEAT_TIMEOUT 5; minus the timeout, HASH_SETTLE 2 and one 1 s interval.
+    expect(loadConfig(base).timings.wholeViewLeaderlessMs).toBe(2000);
+    expect(loadConfig({ ...base, FALLBACK_GRACE: "30" }).timings.wholeViewLeaderlessMs).toBe(22_000);
+    expect(loadConfig({ ...base, FALLBACK_GRACE: "30", HASH_SETTLE: "5" }).timings.wholeViewLeaderlessMs).toBe(19_000);
+    expect(loadConfig({ ...base, FALLBACK_GRACE: "8" }).timings.wholeViewLeaderlessMs).toBe(0);
+    for (const grace of ["5", "7.5", "8", "8.5", "9", "60"]) {
       const c = loadConfig({ ...base, FALLBACK_GRACE: grace });
       const t = c.timings.wholeViewLeaderlessMs;
-      expect(t === 0 || t + c.heartbeatTimeoutMs + c.heartbeatIntervalMs <= c.fallbackGraceMs).toBe(true);
+      expect(t === 0 || t + c.heartbeatTimeoutMs + c.hashSettleMs + c.heartbeatIntervalMs <= c.fallbackGraceMs).toBe(true);
     }
   });
 });
