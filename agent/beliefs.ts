@@ -61,8 +61,8 @@ export class Beliefs {
    * that may start hashing soon: no ready leader in sight since `lastLeaderSeenAt` (the
    * time agent/mode.ts counts FALLBACK_GRACE from) for wholeViewLeaderlessMs, so that
    * their view has settled (every member watched for a timeout, a death's streams settled
-   * on their hashing owner) when the grace ends. A
-   * leader change that completes sooner leaves the followers watching the leader alone.
+   * on their hashing owner) when the grace ends. A leader change that completes sooner
+   * leaves the followers watching the leader alone.
    */
   decides(o: { readonly leading: boolean; readonly mode: Mode; readonly useOrchestrator: boolean; readonly lastLeaderSeenAt: number }): boolean {
     if (o.leading || o.mode === "hashed" || !o.useOrchestrator || this.flag?.mode === "hashed") return true;

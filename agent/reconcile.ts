@@ -15,8 +15,8 @@
  * view agrees with, or one a peer's take already blocks. A view that settled before the
  * switch to hashing takes at once: with no ready leader the view is watched in
  * orchestrated mode too (from shared/timings.ts wholeViewLeaderlessMs on, when the
- * agent's reads become whole), so the streams of a leader lost while nothing moved are taken as
- * soon as the fleet hashes, even after peers took their part of them (peers' takes that
+ * agent's reads become whole), so the streams of a leader lost while nothing moved are
+ * taken as soon as the fleet hashes, even after peers took their part of them (peers' takes that
  * follow the owners computed before leave this member's owners as they were, except in
  * rare cases, where the run of the stream concerned starts again).
  * And only while every live peer that may take by hashing (hashing weight > 0, serving
@@ -107,8 +107,8 @@ export function reconcile(i: ReconcileInput): ReconcileResult {
 /**
  * Whether every live peer that may take by hashing publishes `basis` (see the header). A
  * peer may take by hashing when it serves in hashed mode or keeps a hashed view (it
- * publishes a basis: no ready leader in its view for wholeViewLeaderlessMs, it may switch soon); a peer
- * serving a ready leader's rows takes only what the leader gives it, and the leader leaves
+ * publishes a basis: no ready leader in its view for wholeViewLeaderlessMs, it may
+ * switch soon); a peer serving a ready leader's rows takes only what the leader gives it, and the leader leaves
  * out what hashing members own (./plan.ts step 2).
  */
 export function peersAgree(snap: Snapshot, me: string, basis: string): boolean {
