@@ -3,8 +3,8 @@
  * tick, a stage of one, or a statement of its fenced write: leader/leader.ts,
  * leader/store.ts; so the limit bounds each statement of a large write, not the write)
  * for leaderStallMs (LEADER_LEASE_TTL) while another live member reports reaching
- * PostgreSQL. The trouble is then this leader's own
- * link, so another member would do better.
+ * PostgreSQL. The trouble is then this leader's own link, so another member would do
+ * better.
  *
  * Guarantees: a hung tick (a blackholed PostgreSQL answers nothing, ever) is checked
  * when LEADER_LEASE_TTL (the stall limit) has passed since the last progress, then every
