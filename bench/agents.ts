@@ -299,7 +299,7 @@ export async function runAgents(o: {
     return { agents, streams, env: o.env, spawnedAt, loadAtStart, loadAtEnd: os.loadavg()[0]!, allAnsweredS, leaderReadyS, firstServedS, allServedS, coverS, startCpuS, leader, followers, note: notes.join("; ") };
   } finally {
     await Promise.all(members.map((m) => m.worker.stop()));
-    // SIGTERM first (a profile asked for with --agents-env=NODE_OPTIONS=--cpu-prof is written at exit), SIGKILL after 30 s.
+    // SIGTERM first, so a profile asked for with --agents-node-args="--cpu-prof --cpu-prof-dir=…" is written at exit; SIGKILL after 30 s.
     for (const m of members) if (running(m)) m.proc.kill("SIGTERM");
     await Promise.race([Promise.all(members.map((m) => m.exited)), sleep(30_000)]);
     for (const m of members) if (running(m)) m.proc.kill("SIGKILL");
