@@ -4,8 +4,10 @@
  * LEADER_LEASE_TTL — each within it — keep the leader (regression: under load the first
  * leader stepped aside as "stalled" right after winning, costing a whole election).
  * So does each completed stage of a tick (read, write, bookkeeping), so a tick slowed
- * down as a whole by a starved CPU keeps the leader. A tick, or a stage of one, that
- * alone outlasts the limit still steps aside. The watch's timer is stopped when the work
+ * down as a whole by a starved CPU keeps the leader, and each completed statement of the
+ * fenced write (the real write stage, wired to the store's progress and the term's
+ * signal), so a large write in batches does too. A tick, a stage or a statement that
+ * alone outlasts the limit still steps aside, and no statement follows the term's end. The watch's timer is stopped when the work
  * ends: a tick that ends in time leaves nothing to fire.
  */
 import { describe, expect, it } from "vitest";
@@ -14,6 +16,7 @@ import { ManualClock } from "../../shared/clock.js";
 import { loadConfig } from "../../shared/config.js";
 import { silentLogger } from "../../shared/logger.js";
 import type { Snapshot } from "../../shared/membership.js";
+import type { Plan } from "../../shared/placement/plan.js";
 import { Metrics } from "../../shared/metrics.js";
 import { StallWatch } from "../../leader/stall.js";
 import { EpochMovedError } from "../../leader/store.js";
@@ -34,12 +37,30 @@ const snapshot = (at: number): Snapshot =>
     channels: { redis: true, postgres: true },
   }) as unknown as Snapshot;
 
+/** A plan that puts one stream on the peer: enough for the write stage to write. */
+const onePut = {
+  ops: [{ op: "put", from: undefined, reason: "join", row: { stream: "s1", owner: "peer" } }],
+  bump: new Set<string>(),
+  statuses: new Map(),
+  result: { moves: [], rebalanced: false, targets: new Map(), unassigned: [] },
+  pool: [],
+  loadBefore: {},
+  waiting: [],
+  unplaced: new Map(),
+} as unknown as Plan;
+
 /**
  * Runs a leader whose epoch win takes `epochMs` and whose every tick takes `tickMs`, or,
  * with `stagesMs`, whose ticks run their three stages (read, write, bookkeeping) taking
  * those times each.
  */
-async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number, number, number], abortAfterMs?: number, o: { epochMovedTimes?: number; leaseEndsAt?: number } = {}) {
+async function run(
+  epochMs: number,
+  tickMs: number,
+  stagesMs?: readonly [number, number, number],
+  abortAfterMs?: number,
+  o: { epochMovedTimes?: number; leaseEndsAt?: number; statementsMs?: readonly number[] } = {},
+) {
   let epochMovedTimes = o.epochMovedTimes ?? 0;
   const clock = new ManualClock(10_000);
   const stalled: string[] = [];
@@ -54,9 +75,11 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
     protocol: {
       publishLeader: async () => {},
       publishNudge: async () => {},
+      publishMode: async () => {},
+      publishVersions: async () => {},
       clearLeader: async () => {},
     } as never,
-    tracker: { latest: snapshot(clock.now()) } as never,
+    tracker: { latest: snapshot(clock.now()), watch: () => {} } as never,
     store: {
       currentEpoch: async () => 6,
       bumpEpoch: async (_id: string, seen: number) => {
@@ -70,6 +93,23 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
         return seen + 1;
       },
       lastRebalanceAgoMs: async () => null,
+      recordRedis: async () => {},
+      // With statementsMs: a fenced write of that many statements, each taking its time,
+      // reported as the store reports them (leader/store.ts WriteOptions).
+      apply: async (...args: unknown[]) => {
+        const w = args[6] as { progress?: () => void; signal?: AbortSignal } | undefined;
+        for (const [i, ms] of (o.statementsMs ?? []).entries()) {
+          if (w?.signal?.aborted) {
+            history.push(`statement ${i + 1} not sent at ${clock.now()}: the term ended`);
+            throw w.signal.reason;
+          }
+          history.push(`statement ${i + 1} starts at ${clock.now()}`);
+          await clock.sleep(ms);
+          history.push(`statement ${i + 1} done at ${clock.now()}`);
+          w?.progress?.();
+        }
+        return new Map();
+      },
     } as never,
     catalog: {} as never,
     legacy: {} as never,
@@ -95,7 +135,13 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
     return {};
   };
   const inside = leader as unknown as Record<"tick" | "read" | "write" | "bookkeep", () => Promise<unknown>>;
-  if (stagesMs) {
+  if (o.statementsMs) {
+    // The real write stage (plan, fenced write, publish) around a plan with one move.
+    const state = { rows: new Map(), rowsVersion: 1, flag: { mode: "orchestrated", version: 1 }, instances: new Map() };
+    inside.read = async () => ({ snapshot: snapshot(clock.now()), state, catalog: [], legacy: new Map(), health: {} });
+    leader.memo.plan = () => onePut;
+    inside.bookkeep = stage("bookkeeping", 0);
+  } else if (stagesMs) {
     inside.read = stage("read", stagesMs[0]);
     inside.write = stage("write", stagesMs[1]);
     inside.bookkeep = stage("bookkeeping", stagesMs[2]);
@@ -109,10 +155,10 @@ async function run(epochMs: number, tickMs: number, stagesMs?: readonly [number,
   }
   const ctl = new AbortController();
   const done = leader.run(ctl.signal);
-  const tickTotal = stagesMs ? stagesMs[0] + stagesMs[1] + stagesMs[2] : tickMs;
+  const tickTotal = o.statementsMs ? o.statementsMs.reduce((a, b) => a + b, 0) : stagesMs ? stagesMs[0] + stagesMs[1] + stagesMs[2] : tickMs;
   const until = abortAfterMs ?? epochMs + 2 * tickTotal + 2 * STALL_MS;
   for (let t = 0; t < until && stalled.length === 0; t += 50) await clock.advance(50);
-  history.push(`leadership ends at ${clock.now()}`);
+  history.push(`leadership ends at ${clock.now()}${leader.status.lastError ? ` (last error: ${leader.status.lastError})` : ""}`);
   ctl.abort();
   let returned = false;
   void done.then(() => {
@@ -186,6 +232,26 @@ describe("a leader's stall watch (leader/stall.ts) over its first term", () => {
     const r = await run(0, 0, [0.2 * STALL_MS, 1.5 * STALL_MS, 0]);
     expect(r.stalled.length, r.history.join("\n")).toBe(1);
     expect(r.ticksBeforeStall, r.history.join("\n")).toBe(0);
+  });
+
+  it("counts each completed statement of the fenced write as progress: a large write (a cold start's moves in batches) keeps the leader", async () => {
+    // Four statements of 0.7 × the limit each: the write as a whole lasts 2.8 × the limit
+    // (regression: a cold start's 75,000 moves outlasted LEADER_LEASE_TTL and the first
+    // leaders stepped aside one after another).
+    const r = await run(0, 0, undefined, undefined, { statementsMs: [0.7 * STALL_MS, 0.7 * STALL_MS, 0.7 * STALL_MS, 0.7 * STALL_MS] });
+    const h = r.history.join("\n");
+    expect(r.stalled, h).toEqual([]);
+    expect(r.history.filter((x) => x.startsWith("statement 4 done")).length, h).toBeGreaterThanOrEqual(1);
+    expect(r.ticks, h).toBeGreaterThanOrEqual(2);
+  });
+
+  it("still steps aside when one statement alone outlasts the limit, and sends no further statement once the term ended", async () => {
+    const r = await run(0, 0, undefined, undefined, { statementsMs: [0.2 * STALL_MS, 1.5 * STALL_MS, 0.2 * STALL_MS] });
+    const h = r.history.join("\n");
+    expect(r.stalled.length, h).toBe(1);
+    expect(r.ticksBeforeStall, h).toBe(0);
+    expect(r.history.some((x) => x.startsWith("statement 3 not sent")), h).toBe(true);
+    expect(r.history.some((x) => x.startsWith("statement 3 starts")), h).toBe(false);
   });
 });
 
