@@ -9,9 +9,12 @@
  * - Reads return the stored heartbeats as written; a payload that does not parse is
  *   skipped (one agent's bad write must not blind the others). A reader that already
  *   decoded a member's row (same session and seq) gets the same heartbeat back without
- *   PostgreSQL sending it again; one that already parsed a member's `held` list or its
- *   stream states gets them back without PostgreSQL sending them again while they are
- *   unchanged (same digest).
+ *   PostgreSQL sending it again. Of a newer row, PostgreSQL sends only the parts whose
+ *   digest (kept in the row, computed by PostgreSQL at each write: shared/schema.ts
+ *   migration 7) differs from the reader's: the rest of the payload (`core`), the `held`
+ *   list, the stream states; the seq and the worker's counters always. A member's steady
+ *   beat (only its seq and counters new) is a few bytes, whose reading opens no payload.
+ *   Parts kept come back as the same arrays and objects.
  * - The same statement reads back which Redis the deciders read (the incarnation the
  *   leader recorded in `leadership.redis_incarnation`, null when none did), so an agent
  *   learns it every interval at no extra round trip (agent/heartbeat.ts), and, when asked,
@@ -19,25 +22,11 @@
  * It does not time progress: that is dated by the reader, on its own clock. Only rows
  * written long ago (by PostgreSQL's own clock) are left out of reads.
  */
-import crypto from "node:crypto";
 import type { Sql } from "./db.js";
 import { REPEATED, ident, num } from "./db.js";
-import { decodeHeartbeat, encodeHeartbeat } from "./redis-protocol.js";
+import { encodeHeartbeat } from "./redis-protocol.js";
+import { heartbeatFrom } from "./redis-documents.js";
 import type { Heartbeat } from "./types.js";
-
-/**
- * Lists of at least this many streams are worth a digest (below it, PostgreSQL's md5 and
- * rewrite of the payload cost more than sending the list again).
- */
-const LONG_HELD = 256;
-
-/**
- * md5 of a held list's JSON text as PostgreSQL prints a jsonb array of strings
- * (`["a", "b"]`: ", " between elements; the escapes JSON.stringify also makes).
- */
-export function heldDigest(held: readonly string[]): string {
-  return crypto.createHash("md5").update(`[${held.map((s) => JSON.stringify(s)).join(", ")}]`).digest("hex");
-}
 
 /** What a heartbeat write read back. */
 export interface PgHeartbeatWritten {
@@ -56,30 +45,24 @@ export interface StoredPgHeartbeat {
   readonly heartbeat: Heartbeat;
 }
 
+/** What a reader keeps of a member's row: the heartbeat it decoded and its parts' digests. */
+interface Kept {
+  readonly hb: Heartbeat;
+  readonly core: string;
+  readonly held: string;
+  readonly states: string | null;
+}
+
 export class PgHeartbeats {
   private readonly table: string;
   private readonly leadership: string;
   /**
-   * Per member with a long `held` list (LONG_HELD ids or more), the list this reader last
-   * parsed and its digest: the md5 of its JSON text as PostgreSQL prints it (heldDigest).
-   * While it is unchanged, that list, the largest part of a heartbeat, is neither sent nor
-   * parsed again, and readers get the same array. A digest that does not match only costs
-   * the whole payload: the comparison decides what is sent, never what is read.
+   * Per member, the heartbeat this reader last decoded from its row and the digests of its
+   * parts as PostgreSQL sent them. Until the member writes again (a new session or seq),
+   * its row is not sent again: a member writes once a HEARTBEAT_INTERVAL, a leader reads
+   * two or three times as often. After that, only what changed.
    */
-  private readonly held = new Map<string, { digest: string; held: Heartbeat["held"] }>();
-  /**
-   * Per member, the heartbeat this reader last decoded from its row. Until the member
-   * writes again (a new session or seq), its row is neither sent nor parsed again: a
-   * member writes once a HEARTBEAT_INTERVAL, a leader reads two or three times as often.
-   */
-  private readonly rows = new Map<string, Heartbeat>();
-  /**
-   * Per member whose heartbeat has stream states, the states this reader last parsed and
-   * PostgreSQL's md5 of their JSON text (as it printed them: PostgreSQL computes it, and
-   * sends it with the row). While it is unchanged (the states change when the worker
-   * reports, every few seconds), they are neither sent nor parsed again.
-   */
-  private readonly states = new Map<string, { digest: string; states: Heartbeat["states"] }>();
+  private readonly kept = new Map<string, Kept>();
 
   constructor(
     private readonly sql: Sql,
@@ -113,8 +96,9 @@ export class PgHeartbeats {
     const q = this.readQuery(params.length, watch.maxAgeMs, watch.ids);
     const rows = await this.sql.unsafe(
       `${written}
-       select null::text as instance_id, null::int8 as seq, null::boolean as same_row, null::boolean as same_held, null::boolean as same_states,
-              null::text as states_digest, null::text as payload, redis_incarnation from ${this.leadership}
+       select null::text as instance_id, null::boolean as same_row, null::boolean as same_core, null::boolean as same_held, null::boolean as same_states,
+              null::int8 as seq, null::boolean as seq_ok, null::text as worker, null::text as core_md5, null::text as core, null::text as held_md5,
+              null::text as held, null::text as states_md5, null::text as states, redis_incarnation from ${this.leadership}
        union all
        select r.*, null::text from (${q.text}) r`,
       [...params, ...q.params] as never[],
@@ -147,7 +131,7 @@ export class PgHeartbeats {
 
   /** Forgets what this reader kept of members other than these (a leader it no longer watches, members gone). */
   private keepOnly(ids: ReadonlySet<string>): void {
-    for (const m of [this.held, this.rows, this.states]) for (const id of [...m.keys()]) if (!ids.has(id)) m.delete(id);
+    for (const id of [...this.kept.keys()]) if (!ids.has(id)) this.kept.delete(id);
   }
 
   private async read(maxAgeMs: number, ids?: readonly string[]): Promise<StoredPgHeartbeat[]> {
@@ -157,88 +141,77 @@ export class PgHeartbeats {
 
   /**
    * One select of the rows written within `maxAgeMs` (of these members only, with `ids`;
-   * its parameters numbered after the first `before`): each row's payload, but none at all when this reader already decoded
-   * that row (the same session and seq: a write of the same session lands only with a
-   * higher seq, so the row is as it was; the heartbeat decoded then comes back, the same
-   * object), and with `held` emptied when this reader knows the member's long list and
-   * its digest still matches (the kept list is put back; the digest is computed only for
-   * those members), and without `states` when their digest, which PostgreSQL computes and
-   * sends with every row it sends, matches the one it sent last (the kept states are put
-   * back). Each heartbeat comes from one row as written. `decode` turns the rows into
-   * heartbeats and keeps what the next read compares with.
+   * its parameters numbered after the first `before`). Per row: nothing but its id when
+   * this reader already decoded it (the same session and seq: a write of the same session
+   * lands only with a higher seq, so the row is as it was; the heartbeat decoded then
+   * comes back, the same object); otherwise its seq, its worker, and each part (the core,
+   * `held`, `states`) only when its digest differs from the reader's (a part kept comes
+   * back as the same array or object). Each heartbeat comes from one row as written.
+   * `decode` turns the rows into heartbeats and keeps what the next read compares with.
    */
   private readQuery(
     before: number,
     maxAgeMs: number,
     ids?: readonly string[],
   ): { text: string; params: unknown[]; decode: (rows: readonly Record<string, unknown>[]) => StoredPgHeartbeat[] } {
-    // The lists and rows as the statement is sent: a read finishing meanwhile may replace them.
-    const known = new Map(this.held);
-    const rowsKnown = new Map(this.rows);
-    const statesKnown = new Map(this.states);
+    // What this reader knows as the statement is sent: a read finishing meanwhile may replace it.
+    const known = new Map(this.kept);
     const $ = (n: number) => `$${before + n}`;
-    const text = `select t.instance_id, t.seq, t.same_row, t.same_held, t.same_states, t.states_digest,
-              case when t.same_row then null when t.same_states then (t.base - 'states')::text else t.base::text end as payload
-         from (select s.*, case when s.same_held then jsonb_set(s.payload, '{held}', '[]'::jsonb) else s.payload end as base,
-                      st.digest is not null and s.states_digest = st.digest as same_states
-                 from (select h.instance_id, h.seq, h.payload, r.seq is not null and r.seq = h.seq and r.session = h.session as same_row,
-                              case when r.seq is not null and r.seq = h.seq and r.session = h.session then false
-                                   else k.digest is not null and md5((h.payload->'held')::text) = k.digest end as same_held,
-                              case when r.seq is not null and r.seq = h.seq and r.session = h.session then null
-                                   else md5((h.payload->'states')::text) end as states_digest
-                         from ${this.table} h
-                         left join unnest(${$(2)}::text[], ${$(3)}::text[]) as k(id, digest) on k.id = h.instance_id
-                         left join unnest(${$(4)}::text[], ${$(5)}::text[], ${$(6)}::int8[]) as r(id, session, seq) on r.id = h.instance_id
-                        where h.written_at > now() - make_interval(secs => ${$(1)}) ${ids ? `and h.instance_id = any(${$(9)}::text[])` : ""}
-                       offset 0) s
-                 left join unnest(${$(7)}::text[], ${$(8)}::text[]) as st(id, digest) on st.id = s.instance_id
+    const text = `select t.instance_id, t.same_row, t.same_core, t.same_held, t.same_states,
+              case when t.same_row then null else t.seq end as seq,
+              case when t.same_row then null else t.seq_ok end as seq_ok,
+              case when t.same_row or not t.same_core then null else t.worker::text end as worker,
+              case when t.same_row or t.same_core then null else t.core_md5 end as core_md5,
+              case when t.same_row or t.same_core then null else (t.payload - 'held' - 'states')::text end as core,
+              case when t.same_row or t.same_held then null else t.held_md5 end as held_md5,
+              case when t.same_row or t.same_held then null else (t.payload->'held')::text end as held,
+              case when t.same_row or t.same_states then null else t.states_md5 end as states_md5,
+              case when t.same_row or t.same_states then null else (t.payload->'states')::text end as states
+         from (select h.instance_id, h.seq, h.payload, h.worker, h.core_md5, h.held_md5, h.states_md5,
+                      h.payload_seq is not null and h.payload_seq = h.seq as seq_ok,
+                      coalesce(k.session = h.session and k.seq = h.seq, false) as same_row,
+                      coalesce(k.session = h.session and k.core = h.core_md5, false) as same_core,
+                      coalesce(k.held = h.held_md5, false) as same_held,
+                      k.id is not null and k.states is not distinct from h.states_md5 as same_states
+                 from ${this.table} h
+                 left join unnest(${$(2)}::text[], ${$(3)}::text[], ${$(4)}::int8[], ${$(5)}::text[], ${$(6)}::text[], ${$(7)}::text[])
+                        as k(id, session, seq, core, held, states) on k.id = h.instance_id
+                where h.written_at > now() - make_interval(secs => ${$(1)}) ${ids ? `and h.instance_id = any(${$(8)}::text[])` : ""}
                offset 0) t`;
+    const kept = [...known.values()];
     const params: unknown[] = [
       maxAgeMs / 1000,
       [...known.keys()],
-      [...known.values()].map((v) => v.digest),
-      [...rowsKnown.keys()],
-      [...rowsKnown.values()].map((hb) => hb.session),
-      [...rowsKnown.values()].map((hb) => hb.seq),
-      [...statesKnown.keys()],
-      [...statesKnown.values()].map((v) => v.digest),
+      kept.map((k) => k.hb.session),
+      kept.map((k) => k.hb.seq),
+      kept.map((k) => k.core),
+      kept.map((k) => k.held),
+      kept.map((k) => k.states),
       ...(ids ? [ids as string[]] : []),
     ];
-    return { text, params, decode: (rows) => this.decode(rows, known, rowsKnown, statesKnown) };
+    return { text, params, decode: (rows) => this.decode(rows, known) };
   }
 
-  private decode(
-    rows: readonly Record<string, unknown>[],
-    known: ReadonlyMap<string, { digest: string; held: Heartbeat["held"] }>,
-    rowsKnown: ReadonlyMap<string, Heartbeat>,
-    statesKnown: ReadonlyMap<string, { digest: string; states: Heartbeat["states"] }>,
-  ): StoredPgHeartbeat[] {
+  private decode(rows: readonly Record<string, unknown>[], known: ReadonlyMap<string, Kept>): StoredPgHeartbeat[] {
     const out: StoredPgHeartbeat[] = [];
     for (const r of rows) {
       const id = String(r.instance_id);
+      const k = known.get(id);
       if (r.same_row === true) {
-        const kept = rowsKnown.get(id);
-        if (kept) out.push({ id, heartbeat: kept });
-        continue; // a row compared was one of `rowsKnown`
+        if (k) out.push({ id, heartbeat: k.hb });
+        continue; // a row compared was one of `known`
       }
-      let hb = decodeHeartbeat(String(r.payload));
-      if (!hb || hb.id !== id || hb.seq !== num(r.seq)) {
-        this.rows.delete(id);
+      const hb = assemble(id, r, k);
+      if (!hb) {
+        this.kept.delete(id);
         continue; // skipped (see the header)
       }
-      if (r.same_held === true) {
-        const kept = known.get(id);
-        if (!kept) continue; // cannot be: the digest compared was one of `known`
-        hb = { ...hb, held: kept.held };
-      } else if (hb.held.length >= LONG_HELD) this.held.set(id, { digest: heldDigest(hb.held), held: hb.held });
-      else this.held.delete(id);
-      if (r.same_states === true) {
-        const kept = statesKnown.get(id);
-        if (!kept) continue; // cannot be: the digest compared was one of `statesKnown`
-        hb = { ...hb, states: kept.states };
-      } else if (typeof r.states_digest === "string") this.states.set(id, { digest: r.states_digest, states: hb.states });
-      else this.states.delete(id);
-      this.rows.set(id, hb);
+      this.kept.set(id, {
+        hb,
+        core: r.same_core === true ? k!.core : String(r.core_md5),
+        held: r.same_held === true ? k!.held : String(r.held_md5),
+        states: r.same_states === true ? k!.states : typeof r.states_md5 === "string" ? r.states_md5 : null,
+      });
       out.push({ id, heartbeat: hb });
     }
     return out;
@@ -251,3 +224,37 @@ export class PgHeartbeats {
   }
 }
 
+/** JSON text to a value; undefined when it does not parse. */
+function parse(text: unknown): unknown {
+  if (typeof text !== "string") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * A member's heartbeat from a row that is not the one the reader decoded last: the parts
+ * it sent, the reader's for the others (a part not sent was unchanged: `k` is the reader's
+ * copy the statement compared with). Undefined when the row is not a heartbeat of `id`
+ * (see the header: skipped).
+ */
+function assemble(id: string, r: Record<string, unknown>, k: Kept | undefined): Heartbeat | undefined {
+  if (r.seq_ok !== true) return undefined;
+  if ((r.same_core === true || r.same_held === true || r.same_states === true) && !k) return undefined; // cannot be: compared with `known`
+  if (r.same_core === true && r.same_held === true && r.same_states === true) {
+    // A steady beat: the new seq and the worker's counters on what this reader kept.
+    return { ...k!.hb, seq: num(r.seq), worker: parse(r.worker) } as unknown as Heartbeat;
+  }
+  const core = r.same_core === true ? k!.hb : parse(r.core);
+  const held = r.same_held === true ? k!.hb.held : parse(r.held);
+  const states = r.same_states === true ? k!.hb.states : r.states === null ? undefined : parse(r.states);
+  if (!isObject(core) || core.id !== id || !Array.isArray(held) || (states !== undefined && !isObject(states))) return undefined;
+  const worker = r.same_core === true ? parse(r.worker) : core.worker;
+  const { states: _s, ...rest } = core as Record<string, unknown>;
+  const hb = { ...rest, seq: num(r.seq), worker, held, ...(states === undefined ? {} : { states }) };
+  return heartbeatFrom(hb);
+}

@@ -8,9 +8,15 @@ import type { ClusterFlag } from "./membership.js";
 import type { Heartbeat, LeaderInfo, Nudge } from "./types.js";
 
 export function decodeHeartbeat(raw: string): Heartbeat | undefined {
-  const v = json(raw);
-  if (!v || typeof v.id !== "string" || typeof v.seq !== "number" || !Array.isArray(v.held)) return undefined;
-  return v as unknown as Heartbeat;
+  return heartbeatFrom(json(raw));
+}
+
+/** A parsed value as a heartbeat (the checks decodeHeartbeat makes); undefined when it is none. */
+export function heartbeatFrom(v: unknown): Heartbeat | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const h = v as Record<string, unknown>;
+  if (typeof h.id !== "string" || typeof h.seq !== "number" || !Array.isArray(h.held)) return undefined;
+  return v as Heartbeat;
 }
 
 export function decodeLeaderInfo(raw: string): LeaderInfo | undefined {

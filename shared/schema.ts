@@ -18,7 +18,7 @@
  * - assignments: one row per assigned stream; `state` = active | revoking.
  * - events: what moved, when, and why.
  * - heartbeats: one row per agent, its latest heartbeat: the second liveness channel
- *   beside Redis (shared/pg-heartbeats.ts).
+ *   beside Redis (shared/pg-heartbeats.ts), with digests of its parts PostgreSQL keeps.
  * - stream_health, stream_failures, health_samples: whether streams are heard, where
  *   they failed, and served-and-healthy counts over time (shared/stream-health-store.ts).
  */
@@ -182,6 +182,22 @@ const MIGRATIONS: readonly Migration[] = [
     // The incarnation of the Redis the leader reads members from: an agent's Redis-confirmed
     // heartbeat renews its worker's lease only when it went to that Redis.
     up: (tx, s) => tx.unsafe(`alter table ${s}.leadership add column redis_incarnation text`),
+  },
+  {
+    id: 7,
+    name: "heartbeat digests",
+    // What a heartbeat read compares, computed once per write by PostgreSQL itself
+    // (shared/pg-heartbeats.ts): a reader that knows a member's parts gets back only its
+    // seq and its worker's counters while the rest is unchanged, without PostgreSQL
+    // opening the payload. Generated, so a writer of any version keeps them true.
+    up: (tx, s) =>
+      tx.unsafe(`
+        alter table ${s}.heartbeats
+          add column payload_seq numeric generated always as (case when jsonb_typeof(payload->'seq') = 'number' then (payload->'seq')::numeric end) stored,
+          add column worker jsonb generated always as (payload->'worker') stored,
+          add column core_md5 text generated always as (md5(((payload - 'seq' - 'held' - 'states') #- '{worker,processed}' #- '{worker,errors}' #- '{worker,lastSeenMsAgo}')::text)) stored,
+          add column held_md5 text generated always as (md5((payload->'held')::text)) stored,
+          add column states_md5 text generated always as (md5((payload->'states')::text)) stored`),
   },
 ];
 

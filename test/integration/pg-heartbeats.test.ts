@@ -5,13 +5,14 @@
  * a row it already decoded comes back as the same heartbeat without being sent, and
  * unchanged stream states as the same object;
  * a changed list, a restarted member or another reader's cache change nothing to that;
- * the reader's digest of a list is PostgreSQL's; a heartbeat write that watches members
- * reads them in the same statement, as readSome would.
+ * of a steady beat only the seq and the worker are sent; the digests PostgreSQL keeps are
+ * true whatever statement wrote the row; a heartbeat write that watches members reads
+ * them in the same statement, as readSome would.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
 import { migrate } from "../../shared/schema.js";
-import { heldDigest, PgHeartbeats } from "../../shared/pg-heartbeats.js";
+import { PgHeartbeats } from "../../shared/pg-heartbeats.js";
 import type { Heartbeat } from "../../shared/types.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
@@ -21,7 +22,7 @@ function hb(id: string, seq: number, held: string[], o: Partial<Heartbeat> = {})
     worker: { ok: true, lastSeenMsAgo: 0, processed: seq, errors: 0, kind: "v1" }, startedAt: "2020-01-01T00:00:00.000Z", host: "h", location: "l", software: "1", ...o,
   };
 }
-/** A list long enough to be kept by digest (LONG_HELD). */
+/** A long list (kept by digest, as every list now is). */
 const long = (from: number, n = 300) => Array.from({ length: n }, (_, i) => String(from + i));
 const byId = (list: { id: string; heartbeat: Heartbeat }[]) => new Map(list.map((x) => [x.id, x.heartbeat]));
 
@@ -144,11 +145,61 @@ describe("PostgreSQL heartbeat reads", () => {
     expect(read.get("a")?.id).toBe("a");
   });
 
-  it("the reader's digest of a list is PostgreSQL's, whatever the ids", async () => {
-    const lists = [[], ["1"], long(7), ['quo"te', "back\\slash", "tab\t", "nl\n", "\u0001ctl", "ümlaut", "日本", "emoji 😀", "\u2028", "/", "<>&'"]];
-    for (const held of lists) {
-      const [r] = await sql.unsafe(`select md5(($1::text::jsonb -> 'held')::text) as d`, [JSON.stringify({ held })]);
-      expect(heldDigest(held)).toBe(r!.d);
-    }
+  it("of a steady beat (only its seq and the worker's counters new) sends the seq and the worker alone: the rest comes back as kept", async () => {
+    const seen: Record<string, unknown>[] = [];
+    // The reader's statements answered by the real PostgreSQL; what it sent back recorded.
+    const recording = {
+      unsafe: async (...args: Parameters<Sql["unsafe"]>) => {
+        const rows = await sql.unsafe(...args);
+        seen.push(...(rows as unknown as Record<string, unknown>[]));
+        return rows;
+      },
+    } as unknown as Sql;
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(recording, "orchestrator");
+    const states = { "1": { s: "ok" }, "2": { s: "failed", e: "403" } };
+    const beat = (seq: number, o: Partial<Heartbeat> = {}) =>
+      hb("g", seq, long(1), { version: 1, states, worker: { ok: true, lastSeenMsAgo: seq * 10, processed: seq * 3, errors: seq, kind: "v1" }, ...o });
+    await writer.write(beat(1));
+    const first = (await reader.readSome(["g"], 60_000))[0]!.heartbeat;
+    expect(first).toEqual(beat(1));
+    seen.length = 0;
+    await writer.write(beat(2));
+    const second = (await reader.readSome(["g"], 60_000))[0]!.heartbeat;
+    expect(second).toEqual(beat(2));
+    expect(second.held).toBe(first.held);
+    expect(second.states).toBe(first.states);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ same_row: false, same_core: true, same_held: true, same_states: true, core: null, held: null, states: null });
+    expect(JSON.parse(String(seen[0]!.worker))).toEqual(beat(2).worker);
+    // The core changes (draining): the core is sent, the list and the states are not.
+    seen.length = 0;
+    await writer.write(beat(3, { draining: true }));
+    const third = (await reader.readSome(["g"], 60_000))[0]!.heartbeat;
+    expect(third).toEqual(beat(3, { draining: true }));
+    expect(third.held).toBe(first.held);
+    expect(seen[0]).toMatchObject({ same_core: false, same_held: true, same_states: true, held: null, states: null });
+    // The worker's state (not a counter) is the core's too; the states go away: as written.
+    await writer.write(beat(4, { draining: true, worker: { ok: false, lastSeenMsAgo: null, processed: 0, errors: 0, kind: "none" }, states: undefined }));
+    expect((await reader.readSome(["g"], 60_000))[0]!.heartbeat).toEqual(beat(4, { draining: true, worker: { ok: false, lastSeenMsAgo: null, processed: 0, errors: 0, kind: "none" }, states: undefined }));
+    // A restart (a new session) with the very same parts: as written, under its own session.
+    await writer.write(beat(1, { draining: true, session: "s-g2", worker: { ok: false, lastSeenMsAgo: null, processed: 0, errors: 0, kind: "none" }, states: undefined }));
+    expect((await reader.readSome(["g"], 60_000))[0]!.heartbeat).toEqual(beat(1, { draining: true, session: "s-g2", worker: { ok: false, lastSeenMsAgo: null, processed: 0, errors: 0, kind: "none" }, states: undefined }));
+  });
+
+  it("keeps its digests true for a row written by any statement (an older agent's write, an operator's update)", async () => {
+    const writer = new PgHeartbeats(sql, "orchestrator");
+    const reader = new PgHeartbeats(sql, "orchestrator");
+    await writer.write(hb("o", 1, long(1), { version: 1 }));
+    await reader.readSome(["o"], 60_000);
+    // The same seq's row rewritten by hand with another list and another core, its seq moved on.
+    const other = hb("o", 2, long(5), { version: 1, draining: true });
+    await sql.unsafe(`update orchestrator.heartbeats set seq = 2, payload = $1::text::jsonb where instance_id = 'o'`, [JSON.stringify(other)]);
+    expect((await reader.readSome(["o"], 60_000))[0]!.heartbeat).toEqual(other);
+    // A payload whose seq is not the row's is no heartbeat of it: skipped, then read again once it is.
+    await sql.unsafe(`update orchestrator.heartbeats set seq = 3 where instance_id = 'o'`);
+    expect(await reader.readSome(["o"], 60_000)).toEqual([]);
+    await writer.write(hb("o", 4, long(5), { version: 1, draining: true }));
+    expect((await reader.readSome(["o"], 60_000))[0]!.heartbeat).toEqual(hb("o", 4, long(5), { version: 1, draining: true }));
   });
 });
