@@ -162,7 +162,7 @@ export class PgHeartbeats {
               case when t.same_row then null else t.seq_ok end as seq_ok,
               case when t.same_row or not t.same_core then null else t.worker::text end as worker,
               case when t.same_row or t.same_core then null else t.core_md5 end as core_md5,
-              case when t.same_row or t.same_core then null else (t.payload - 'held' - 'states')::text end as core,
+              case when t.same_row or t.same_core or jsonb_typeof(t.payload) <> 'object' then null else (t.payload - '{held,states}'::text[])::text end as core,
               case when t.same_row or t.same_held then null else t.held_md5 end as held_md5,
               case when t.same_row or t.same_held then null else (t.payload->'held')::text end as held,
               case when t.same_row or t.same_states then null else t.states_md5 end as states_md5,
@@ -236,6 +236,13 @@ function parse(text: unknown): unknown {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The heartbeat's fields with its worker (none when the row has none, as the payload had none). */
+function withWorker(fields: Record<string, unknown>, worker: unknown): Record<string, unknown> {
+  if (worker === undefined) delete fields.worker;
+  else fields.worker = worker;
+  return fields;
+}
+
 /**
  * A member's heartbeat from a row that is not the one the reader decoded last: the parts
  * it sent, the reader's for the others (a part not sent was unchanged: `k` is the reader's
@@ -245,16 +252,16 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 function assemble(id: string, r: Record<string, unknown>, k: Kept | undefined): Heartbeat | undefined {
   if (r.seq_ok !== true) return undefined;
   if ((r.same_core === true || r.same_held === true || r.same_states === true) && !k) return undefined; // cannot be: compared with `known`
+  const worker = r.same_core === true ? parse(r.worker) : undefined;
   if (r.same_core === true && r.same_held === true && r.same_states === true) {
     // A steady beat: the new seq and the worker's counters on what this reader kept.
-    return { ...k!.hb, seq: num(r.seq), worker: parse(r.worker) } as unknown as Heartbeat;
+    return withWorker({ ...k!.hb, seq: num(r.seq) }, worker) as unknown as Heartbeat;
   }
   const core = r.same_core === true ? k!.hb : parse(r.core);
   const held = r.same_held === true ? k!.hb.held : parse(r.held);
   const states = r.same_states === true ? k!.hb.states : r.states === null ? undefined : parse(r.states);
-  if (!isObject(core) || core.id !== id || !Array.isArray(held) || (states !== undefined && !isObject(states))) return undefined;
-  const worker = r.same_core === true ? parse(r.worker) : core.worker;
-  const { states: _s, ...rest } = core as Record<string, unknown>;
-  const hb = { ...rest, seq: num(r.seq), worker, held, ...(states === undefined ? {} : { states }) };
+  if (!isObject(core) || core.id !== id || !Array.isArray(held)) return undefined;
+  const { states: _s, worker: coreWorker, ...rest } = core as Record<string, unknown>;
+  const hb = withWorker({ ...rest, seq: num(r.seq), held, ...(states === undefined ? {} : { states }) }, r.same_core === true ? worker : coreWorker);
   return heartbeatFrom(hb);
 }

@@ -190,14 +190,24 @@ const MIGRATIONS: readonly Migration[] = [
     // (shared/pg-heartbeats.ts): a reader that knows a member's parts gets back only its
     // seq and its worker's counters while the rest is unchanged, without PostgreSQL
     // opening the payload. Generated, so a writer of any version keeps them true.
-    up: (tx, s) =>
-      tx.unsafe(`
+    // Any payload gets digests (a scalar or an odd `worker` included: a reader skips
+    // what is no heartbeat), so no write can fail on them. The table is rewritten under a
+    // lock heartbeats wait for: give up after 2 s (the agent's start retries) rather than
+    // hold every heartbeat behind a long reader.
+    up: async (tx, s) => {
+      await tx.unsafe(`set local lock_timeout = '2s'`);
+      await tx.unsafe(`
         alter table ${s}.heartbeats
           add column payload_seq numeric generated always as (case when jsonb_typeof(payload->'seq') = 'number' then (payload->'seq')::numeric end) stored,
           add column worker jsonb generated always as (payload->'worker') stored,
-          add column core_md5 text generated always as (md5(((payload - 'seq' - 'held' - 'states') #- '{worker,processed}' #- '{worker,errors}' #- '{worker,lastSeenMsAgo}')::text)) stored,
+          add column core_md5 text generated always as (md5((case
+            when jsonb_typeof(payload) <> 'object' then payload
+            when jsonb_typeof(payload->'worker') = 'object'
+              then jsonb_set(payload - '{seq,held,states}'::text[], '{worker}', (payload->'worker') - '{processed,errors,lastSeenMsAgo}'::text[])
+            else payload - '{seq,held,states}'::text[] end)::text)) stored,
           add column held_md5 text generated always as (md5((payload->'held')::text)) stored,
-          add column states_md5 text generated always as (md5((payload->'states')::text)) stored`),
+          add column states_md5 text generated always as (md5((payload->'states')::text)) stored`);
+    },
   },
 ];
 

@@ -143,6 +143,14 @@ describe("PostgreSQL heartbeat reads", () => {
     const read = byId(await reader.readAll(60_000));
     expect(read.has("c")).toBe(false);
     expect(read.get("a")?.id).toBe("a");
+    // Payloads that are no object at all, or whose worker is not one, are stored (their
+    // digests cannot fail a write) and skipped alike.
+    for (const [n, payload] of [[3, "3"], [4, '["c", 4]'], [5, '{"id": "c", "seq": 5, "held": [], "worker": [1, 2]}'], [6, "null"]] as const) {
+      await sql.unsafe(`update orchestrator.heartbeats set payload = $1::text::jsonb, seq = $2 where instance_id = 'c'`, [payload, n]);
+      const again = byId(await reader.readAll(60_000));
+      expect(again.has("c") ? again.get("c")!.worker : "skipped").toEqual(n === 5 ? [1, 2] : "skipped");
+      expect(again.get("a")?.id).toBe("a");
+    }
   });
 
   it("of a steady beat (only its seq and the worker's counters new) sends the seq and the worker alone: the rest comes back as kept", async () => {
