@@ -295,6 +295,9 @@ export async function runTickSize(size: TickSize, log: (line: string) => void): 
     if (coverS === null) notes.push("no even cover within 120 s");
     // As agents would have by now: every served stream's last outcome is a success.
     for (const [id, held] of sim.held) await health.recordOutcomes(id, [...held], []);
+    // And the table that just grew has statistics, as autovacuum gives it within a minute
+    // (the leader's stream-health read picks its index only then: docs/operations.md).
+    await sql.unsafe(`analyze ${config.schema}.stream_health`);
     log(`${n} members × ${streams} streams: cover ${coverS === null ? "not reached" : `${coverS.toFixed(1)} s`}`);
     await sleep(3 * INTERVAL_MS);
 
