@@ -74,6 +74,11 @@ export const REPEATED = { prepare: true } as const;
  */
 export const PLANNED_EACH_RUN = { prepare: false } as const;
 
+/** A count or duration from the settings as a literal in a statement's text (never text: a whole number ≥ 0). */
+export function sqlWholeNumber(n: number): string {
+  return String(Number.isFinite(n) ? Math.max(0, Math.round(n)) : 0);
+}
+
 /** Quotes an identifier that was already validated (config) or read from the catalog. */
 export function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

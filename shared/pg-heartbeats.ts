@@ -25,7 +25,7 @@
 import type { Sql } from "./db.js";
 import { REPEATED, ident, num } from "./db.js";
 import { encodeHeartbeat } from "./redis-protocol.js";
-import { heartbeatFrom } from "./redis-documents.js";
+import { heartbeatFrom, isRecord, parseDocument as parse } from "./redis-documents.js";
 import type { Heartbeat } from "./types.js";
 
 /** What a heartbeat write read back. */
@@ -224,18 +224,6 @@ export class PgHeartbeats {
   }
 }
 
-/** JSON text to a value; undefined when it does not parse. */
-function parse(text: unknown): unknown {
-  if (typeof text !== "string") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** The heartbeat's fields with its worker (none when the row has none, as the payload had none). */
 function withWorker(fields: Record<string, unknown>, worker: unknown): Record<string, unknown> {
   if (worker === undefined) delete fields.worker;
@@ -260,7 +248,7 @@ function assemble(id: string, r: Record<string, unknown>, k: Kept | undefined): 
   const core = r.same_core === true ? k!.hb : parse(r.core);
   const held = r.same_held === true ? k!.hb.held : parse(r.held);
   const states = r.same_states === true ? k!.hb.states : r.states === null ? undefined : parse(r.states);
-  if (!isObject(core) || core.id !== id || !Array.isArray(held)) return undefined;
+  if (!isRecord(core) || core.id !== id || !Array.isArray(held)) return undefined;
   const { states: _s, worker: coreWorker, ...rest } = core as Record<string, unknown>;
   const hb = withWorker({ ...rest, seq: num(r.seq), held, ...(states === undefined ? {} : { states }) }, r.same_core === true ? worker : coreWorker);
   return heartbeatFrom(hb);

@@ -59,11 +59,21 @@ export function decodeNudge(raw: string): Nudge | undefined {
 }
 
 function json(raw: string): Record<string, unknown> | undefined {
-  if (!raw) return undefined;
+  const v = parseDocument(raw);
+  return isRecord(v) ? v : undefined;
+}
+
+/** A stored JSON text as a value; undefined when it is absent or does not parse (see the header: counts as absent). */
+export function parseDocument(raw: unknown): unknown {
+  if (typeof raw !== "string" || raw === "") return undefined;
   try {
-    const v: unknown = JSON.parse(raw);
-    return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    return JSON.parse(raw);
   } catch {
-    return undefined; // see the header: an unreadable document counts as absent
+    return undefined;
   }
+}
+
+/** A JSON object (not an array, not null). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

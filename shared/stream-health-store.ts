@@ -16,7 +16,7 @@
  * means) and shared/placement/health-rules.ts (what the leader does about it).
  */
 import type { Sql, TxSql } from "./db.js";
-import { PLANNED_EACH_RUN, REPEATED, ident, num } from "./db.js";
+import { PLANNED_EACH_RUN, REPEATED, ident, num, sqlWholeNumber } from "./db.js";
 import type { StreamId } from "./types.js";
 
 export interface HealthRecord {
@@ -149,7 +149,7 @@ export class StreamHealthStore {
         // at each run (PLANNED_EACH_RUN): the table grows from empty under the leader's ticks.
         `select ${RECORD_COLUMNS} from ${this.s}.stream_health
           where stream_id in (select stream_id from ${this.s}.stream_health where failing_on is not null or quarantined_at is not null
-                              union select stream_id from ${this.s}.stream_failures where at > now() - ${millis(memoryMs)} * interval '1 millisecond')`,
+                              union select stream_id from ${this.s}.stream_failures where at > now() - ${sqlWholeNumber(memoryMs)} * interval '1 millisecond')`,
         [], PLANNED_EACH_RUN,
       ),
       this.readFailures(this.sql, memoryMs),
@@ -165,7 +165,7 @@ export class StreamHealthStore {
       `select f.stream_id, f.instance_id, f.exit_label, f.error, f.at, extract(epoch from now() - f.at) * 1000 as ago_ms,
               (h.last_ok_at is null or f.at > h.last_ok_at) as since_ok
          from ${this.s}.stream_failures f left join ${this.s}.stream_health h using (stream_id)
-        where f.at > now() - ${millis(memoryMs)} * interval '1 millisecond' ${stream === undefined ? "" : "and f.stream_id = $1"}
+        where f.at > now() - ${sqlWholeNumber(memoryMs)} * interval '1 millisecond' ${stream === undefined ? "" : "and f.stream_id = $1"}
         order by f.at desc, f.id desc`,
       stream === undefined ? [] : [stream], PLANNED_EACH_RUN,
     );
@@ -254,9 +254,4 @@ export class StreamHealthStore {
     const r = await this.sql.unsafe(`delete from ${this.s}.stream_failures where at < now() - $1 * interval '1 millisecond'`, [memoryMs]);
     return r.count;
   }
-}
-
-/** A duration in ms as a literal for a statement's text (a number from the settings: never text). */
-function millis(ms: number): string {
-  return String(Number.isFinite(ms) ? Math.max(0, Math.round(ms)) : 0);
 }
