@@ -22,6 +22,9 @@
  * to every agent, e.g. HEARTBEAT_INTERVAL=2; the defaults otherwise).
  * --tick=100[,1000] runs only the leader tick benchmark (bench/leader-tick.ts): one leader
  * alone in this process with that many simulated members, at --tick-streams=10000,100000.
+ * --plan-join=100[,1000] runs only the join plan benchmark (bench/plan-join.ts): plan()
+ * alone at a member's join, first, warm and after garbage collections, at
+ * --plan-join-streams=100000.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -36,6 +39,7 @@ import { runFailover } from "./failover.js";
 import { runFleet, type FleetResult } from "./fleet.js";
 import { agentsTables, runAgents, type AgentsResult } from "./agents.js";
 import { runTick } from "./leader-tick.js";
+import { runPlanJoin } from "./plan-join.js";
 
 const DEFAULT_JSON = path.join("bench", "results", "latest.json");
 
@@ -64,6 +68,8 @@ const { values } = parseArgs({
     "agents-env": { type: "string" },
     tick: { type: "string" },
     "tick-streams": { type: "string", default: "10000,100000" },
+    "plan-join": { type: "string" },
+    "plan-join-streams": { type: "string", default: "100000" },
   },
   allowPositionals: false,
 });
@@ -114,6 +120,13 @@ if (values.tick !== undefined) {
   const members = numbers("tick", values.tick).map(Math.round);
   const streams = numbers("tick-streams", values["tick-streams"]!).map(Math.round);
   await runTick(streams.flatMap((s) => members.map((m) => ({ members: m, streams: s }))), (line) => console.log(`  ${line}`));
+  process.exit(0);
+}
+if (values["plan-join"] !== undefined) {
+  const members = numbers("plan-join", values["plan-join"]).map(Math.round);
+  const streams = numbers("plan-join-streams", values["plan-join-streams"]!).map(Math.round);
+  console.log(`fingerv7 sidecar join plan benchmark: node ${process.version}, load average ${os.loadavg()[0]!.toFixed(2)}`);
+  runPlanJoin(streams.flatMap((s) => members.map((m) => ({ members: m, streams: s }))), table);
   process.exit(0);
 }
 

@@ -3,12 +3,13 @@
  * placement over streams given by position, with their current owners in an array, so
  * that a caller holding streams by position (./plan.ts) builds no map keyed by stream.
  * PURE, deterministic. The result gives each position's new owner as an index into
- * `memberIds`; `seatMap` turns that into the assignment map, built on first read.
+ * `memberIds`; `seatMap` turns that into the assignment map, built on first read. It keeps
+ * the last hash it built between calls (`rendezvousOf`), which changes no result.
  *
  * Does not: check that `ids` are distinct (the caller does), nor report streams that left
  * (the caller compares its `current` with `ids`).
  */
-import { hashString, Rendezvous } from "./hash.js";
+import { hashString, Rendezvous, type HashMember } from "./hash.js";
 import { MOVE_REASONS, type MoveReason, type StreamId } from "../types.js";
 import { cmp, sortByKey, weakest } from "./order.js";
 import { quotaTargets, type Imbalance } from "./targets.js";
@@ -101,13 +102,31 @@ class LazyMap<K, V> extends Map<K, V> {
 
 const R = Object.fromEntries(MOVE_REASONS.map((r, i) => [r, i])) as Record<MoveReason, number>;
 
+/** The last hash built and what it was built from (ids and weights, in order). */
+let lastHash: { readonly key: string; readonly hrw: Rendezvous } | undefined;
+
+/**
+ * The hash of these members: the last one built when the members and their weights are
+ * the same (a Rendezvous is immutable and a function of them), else a new one. Besides
+ * sparing the build, holding one instance between calls keeps V8's hidden classes of
+ * Rendezvous alive: once none is left, a garbage collection drops them and with them the
+ * optimized code of seat and of the hash's methods, and the next plan, a leader's first
+ * after a quiet spell, ran its 100,000-stream passes unoptimized (bench/plan-join.ts:
+ * about 30 ms more at 1,000 members).
+ */
+function rendezvousOf(members: readonly HashMember[]): Rendezvous {
+  const key = JSON.stringify(members.map((m) => [m.id, m.weight]));
+  if (lastHash?.key !== key) lastHash = { key, hrw: new Rendezvous(members) };
+  return lastHash.hrw;
+}
+
 export function seat(input: SeatInput): SeatResult {
   const { policy } = input;
 
   // Members: the usable ones (not draining, capacity ≥ 1) are indexed as in the hash.
   const memberById = new Map(input.members.map((m) => [m.id, m]));
   const usable = [...memberById.values()].filter((m) => !m.draining && Math.floor(m.capacity) > 0);
-  const hrw = new Rendezvous(usable.map((m) => ({ id: m.id, weight: Math.floor(m.capacity) })));
+  const hrw = rendezvousOf(usable.map((m) => ({ id: m.id, weight: Math.floor(m.capacity) })));
   const M = hrw.size;
   const idx = new Map(hrw.ids.map((id, i) => [id, i]));
   const cap = Int32Array.from(hrw.ids, (id) => Math.floor(memberById.get(id)!.capacity));

@@ -219,6 +219,24 @@ describe("assign: every input", () => {
       { numRuns: 200 },
     );
   });
+
+  it("does not depend on what was computed before it (the hash it keeps between calls)", () => {
+    // The same members with other capacities, or in another order, or one fewer: a hash
+    // kept from such a call must never be used for this one.
+    const neighbours = fc.tuple(inputs, fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 10, maxLength: 10 }), fc.constantFrom("capacities", "order", "one fewer"));
+    fc.assert(
+      fc.property(neighbours, ([input, caps, kind]) => {
+        const members =
+          kind === "capacities" ? input.members.map((m, i) => ({ ...m, capacity: caps[i]! })) : kind === "order" ? [...input.members].reverse() : input.members.slice(1);
+        assign({ ...input, members });
+        const after = assign(input);
+        assign({ ...input, members: [{ id: "someone-else", capacity: 7, draining: false }] });
+        const fresh = assign(input);
+        expect(after).toEqual(fresh);
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
 
 /** A settled cluster: members with capacities, streams, the settled assignment. */
