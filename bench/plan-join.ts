@@ -9,8 +9,8 @@
  * give them). Then members join one after another. A join is two plans: the first marks
  * the newcomer's share `revoking` on its owners; the owners release it; the second hands
  * it to the newcomer. Three conditions, each in a fresh copy of the cluster:
- * - first: the first join this process plans (the join's code paths have not run yet; a
- *   leader meets its first join so);
+ * - first: the first join of that size (for the first size, the first join this process
+ *   plans: the join's code paths have not run yet, as a new leader meets its first join);
  * - warm: joins in a row, the median of the last three (the best case: the engine has
  *   compiled the join's code for these shapes);
  * - collected: before each join, three full garbage collections while plan() does not run,
@@ -156,7 +156,7 @@ export function runPlanJoin(sizes: readonly PlanJoinSize[], table: Table): PlanJ
     "A join's two plans (shared/placement/plan.ts alone, in this process): revoke, then hand over, ms",
     ["members × streams", "newcomer's share", "first join", "warm", "after collections"],
     out.map((r) => [`${r.members} × ${r.streams.toLocaleString("en")}`, r.share, `${ms(r.first[0])} + ${ms(r.first[1])}`, `${ms(r.warm[0])} + ${ms(r.warm[1])}`, `${ms(r.collected[0])} + ${ms(r.collected[1])}`]),
-    "first: the process's first join; warm: the last three of six joins in a row (medians); after collections: each join after three full garbage collections while plan() does not run, as between a leader's changes (medians of three).",
+    "first: the first join of that size (of the process, for the first size); warm: the last three of six joins in a row (medians); after collections: each join after three full garbage collections while plan() does not run, as between a leader's changes (medians of three).",
   );
   return out;
 }

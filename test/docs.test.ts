@@ -110,6 +110,7 @@ describe("README: commands", () => {
     [/^npm run bench -- --fleet/, "test/bench.test.ts", ['["run", "bench", "--", "--fleet=']],
     [/^npm run bench -- --agents/, "test/bench.test.ts", ['["run", "bench", "--", "--agents=']],
     [/^npm run bench -- --tick/, "test/bench-tick.test.ts", ['["run", "bench", "--", "--tick=']],
+    [/^npm run bench -- --plan-join/, "test/bench-plan-join.test.ts", ['["run", "bench", "--", "--plan-join=']],
     [/^ADMIN_TOKEN=change-me-demo-token npx fingerctl --url http:\/\/127\.0\.0\.1:8001 drain demo-2$/, "test/demo.test.ts", ['["fingerctl", "--url"', '"drain"']],
     [/^python3 -m unittest discover -s clients\/python$/, "test/python-client.test.ts", ['runUnittestSuite("clients/python")']],
     [/^apt-get install postgresql redis-server$/, ".ci/run", ["apt_install postgresql", "apt_install redis-server"]],
