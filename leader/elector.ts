@@ -36,7 +36,7 @@
  * the old info key, which expires with the lease's TTL.
  */
 import type { Clock } from "../shared/clock.js";
-import { Waker, isAbortError } from "../shared/clock.js";
+import { Waker, cancel, isAbortError } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { driftMs, type Lease } from "./lease.js";
 
@@ -215,7 +215,7 @@ export class Elector {
   }
 
   private stopLeading(reason: string): void {
-    this.watchdogAbort?.abort();
+    if (this.watchdogAbort) cancel(this.watchdogAbort);
     if (this.state !== "leader") return;
     this.state = "follower";
     this.validUntil = 0;
@@ -227,7 +227,7 @@ export class Elector {
 
   /** Aborts leadership at validUntil − margin unless a renewal re-arms it first. */
   private armWatchdog(): void {
-    this.watchdogAbort?.abort();
+    if (this.watchdogAbort) cancel(this.watchdogAbort);
     const ctl = new AbortController();
     this.watchdogAbort = ctl;
     const wait = this.validUntil - this.margin() - this.o.clock.now();

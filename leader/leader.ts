@@ -17,7 +17,7 @@
  */
 import type { CatalogCache } from "../shared/catalog-cache.js";
 import type { Clock } from "../shared/clock.js";
-import { isAbortError } from "../shared/clock.js";
+import { cancel, isAbortError } from "../shared/clock.js";
 import type { Config } from "../shared/config.js";
 import type { Logger } from "../shared/logger.js";
 import type { LegacyView } from "../shared/legacy.js";
@@ -193,7 +193,7 @@ export class LeaderLoop {
   private async settle(work: Promise<unknown>, ms: number): Promise<void> {
     const timer = new AbortController();
     await Promise.race([work.catch(() => {}), this.d.clock.sleep(ms, timer.signal).catch(() => {})]);
-    timer.abort();
+    cancel(timer);
   }
 
   /** One unit of leader work: win the epoch if needed, then tick. */
@@ -259,9 +259,9 @@ export class LeaderLoop {
       return;
     }
     const ctl = new AbortController();
-    const onAbort = () => ctl.abort();
+    const onAbort = () => cancel(ctl);
     signal.addEventListener("abort", onAbort, { once: true });
-    this.wake = () => ctl.abort();
+    this.wake = () => cancel(ctl);
     try {
       await this.d.clock.sleep(ms, ctl.signal);
     } catch {

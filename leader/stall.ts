@@ -12,7 +12,7 @@
  * PostgreSQL the leader stays (stepping aside would only churn the lease). Does not: give
  * up the lease itself — `onStalled` asks the elector to, which then holds off.
  */
-import type { Clock } from "../shared/clock.js";
+import { cancel, type Clock } from "../shared/clock.js";
 import type { Logger } from "../shared/logger.js";
 import { isLive } from "../shared/member-state.js";
 import type { Snapshot } from "../shared/membership.js";
@@ -51,7 +51,7 @@ export class StallWatch {
     const work = settle(p);
     // One timer per wait, stopped when the work ends: a tick that ends in time wakes nothing.
     const timers = new AbortController();
-    const stop = () => timers.abort();
+    const stop = () => cancel(timers);
     signal.addEventListener("abort", stop, { once: true });
     try {
       while (!work.done && !signal.aborted) {
@@ -61,7 +61,7 @@ export class StallWatch {
         if (!work.done && this.stepAsideIfStalled()) return "stalled";
       }
     } finally {
-      timers.abort();
+      cancel(timers);
       signal.removeEventListener("abort", stop);
     }
     return signal.aborted && !work.done ? "stalled" : work.promise;

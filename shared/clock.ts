@@ -21,6 +21,32 @@ export class AbortError extends Error {
   }
 }
 
+/**
+ * The reason given when a controller only cancels a wait (its timer is no longer
+ * needed): abort() without one builds a DOMException, stack included, and the loops
+ * cancel a timer at every tick, heartbeat, renewal and deadline.
+ */
+export const CANCELLED = "cancelled";
+
+/** Cancels the waits on `ctl`'s signal (see CANCELLED). */
+export function cancel(ctl: AbortController): void {
+  ctl.abort(CANCELLED);
+}
+
+/**
+ * The error a cut-short sleep rejects with: no stack (it would only name the listener
+ * that aborted, and capturing it cost more than the rest of a cancelled wait).
+ */
+function sleepAborted(): AbortError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new AbortError();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isAbortError(err: unknown): boolean {
   return err instanceof Error && err.name === "AbortError";
 }
@@ -32,14 +58,14 @@ export const systemClock: Clock = {
   wall: () => origin + performance.now(),
   sleep(ms, signal) {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new AbortError());
+      if (signal?.aborted) return reject(sleepAborted());
       const timer = setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       }, Math.max(0, ms));
       const onAbort = () => {
         clearTimeout(timer);
-        reject(new AbortError());
+        reject(sleepAborted());
       };
       signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -70,10 +96,10 @@ export class ManualClock implements Clock {
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new AbortError());
+      if (signal?.aborted) return reject(sleepAborted());
       const onAbort = () => {
         this.sleepers = this.sleepers.filter((s) => s !== entry);
-        reject(new AbortError());
+        reject(sleepAborted());
       };
       // A sleep that ends leaves no listener on the signal (a loop's signal outlives many sleeps).
       const entry = {
@@ -120,7 +146,7 @@ export class Waker {
 
   /** Ends the current sleep now (or the next one at once, if none is running). */
   wake(): void {
-    if (this.ctl) this.ctl.abort();
+    if (this.ctl) cancel(this.ctl);
     else this.pending = true;
   }
 
@@ -132,7 +158,7 @@ export class Waker {
       return true;
     }
     const ctl = new AbortController();
-    const onAbort = () => ctl.abort();
+    const onAbort = () => cancel(ctl);
     this.signal.addEventListener("abort", onAbort, { once: true });
     this.ctl = ctl;
     try {

@@ -5,13 +5,7 @@
  * late failure) of the abandoned work is ignored, never unhandled. Does not: cancel the
  * work itself — it may still complete after its deadline.
  */
-import type { Clock } from "./clock.js";
-
-/**
- * Why a deadline's timer is cancelled (its work answered): a reason given spares the
- * DOMException (with its stack) that abort() would build, at every heartbeat and read.
- */
-const SETTLED = "settled";
+import { cancel, type Clock } from "./clock.js";
 
 export interface Probe {
   readonly ok: boolean;
@@ -30,7 +24,7 @@ export async function probe(clock: Clock, fn: () => Promise<unknown>, timeoutMs:
   } catch (err) {
     return { ok: false, response_ms: Math.round(elapsed()), error: err instanceof Error ? err.message : String(err) };
   } finally {
-    ctl.abort(SETTLED);
+    cancel(ctl);
   }
 }
 
@@ -40,7 +34,7 @@ export async function withTimeout<T>(clock: Clock, p: Promise<T>, ms: number, wh
   try {
     return await Promise.race([p, clock.sleep(ms, ctl.signal).then(() => Promise.reject(new Error(`${what}: no answer within ${ms} ms`)))]);
   } finally {
-    ctl.abort(SETTLED);
+    cancel(ctl);
     p.catch(() => {}); // a late failure of an abandoned write is expected
   }
 }
