@@ -70,7 +70,10 @@ export const REPEATED = { prepare: true } as const;
  * the table's current size. Prepared, PostgreSQL keeps the generic plan it made while the
  * table was empty (a whole-table scan) until an ANALYZE invalidates it, which never comes
  * where autovacuum is off: 24–33 ms per run at 100,000 streams instead of 0.4 ms. Give it
- * no parameters (inline its numbers), so that it still takes one round trip.
+ * no parameters (inline its numbers), so that it still takes one round trip. Without
+ * parameters it goes as one simple query, which may hold several statements separated by
+ * `;` (the answer is then one result per statement): reads made together at every tick
+ * share one round trip that way.
  */
 export const PLANNED_EACH_RUN = { prepare: false } as const;
 

@@ -91,6 +91,18 @@ function toRecord(r: Record<string, unknown>): HealthRecord {
   };
 }
 
+/** Failure rows (newest first) by stream, in their order. */
+function groupFailures(rows: readonly Record<string, unknown>[]): Map<StreamId, ChargedFailure[]> {
+  const out = new Map<StreamId, ChargedFailure[]>();
+  for (const r of rows) {
+    const id = r.stream_id as string;
+    const list = out.get(id);
+    if (list) list.push(toFailure(r));
+    else out.set(id, [toFailure(r)]);
+  }
+  return out;
+}
+
 function toFailure(r: Record<string, unknown>): ChargedFailure {
   return {
     instance: r.instance_id as string,
@@ -140,43 +152,42 @@ export class StreamHealthStore {
     await this.sql.unsafe(`update ${this.s}.stream_health set failing_on = null, failing_since = null, updated_at = now() where failing_on = $1`, [instance]);
   }
 
-  /** What the leader plans from: open episodes, quarantines, and the failure memory. */
+  /**
+   * What the leader plans from: open episodes, quarantines, and the failure memory, read
+   * at every tick. Both reads go in one simple query (two statements, one round trip, one
+   * connection, ages on one now()); planned at each run (PLANNED_EACH_RUN): the tables
+   * grow from empty under the leader's ticks, and a kept plan would be the empty table's.
+   */
   async readForPlan(memoryMs: number): Promise<HealthView> {
-    const [recs, fails] = await Promise.all([
-      this.sql.unsafe(
-        // The union lets PostgreSQL use the partial index (stream_health_attention) and the
-        // failures' index: the read costs what needs attention, not the whole table. Planned
-        // at each run (PLANNED_EACH_RUN): the table grows from empty under the leader's ticks.
-        `select ${RECORD_COLUMNS} from ${this.s}.stream_health
-          where stream_id in (select stream_id from ${this.s}.stream_health where failing_on is not null or quarantined_at is not null
-                              union select stream_id from ${this.s}.stream_failures where at > now() - ${sqlWholeNumber(memoryMs)} * interval '1 millisecond')`,
-        [], PLANNED_EACH_RUN,
-      ),
-      this.readFailures(this.sql, memoryMs),
-    ]);
-    const records = new Map<StreamId, HealthRecord>();
-    for (const r of recs) records.set(r.stream_id as string, toRecord(r));
-    return { records, failures: fails };
+    // The union lets PostgreSQL use the partial index (stream_health_attention) and the
+    // failures' index: the read costs what needs attention, not the whole table.
+    const records = `select ${RECORD_COLUMNS} from ${this.s}.stream_health
+        where stream_id in (select stream_id from ${this.s}.stream_health where failing_on is not null or quarantined_at is not null
+                            union select stream_id from ${this.s}.stream_failures where ${this.remembered(memoryMs)})`;
+    const [recs, fails] = (await this.sql.unsafe(`${records};\n${this.failuresQuery(memoryMs, false)}`, [], PLANNED_EACH_RUN)) as unknown as [Record<string, unknown>[], Record<string, unknown>[]];
+    const out = new Map<StreamId, HealthRecord>();
+    for (const r of recs) out.set(r.stream_id as string, toRecord(r));
+    return { records: out, failures: groupFailures(fails) };
+  }
+
+  /** The failure memory's condition on `stream_failures` rows (`f` or unqualified). */
+  private remembered(memoryMs: number, alias = ""): string {
+    return `${alias}at > now() - ${sqlWholeNumber(memoryMs)} * interval '1 millisecond'`;
+  }
+
+  /** The remembered failures, newest first; of the stream given as $1 when `one`. */
+  private failuresQuery(memoryMs: number, one: boolean): string {
+    return `select f.stream_id, f.instance_id, f.exit_label, f.error, f.at, extract(epoch from now() - f.at) * 1000 as ago_ms,
+              (h.last_ok_at is null or f.at > h.last_ok_at) as since_ok
+         from ${this.s}.stream_failures f left join ${this.s}.stream_health h using (stream_id)
+        where ${this.remembered(memoryMs, "f.")} ${one ? "and f.stream_id = $1" : ""}
+        order by f.at desc, f.id desc`;
   }
 
   private async readFailures(sql: Sql | TxSql, memoryMs: number, stream?: StreamId): Promise<Map<StreamId, ChargedFailure[]>> {
     // Planned at each run, as readForPlan's (PLANNED_EACH_RUN: it joins stream_health).
-    const rows = await sql.unsafe(
-      `select f.stream_id, f.instance_id, f.exit_label, f.error, f.at, extract(epoch from now() - f.at) * 1000 as ago_ms,
-              (h.last_ok_at is null or f.at > h.last_ok_at) as since_ok
-         from ${this.s}.stream_failures f left join ${this.s}.stream_health h using (stream_id)
-        where f.at > now() - ${sqlWholeNumber(memoryMs)} * interval '1 millisecond' ${stream === undefined ? "" : "and f.stream_id = $1"}
-        order by f.at desc, f.id desc`,
-      stream === undefined ? [] : [stream], PLANNED_EACH_RUN,
-    );
-    const out = new Map<StreamId, ChargedFailure[]>();
-    for (const r of rows) {
-      const id = r.stream_id as string;
-      const list = out.get(id) ?? [];
-      list.push(toFailure(r));
-      out.set(id, list);
-    }
-    return out;
+    const rows = await sql.unsafe(this.failuresQuery(memoryMs, stream !== undefined), stream === undefined ? [] : [stream], PLANNED_EACH_RUN);
+    return groupFailures(rows);
   }
 
   /** The leader's health changes, in one transaction that `fence` checks first (its epoch). */

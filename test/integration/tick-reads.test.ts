@@ -2,8 +2,11 @@
  * A leader tick's reads (leader/inputs.ts readPlanSources), against a real PostgreSQL:
  * the membership first (every member it shows alive registered before the instances are
  * read), then the rows, instances and flag and the stream health sent at once, not one
- * after the other.
+ * after the other; and once the rows come from the leader's mirror, those reads take two
+ * queries in all (the instances and the flag in one, the health records and the failure
+ * memory in the other), each answering what it did as two.
  */
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db.js";
 import { migrate } from "../../shared/schema.js";
@@ -68,5 +71,31 @@ describe("a tick's reads", () => {
     expect(order.slice(3).sort()).toEqual(["health read", "store read"]);
     expect(sources.state.flag.mode).toBe("orchestrated");
     expect(sources.health.records.size).toBe(0);
+  });
+
+  it("sends the store's and the health's tick reads as two queries, with what four answered", async () => {
+    const sent: string[] = [];
+    const watched = postgres(db.url, { max: 2, debug: (_c, query) => void sent.push(query) }) as unknown as Sql;
+    try {
+      const store = new LeaderStore(watched, "orchestrator");
+      const health = new StreamHealthStore(watched, "orchestrator");
+      await pool.unsafe(`insert into orchestrator.instances (id, draining, version, epoch, status) values ('w1', true, 3, 2, 'active') on conflict (id) do nothing`);
+      await health.recordOutcomes("w1", ["s1"], [{ id: "s2", error: "403" }]);
+      await pool.unsafe(`insert into orchestrator.stream_failures (stream_id, instance_id, exit_label, error) values ('s3', 'w1', 'capture', 'gone'), ('s3', 'w2', null, null)`);
+      const epoch = await store.currentEpoch();
+      await store.load({ epoch, now: 0 }); // the term's first read fills the mirror
+      sent.length = 0;
+      const [state, view] = await Promise.all([store.load({ epoch, now: 1 }), health.readForPlan(600_000)]);
+      expect(sent, sent.join("\n---\n")).toHaveLength(2);
+      expect(state.flag.mode).toBe("orchestrated");
+      expect(state.instances.get("w1")).toMatchObject({ id: "w1", draining: true, version: 3, epoch: 2 });
+      expect([...view.records.keys()]).toEqual(["s2"]); // s3 has failures but no record
+      expect(view.records.get("s2")).toMatchObject({ failingOn: "w1", lastError: "403" });
+      expect(view.failures.get("s3")?.map((f) => f.instance)).toEqual(["w2", "w1"]);
+      expect(view.failures.get("s3")?.[0]).toMatchObject({ exit: null, sinceOk: true });
+      expect(view.failures.get("s3")?.[1]?.agoMs).toBeGreaterThanOrEqual(0);
+    } finally {
+      await watched.end();
+    }
   });
 });
