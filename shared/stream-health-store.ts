@@ -237,12 +237,23 @@ export class StreamHealthStore {
   /**
    * Every record's state as healthOf (shared/stream-health.ts) reads it, and nothing else,
    * for the leader's figures: a light read of the whole table. The times are PostgreSQL's
-   * text (their presence is what counts), not ISO strings.
+   * text (their presence is what counts), not ISO strings: the latest of the records that
+   * share a state, which PostgreSQL groups (a few groups: by episode holder, quarantine
+   * and success) and sends as one id list each, so that the records sharing a state share
+   * one object. Reading a row per record cost the leader 115–210 ms of CPU every time at
+   * 100,000 streams (one message per row, three strings each).
    */
   async readStates(): Promise<Map<StreamId, HealthState>> {
-    const rows = await this.sql.unsafe(`select stream_id, failing_on, quarantined_at::text as quarantined_at, last_ok_at::text as last_ok_at from ${this.s}.stream_health`);
+    const rows = await this.sql.unsafe(
+      `select failing_on, max(quarantined_at)::text as quarantined_at, max(last_ok_at)::text as last_ok_at, json_agg(stream_id)::text as ids
+         from ${this.s}.stream_health group by failing_on, quarantined_at is null, last_ok_at is null`,
+      [], REPEATED,
+    );
     const out = new Map<StreamId, HealthState>();
-    for (const r of rows) out.set(r.stream_id as string, { failingOn: (r.failing_on as string | null) ?? null, quarantinedAt: (r.quarantined_at as string | null) ?? null, lastOkAt: (r.last_ok_at as string | null) ?? null });
+    for (const r of rows) {
+      const state: HealthState = { failingOn: (r.failing_on as string | null) ?? null, quarantinedAt: (r.quarantined_at as string | null) ?? null, lastOkAt: (r.last_ok_at as string | null) ?? null };
+      for (const id of JSON.parse(r.ids as string) as StreamId[]) out.set(id, state);
+    }
     return out;
   }
 
