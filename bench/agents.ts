@@ -36,21 +36,10 @@ import { Redis } from "ioredis";
 import { freePort } from "../tools/ports.js";
 import { SimWorker } from "../tools/sim-worker.js";
 import { privateServers } from "../test/helpers/private-servers.js";
+import { productionCommand } from "../test/helpers/production-command.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PREFIX = "agents";
-
-/** The production command, from the Dockerfile's last CMD: node's flags and the entry file. */
-export function productionCommand(): { flags: string[]; main: string } {
-  const cmd = fs
-    .readFileSync(path.join(ROOT, "Dockerfile"), "utf8")
-    .split("\n")
-    .filter((l) => /^CMD\s/.test(l))
-    .at(-1);
-  const argv = cmd ? (JSON.parse(cmd.replace(/^CMD\s+/, "")) as string[]) : [];
-  if (argv[0] !== "node" || !argv.at(-1)?.endsWith(".js")) throw new Error(`the Dockerfile's CMD is not "node [flags] file.js": ${cmd}`);
-  return { flags: argv.slice(1, -1), main: path.join(ROOT, argv.at(-1)!) };
-}
 
 export interface AgentsResult {
   readonly agents: number;

@@ -1,7 +1,9 @@
 /**
  * Leader tick benchmark (`npm run bench -- --tick=100[,1000] [--tick-streams=10000,100000]`):
  * what one leader's tick costs at a given fleet and catalog size, with the leader alone in
- * this process's event loop.
+ * this process's event loop, under the production command's V8 flags (bench/run.ts
+ * starts this process with them: the young generation's cap decides how often a large
+ * plan stops for a scavenge).
  *
  * For each size: a private PostgreSQL (catalog of `streams` rows) and a private Redis; one
  * real LeaderLoop (leader/leader.ts) with its real store, catalog cache, tracker (both

@@ -16,7 +16,8 @@
  * - collected: before each join, three full garbage collections while plan() does not run,
  *   as a leader's steady ticks bring between two changes (its plan memo reuses the last
  *   plan: leader/memo.ts), the median of three.
- * For each: the two plans' wall times. Measures, never asserts. Not for production.
+ * For each: the two plans' wall times, under the production command's V8 flags (bench/run.ts
+ * starts this process with them). Measures, never asserts. Not for production.
  */
 import v8 from "node:v8";
 import vm from "node:vm";

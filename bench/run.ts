@@ -24,8 +24,11 @@
  * alone in this process with that many simulated members, at --tick-streams=10000,100000.
  * --plan-join=100[,1000] runs only the join plan benchmark (bench/plan-join.ts): plan()
  * alone at a member's join, first, warm and after garbage collections, at
- * --plan-join-streams=100000.
+ * --plan-join-streams=100000. Both run under the production command's V8 flags (the
+ * Dockerfile's CMD: they decide how large plans collect their garbage), this process
+ * starting itself again with them; --node-args="…" adds Node.js options (to compare flags).
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -38,6 +41,7 @@ import { table as tableFor } from "./tables.js";
 import { runFailover } from "./failover.js";
 import { runFleet, type FleetResult } from "./fleet.js";
 import { agentsTables, runAgents, type AgentsResult } from "./agents.js";
+import { productionCommand } from "../test/helpers/production-command.js";
 import { runTick } from "./leader-tick.js";
 import { runPlanJoin } from "./plan-join.js";
 
@@ -70,6 +74,7 @@ const { values } = parseArgs({
     "tick-streams": { type: "string", default: "10000,100000" },
     "plan-join": { type: "string" },
     "plan-join-streams": { type: "string", default: "100000" },
+    "node-args": { type: "string" },
   },
   allowPositionals: false,
 });
@@ -96,6 +101,24 @@ function settings(flag: string, raw: string | undefined): Record<string, string>
   return out;
 }
 
+/**
+ * Runs this benchmark again in a process started with the production command's V8 flags
+ * and `extra`, unless this is that process (BENCH_NODE_FLAGS names the flags it has).
+ * Exits with its status.
+ */
+function underProductionFlags(extra: readonly string[]): void {
+  const flags = [...productionCommand().flags, ...extra];
+  if (process.env.BENCH_NODE_FLAGS !== undefined) {
+    console.log(`node options: ${process.env.BENCH_NODE_FLAGS || "none"} (the production command's${extra.length > 0 ? " and --node-args" : ""})`);
+    return;
+  }
+  const r = spawnSync(process.execPath, [...flags, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, BENCH_NODE_FLAGS: flags.join(" ") },
+  });
+  process.exit(r.status ?? 1);
+}
+
 function numbers(flag: string, raw: string): number[] {
   const xs = raw.split(",").map((x) => Number(x.trim()));
   if (xs.length === 0 || xs.some((x) => !Number.isFinite(x) || x <= 0)) {
@@ -116,6 +139,7 @@ const agentsSettleS = numbers("agents-settle", values["agents-settle"]!)[0]!;
 const agentsIdleS = numbers("agents-idle", values["agents-idle"]!)[0]!;
 const started = performance.now();
 const table = tableFor(md);
+if (values.tick !== undefined || values["plan-join"] !== undefined) underProductionFlags(values["node-args"]?.split(" ").filter(Boolean) ?? []);
 if (values.tick !== undefined) {
   const members = numbers("tick", values.tick).map(Math.round);
   const streams = numbers("tick-streams", values["tick-streams"]!).map(Math.round);
