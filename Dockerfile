@@ -58,8 +58,13 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # The agent drains on SIGTERM (docker stop); give it DRAIN_TIMEOUT + a margin:
 #   docker stop -t 30, or stop_grace_period in compose.
 STOPSIGNAL SIGTERM
-# dist/agent/main.js is one bundled file (tools/build.mjs). --max-semi-space-size=1 caps
-# V8's young generation at 2 × 1 MB instead of letting it grow to 2 × 16 MB: the agent
-# allocates little (a follower about 1 MB/s), and the cap keeps about 15-25 MB per agent
-# out of its resident memory for a few extra sub-millisecond scavenges a second.
-CMD ["node", "--max-semi-space-size=1", "dist/agent/main.js"]
+# dist/agent/main.js is one bundled file (tools/build.mjs). The V8 flags hold an agent of
+# a fleet of fingerv7's size (up to some thousands of streams) within 80 MB resident:
+# --max-semi-space-size=1 caps the young generation at 2 × 1 MB instead of 2 × 16 MB
+# (about 15-25 MB per agent; the agent allocates little, a follower about 1 MB/s);
+# --single-threaded runs V8's collector and compiler on the main thread (no helper
+# threads, nor their C library arenas: about 4 MB); --optimize-for-size keeps the old
+# generation closer to what is live. They make plans over a large catalog slower: with
+# tens of thousands of streams, run `node --max-semi-space-size=16 dist/agent/main.js`
+# instead (README: Running an agent).
+CMD ["node", "--max-semi-space-size=1", "--single-threaded", "--optimize-for-size", "dist/agent/main.js"]

@@ -4,11 +4,12 @@
  *   wiring are what the README promises; every environment key an agent gets is a setting
  *   shared/config.ts reads, and the agents' environments load with loadConfig;
  * - the Dockerfile is multi-stage, runs as a non-root user, starts `node
- *   --max-semi-space-size=1 dist/agent/main.js` and checks /health; what it builds (`npm run
- *   build`, the sim-worker compile line) runs: the built agent is one self-contained ASCII
- *   file, becomes healthy against real PostgreSQL and Redis when started by the CMD, the
- *   Dockerfile's HEALTHCHECK command passes against it, and the built simulated worker
- *   serves the catalog.
+ *   --max-semi-space-size=1 --single-threaded --optimize-for-size dist/agent/main.js` and
+ *   checks /health; what it builds (`npm run build`, the sim-worker compile line) runs:
+ *   the built agent is one self-contained ASCII file, becomes healthy against real
+ *   PostgreSQL and Redis when started by the CMD (its V8 flags included), the Dockerfile's
+ *   HEALTHCHECK command passes against it, and the built simulated worker serves the
+ *   catalog.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -138,13 +139,13 @@ describe("Dockerfile", () => {
   const stages = dockerfileStages(read("Dockerfile"));
   const final = stages.at(-1)!;
 
-  it("is multi-stage; the default (last) stage runs node --max-semi-space-size=1 dist/agent/main.js as a non-root user with a /health check", () => {
+  it("is multi-stage; the default (last) stage runs node --max-semi-space-size=1 --single-threaded --optimize-for-size dist/agent/main.js as a non-root user with a /health check", () => {
     expect(stages.length).toBeGreaterThanOrEqual(3);
     expect(final.name).toBe("agent");
     const user = final.lines.filter((l) => /^USER\s/i.test(l)).at(-1);
     expect(user).toBeDefined();
     expect(user!.split(/\s+/)[1]).not.toMatch(/^(root|0)(:|$)/);
-    expect(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)).toBe('CMD ["node", "--max-semi-space-size=1", "dist/agent/main.js"]');
+    expect(final.lines.filter((l) => /^CMD\s/i.test(l)).at(-1)).toBe('CMD ["node", "--max-semi-space-size=1", "--single-threaded", "--optimize-for-size", "dist/agent/main.js"]');
     expect(final.lines.find((l) => /^HEALTHCHECK\s/i.test(l))).toContain("/health");
     // The final image carries no dev dependencies and no sources.
     for (const copy of final.lines.filter((l) => /^COPY\s/i.test(l))) expect(copy).toMatch(/^COPY (--from=(deps|build) |package\.json |bin )/);

@@ -97,7 +97,7 @@ describe("README: commands", () => {
     // `npm test` runs the fault suite too: the same config after the main run.
     [/^npm run test:faults$/, "package.json", ['"test:faults": "vitest run --config vitest.faults.config.ts"', "&& vitest run --config vitest.faults.config.ts"]],
     [/^npm run bench( -- --quick)?$/, "test/bench.test.ts", ['["run", "bench", "--", "--quick"']],
-    [/^node --max-semi-space-size=1 dist\/agent\/main\.js$/, "test/compose.test.ts", ['CMD ["node", "--max-semi-space-size=1", "dist/agent/main.js"]', "production.slice(1, -1)"]],
+    [/^node --max-semi-space-size=1 --single-threaded --optimize-for-size dist\/agent\/main\.js$/, "test/compose.test.ts", ['CMD ["node", "--max-semi-space-size=1", "--single-threaded", "--optimize-for-size", "dist/agent/main.js"]', "production.slice(1, -1)"]],
     [/^npm run agent$/, "test/npm-agent.test.ts", ['spawn("npm", ["run", "agent"]', 'spawnSync("npm", ["run", "agent"]']],
     [/^npx fingerctl (status|instances|streams)$/, "test/cli/fingerctl.test.ts", ["bin/fingerctl.js", '"status"', '"instances"', '"streams"']],
     [/^npx fingerctl (drain|undrain) ID$/, "test/cli/fingerctl.test.ts", ['"drain"', '"undrain"']],
