@@ -1,8 +1,7 @@
 /**
- * A real cluster for tests: agent PROCESSES (node with the production command's V8 flags,
- * ./production-command.ts, and tsx; configured by environment), one simulated worker per
- * agent (tools/sim-worker.ts, obeying the lease), and an observer that samples every
- * worker's served set many times a second.
+ * A real cluster for tests: agent PROCESSES (node + tsx, configured by environment),
+ * one simulated worker per agent (tools/sim-worker.ts, obeying the lease), and an
+ * observer that samples every worker's served set many times a second.
  *
  * The workers live in the test process, beside (not inside) their agents: SIGSTOP of an
  * agent leaves its worker running, exactly like a frozen sidecar beside a live fingerv7.
@@ -12,13 +11,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../tools/ports.js";
 import { SimWorker } from "../../tools/sim-worker.js";
-import { productionCommand } from "./production-command.js";
 
 export { freePort };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** Agents run with the V8 flags the image runs them with. */
-const AGENT_FLAGS = productionCommand().flags;
 
 export interface AgentProcess {
   readonly id: string;
@@ -77,7 +73,7 @@ export class Cluster {
       ...this.o.env,
       ...opts.env,
     };
-    const proc = spawn(process.execPath, [...AGENT_FLAGS, "--import", "tsx", "agent/main.ts"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, ["--import", "tsx", "agent/main.ts"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     const log: string[] = [];
     const keep = (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) if (line) log.push(line);
