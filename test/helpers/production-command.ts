@@ -1,7 +1,9 @@
 /**
  * The production command, read from the Dockerfile's last CMD: node's flags and the entry
- * file. What runs agents to measure or test them as the image runs them (the test
- * cluster, the benchmarks) takes its flags from here, so they follow the image.
+ * file. The benchmarks that run agents or plans as the image runs them (bench/agents.ts,
+ * and bench/run.ts for --tick and --plan-join) and the test that checks they do take the
+ * flags from here, so they follow the image. The test cluster does not: it starts its
+ * agents from the TypeScript sources, where --single-threaded slows the start (README).
  *
  * Does not: parse any CMD other than the exec form `["node", flags…, "file.js"]` (it
  * throws, naming the line).
