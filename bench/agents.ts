@@ -36,7 +36,7 @@ import { Redis } from "ioredis";
 import { freePort } from "../tools/ports.js";
 import { SimWorker } from "../tools/sim-worker.js";
 import { privateServers } from "../test/helpers/private-servers.js";
-import { productionCommand } from "../test/helpers/production-command.js";
+import { ensureBuilt, productionCommand } from "../test/helpers/production-command.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PREFIX = "agents";
@@ -77,30 +77,6 @@ export interface Figures {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Newest modification time (ms) of the TypeScript sources dist/ is built from. */
-function newestSource(): number {
-  let newest = 0;
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-    }
-  };
-  for (const d of ["agent", "leader", "shared", "types"]) walk(path.join(ROOT, d));
-  for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "tools/build.mjs"]) newest = Math.max(newest, fs.statSync(path.join(ROOT, f)).mtimeMs);
-  return newest;
-}
-
-/** Runs `npm run build` (tools/build.mjs) when `main` is missing or older than a source; the bundle is written last. */
-export function ensureBuilt(main: string, log: (line: string) => void): void {
-  const built = fs.existsSync(main) ? fs.statSync(main).mtimeMs : 0;
-  if (built >= newestSource()) return;
-  log(built === 0 ? "dist/ is missing: building it (npm run build)" : "dist/ is older than the sources: building it again (npm run build)");
-  const r = spawnSync(process.execPath, [path.join(ROOT, "tools", "build.mjs")], { cwd: ROOT, stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`the build failed (exit ${r.status}); run npm run build to see why`);
-}
 
 const CLK_TCK = (() => {
   const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });

@@ -1,10 +1,14 @@
 /**
  * Three agent processes share a catalog: one leader, every stream served exactly once;
  * the leader is killed with SIGKILL and its streams are served again within
- * HEARTBEAT_TIMEOUT + 2 s, with no stream ever served by two workers.
+ * HEARTBEAT_TIMEOUT + 2 s, with no stream ever served by two workers. The agents run
+ * the production command (the Dockerfile's CMD on the built dist/), as in every cluster
+ * test and fault scenario: the first test checks their command lines.
  */
+import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster, FAST_TIMINGS, waitFor } from "../helpers/cluster.js";
+import { productionCommand } from "../helpers/production-command.js";
 import { REDIS_URL, createCatalog, createTestDatabase, uniqueName, type TestDatabase } from "../helpers/services.js";
 
 const STREAMS = 60;
@@ -26,6 +30,15 @@ describe("a three-agent cluster", () => {
   afterAll(async () => {
     await cluster?.close();
     await db?.drop();
+  });
+
+  it("runs every agent with the image's command: node, the Dockerfile's flags, the built dist/agent/main.js", () => {
+    const { flags, main } = productionCommand();
+    expect(flags.length).toBeGreaterThan(0);
+    for (const id of ["a1", "a2", "a3"]) {
+      const argv = fs.readFileSync(`/proc/${cluster.get(id).proc.pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+      expect(argv).toEqual([process.execPath, ...flags, main]);
+    }
   });
 
   it("agrees on one leader and serves every stream exactly once", async () => {

@@ -6,7 +6,8 @@
  * one of its answers) and the leader must not give them to anyone meanwhile.
  *
  * Timings: HEARTBEAT_TIMEOUT 6 s and WORKER_LEASE 4.5 s here (instead of 3 s and 1.8 s),
- * so the worker's lease outlives the restart (2–4 s for a tsx start on this machine) and
+ * so the worker's lease outlives the restart (0.5–2 s for a start of the built agent on
+ * this machine, more under load) and
  * the worker really is still serving its streams when the new process comes up; the
  * history records how many. Zero overlap, every gap within HEARTBEAT_TIMEOUT + 2 s
  * (+ slack), one worker per stream with /status in agreement within 15 s of the restart

@@ -1,7 +1,10 @@
 /**
- * A real cluster for tests: agent PROCESSES (node + tsx, configured by environment),
- * one simulated worker per agent (tools/sim-worker.ts, obeying the lease), and an
- * observer that samples every worker's served set many times a second.
+ * A real cluster for tests: agent PROCESSES (configured by environment), one simulated
+ * worker per agent (tools/sim-worker.ts, obeying the lease), and an observer that samples
+ * every worker's served set many times a second. The agents run as the image runs them:
+ * the Dockerfile's CMD, its node flags and the built dist/agent/main.js
+ * (test/helpers/production-command.ts); a new Cluster builds dist/ first (`npm run build`)
+ * when it is missing or older than a source, so they run the code under test.
  *
  * The workers live in the test process, beside (not inside) their agents: SIGSTOP of an
  * agent leaves its worker running, exactly like a frozen sidecar beside a live fingerv7.
@@ -11,6 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../tools/ports.js";
 import { SimWorker } from "../../tools/sim-worker.js";
+import { ensureBuilt, productionCommand } from "./production-command.js";
 
 export { freePort };
 
@@ -52,7 +56,13 @@ export class Cluster {
   readonly agents = new Map<string, AgentProcess>();
   readonly observer: Observer;
 
+  /** node's arguments for an agent: the production command. */
+  readonly argv: readonly string[];
+
   constructor(private readonly o: ClusterOptions) {
+    const { flags, main } = productionCommand();
+    ensureBuilt(main, (line) => console.log(line));
+    this.argv = [...flags, main];
     this.observer = new Observer(() => [...this.agents.values()].map((a) => ({ id: a.id, serving: a.worker?.serving ?? new Set() })));
   }
 
@@ -73,7 +83,7 @@ export class Cluster {
       ...this.o.env,
       ...opts.env,
     };
-    const proc = spawn(process.execPath, ["--import", "tsx", "agent/main.ts"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(process.execPath, this.argv, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     const log: string[] = [];
     const keep = (chunk: Buffer) => {
       for (const line of chunk.toString().split("\n")) if (line) log.push(line);

@@ -1,5 +1,6 @@
 /**
- * A cluster for the fault suite: real agent processes (test/helpers/cluster.ts, FAST_TIMINGS)
+ * A cluster for the fault suite: real agent processes running the production command
+ * (the Dockerfile's CMD on the built dist/: test/helpers/cluster.ts, FAST_TIMINGS)
  * on a fresh database and Redis prefix, each agent reaching Redis and PostgreSQL only
  * through a FaultProxy of its own (its REDIS_URL and DATABASE_URL name 127.0.0.1 proxy
  * ports), one recording worker per agent (test/helpers/fault-workers.ts) feeding a
@@ -13,6 +14,7 @@
  * Guarantees: nothing outside loopback is touched; close() stops every worker, agent
  * and proxy it started and drops its database and keys.
  */
+import path from "node:path";
 import { APPLICATION_NAME } from "../../shared/db.js";
 import { Cluster, FAST_TIMINGS, waitFor } from "./cluster.js";
 import { FaultProxy, type Direction } from "./fault-proxy.js";
@@ -89,8 +91,8 @@ export class FaultCluster {
       const pg = await FaultProxy.start({ upstreamHost: pgUp.host, upstreamPort: pgUp.port, name: `${id}/pg` });
       this.proxies.set(id, { redis, pg });
     }
-    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify({ ...FAST_TIMINGS, ...Object.fromEntries(Object.entries(this.o.env ?? {}).filter(([k]) => k in FAST_TIMINGS || k.endsWith("_TIMEOUT") || k.endsWith("_LEASE"))) })}`);
-    // One at a time, with a retry: on a loaded 2-core machine three tsx start-ups at once
+    this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify({ ...FAST_TIMINGS, ...Object.fromEntries(Object.entries(this.o.env ?? {}).filter(([k]) => k in FAST_TIMINGS || k.endsWith("_TIMEOUT") || k.endsWith("_LEASE"))) })}, command node ${this.cluster.argv.map((a) => (path.isAbsolute(a) ? path.relative(process.cwd(), a) : a)).join(" ")}`);
+    // One at a time, with a retry: on a loaded 2-core machine three start-ups at once
     // can take longer than the cluster helper's 30 s wait for an agent to listen.
     for (const id of this.ids) {
       const p = this.proxies.get(id)!;
