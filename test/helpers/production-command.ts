@@ -27,7 +27,7 @@ export function productionCommand(): { flags: string[]; main: string } {
   return { flags: argv.slice(1, -1), main: path.join(ROOT, argv.at(-1)!) };
 }
 
-/** Newest modification time (ms) of the TypeScript sources dist/ is built from. */
+/** Newest modification time (ms) of what dist/ is built from: the TypeScript sources, the build's settings, the locked dependencies and the patch applied to them. */
 function newestSource(): number {
   let newest = 0;
   const walk = (dir: string) => {
@@ -38,7 +38,7 @@ function newestSource(): number {
     }
   };
   for (const d of ["agent", "leader", "shared", "types"]) walk(path.join(ROOT, d));
-  for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "tools/build.mjs"]) newest = Math.max(newest, fs.statSync(path.join(ROOT, f)).mtimeMs);
+  for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json", "tools/build.mjs", "tools/patch-postgres.mjs"]) newest = Math.max(newest, fs.statSync(path.join(ROOT, f)).mtimeMs);
   return newest;
 }
 
