@@ -3,8 +3,9 @@
  * worker per agent (tools/sim-worker.ts, obeying the lease), and an observer that samples
  * every worker's served set many times a second. The agents run as the image runs them:
  * the Dockerfile's CMD, its node flags and the built dist/agent/main.js
- * (test/helpers/production-command.ts); a new Cluster builds dist/ first (`npm run build`)
- * when it is missing or older than a source, so they run the code under test.
+ * (test/helpers/production-command.ts); dist/ is built first (`npm run build`) when it is
+ * missing or older than a source, by the suites' global setup and again here if needed,
+ * so they run the code under test.
  *
  * The workers live in the test process, beside (not inside) their agents: SIGSTOP of an
  * agent leaves its worker running, exactly like a frozen sidecar beside a live fingerv7.

@@ -92,8 +92,9 @@ export class FaultCluster {
       this.proxies.set(id, { redis, pg });
     }
     this.log.event(`seed ${this.o.seed}: ${this.ids.length} agents × capacity ${this.o.capacity ?? 20}, ${this.log.catalog.length} streams, timings ${JSON.stringify({ ...FAST_TIMINGS, ...Object.fromEntries(Object.entries(this.o.env ?? {}).filter(([k]) => k in FAST_TIMINGS || k.endsWith("_TIMEOUT") || k.endsWith("_LEASE"))) })}, command node ${this.cluster.argv.map((a) => (path.isAbsolute(a) ? path.relative(process.cwd(), a) : a)).join(" ")}`);
-    // One at a time, with a retry: on a loaded 2-core machine three start-ups at once
-    // can take longer than the cluster helper's 30 s wait for an agent to listen.
+    // One at a time, with a retry: a safeguard for a loaded 2-core machine, where three
+    // start-ups at once from the TypeScript sources once took longer than the cluster
+    // helper's 30 s wait for an agent to listen (the built agent listens in about 0.6 s).
     for (const id of this.ids) {
       const p = this.proxies.get(id)!;
       const dbUrl = new URL(this.db.url);

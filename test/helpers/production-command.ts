@@ -1,13 +1,15 @@
 /**
  * The production command, read from the Dockerfile's last CMD: node's flags and the entry
- * file, and the build that makes the entry file (`ensureBuilt`). What runs agents or plans
- * as the image runs them takes both from here, so it follows the image: the test cluster
- * of both suites and of the failover benchmark (test/helpers/cluster.ts), the agents
- * benchmark (bench/agents.ts), bench/run.ts for --tick and --plan-join, and the test that
- * checks those.
+ * file, and the build that makes the entry file (`ensureBuilt`). What runs agents as the
+ * image runs them takes both from here: the test cluster of the cluster tests, the fault
+ * suite and the failover benchmark (test/helpers/cluster.ts; test/cluster/failover.test.ts
+ * checks an agent's command line) and the agents benchmark (bench/agents.ts). bench/run.ts
+ * takes the flags alone for --tick and --plan-join, which run the sources under them
+ * (test/bench-plan-join.test.ts checks it says so).
  *
  * Does not: parse any CMD other than the exec form `["node", flags…, "file.js"]` (it
- * throws, naming the line); build anything while dist/ is newer than every source.
+ * throws, naming the line); build anything while dist/ is newer than every input; guard
+ * against two processes building at once.
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -27,7 +29,11 @@ export function productionCommand(): { flags: string[]; main: string } {
   return { flags: argv.slice(1, -1), main: path.join(ROOT, argv.at(-1)!) };
 }
 
-/** Newest modification time (ms) of what dist/ is built from: the TypeScript sources, the build's settings, the locked dependencies and the patch applied to them. */
+/**
+ * Newest modification time (ms) of what dist/ is built from: the TypeScript sources, the
+ * build's settings, the locked dependencies, the installed ones (npm rewrites
+ * node_modules/.package-lock.json at every install) and the patch applied to them.
+ */
 function newestSource(): number {
   let newest = 0;
   const walk = (dir: string) => {
@@ -38,15 +44,28 @@ function newestSource(): number {
     }
   };
   for (const d of ["agent", "leader", "shared", "types"]) walk(path.join(ROOT, d));
-  for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json", "tools/build.mjs", "tools/patch-postgres.mjs"]) newest = Math.max(newest, fs.statSync(path.join(ROOT, f)).mtimeMs);
+  for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json", "node_modules/.package-lock.json", "tools/build.mjs", "tools/patch-postgres.mjs"]) {
+    const at = path.join(ROOT, f);
+    if (fs.existsSync(at)) newest = Math.max(newest, fs.statSync(at).mtimeMs);
+  }
   return newest;
 }
 
-/** Runs `npm run build` (tools/build.mjs) when `main` is missing or older than a source; the bundle is written last. */
+/**
+ * Runs `npm run build` (tools/build.mjs) when `main` is missing or older than what it is
+ * built from. The bundle is then dated when the build began, so that a source saved
+ * during the build counts as newer; a failed build removes `main` (tsc may have written
+ * an unbundled one before failing), so the next call builds again.
+ */
 export function ensureBuilt(main: string, log: (line: string) => void): void {
   const built = fs.existsSync(main) ? fs.statSync(main).mtimeMs : 0;
   if (built >= newestSource()) return;
   log(built === 0 ? "dist/ is missing: building it (npm run build)" : "dist/ is older than the sources: building it again (npm run build)");
+  const began = new Date();
   const r = spawnSync(process.execPath, [path.join(ROOT, "tools", "build.mjs")], { cwd: ROOT, stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`the build failed (exit ${r.status}); run npm run build to see why`);
+  if (r.status !== 0) {
+    fs.rmSync(main, { force: true });
+    throw new Error(`the build failed (exit ${r.status}); run npm run build to see why`);
+  }
+  fs.utimesSync(main, began, began);
 }
