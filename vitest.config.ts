@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 // Tests talk to real PostgreSQL and Redis (see test/helpers/services.ts). Timeouts are
 // generous: CI machines are slow and busy; speed is measured by `npm run bench`, not here.
 // Cluster tests run agent processes with the production command on the built dist/, built
-// first when older than a source (test/helpers/cluster.ts).
+// first when older than a source (test/helpers/global-setup.ts).
 export default defineConfig({
   test: {
     // Unit tests of a small module may sit beside it (agent/http/require-admin.test.ts).

@@ -34,7 +34,7 @@ export function productionCommand(): { flags: string[]; main: string } {
  * build's settings, the locked dependencies, the installed ones (npm rewrites
  * node_modules/.package-lock.json at every install) and the patch applied to them.
  */
-function newestSource(): number {
+function newestSource(root: string): number {
   let newest = 0;
   const walk = (dir: string) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -43,9 +43,9 @@ function newestSource(): number {
       else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
     }
   };
-  for (const d of ["agent", "leader", "shared", "types"]) walk(path.join(ROOT, d));
+  for (const d of ["agent", "leader", "shared", "types"]) walk(path.join(root, d));
   for (const f of ["tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json", "node_modules/.package-lock.json", "tools/build.mjs", "tools/patch-postgres.mjs"]) {
-    const at = path.join(ROOT, f);
+    const at = path.join(root, f);
     if (fs.existsSync(at)) newest = Math.max(newest, fs.statSync(at).mtimeMs);
   }
   return newest;
@@ -55,14 +55,15 @@ function newestSource(): number {
  * Runs `npm run build` (tools/build.mjs) when `main` is missing or older than what it is
  * built from. The bundle is then dated when the build began, so that a source saved
  * during the build counts as newer; a failed build removes `main` (tsc may have written
- * an unbundled one before failing), so the next call builds again.
+ * an unbundled one before failing), so the next call builds again. `root`: the tree to
+ * build (this one; test/production-build.test.ts gives a copy).
  */
-export function ensureBuilt(main: string, log: (line: string) => void): void {
+export function ensureBuilt(main: string, log: (line: string) => void, root = ROOT): void {
   const built = fs.existsSync(main) ? fs.statSync(main).mtimeMs : 0;
-  if (built >= newestSource()) return;
+  if (built >= newestSource(root)) return;
   log(built === 0 ? "dist/ is missing: building it (npm run build)" : "dist/ is older than the sources: building it again (npm run build)");
   const began = new Date();
-  const r = spawnSync(process.execPath, [path.join(ROOT, "tools", "build.mjs")], { cwd: ROOT, stdio: "inherit" });
+  const r = spawnSync(process.execPath, [path.join(root, "tools", "build.mjs")], { cwd: root, stdio: "inherit" });
   if (r.status !== 0) {
     fs.rmSync(main, { force: true });
     throw new Error(`the build failed (exit ${r.status}); run npm run build to see why`);
